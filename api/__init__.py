@@ -1,0 +1,1 @@
+"""CRI v1 glue: stubs, enum and time conversions, request validation."""

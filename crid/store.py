@@ -1,0 +1,137 @@
+"""The SQLite state store: pods, containers, images and tags live here.
+
+One database file under the root dir, in WAL mode, written only inside
+transactions, so a daemon killed at any moment leaves either the old or the
+new row, never half of one.
+
+The schema is versioned per *component* (``crid``, ``image``, ...): each
+component owns its tables and an ordered list of migrations, and the store
+applies the ones a database has not seen yet, each in its own transaction.
+A component never edits an applied migration; it appends a new one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+Migrations = Mapping[str, Sequence[str]]
+
+#: The tables the daemon itself owns. Domains (images, pods, containers)
+#: register their own lists next to their code and pass them to ``Store``.
+CORE_MIGRATIONS: Sequence[str] = (
+    """
+    CREATE TABLE meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
+)
+
+
+class Store:
+    """A thread-safe handle on the state database.
+
+    Reads and writes are short; the daemon calls them from the event loop and
+    from worker threads alike, so one lock serialises use of the connection.
+    """
+
+    def __init__(self, path: Path, migrations: Migrations | None = None) -> None:
+        self.path = path
+        self._lock = threading.RLock()
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a
+        # transaction spans exactly the block the caller wrote.
+        self._db = sqlite3.connect(
+            path, isolation_level=None, check_same_thread=False, timeout=30
+        )
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        # NORMAL is durable across a killed process in WAL mode, which is the
+        # failure we promise to survive; FULL would fsync on every commit.
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_versions ("
+            " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+        )
+        self.migrate({"crid": CORE_MIGRATIONS, **(migrations or {})})
+
+    def migrate(self, migrations: Migrations) -> None:
+        """Apply every migration a component has that this database lacks."""
+        for component, steps in migrations.items():
+            with self.transaction() as db:
+                row = db.execute(
+                    "SELECT version FROM schema_versions WHERE component = ?",
+                    (component,),
+                ).fetchone()
+            current = row["version"] if row else 0
+            if current > len(steps):
+                raise RuntimeError(
+                    f"{self.path}: schema of {component!r} is at version {current}, "
+                    f"newer than this crid knows ({len(steps)}); refusing to downgrade"
+                )
+            for version in range(current + 1, len(steps) + 1):
+                with self.transaction() as db:
+                    for statement in _statements(steps[version - 1]):
+                        db.execute(statement)
+                    db.execute(
+                        "INSERT INTO schema_versions (component, version) VALUES (?, ?)"
+                        " ON CONFLICT(component) DO UPDATE SET version = excluded.version",
+                        (component, version),
+                    )
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: committed when the block ends, rolled back on error."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Run a read and return every row."""
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    def schema_version(self, component: str) -> int:
+        rows = self.query(
+            "SELECT version FROM schema_versions WHERE component = ?", (component,)
+        )
+        return int(rows[0]["version"]) if rows else 0
+
+    def get_meta(self, key: str) -> str | None:
+        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0]["value"]) if rows else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?)"
+                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Split a migration script into statements (sqlite3 runs one per call)."""
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                yield buffer.strip()
+            buffer = ""
+    if buffer.strip():
+        raise ValueError(f"incomplete SQL statement in migration: {buffer.strip()!r}")

@@ -1,0 +1,1 @@
+"""Namespace pinning, CNI invocation, DNS/hosts files, dialing into a pod netns."""

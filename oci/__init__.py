@@ -1,0 +1,1 @@
+"""Runtime-spec generation and the OCI runtime itself (crid-runtime)."""
