@@ -1,0 +1,13 @@
+"""v2 pids: pids.max ("max" when zero or negative)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crid.oci.cgroups.fs import write
+
+
+def apply(resources: dict[str, Any], d: str) -> None:
+    p = resources.get("pids") or {}
+    if p.get("limit") is not None:
+        write(d, "pids.max", str(p["limit"]) if p["limit"] > 0 else "max")

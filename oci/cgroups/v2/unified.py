@@ -1,0 +1,15 @@
+"""v2 ``unified``: raw key -> value writes, refusing anything that is not a plain file name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from crid.oci.cgroups.fs import write
+from crid.oci.errors import InvalidArgument
+
+
+def apply(resources: dict[str, Any], d: str) -> None:
+    for key, value in (resources.get("unified") or {}).items():
+        if "/" in key or key in (".", "..") or "." not in key:
+            raise InvalidArgument(f"unified: invalid cgroup file name {key!r}")
+        write(d, key, str(value))

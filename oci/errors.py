@@ -1,0 +1,31 @@
+"""How crid-runtime reports failure: crid.errors types with runc's words.
+
+Callers (conmon, cri-o style daemons, our own daemon) read stderr and look for
+runc's phrases, so the few that matter are spelled here once.
+"""
+
+from __future__ import annotations
+
+from crid.errors import CridError, FailedPrecondition, InvalidArgument, NotFound
+
+NOT_EXIST = "container does not exist"
+NOT_RUNNING = "container not running"
+
+__all__ = [
+    "NOT_EXIST",
+    "NOT_RUNNING",
+    "CridError",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "not_exist",
+    "not_running",
+]
+
+
+def not_exist() -> NotFound:
+    return NotFound(NOT_EXIST)
+
+
+def not_running() -> FailedPrecondition:
+    return FailedPrecondition(NOT_RUNNING)
