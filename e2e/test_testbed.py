@@ -172,6 +172,23 @@ def test_docker_schema2_variant(registry: Registry, tmp_path: Path) -> None:
     assert (rootfs / "bin/busybox").is_file()
 
 
+def test_run_config_fields(registry: Registry, tmp_path: Path) -> None:
+    pushed = push_recipe(registry, "run-config")
+    config = json.loads(
+        _skopeo(
+            "inspect", "--tls-verify=false", "--config", "--raw", f"docker://{pushed.reference}"
+        ).stdout
+    )["config"]
+    assert config["Entrypoint"] == ["/bin/sh", "-c"]
+    assert config["Cmd"] == ["echo $GREETING"]
+    assert config["StopSignal"] == "SIGUSR1"
+    assert config["ExposedPorts"] == {"80/tcp": {}, "53/udp": {}}
+    process = _runtime_config(_unpack(pushed, tmp_path))["process"]
+    assert process["args"] == ["/bin/sh", "-c", "echo $GREETING"]
+    assert "GREETING=hello world" in process["env"]
+    assert process["cwd"] == "/tmp"
+
+
 @pytest.mark.parametrize(
     ("name", "user", "uid", "gid"),
     [
