@@ -1,5 +1,125 @@
-"""Placeholder; replaced below."""
+"""The ``crid`` command: ``serve`` (the default), ``config`` and ``version``.
+
+Flags carry cri-o's names so operators' scripts carry over; each one maps to
+a config setting and wins over the files. Exit codes: 0 after a clean
+shutdown, 2 for a bad configuration or command line (nothing was touched),
+1 when the daemon cannot start (socket or root in use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import platform
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import crid
+from crid import config as config_module
+from crid import logs
+from crid.errors import ConfigError, CridError
+
+EXIT_START_FAILED = 1
+EXIT_BAD_CONFIG = 2
+
+# flag -> Config field; the flag's help is the setting it overrides.
+FLAGS: dict[str, str] = {
+    "--listen": "listen",
+    "--root": "root",
+    "--runroot": "runroot",
+    "--log-level": "log_level",
+    "--metrics-address": "metrics_address",
+    "--stream-address": "stream_address",
+    "--stream-port": "stream_port",
+    "--cni-config-dir": "cni_config_dir",
+    "--cni-plugin-dir": "cni_plugin_dirs",
+    "--registries-conf": "registries_conf",
+    "--cgroup-parent": "cgroup_parent",
+    "--default-runtime": "default_handler",
+}
 
 
-def main() -> int:
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = config_module.load(
+            Path(args.config) if "config" in args else config_module.DEFAULT_CONFIG_FILE,
+            Path(args.config_dir) if "config_dir" in args else config_module.DEFAULT_CONFIG_DIR,
+            _overrides(args),
+        )
+    except ConfigError as exc:
+        print(f"crid: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+
+    command = getattr(args, "command", None) or "serve"
+    if command == "version":
+        print(_version_text())
+        return 0
+    if command == "config":
+        sys.stdout.write(config.to_toml())
+        return 0
+
+    logs.configure(config.log_level)
+    from crid import daemon  # the server stack; not needed for `config`/`version`
+
+    try:
+        asyncio.run(daemon.serve(config))
+    except CridError as exc:
+        logs.get("crid").error("cannot start", error=exc.message)
+        print(f"crid: {exc.message}", file=sys.stderr)
+        return EXIT_START_FAILED
     return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    # SUPPRESS: a flag absent from the command line must not override the files.
+    s = argparse.SUPPRESS
+    common.add_argument("--config", metavar="FILE", default=s,
+                        help=f"main config file (default {config_module.DEFAULT_CONFIG_FILE})")
+    common.add_argument("--config-dir", metavar="DIR", default=s,
+                        help="drop-in dir, *.toml in order "
+                        f"(default {config_module.DEFAULT_CONFIG_DIR})")
+    for flag, field in FLAGS.items():
+        setting = config_module.SETTING_BY_FIELD[field]
+        kind = {"int": int}.get(setting.kind.__name__, str)
+        action = "append" if setting.kind is list else "store"
+        common.add_argument(flag, dest=field, type=kind, action=action, default=s,
+                            help=f"overrides {setting.key}"
+                            + (" (repeatable)" if action == "append" else ""))
+
+    parser = argparse.ArgumentParser(
+        prog="crid", parents=[common],
+        description="crid: a Kubernetes container runtime (CRI) in Python.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("serve", parents=[common], help="serve the CRI on the socket (default)")
+    sub.add_parser("config", parents=[common], help="print the effective config as TOML")
+    sub.add_parser("version", parents=[common], help="print versions")
+    return parser
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    given = vars(args)
+    return {field: given[field] for field in FLAGS.values() if field in given}
+
+
+def _version_text() -> str:
+    import google.protobuf
+    import grpc
+
+    from crid.runtime_info import RUNTIME_API_VERSION
+
+    return "\n".join([
+        f"crid version {crid.__version__}",
+        f"RuntimeApiVersion: {RUNTIME_API_VERSION}",
+        f"Python: {platform.python_version()}",
+        f"grpcio: {grpc.__version__}",
+        f"protobuf: {google.protobuf.__version__}",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

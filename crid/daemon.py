@@ -1,0 +1,96 @@
+"""The daemon's shared context and its life: start, serve, drain, exit.
+
+``Daemon`` is what every CRI call family is built with: the config, the state
+store, the metrics and the clock. ``serve`` owns the order of start-up (lock
+the root, claim the socket, open the store, listen) and of shutdown (stop
+taking calls, let in-flight ones finish, release everything).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import fcntl
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+from crid import listener, logs
+from crid.clock import Clock
+from crid.config import Config
+from crid.errors import FailedPrecondition
+from crid.metrics import Metrics
+from crid.store import Store
+
+DRAIN_SECONDS = 10.0
+DATABASE = "crid.db"
+
+
+@dataclasses.dataclass
+class Daemon:
+    config: Config
+    store: Store
+    metrics: Metrics
+    clock: Clock
+
+
+async def serve(config: Config) -> None:
+    """Run until SIGTERM or SIGINT, then drain in-flight calls and return."""
+    from crid import server  # the gRPC layer; imported here to keep `crid version` light
+
+    log = logs.get("crid")
+    root, runroot, socket_path = Path(config.root), Path(config.runroot), Path(config.listen)
+    with contextlib.ExitStack() as cleanup:
+        for directory in (root, runroot):
+            directory.mkdir(parents=True, exist_ok=True, mode=0o711)
+        cleanup.enter_context(_exclusive(root / "crid.lock"))
+        listener.claim(socket_path)
+        store = Store(root / DATABASE)
+        cleanup.callback(store.close)
+        metrics = Metrics()
+        daemon = Daemon(config=config, store=store, metrics=metrics, clock=Clock())
+
+        grpc_server = server.build(daemon)
+        grpc_server.add_insecure_port(f"unix://{socket_path}")
+        await grpc_server.start()
+        cleanup.callback(lambda: socket_path.unlink(missing_ok=True))
+        listener.restrict(socket_path)
+        if config.metrics_address:
+            host, port = metrics.serve(config.metrics_address)
+            log.info("metrics listening", address=f"{host}:{port}")
+        log.info("crid serving", socket=str(socket_path), root=str(root), runroot=str(runroot))
+
+        stopping = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        await stopping.wait()
+        log.info("shutting down", drain_seconds=DRAIN_SECONDS)
+        await grpc_server.stop(grace=DRAIN_SECONDS)
+    log.info("stopped")
+
+
+@contextlib.contextmanager
+def _exclusive(lock_path: Path) -> Iterator[IO[str]]:
+    """Hold an flock on the root for the daemon's life: one crid per root."""
+    handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the daemon's life
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        owner = handle.read().strip() or "unknown"
+        handle.close()
+        raise FailedPrecondition(
+            f"{lock_path.parent} is in use by another crid (pid {owner}); "
+            "stop it or choose another --root"
+        ) from None
+    handle.truncate(0)
+    handle.write(str(os.getpid()))
+    handle.flush()
+    try:
+        yield handle
+    finally:
+        handle.close()

@@ -1,0 +1,37 @@
+"""Prometheus metrics: one registry per daemon, served on loopback.
+
+Names follow Prometheus conventions and cri-o's (``crio_operations_total``
+becomes ``crid_operations_total``): counters end in ``_total``, durations are
+seconds. Domains add their metrics here so the whole set is visible in one
+place.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+
+LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.operations = Counter(
+            "crid_operations", "CRI calls served, by operation.",
+            ["operation"], registry=self.registry,
+        )
+        self.operation_errors = Counter(
+            "crid_operations_errors", "CRI calls that failed, by operation and gRPC code.",
+            ["operation", "code"], registry=self.registry,
+        )
+        self.operation_latency = Histogram(
+            "crid_operations_latency_seconds", "Time to serve a CRI call, by operation.",
+            ["operation"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+
+    def serve(self, address: str) -> tuple[str, int]:
+        """Serve ``/metrics`` on HOST:PORT in a thread; returns the bound address."""
+        host, _, port = address.rpartition(":")
+        server, _thread = start_http_server(int(port), addr=host, registry=self.registry)
+        bound_host, bound_port = server.server_address[:2]
+        return str(bound_host), int(bound_port)

@@ -1,0 +1,71 @@
+"""Version, Status and RuntimeConfig: what the runtime is and whether it is ready."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+from cri_api.v1 import api_pb2
+
+import crid
+from crid.daemon import Daemon
+
+RUNTIME_NAME = "crid"
+RUNTIME_API_VERSION = "v1"
+KUBELET_API_VERSION = "0.1.0"  # the CRI's own version field, fixed by the API
+CNI_CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
+
+
+class RuntimeInfo:
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+
+    async def Version(self, request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
+        return api_pb2.VersionResponse(
+            version=KUBELET_API_VERSION,
+            runtime_name=RUNTIME_NAME,
+            runtime_version=crid.__version__,
+            runtime_api_version=RUNTIME_API_VERSION,
+        )
+
+    async def Status(self, request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
+        config = self._daemon.config
+        runtime_ready = api_pb2.RuntimeCondition(type="RuntimeReady", status=True)
+        network_ready = _network_condition(Path(config.cni_config_dir))
+        handlers = [
+            api_pb2.RuntimeHandler(name=name, features=api_pb2.RuntimeHandlerFeatures(
+                recursive_read_only_mounts=False, user_namespaces=False))
+            # "" is the default handler, as kubelet asks for it by that name.
+            for name in ["", *(h.name for h in config.handlers)]
+        ]
+        info = {}
+        if request.verbose:
+            info["config"] = json.dumps(dataclasses.asdict(config))
+        return api_pb2.StatusResponse(
+            status=api_pb2.RuntimeStatus(conditions=[runtime_ready, network_ready]),
+            runtime_handlers=handlers,
+            features=api_pb2.RuntimeFeatures(supplemental_groups_policy=False),
+            info=info,
+        )
+
+    async def RuntimeConfig(
+        self, request: api_pb2.RuntimeConfigRequest
+    ) -> api_pb2.RuntimeConfigResponse:
+        return api_pb2.RuntimeConfigResponse(
+            linux=api_pb2.LinuxRuntimeConfiguration(cgroup_driver=api_pb2.CGROUPFS)
+        )
+
+
+def _network_condition(cni_config_dir: Path) -> api_pb2.RuntimeCondition:
+    try:
+        found = any(p.suffix in CNI_CONFIG_SUFFIXES for p in cni_config_dir.iterdir())
+    except OSError:
+        found = False
+    if found:
+        return api_pb2.RuntimeCondition(type="NetworkReady", status=True)
+    return api_pb2.RuntimeCondition(
+        type="NetworkReady", status=False, reason="NetworkPluginNotReady",
+        message=f"no CNI network configuration found in {cni_config_dir}",
+    )
+

@@ -1,0 +1,86 @@
+"""The gRPC server: every CRI RPC routed to the call family that serves it.
+
+Call families are small classes, one per concern (``RuntimeInfo``, later
+images, pod sandboxes, containers, ...), built with the ``Daemon`` context;
+a method named like the RPC (``async def Version(self, request)``) serves it.
+An RPC no family serves answers UNIMPLEMENTED with its own name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from typing import Any
+
+import grpc
+
+from crid import errors
+from crid.api import services
+from crid.daemon import Daemon
+from crid.interceptor import CallInterceptor, Context, Handler
+from crid.runtime_info import RuntimeInfo
+
+CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (RuntimeInfo,)
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # ListContainers on a full node exceeds the 4 MiB default
+
+
+def build(daemon: Daemon, rpcs: Iterable[services.Rpc] | None = None) -> grpc.aio.Server:
+    server = grpc.aio.server(
+        interceptors=[CallInterceptor(daemon.metrics, daemon.clock)],
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
+            ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+        ],
+    )
+    families = [make(daemon) for make in CALL_FAMILIES]
+    by_service: dict[str, dict[str, Handler]] = {}
+    for rpc in rpcs if rpcs is not None else services.rpcs():
+        by_service.setdefault(rpc.service, {})[rpc.name] = _handler(rpc, families)
+    server.add_generic_rpc_handlers(
+        [grpc.method_handlers_generic_handler(name, table) for name, table in by_service.items()]
+    )
+    return server
+
+
+def _handler(rpc: services.Rpc, families: list[object]) -> Handler:
+    implementation = next(
+        (getattr(f, rpc.name) for f in families if hasattr(f, rpc.name)),
+        None,
+    )
+    if rpc.server_streaming:
+        return grpc.unary_stream_rpc_method_handler(
+            _streaming(rpc, implementation),
+            request_deserializer=rpc.request.FromString,
+            response_serializer=rpc.response.SerializeToString,
+        )
+    return grpc.unary_unary_rpc_method_handler(
+        _unary(rpc, implementation),
+        request_deserializer=rpc.request.FromString,
+        response_serializer=rpc.response.SerializeToString,
+    )
+
+
+def _unary(
+    rpc: services.Rpc, implementation: Callable[[Any], Awaitable[Any]] | None
+) -> Callable[[Any, Context], Awaitable[Any]]:
+    async def call(request: Any, context: Context) -> Any:
+        if implementation is None:
+            raise _unimplemented(rpc)
+        return await implementation(request)
+
+    return call
+
+
+def _streaming(
+    rpc: services.Rpc, implementation: Callable[[Any], AsyncIterator[Any]] | None
+) -> Callable[[Any, Context], AsyncIterator[Any]]:
+    async def call(request: Any, context: Context) -> AsyncIterator[Any]:
+        if implementation is None:
+            raise _unimplemented(rpc)
+        async for response in implementation(request):
+            yield response
+
+    return call
+
+
+def _unimplemented(rpc: services.Rpc) -> errors.Unimplemented:
+    return errors.Unimplemented(f"{rpc.name} is not implemented by crid yet ({rpc.path})")
