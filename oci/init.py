@@ -30,7 +30,7 @@ class Init:
 
     def run(self) -> None:
         cfg, opts, sc = self.cfg, self.opts, self.sc
-        fifo = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
+        fifo = int(opts["fifo_fd"])
         sock = None
         if self.proc.get("terminal"):
             from crid.oci import console

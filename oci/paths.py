@@ -62,10 +62,5 @@ def _mkdirs(root: str, dest: str) -> None:
     cur = "/"
     for part in [p for p in dest.split("/") if p]:
         cur = os.path.join(cur, part)
-        path = secure_join(root, cur)
-        if not os.path.isdir(path):
-            try:
-                os.mkdir(path, 0o755)
-            except FileExistsError:
-                if not os.path.isdir(path):
-                    raise
+        # The resolved path has no symlinks left, and lies inside root.
+        os.makedirs(secure_join(root, cur), 0o755, exist_ok=True)

@@ -20,6 +20,7 @@ from typing import Any
 
 from crid.errors import AlreadyExists
 from crid.oci import cgroups, hooks, spec, state
+from crid.oci.init import Init
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -154,6 +155,9 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
     try:
         ch.child_side()
         sc = L.syscalls()
+        _preload(cfg)
+        # Opened here, as host root: a new user namespace may not reach --root.
+        opts["fifo_fd"] = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
         cgroups.join(opts["cgroup"], os.getpid())
         nss = spec.namespaces(cfg)
         ns.join(sc, ns.open_paths(nss))
@@ -177,10 +181,24 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
         os._exit(1)
 
 
+def _preload(cfg: Json) -> None:
+    """Import what init needs while the host's Python is still reachable (a new
+    user namespace can lose access to it, and pivot_root always does)."""
+    proc = cfg["process"]
+    if proc.get("terminal"):
+        import fcntl  # noqa: F401
+        import socket  # noqa: F401
+        import termios  # noqa: F401
+
+        from crid.oci import console  # noqa: F401
+    if (cfg.get("linux") or {}).get("seccomp"):
+        from crid.oci import seccomp  # noqa: F401
+    if cfg.get("hooks"):
+        import subprocess  # noqa: F401
+
+
 def _init(ch: Channel, cfg: Json, opts: Json) -> None:
     try:
-        from crid.oci.init import Init
-
         if spec.has_new_ns(cfg, "network"):
             L.syscalls().loopback_up()
         Init(ch, cfg, opts).run()
