@@ -5,12 +5,14 @@ pty's name), then make the slave the process's controlling terminal and stdio.
 
 from __future__ import annotations
 
+import fcntl
 import os
+import socket
+import struct
+import termios
 
 
 def connect(path: str) -> int:
-    import socket
-
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(path)
     return s.detach()
@@ -18,11 +20,6 @@ def connect(path: str) -> int:
 
 def setup_pty(sock_fd: int, size: dict[str, int] | None = None) -> None:
     """Open a pty (in the current root's /dev/ptmx), send the master, adopt the slave."""
-    import fcntl
-    import socket
-    import struct
-    import termios
-
     master, slave = os.openpty()
     name = os.ttyname(slave)
     if size and size.get("height") and size.get("width"):

@@ -186,10 +186,6 @@ def _preload(cfg: Json) -> None:
     user namespace can lose access to it, and pivot_root always does)."""
     proc = cfg["process"]
     if proc.get("terminal"):
-        import fcntl  # noqa: F401
-        import socket  # noqa: F401
-        import termios  # noqa: F401
-
         from crid.oci import console  # noqa: F401
     if (cfg.get("linux") or {}).get("seccomp"):
         from crid.oci import seccomp  # noqa: F401
