@@ -60,6 +60,8 @@ def home_of(uid: int) -> str:
 
 def lookup(prog: str, env: dict[str, str]) -> str:
     if "/" in prog:
+        if not os.path.isfile(prog) or not os.access(prog, os.X_OK):
+            raise InvalidArgument(f'exec: "{prog}": no such executable file')
         return prog
     for d in (env.get("PATH") or "").split(":"):
         cand = os.path.join(d or ".", prog)
