@@ -6,7 +6,6 @@ beyond ``os``/``sys`` until it knows the verb.
 
 from __future__ import annotations
 
-import importlib
 import os
 import sys
 
@@ -54,11 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         verb = argv[i]
         if verb not in VERBS:
             raise _invalid(f"no such command: {verb}")
-        mod = importlib.import_module(f"crid.oci.verbs.{'list_' if verb == 'list' else verb}")
+        name = "list_" if verb == "list" else verb
+        mod = getattr(__import__(f"crid.oci.verbs.{name}").oci.verbs, name)
         code: int = mod.main(ctx, argv[i + 1 :])
         return code
     except Exception as e:
-        from crid.oci.verbs.create import describe
+        from crid.oci.errors import describe
 
         msg = describe(e)
         sys.stderr.write(f"crid-runtime: {msg}\n")

@@ -1,6 +1,6 @@
 """What every verb gets: the global options and a tiny runc-style flag parser.
 
-argparse costs milliseconds to import and build, paid on every container
+argparse (and dataclasses) cost milliseconds to import, paid on every container
 start; runc's flags are simple enough for a table-driven parser.
 """
 
@@ -9,18 +9,20 @@ from __future__ import annotations
 import os
 import sys
 import time
-from dataclasses import dataclass, field
-from typing import Any
 
 from crid.oci.errors import InvalidArgument
 
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
 
-@dataclass
+
 class Context:
-    root: str = "/run/crid-runtime"
-    log: str | None = None
-    log_format: str = "text"
-    debug: bool = False
+    def __init__(self) -> None:
+        self.root = "/run/crid-runtime"
+        self.log: str | None = None
+        self.log_format = "text"
+        self.debug = False
 
     def log_line(self, level: str, msg: str) -> None:
         if not self.log:
@@ -42,10 +44,10 @@ class Context:
         self.log_line("warning", msg)
 
 
-@dataclass
 class Args:
-    flags: dict[str, Any] = field(default_factory=dict)
-    pos: list[str] = field(default_factory=list)
+    def __init__(self) -> None:
+        self.flags: dict[str, Any] = {}
+        self.pos: list[str] = []
 
     def one_id(self, verb: str) -> str:
         if not self.pos:

@@ -17,10 +17,21 @@ __all__ = [
     "CridError",
     "FailedPrecondition",
     "InvalidArgument",
+    "describe",
     "NotFound",
     "not_exist",
     "not_running",
 ]
+
+
+def describe(e: BaseException) -> str:
+    """One line for a person: our message, or an OSError's text and file."""
+    if isinstance(e, CridError):
+        return e.message
+    if isinstance(e, OSError):
+        msg = e.strerror or str(e)
+        return f"{msg}: {e.filename}" if e.filename else msg
+    return f"{type(e).__name__}: {e}"
 
 
 def not_exist() -> NotFound:

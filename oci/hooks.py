@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from crid.oci.errors import CridError
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 _FATAL = {"prestart", "createRuntime", "createContainer", "startContainer"}
 
 

@@ -9,14 +9,18 @@ is loaded before pivot_root: the host's Python is not inside the rootfs.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from crid.oci import hooks, process
 from crid.oci import linux as L
 from crid.oci.rootfs import Rootfs
 from crid.oci.sync import Channel
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 
 
 class Init:

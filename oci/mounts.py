@@ -5,8 +5,6 @@ Pure logic, no syscalls.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from crid.oci import linux as L
 
 # word -> (clear?, flag)
@@ -69,13 +67,13 @@ _REC_ATTRS: dict[str, tuple[bool, int]] = {
 OPTION_WORDS = sorted([*_FLAGS, *PROPAGATION, *_REC_ATTRS])
 
 
-@dataclass
 class Options:
-    flags: int = 0
-    propagation: list[int] = field(default_factory=list)
-    attr_set: int = 0
-    attr_clr: int = 0
-    data: str = ""
+    def __init__(self) -> None:
+        self.flags = 0
+        self.propagation: list[int] = []
+        self.attr_set = 0
+        self.attr_clr = 0
+        self.data = ""
 
     @property
     def is_bind(self) -> bool:

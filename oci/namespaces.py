@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Any
 
 from crid.oci import linux as L
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 
 FLAGS = {
     "pid": L.CLONE_NEWPID, "network": L.CLONE_NEWNET, "ipc": L.CLONE_NEWIPC,

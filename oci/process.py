@@ -7,13 +7,17 @@ from __future__ import annotations
 import os
 import resource
 import sys
-from typing import Any
 
 from crid.oci import capabilities
 from crid.oci import linux as L
 from crid.oci.errors import InvalidArgument
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 
 RLIMITS = {
     "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,

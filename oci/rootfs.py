@@ -8,12 +8,16 @@ from __future__ import annotations
 
 import os
 import stat
-from typing import Any
 
 from crid.oci import linux as L
 from crid.oci import mounts, paths
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 
 DEFAULT_DEVICES: list[Json] = [
     {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},

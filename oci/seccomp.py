@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import ctypes
 import errno as _errno
-from typing import Any
 
 from crid.oci.errors import InvalidArgument
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 
 _ACT_KILL_PROCESS = 0x80000000
 _ACT_KILL_THREAD = 0x00000000

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 
 
 class Channel:

@@ -12,11 +12,9 @@ mount is left (mounts live in init's mount namespace and die with it).
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
 
 from crid.errors import AlreadyExists
 from crid.oci import cgroups, hooks, spec, state
@@ -24,10 +22,15 @@ from crid.oci.init import Init
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
-from crid.oci.errors import CridError, InvalidArgument
+from crid.oci.errors import CridError, InvalidArgument, describe
 from crid.oci.sync import Channel
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 
 FLAGS = {
     "--bundle": "bundle:str", "-b": "bundle:str",
@@ -43,15 +46,6 @@ def main(ctx: Context, argv: list[str]) -> int:
     a = parse(argv, FLAGS)
     create(ctx, a.one_id("create"), a.flags)
     return 0
-
-
-def describe(e: BaseException) -> str:
-    if isinstance(e, CridError):
-        return e.message
-    if isinstance(e, OSError):
-        msg = e.strerror or str(e)
-        return f"{msg}: {e.filename}" if e.filename else msg
-    return f"{type(e).__name__}: {e}"
 
 
 def create(ctx: Context, cid: str, flags: Json) -> Json:
@@ -241,7 +235,7 @@ def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
     if start is None:
         return
     try:
-        os.kill(pid, signal.SIGKILL)
+        os.kill(pid, 9)  # SIGKILL; the signal module costs start-up time
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout

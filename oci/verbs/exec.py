@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
 
 from crid.oci import cgroups, process, spec, state
 from crid.oci import linux as L
@@ -19,10 +18,16 @@ from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
 from crid.oci.errors import CridError, FailedPrecondition, InvalidArgument
 from crid.oci.sync import Channel
-from crid.oci.verbs.create import describe, write_pid_file
+from crid.oci.errors import describe
+from crid.oci.verbs.create import write_pid_file
 from crid.oci.verbs.run import wait_for
 
-Json = dict[str, Any]
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
 
 FLAGS = {
     "--process": "process:str", "-p": "process:str",

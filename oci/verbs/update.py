@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
 from crid.oci import cgroups, state
 from crid.oci.context import Context, parse
 from crid.oci.errors import InvalidArgument, not_running
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
 
 FLAGS = {
     "--resources": "resources:str", "-r": "resources:str",

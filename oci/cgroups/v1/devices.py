@@ -3,9 +3,12 @@ allow the devices every container gets (as runc does)."""
 
 from __future__ import annotations
 
-from typing import Any
 
 from crid.oci.cgroups.fs import write
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
 
 # null zero full random urandom tty console ptmx pts/* tun
 DEFAULT_ALLOW = [
