@@ -17,8 +17,8 @@ __all__ = [
     "CridError",
     "FailedPrecondition",
     "InvalidArgument",
-    "describe",
     "NotFound",
+    "describe",
     "not_exist",
     "not_running",
 ]

@@ -30,7 +30,7 @@ def run(cfg: Json, stage: str, state: Json) -> None:
         try:
             proc = subprocess.run(
                 args, executable=h["path"], input=payload, env=env,
-                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=h.get("timeout"),
+                capture_output=True, timeout=h.get("timeout"),
             )
             err = None if proc.returncode == 0 else (
                 f"exit status {proc.returncode}: {proc.stderr.decode(errors='replace').strip()}")

@@ -187,7 +187,7 @@ class Syscalls:
             ifr = ctypes.create_string_buffer(b"lo".ljust(40, b"\0"), 40)
             self._check(self._libc.ioctl(fd, 0x8913, ifr), "SIOCGIFFLAGS lo")
             flags = int.from_bytes(ifr.raw[16:18], "little") | 0x1  # IFF_UP
-            ifr[16:18] = flags.to_bytes(2, "little")
+            ctypes.memmove(ctypes.addressof(ifr) + 16, flags.to_bytes(2, "little"), 2)
             self._check(self._libc.ioctl(fd, 0x8914, ifr), "SIOCSIFFLAGS lo")
         finally:
             os.close(fd)

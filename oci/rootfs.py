@@ -45,9 +45,8 @@ class Rootfs:
         self.bundle = bundle
         self.cgroup_paths = cgroup_paths
         self.in_userns = in_userns
-        self.new_cgroupns = any(
-            n.get("type") == "cgroup" and not n.get("path") for n in self.linux.get("namespaces") or []
-        )
+        self.new_cgroupns = any(n.get("type") == "cgroup" and not n.get("path")
+                                for n in self.linux.get("namespaces") or [])
 
     # -- before pivot ----------------------------------------------------
     def prepare(self) -> None:
@@ -183,8 +182,9 @@ class Rootfs:
     def _device(self, d: Json) -> None:
         dest = paths.secure_join(self.rootfs, d["path"])
         os.makedirs(os.path.dirname(dest), 0o755, exist_ok=True)
-        kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK, "p": stat.S_IFIFO}[d["type"]]
-        mode = int(d.get("fileMode") if d.get("fileMode") is not None else 0o666)
+        kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK,
+                "p": stat.S_IFIFO}[d["type"]]
+        mode = 0o666 if d.get("fileMode") is None else int(d["fileMode"])
         if self.in_userns:
             # mknod is not allowed in a user namespace: bind the host's node instead.
             if not os.path.lexists(dest):

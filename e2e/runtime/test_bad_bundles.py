@@ -8,6 +8,7 @@ import os
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ def _write_raw(text: str) -> Breaker:
     return f
 
 
-def _change(fn: Callable[[dict[str, object]], None]) -> Breaker:
+def _change(fn: Callable[[dict[str, Any]], object]) -> Breaker:
     def f(b: Bundle) -> None:
         fn(b.config)
         b.write()
@@ -58,18 +59,18 @@ CASES: dict[str, tuple[Breaker, str]] = {
     "missing-config": (_no_config, "config.json not found"),
     "malformed-json": (_write_raw("{ not json"), "not valid JSON"),
     "not-an-object": (_write_raw("[1, 2]"), "top level must be an object"),
-    "args-wrong-type": (_change(lambda c: c["process"].update(args="sh")),  # type: ignore[attr-defined]
+    "args-wrong-type": (_change(lambda c: c["process"].update(args="sh")),
                         "process.args must be an array"),
-    "uid-wrong-type": (_change(lambda c: c["process"]["user"].update(uid="0")),  # type: ignore[index]
+    "uid-wrong-type": (_change(lambda c: c["process"]["user"].update(uid="0")),
                        "process.user.uid must be a number"),
-    "unknown-namespace": (_change(lambda c: c["linux"]["namespaces"].append(  # type: ignore[index]
+    "unknown-namespace": (_change(lambda c: c["linux"]["namespaces"].append(
         {"type": "bogus"})), "unknown namespace 'bogus'"),
-    "relative-mount-dest": (_change(lambda c: c["mounts"].append(  # type: ignore[attr-defined]
+    "relative-mount-dest": (_change(lambda c: c["mounts"].append(
         {"destination": "data", "type": "tmpfs", "source": "tmpfs"})),
         "mounts[7].destination must be an absolute path"),
-    "relative-cwd": (_change(lambda c: c["process"].update(cwd="work")),  # type: ignore[attr-defined]
+    "relative-cwd": (_change(lambda c: c["process"].update(cwd="work")),
                      "process.cwd must be an absolute path"),
-    "relative-ns-path": (_change(lambda c: c["linux"]["namespaces"].append(  # type: ignore[index]
+    "relative-ns-path": (_change(lambda c: c["linux"]["namespaces"].append(
         {"type": "cgroup", "path": "proc/1/ns/cgroup"})), "must be an absolute path"),
     "nonexistent-rootfs": (_no_rootfs, "does not exist"),
     "missing-process": (_change(lambda c: c.pop("process")), "process is missing"),

@@ -144,8 +144,8 @@ def test_pause_resume(runtime: Runtime, bundle: Bundle) -> None:
     assert runtime.state(cid)["status"] == "paused"
     assert cgroup_file(bundle, "freezer", "freezer.state") == "FROZEN"
     pid = runtime.state(cid)["pid"]
-    state_line = [line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
-                  if line.startswith("State:")][0]
+    state_line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+                      if line.startswith("State:"))
     assert "S" in state_line or "D" in state_line
     runtime("resume", cid, check=True)
     assert runtime.state(cid)["status"] == "running"
@@ -331,7 +331,7 @@ def test_seccomp_argument_condition(runtime: Runtime, bundle: Bundle) -> None:
 def test_seccomp_kill_process(runtime: Runtime, bundle: Bundle) -> None:
     _seccomp(bundle, [{"names": ["uname"], "action": "SCMP_ACT_KILL_PROCESS"}])
     r = sees(runtime, bundle, "uname; exit 3")
-    assert r.returncode == 128 + signal.SIGSYS or r.returncode == 3 and "Bad system" in r.stderr
+    assert r.returncode == 128 + signal.SIGSYS or (r.returncode == 3 and "Bad system" in r.stderr)
 
 
 def test_seccomp_default_errno_allowlist(runtime: Runtime, bundle: Bundle) -> None:

@@ -16,14 +16,15 @@ import sys
 import time
 from collections.abc import Callable
 
-from crid.errors import AlreadyExists
 from crid.oci import cgroups, hooks, spec, state
-from crid.oci.init import Init
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
 from crid.oci.errors import CridError, InvalidArgument, describe
+from crid.oci.init import Init
 from crid.oci.sync import Channel
+
+from crid.errors import AlreadyExists
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
@@ -122,9 +123,9 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
                 os.waitpid(first, 0)
                 first = 0
             elif "hooks" in msg:
-                st = _hook_state(cfg, cid, bundle, pid, "created")
-                hooks.run(cfg, "prestart", st)
-                hooks.run(cfg, "createRuntime", st)
+                hook_state = _hook_state(cfg, cid, bundle, pid, "created")
+                hooks.run(cfg, "prestart", hook_state)
+                hooks.run(cfg, "createRuntime", hook_state)
                 ch.to_child({"ok": True})
             elif msg.get("ready"):
                 break
@@ -136,13 +137,18 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
     st: Json = {
         "id": cid, "pid": pid, "pid_start": state.proc_start_time(pid), "bundle": bundle,
         "rootfs": rootfs, "ociVersion": cfg.get("ociVersion"),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{time.time_ns() % 10**9:09d}Z",
+        "created": _rfc3339_now(),
         "annotations": cfg.get("annotations") or {}, "cgroup": cg, "config": cfg,
     }
     state.save(ctx.root, cid, st)
     if flags.get("pid_file"):
         write_pid_file(flags["pid_file"], pid)
     return st
+
+
+def _rfc3339_now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
 def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:

@@ -16,9 +16,8 @@ from crid.oci import cgroups, process, spec, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
-from crid.oci.errors import CridError, FailedPrecondition, InvalidArgument
+from crid.oci.errors import CridError, FailedPrecondition, InvalidArgument, describe
 from crid.oci.sync import Channel
-from crid.oci.errors import describe
 from crid.oci.verbs.create import write_pid_file
 from crid.oci.verbs.run import wait_for
 

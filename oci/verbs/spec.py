@@ -6,7 +6,8 @@ import json
 import os
 
 from crid.oci.context import Context, parse
-from crid.oci.errors import AlreadyExists
+
+from crid.errors import AlreadyExists
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:

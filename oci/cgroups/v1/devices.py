@@ -3,7 +3,6 @@ allow the devices every container gets (as runc does)."""
 
 from __future__ import annotations
 
-
 from crid.oci.cgroups.fs import write
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from crid.oci.cgroups.fs import exists, write
 from crid.oci.errors import InvalidArgument
 

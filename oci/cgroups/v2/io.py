@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from crid.oci.cgroups.fs import exists, write
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
