@@ -46,7 +46,8 @@ def delete(ctx: Context, cid: str, force: bool) -> None:
     cgroups.destroy(paths)
     cfg: Json = st.get("config") or {}
     _remove_dir(state.container_dir(ctx.root, cid))
-    hooks.run(cfg, "poststop", {**state.oci_state(ctx.root, st), "status": "stopped"})
+    if (cfg.get("hooks") or {}).get("poststop"):
+        hooks.run(cfg, "poststop", {**state.oci_state(ctx.root, st), "status": "stopped"})
 
 
 def kill_all(st: Json, timeout: float = 10.0) -> None:

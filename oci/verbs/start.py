@@ -48,4 +48,5 @@ def start(ctx: Context, cid: str) -> None:
         raise CridError("cannot start an already running container")
     os.unlink(fifo)
     cfg: Json = st.get("config") or {}
-    hooks.run(cfg, "poststart", {**state.oci_state(ctx.root, st), "status": "running"})
+    if (cfg.get("hooks") or {}).get("poststart"):
+        hooks.run(cfg, "poststart", {**state.oci_state(ctx.root, st), "status": "running"})
