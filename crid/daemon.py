@@ -23,6 +23,10 @@ from crid.clock import Clock
 from crid.config import Config
 from crid.errors import FailedPrecondition
 from crid.metrics import Metrics
+from crid.network.cni.manager import NetworkManager
+from crid.network.cni.manager import Settings as NetworkSettings
+from crid.sandbox import schema as sandbox_schema
+from crid.sandbox.containers import PodContainers
 from crid.store import Store
 
 DRAIN_SECONDS = 10.0
@@ -35,6 +39,27 @@ class Daemon:
     store: Store
     metrics: Metrics
     clock: Clock
+    # The pod network (CNI); built from the config, cheap (reads nothing yet).
+    network: NetworkManager = dataclasses.field(init=False)
+    # Where the container code plugs "stop/remove a pod's containers" in.
+    pod_containers: PodContainers = dataclasses.field(default_factory=PodContainers)
+
+    def __post_init__(self) -> None:
+        self.network = NetworkManager(network_settings(self.config))
+
+
+def network_settings(config: Config) -> NetworkSettings:
+    return NetworkSettings(
+        conf_dir=Path(config.cni_config_dir),
+        plugin_dirs=config.cni_plugin_dirs,
+        cache_dir=Path(config.root) / "cni" / "results",
+        timeout=float(config.cni_timeout),
+        write_default=config.cni_default_network,
+        default_name=config.cni_default_name,
+        default_bridge=config.cni_default_bridge,
+        default_subnet=config.cni_default_subnet,
+        ipam_dir=Path(config.root) / "cni" / "networks",
+    )
 
 
 async def serve(config: Config) -> None:
@@ -48,10 +73,11 @@ async def serve(config: Config) -> None:
             directory.mkdir(parents=True, exist_ok=True, mode=0o711)
         cleanup.enter_context(_exclusive(root / "crid.lock"))
         listener.claim(socket_path)
-        store = Store(root / DATABASE)
+        store = Store(root / DATABASE, migrations={"sandbox": sandbox_schema.MIGRATIONS})
         cleanup.callback(store.close)
         metrics = Metrics()
         daemon = Daemon(config=config, store=store, metrics=metrics, clock=Clock())
+        daemon.network.start()
 
         grpc_server = server.build(daemon)
         grpc_server.add_insecure_port(f"unix://{socket_path}")

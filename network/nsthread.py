@@ -1,0 +1,59 @@
+"""Run a function on a fresh OS thread, for work that changes namespaces.
+
+unshare and setns act on the calling thread. A pooled thread that entered a
+pod's namespace would carry it into whatever it runs next, so such work gets
+a thread of its own that ends when the function returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+def call(fn: Callable[[], T], name: str = "crid-ns") -> T:
+    """Run ``fn`` on a new thread and return its result (or raise its error)."""
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def body() -> None:
+        try:
+            outcome.append(fn())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=body, name=name, daemon=True)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+async def acall(fn: Callable[[], T], name: str = "crid-ns") -> T:
+    """``call`` without blocking the event loop."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: T | None, error: BaseException | None) -> None:
+        if future.cancelled():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)  # type: ignore[arg-type]
+
+    def body() -> None:
+        try:
+            result = fn()
+        except BaseException as exc:
+            loop.call_soon_threadsafe(settle, None, exc)
+            return
+        loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=body, name=name, daemon=True).start()
+    return await future
