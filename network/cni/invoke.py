@@ -12,13 +12,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from crid import logs
 from crid.errors import CridError, DeadlineExceeded, FailedPrecondition
 
 Json = dict[str, Any]
+log = logs.get("crid.network")
 
 
 class PluginError(CridError):
@@ -77,12 +80,15 @@ async def invoke(
         "CNI_COMMAND": command,
         "CNI_PATH": os.pathsep.join(plugin_dirs),
     }
+    started = time.monotonic()
     try:
         code, out, err = await runner.run(binary, full_env, json.dumps(config).encode(), timeout)
     except TimeoutError:
         raise DeadlineExceeded(
             f"CNI plugin {kind} did not finish {command} within {timeout:g}s"
         ) from None
+    log.debug("CNI plugin ran", plugin=kind, command=command, code=code,
+              duration_ms=round((time.monotonic() - started) * 1000, 1))
     if code != 0:
         raise _plugin_error(kind, command, code, out, err)
     if not out.strip():
