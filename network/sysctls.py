@@ -10,6 +10,7 @@ thread's* namespaces, so it runs on the thread that is inside the pod.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -65,7 +66,11 @@ def apply(sysctls: Mapping[str, str], proc_sys: Path = Path("/proc/sys")) -> Non
     for name, value in sysctls.items():
         target = path(name, proc_sys)
         try:
-            target.write_text(value)
+            fd = os.open(target, os.O_WRONLY | os.O_CLOEXEC)  # never create: unknown is an error
+            try:
+                os.write(fd, value.encode())
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise InvalidArgument(f"sysctl {name!r} does not exist on this kernel") from None
         except OSError as exc:

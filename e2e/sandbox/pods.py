@@ -103,8 +103,8 @@ def pod_config(name: str | None = None, **fields: Any) -> api_pb2.PodSandboxConf
     return config
 
 
-def namespace_options(network: int = api_pb2.POD, pid: int = api_pb2.CONTAINER,
-                      ipc: int = api_pb2.POD) -> api_pb2.LinuxPodSandboxConfig:
+def namespace_options(network: Any = api_pb2.POD, pid: Any = api_pb2.CONTAINER,
+                      ipc: Any = api_pb2.POD) -> api_pb2.LinuxPodSandboxConfig:
     return api_pb2.LinuxPodSandboxConfig(security_context=api_pb2.LinuxSandboxSecurityContext(
         namespace_options=api_pb2.NamespaceOption(network=network, pid=pid, ipc=ipc)))
 

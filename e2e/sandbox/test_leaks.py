@@ -17,8 +17,7 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from e2e.fixtures.daemon import CridDaemon, mounts_under
-from e2e.sandbox.pods import PodNet, namespace_options, pod_config, pod_daemon, run_pod, \
-    stop_remove
+from e2e.sandbox.pods import PodNet, namespace_options, pod_config, pod_daemon, run_pod, stop_remove
 
 CYCLES = 200
 

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from cri_api.v1 import api_pb2
-
 from crid.network import namespaces
+
 from e2e.fixtures.daemon import CridDaemon
 from e2e.sandbox.pods import PodNet, info, pod_config, pod_daemon, run_pod, stop_remove
 
 
-def code_of(call: object, *args: object) -> grpc.StatusCode:
+def code_of(call: Any, *args: Any) -> grpc.StatusCode:
     with pytest.raises(grpc.RpcError) as caught:
-        call(*args)  # type: ignore[operator]
-    return caught.value.code()  # type: ignore[no-any-return]
+        call(*args)
+    return caught.value.code()
 
 
 def test_missing_metadata_is_invalid(daemon: CridDaemon) -> None:
@@ -24,7 +25,7 @@ def test_missing_metadata_is_invalid(daemon: CridDaemon) -> None:
     assert code_of(run, api_pb2.RunPodSandboxRequest()) == grpc.StatusCode.INVALID_ARGUMENT
     for missing in ("name", "uid", "namespace"):
         config = pod_config()
-        config.metadata.ClearField(missing)  # type: ignore[arg-type]
+        config.metadata.ClearField(missing)
         with pytest.raises(grpc.RpcError) as caught:
             run(api_pb2.RunPodSandboxRequest(config=config))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -72,7 +73,7 @@ def test_list_filters_by_id_prefix_state_and_labels(daemon: CridDaemon) -> None:
     try:
         daemon.runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=b))
 
-        def ids(**fields: object) -> set[str]:
+        def ids(**fields: Any) -> set[str]:
             request = api_pb2.ListPodSandboxRequest(filter=api_pb2.PodSandboxFilter(**fields))
             return {p.id for p in daemon.runtime.ListPodSandbox(request).items}
 

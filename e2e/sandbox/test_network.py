@@ -9,11 +9,18 @@ import socket
 import threading
 
 from cri_api.v1 import api_pb2
-
 from crid.network import dial, namespaces
+
 from e2e.fixtures.daemon import CridDaemon
-from e2e.sandbox.pods import PodNet, info, namespace_options, nsenter, pod_config, run_pod, \
-    stop_remove
+from e2e.sandbox.pods import (
+    PodNet,
+    info,
+    namespace_options,
+    nsenter,
+    pod_config,
+    run_pod,
+    stop_remove,
+)
 
 
 def listen_in(netns: str, host: str = "0.0.0.0") -> tuple[socket.socket, int]:
