@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import tempfile
@@ -28,7 +29,8 @@ def network_ready(status: api_pb2.StatusResponse) -> api_pb2.RuntimeCondition:
 
 def test_failing_plugin_gives_its_error_and_leaves_nothing() -> None:
     net = PodNet()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as cleanup:
+        cleanup.callback(net.cleanup)
         plugin_dir, ipam_dir = Path(tmp) / "bin", Path(tmp) / "ipam"
         plugin_dir.mkdir()
         (plugin_dir / "failer").write_text(FAILING_PLUGIN)
@@ -54,7 +56,7 @@ def test_failing_plugin_gives_its_error_and_leaves_nothing() -> None:
             assert mounts_under(daemon.runroot) == []
             assert env.cgroup_dirs() == []
             # bridge's DEL ran: its veth is gone and host-local gave the address back.
-            ports = subprocess.run(["ip", "-o", "link", "show", "master", env.bridge],
+            ports = subprocess.run(["ip", "-o", "link", "show", "master", net.bridge],
                                    capture_output=True, text=True).stdout
             assert ports.strip() == ""
             leased = [p.name for p in (ipam_dir / net.name).iterdir()
