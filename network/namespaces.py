@@ -13,7 +13,6 @@ Everything a failed ``pin`` made is undone before it raises.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import fcntl
 import os
@@ -30,6 +29,7 @@ from crid.network.syscalls import (
     CLONE_NEWUTS,
     MS_BIND,
     Syscalls,
+    fs_magic,
 )
 
 KINDS = ("net", "ipc", "uts")
@@ -37,6 +37,7 @@ _FLAGS = {"net": CLONE_NEWNET, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
+NSFS_MAGIC = 0x6E736673
 T = TypeVar("T")
 
 
@@ -117,12 +118,7 @@ def unpin(pinned: Pinned, syscalls: Syscalls | None = None) -> None:
 
 def is_pinned(path: str) -> bool:
     """Whether ``path`` still holds a namespace (an nsfs bind mount)."""
-    nsfs_magic = 0x6E736673
-    buf = ctypes.create_string_buffer(120)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.statfs(path.encode(), buf) != 0:
-        return False
-    return int(struct.unpack_from("l", buf)[0]) == nsfs_magic
+    return fs_magic(path) == NSFS_MAGIC
 
 
 def run_inside(paths: Mapping[str, str], fn: Callable[[], T],

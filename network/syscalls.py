@@ -29,6 +29,14 @@ def _check(result: int, what: str) -> None:
         raise OSError(errno, f"{what}: {os.strerror(errno)}")
 
 
+def fs_magic(path: str) -> int | None:
+    """The filesystem type (``f_type`` of statfs) of ``path``; None when it cannot be read."""
+    buf = ctypes.create_string_buffer(120)  # struct statfs; f_type is its first field
+    if _libc.statfs(path.encode(), buf) != 0:
+        return None
+    return int(ctypes.c_long.from_buffer(buf).value)
+
+
 class Syscalls:
     """The real calls. Namespace calls act on the calling *thread* only."""
 

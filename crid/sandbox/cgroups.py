@@ -12,14 +12,13 @@ as the kubelet computes them for the pod cgroup.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
-import struct
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
 from crid.errors import InvalidArgument
+from crid.network.syscalls import fs_magic
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP2_MAGIC = 0x63677270
@@ -41,11 +40,7 @@ class Resources(Protocol):
 
 
 def is_v2(root: Path = CGROUP_ROOT) -> bool:
-    buf = ctypes.create_string_buffer(120)
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.statfs(str(root).encode(), buf) != 0:
-        return False
-    return int(struct.unpack_from("l", buf)[0]) == CGROUP2_MAGIC
+    return fs_magic(str(root)) == CGROUP2_MAGIC
 
 
 def check_path(path: str) -> str:

@@ -82,7 +82,7 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
 
         kinds = tuple(k for k, host in (("net", host_network), ("ipc", host_ipc),
                                         ("uts", host_network)) if not host)
-        hostname = config.hostname or (socket.gethostname() if host_network else "")
+        hostname = config.hostname or socket.gethostname()
         pinned = await asyncio.to_thread(
             namespaces.pin, pod_dir, kinds, hostname=hostname, pod_sysctls=pod_sysctls)
         undo.callback(namespaces.unpin, pinned)
