@@ -63,6 +63,9 @@ async def run(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest
         async with ctx.lock(sandbox_id):
             sandbox = await _create(ctx, request, sandbox_id, handler.name, cgroup_path,
                                     host_network, host_ipc, pod_sysctls)
+    except BaseException:
+        ctx.forget_lock(sandbox_id)
+        raise
     finally:
         ctx.creating.discard(key)
     log.info("pod sandbox ready", pod=sandbox.id, name=meta.name, namespace=meta.namespace,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -71,3 +73,24 @@ def test_v2_single_tree(tmp_path: Path) -> None:
 def test_bad_paths(bad: str) -> None:
     with pytest.raises(InvalidArgument):
         check_path(bad)
+
+
+def test_real_cgroup2_tree_create_join_remove() -> None:
+    """On this machine cgroup2 (no controllers) is at /sys/fs/cgroup/unified."""
+    root = Path("/sys/fs/cgroup/unified")
+    if not (root / "cgroup.procs").exists():
+        root = Path("/sys/fs/cgroup")  # a pure v2 node
+    parent = f"/crid-unit-{uuid.uuid4().hex[:8]}"
+    cgroup = PodCgroup(f"{parent}/pod", root=root)
+    assert cgroup.v2
+    cgroup.create()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        cgroup.add_process(sleeper.pid)
+        assert f"{parent}/pod" in Path(f"/proc/{sleeper.pid}/cgroup").read_text()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    cgroup.remove()
+    assert not cgroup.exists()
+    (root / parent.lstrip("/")).rmdir()
