@@ -1,7 +1,7 @@
 """200 run/stop/remove cycles leave nothing behind.
 
 Counted before and after: pin files and mounts under the daemon's dirs,
-veths on the pod bridge, iptables rules naming the pod network, cgroup dirs
+the daemon's child processes (infra holders, plugins), veths on the pod bridge, iptables rules naming the pod network, cgroup dirs
 under the test's parent, CNI cache and IPAM lease files, and store rows.
 Every count is scoped to this test's own daemon, bridge, subnet and cgroup
 parent, so other tests running on the machine do not disturb it.
@@ -43,7 +43,21 @@ def counts(daemon: CridDaemon, net: PodNet) -> dict[str, int]:
         "ipam leases": sum(1 for p in leases.iterdir() if p.name.startswith(prefix)),
         "rows": int(rows),
         "listed pods": len(daemon.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items),
+        "daemon child processes": len(children(daemon.process.pid if daemon.process else 0)),
     }
+
+
+def children(pid: int) -> list[int]:
+    """Processes (zombies included) whose parent is ``pid``: infra holders, plugins."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
 
 
 def cycle(daemon: CridDaemon, index: int) -> None:
