@@ -1,10 +1,11 @@
 """200 run/stop/remove cycles leave nothing behind.
 
-Counted before and after: pin files and mounts under the daemon's dirs,
-the daemon's child processes (infra holders, plugins), veths on the pod bridge, iptables rules naming the pod network, cgroup dirs
-under the test's parent, CNI cache and IPAM lease files, and store rows.
-Every count is scoped to this test's own daemon, bridge, subnet and cgroup
-parent, so other tests running on the machine do not disturb it.
+Counted before and after: pin files and mounts under the daemon's dirs, the
+daemon's child processes (infra holders, plugins), veths on the pod bridge,
+iptables rules naming the pod network, cgroup dirs under the test's parent,
+CNI cache and IPAM lease files, and store rows. Every count is scoped to this
+test's own daemon, bridge, subnet and cgroup parent, so other tests running
+on the machine do not disturb it.
 """
 
 from __future__ import annotations
