@@ -35,8 +35,3 @@ def require(message: Message, *dotted: str) -> None:
         if value is None or (not isinstance(value, (bool, int, float)) and not value):
             raise InvalidArgument(f"{path} is required")
 
-
-def require_id(value: str, what: str) -> str:
-    if not value:
-        raise InvalidArgument(f"{what} is required")
-    return value

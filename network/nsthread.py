@@ -7,7 +7,6 @@ a thread of its own that ends when the function returns.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
 from typing import TypeVar
@@ -33,27 +32,3 @@ def call(fn: Callable[[], T], name: str = "crid-ns") -> T:
         raise failure[0]
     return outcome[0]
 
-
-async def acall(fn: Callable[[], T], name: str = "crid-ns") -> T:
-    """``call`` without blocking the event loop."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(result: T | None, error: BaseException | None) -> None:
-        if future.cancelled():
-            return
-        if error is not None:
-            future.set_exception(error)
-        else:
-            future.set_result(result)  # type: ignore[arg-type]
-
-    def body() -> None:
-        try:
-            result = fn()
-        except BaseException as exc:
-            loop.call_soon_threadsafe(settle, None, exc)
-            return
-        loop.call_soon_threadsafe(settle, result, None)
-
-    threading.Thread(target=body, name=name, daemon=True).start()
-    return await future

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import random
@@ -128,6 +129,16 @@ def test_dial_reaches_localhost_inside_the_pod(daemon: CridDaemon) -> None:
             server = serve_once(listener, b"port-forward")
             with dial.dial(netns, port) as conn:
                 assert conn.recv(100) == b"port-forward"
+            server.join(5)
+            server = serve_once(listener, b"as streams")
+
+            async def read() -> bytes:
+                reader, writer = await dial.open_connection(netns, port)
+                data = await reader.read(100)
+                writer.close()
+                return data
+
+            assert asyncio.run(read()) == b"as streams"
             server.join(5)
         # The host's loopback is another namespace: nothing listens there on that port.
         with socket.socket() as probe:

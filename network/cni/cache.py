@@ -51,8 +51,3 @@ class ResultCache:
         with contextlib.suppress(FileNotFoundError):
             self._path(pod_id).unlink()
 
-    def count(self) -> int:
-        try:
-            return sum(1 for p in self.directory.iterdir() if p.suffix == ".json")
-        except OSError:
-            return 0
