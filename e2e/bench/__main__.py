@@ -1,4 +1,7 @@
-"""``python -m e2e.bench``: run every benchmark module in this package."""
+"""``python -m e2e.bench``: run every benchmark module in this package.
+
+A benchmark module has a ``main()``; helpers they share start with ``_``.
+"""
 
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
-from e2e.bench.containerd import private_containerd
+from e2e.bench._containerd import private_containerd
 from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import PodNet, pod_daemon
 
