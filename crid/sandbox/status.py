@@ -8,8 +8,17 @@ from cri_api.v1 import api_pb2
 
 from crid.sandbox import records
 from crid.sandbox.context import Sandboxes
+from crid.sandbox.infra import is_alive
 
 _STATES = {records.READY: api_pb2.SANDBOX_READY, records.NOTREADY: api_pb2.SANDBOX_NOTREADY}
+
+
+def state_of(sandbox: records.Sandbox) -> api_pb2.PodSandboxState.ValueType:
+    """READY only while the pod is whole: a pod whose infra process died (its
+    PID namespace is gone) is not ready, as a pod whose pause container exited."""
+    if sandbox.state == records.READY and sandbox.infra and not is_alive(sandbox.infra):
+        return api_pb2.SANDBOX_NOTREADY
+    return _STATES[sandbox.state]
 
 
 async def status(ctx: Sandboxes, request: api_pb2.PodSandboxStatusRequest
@@ -23,7 +32,7 @@ async def status(ctx: Sandboxes, request: api_pb2.PodSandboxStatusRequest
     )
     options = config.linux.security_context.namespace_options
     pod_status = api_pb2.PodSandboxStatus(
-        id=sandbox.id, metadata=config.metadata, state=_STATES[sandbox.state],
+        id=sandbox.id, metadata=config.metadata, state=state_of(sandbox),
         created_at=sandbox.created_ns, network=network,
         linux=api_pb2.LinuxPodSandboxStatus(
             namespaces=api_pb2.Namespace(options=api_pb2.NamespaceOption(
@@ -62,7 +71,7 @@ async def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
     found = ctx.records.find_by_prefix(wanted.id) if wanted.id else ctx.records.all()
     items = []
     for sandbox in found:
-        state = _STATES[sandbox.state]
+        state = state_of(sandbox)
         if wanted.HasField("state") and wanted.state.state != state:
             continue
         labels = sandbox.config.labels

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +116,18 @@ def test_pod_cgroup_gets_limits_and_is_removed(daemon: CridDaemon, net: PodNet) 
     assert code_of(daemon.runtime.UpdatePodSandboxResources,
                    api_pb2.UpdatePodSandboxResourcesRequest(pod_sandbox_id=pod)) \
         == grpc.StatusCode.NOT_FOUND
+
+
+def test_concurrent_pods_get_distinct_addresses(daemon: CridDaemon) -> None:
+    with ThreadPoolExecutor(8) as pool:
+        pods = list(pool.map(lambda _: run_pod(daemon, pod_config()), range(8)))
+        try:
+            ips = [info(daemon, pod)["status"].network.ip for pod in pods]
+            assert len(set(ips)) == 8 and all(ips)
+        finally:
+            list(pool.map(lambda pod: stop_remove(daemon, pod), pods))
+    listed = {p.id for p in daemon.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items}
+    assert not listed & set(pods)
 
 
 def test_pods_survive_a_daemon_kill_and_restart() -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import time
 from pathlib import Path
 
 import grpc
@@ -111,6 +113,18 @@ def test_shared_pid_namespace_has_catatonit_as_pid_1(daemon: CridDaemon) -> None
     finally:
         stop_remove(daemon, pod)
     assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text()
+
+
+def test_pod_whose_infra_process_died_is_not_ready(daemon: CridDaemon) -> None:
+    pod = run_pod(daemon, pod_config(linux=namespace_options(pid=api_pb2.POD)))
+    try:
+        os.kill(info(daemon, pod)["pid"], signal.SIGKILL)
+        deadline = time.monotonic() + 5
+        while info(daemon, pod)["status"].state == api_pb2.SANDBOX_READY:
+            assert time.monotonic() < deadline, "pod still ready after its infra process died"
+            time.sleep(0.02)
+    finally:
+        stop_remove(daemon, pod)
 
 
 def test_pod_without_shared_pid_namespace_has_no_process(daemon: CridDaemon) -> None:
