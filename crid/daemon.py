@@ -89,6 +89,9 @@ async def serve(config: Config) -> None:
             log.info("metrics listening", address=f"{host}:{port}")
         log.info("crid serving", socket=str(socket_path), root=str(root), runroot=str(runroot))
 
+        watcher = asyncio.create_task(daemon.network.watch(), name="cni-conf-watch")
+        cleanup.callback(watcher.cancel)
+
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -1,8 +1,8 @@
 """The pod network manager: the node's network, ADD/DEL/CHECK, readiness.
 
 ``NetworkManager`` re-reads the conf dir when its listing changes (a cheap
-poll on every use and on ``Status``), so a config dropped in after start
-makes the network ready without a restart. On start, when the conf dir has
+look on every use, on ``Status``, and every two seconds from ``watch``), so
+a config dropped in after start makes the network ready without a restart. On start, when the conf dir has
 no configuration and the default is enabled, it writes crid's default
 bridge network there.
 
@@ -15,6 +15,7 @@ raised after all ran, so the caller can retry.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import dataclasses
 import ipaddress
@@ -98,6 +99,21 @@ class NetworkManager:
                 log.info("CNI network", name=getattr(self._network, "name", None),
                          source=getattr(self._network, "source", None))
         return self._network
+
+    @property
+    def current(self) -> cni_config.NetworkConfig | None:
+        """The network as last read, without looking at the conf dir again."""
+        return self._network
+
+    async def watch(self, interval: float = 2.0) -> None:
+        """Poll the conf dir until cancelled, so changes are picked up (and
+        logged) even when no pod or Status call asks."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                self.network()
+            except OSError as exc:  # a conf dir on a flaky mount must not stop the watch
+                log.warning("cannot read the CNI conf dir", error=str(exc))
 
     def _snapshot(self) -> tuple[tuple[str, int], ...]:
         found = []

@@ -162,3 +162,23 @@ def test_default_network_written_only_into_an_empty_dir(tmp_path: Path) -> None:
 def test_pod_ips_of_a_0_3_result() -> None:
     result = {"cniVersion": "0.3.1", "ips": [{"version": "4", "address": "10.1.0.9/24"}]}
     assert pod_ips(result) == ("10.1.0.9",)
+
+
+def test_watch_picks_up_a_config_without_being_asked(tmp_path: Path) -> None:
+    mgr = manager(tmp_path)
+    conf = tmp_path / "net.d" / "10-test.conflist"
+    text = conf.read_text()
+    conf.unlink()
+    assert mgr.network() is None
+
+    async def scenario() -> str | None:
+        watcher = asyncio.create_task(mgr.watch(interval=0.01))
+        conf.write_text(text)
+        for _ in range(100):
+            await asyncio.sleep(0.01)
+            if mgr.current is not None:
+                break
+        watcher.cancel()
+        return mgr.current.name if mgr.current else None
+
+    assert asyncio.run(scenario()) == "testnet"
