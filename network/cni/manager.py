@@ -2,9 +2,9 @@
 
 ``NetworkManager`` re-reads the conf dir when its listing changes (a cheap
 look on every use, on ``Status``, and every two seconds from ``watch``), so
-a config dropped in after start makes the network ready without a restart. On start, when the conf dir has
-no configuration and the default is enabled, it writes crid's default
-bridge network there.
+a config dropped in after start makes the network ready without a restart.
+On start, when the conf dir has no configuration and the default is enabled,
+it writes crid's default bridge network there.
 
 ADD runs the list's plugins in order, each getting the previous one's result
 as ``prevResult``; the last result is the pod's. DEL runs them in reverse
