@@ -1,0 +1,63 @@
+"""``LinuxContainerResources`` → ``linux.resources`` and the cgroup path.
+
+Values of 0 mean "not set" in the CRI and are left out. ``oom_score_adj``
+goes to the process; it is raised to the runtime's own value when lower,
+because an unprivileged-in-this-respect process cannot lower it and the
+container would fail to start (containerd's ``restrict_oom_score_adj``).
+``unified`` (cgroup v2 files) is refused on a v1 node rather than ignored.
+"""
+
+from __future__ import annotations
+
+from cri_api.v1 import api_pb2
+from crid.oci.spec.host import Host
+
+from crid.errors import InvalidArgument
+
+DEFAULT_CGROUP_PARENT = "/crid"
+
+
+def cgroups_path(parent: str, container_id: str) -> str:
+    """cgroupfs-style ``<parent>/<id>``, absolute."""
+    base = "/" + (parent or DEFAULT_CGROUP_PARENT).strip("/")
+    return base.rstrip("/") + "/" + container_id
+
+
+def linux_resources(res: api_pb2.LinuxContainerResources, host: Host) -> dict[str, object]:
+    out: dict[str, object] = {}
+    cpu: dict[str, object] = {}
+    if res.cpu_shares:
+        cpu["shares"] = res.cpu_shares
+    if res.cpu_quota:
+        cpu["quota"] = res.cpu_quota
+    if res.cpu_period:
+        cpu["period"] = res.cpu_period
+    if res.cpuset_cpus:
+        cpu["cpus"] = res.cpuset_cpus
+    if res.cpuset_mems:
+        cpu["mems"] = res.cpuset_mems
+    if cpu:
+        out["cpu"] = cpu
+    memory: dict[str, object] = {}
+    if res.memory_limit_in_bytes:
+        memory["limit"] = res.memory_limit_in_bytes
+    if res.memory_swap_limit_in_bytes:
+        memory["swap"] = res.memory_swap_limit_in_bytes
+    if memory:
+        out["memory"] = memory
+    if res.hugepage_limits:
+        out["hugepageLimits"] = [
+            {"pageSize": h.page_size, "limit": h.limit} for h in res.hugepage_limits
+        ]
+    if res.unified:
+        if not host.cgroup2():
+            raise InvalidArgument(
+                "unified (cgroup v2) resources requested, but this node uses cgroup v1: "
+                + ", ".join(sorted(res.unified))
+            )
+        out["unified"] = dict(res.unified)
+    return out
+
+
+def oom_score_adj(res: api_pb2.LinuxContainerResources, host: Host) -> int:
+    return max(res.oom_score_adj, host.oom_score_adj())
