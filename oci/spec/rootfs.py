@@ -61,12 +61,13 @@ def read_text(root: str, path: str) -> str | None:
     The final open uses O_NOFOLLOW so a symlink swapped in after resolving
     is refused rather than followed.
     """
-    host_path = scoped_path(root, path)
     try:
-        fd = os.open(host_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except OSError:
+        fd = os.open(scoped_path(root, path),
+                     os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
+    except OSError:  # missing, a symlink, or a symlink loop
+        return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
         return None
     with os.fdopen(fd, "rb") as f:
-        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-            return None
         return f.read().decode("utf-8", errors="replace")
