@@ -6,7 +6,6 @@ import os
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
-
 from crid.oci.spec.host import DeviceNode, Host
 
 # A mountinfo with / private, /mnt/shared shared, /mnt/slave a slave, and a

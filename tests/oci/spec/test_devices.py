@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 from cri_api.v1 import api_pb2
-
-from crid.errors import InvalidArgument, NotFound
 from crid.oci.spec import devices
 from crid.oci.spec.host import Host
+
+from crid.errors import InvalidArgument, NotFound
 from tests.oci.spec.fakes import FakeHost
 
 

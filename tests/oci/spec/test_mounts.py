@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from cri_api.v1 import api_pb2
-
-from crid.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from crid.oci.spec import mounts
 from crid.oci.spec.facts import PodFacts
+
+from crid.errors import FailedPrecondition, InvalidArgument, Unimplemented
 from tests.oci.spec.fakes import MOUNTINFO, FakeHost
 
 P = api_pb2.MountPropagation

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 from cri_api.v1 import api_pb2
-
-from crid.errors import InvalidArgument
 from crid.oci.spec import process
 from crid.oci.spec.image_config import ImageConfig
+
+from crid.errors import InvalidArgument
 from tests.oci.spec.fakes import container_config
 
 EP = ("/entry", "--flag")

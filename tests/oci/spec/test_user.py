@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 from cri_api.v1 import api_pb2
+from crid.oci.spec.user import ResolvedUser, resolve_user
 
 from crid.errors import InvalidArgument
-from crid.oci.spec.user import ResolvedUser, resolve_user
 from tests.oci.spec.fakes import make_rootfs, security_context
 
 Int64 = api_pb2.Int64Value
@@ -46,7 +46,7 @@ def test_image_user_forms(root: str, image_user: str, uid: int, gid: int,
 
 @pytest.mark.parametrize("image_user", ["nobody", "nobody:0", "alice:nogroup", "1000:nogroup"])
 def test_unknown_image_names_are_invalid(root: str, image_user: str) -> None:
-    with pytest.raises(InvalidArgument, match="not found in the image's /etc/(passwd|group)"):
+    with pytest.raises(InvalidArgument, match=r"not found in the image's /etc/(passwd|group)"):
         resolve_user(security_context(), image_user, root)
 
 
