@@ -61,7 +61,7 @@ def test_missing_and_non_device() -> None:
 def test_privileged_gets_host_devices_and_allow_all() -> None:
     nodes, rules = devices.devices([_device("/dev/fuse", "/dev/fuse")], True, FakeHost())
     assert rules == [{"allow": True, "access": "rwm"}]
-    paths = [n["path"] for n in nodes]
+    paths = [str(n["path"]) for n in nodes]
     assert sorted(paths) == sorted(
         ["/dev/null", "/dev/fuse", "/dev/sda", "/dev/dri/card0", "/dev/dri/renderD128"])
 
