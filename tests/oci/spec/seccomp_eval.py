@@ -7,9 +7,10 @@ one name an argument-free rule applies to any arguments.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-_OPS = {
+_OPS: dict[str, Callable[[int, int, int], bool]] = {
     "SCMP_CMP_EQ": lambda a, v, _: a == v,
     "SCMP_CMP_NE": lambda a, v, _: a != v,
     "SCMP_CMP_LT": lambda a, v, _: a < v,

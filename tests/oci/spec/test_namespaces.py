@@ -15,7 +15,7 @@ POD = PodFacts("sb", net_ns_path="/run/crid/ns/net/sb", ipc_ns_path="/run/crid/n
                target_pid_ns_path="/proc/77/ns/pid")
 
 
-def _ns(pod: PodFacts = POD, **options: int) -> dict[str, str | None]:
+def _ns(pod: PodFacts = POD, **options: object) -> dict[str, str | None]:
     got = namespaces.namespaces(api_pb2.NamespaceOption(**options), pod)  # type: ignore[arg-type]
     types = [e["type"] for e in got]
     assert len(types) == len(set(types))
