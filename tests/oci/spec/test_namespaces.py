@@ -53,7 +53,7 @@ def test_target() -> None:
 @pytest.mark.parametrize("mode", [M.CONTAINER, M.TARGET])
 def test_unsupported_shared_modes(field: str, mode: int) -> None:
     with pytest.raises(InvalidArgument, match="not supported"):
-        _ns(**{field: mode})
+        _ns(POD, **{field: mode})
 
 
 def test_new_namespaces_without_pod_paths() -> None:
