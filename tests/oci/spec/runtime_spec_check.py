@@ -22,7 +22,11 @@ SECCOMP_ACTIONS = {"SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THRE
                    "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"}
 SECCOMP_OPS = {"SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ", "SCMP_CMP_GE",
                "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ"}
-RLIMITS = {"RLIMIT_" + n for n in ["AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE", "NOFILE", "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK"]}
+RLIMITS = {
+    "RLIMIT_" + n
+    for n in ("AS", "CORE", "CPU", "DATA", "FSIZE", "LOCKS", "MEMLOCK", "MSGQUEUE", "NICE",
+              "NOFILE", "NPROC", "RSS", "RTPRIO", "RTTIME", "SIGPENDING", "STACK")
+}
 TOP_LEVEL = {"ociVersion", "process", "root", "hostname", "domainname", "mounts", "hooks",
              "annotations", "linux"}
 UINT32 = range(0, 2**32)
