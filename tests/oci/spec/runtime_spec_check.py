@@ -68,7 +68,7 @@ def check(spec: dict[str, Any]) -> list[str]:
     c.expect(set(spec) <= TOP_LEVEL, "config", f"unknown keys {set(spec) - TOP_LEVEL}")
     c.expect(bool(re.fullmatch(r"1\.0\.\d+(-.*)?", str(spec.get("ociVersion")))), "ociVersion",
              "not a 1.0.x version")
-    root = spec.get("root")
+    root: Any = spec.get("root")
     if c.typed(root, dict, "root"):
         c.typed(root.get("path"), str, "root.path")
         c.typed(root.get("readonly", False), bool, "root.readonly")
@@ -82,7 +82,7 @@ def check(spec: dict[str, Any]) -> list[str]:
         if mount.get("type") == "bind":
             c.absolute(mount.get("source"), f"{where}.source")
     c.string_map(spec.get("annotations", {}), "annotations")
-    linux = spec.get("linux")
+    linux: Any = spec.get("linux")
     if c.typed(linux, dict, "linux"):
         _linux(c, linux)
         kinds = {n.get("type") for n in linux.get("namespaces", [])}
