@@ -141,6 +141,7 @@ def build_spec(
             capabilities=caps,
             no_new_privileges=sc.no_new_privs,
             oom_score_adj=resources.oom_score_adj(res, host),
+            nofile=host.nofile_limit(),
         ),
         "root": {"path": rootfs, "readonly": sc.readonly_rootfs},
         "mounts": all_mounts,

@@ -7,6 +7,7 @@ is pure computation over requests and files in a rootfs.
 from __future__ import annotations
 
 import os
+import resource
 import stat
 from dataclasses import dataclass
 
@@ -82,6 +83,15 @@ class Host:
     def oom_score_adj(self) -> int:
         with open("/proc/self/oom_score_adj", encoding="ascii") as f:
             return int(f.read())
+
+    def nofile_limit(self) -> int:
+        """The runtime's own hard RLIMIT_NOFILE: what a container may be given
+        without CAP_SYS_RESOURCE (which a runtime in a container may lack)."""
+        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+        if hard == resource.RLIM_INFINITY:
+            with open("/proc/sys/fs/nr_open", encoding="ascii") as f:
+                return int(f.read())
+        return hard
 
     def cgroup2(self) -> bool:
         """True on a unified (cgroup v2 only) node."""

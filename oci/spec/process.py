@@ -18,9 +18,6 @@ from crid.errors import InvalidArgument
 
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-# containerd and cri-o nodes run containers with the kernel's default
-# fs.nr_open as both limits; images like nginx and databases expect it.
-DEFAULT_NOFILE = 1048576
 
 
 def process_args(config: api_pb2.ContainerConfig, image: ImageConfig) -> list[str]:
@@ -79,14 +76,18 @@ def build_process(
     capabilities: dict[str, list[str]] | None,
     no_new_privileges: bool,
     oom_score_adj: int | None,
+    nofile: int,
 ) -> dict[str, object]:
+    """``nofile`` becomes both RLIMIT_NOFILE limits: containers on cri-o and
+    containerd nodes inherit the runtime's (1048576 under their systemd
+    units) with the soft limit raised, and software like databases expects it."""
     process: dict[str, object] = {
         "terminal": config.tty,
         "user": user,
         "args": process_args(config, image),
         "env": process_env(config, image, hostname),
         "cwd": working_dir(config, image),
-        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": DEFAULT_NOFILE, "soft": DEFAULT_NOFILE}],
+        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": nofile, "soft": nofile}],
         "noNewPrivileges": no_new_privileges,
     }
     if capabilities is not None:

@@ -62,6 +62,9 @@ class FakeHost(Host):
     def oom_score_adj(self) -> int:
         return self._oom
 
+    def nofile_limit(self) -> int:
+        return 1048576
+
     def cgroup2(self) -> bool:
         return self._cgroup2
 

@@ -104,6 +104,7 @@ def test_build_process_fields() -> None:
     got = process.build_process(
         config, ImageConfig(), hostname="h", user={"uid": 1, "gid": 2},
         capabilities={"bounding": []}, no_new_privileges=True, oom_score_adj=5,
+        nofile=4096,
     )
     assert got["terminal"] is True
     assert got["args"] == ["/bin/true"]
@@ -111,7 +112,7 @@ def test_build_process_fields() -> None:
     assert got["noNewPrivileges"] is True
     assert got["oomScoreAdj"] == 5
     assert got["user"] == {"uid": 1, "gid": 2}
-    assert got["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 1048576, "soft": 1048576}]
+    assert got["rlimits"] == [{"type": "RLIMIT_NOFILE", "hard": 4096, "soft": 4096}]
 
 
 def test_image_config_from_json() -> None:
