@@ -100,7 +100,7 @@ def build_spec(
         )
     security.check_apparmor(sc)
     ids = user.resolve_user(sc, image.user, rootfs)
-    caps = security.capabilities(sc)
+    caps = security.capabilities(sc, security.from_mask(host.capability_mask()))
     ns = namespaces.namespaces(sc.namespace_options, pod)
     hostname = namespaces.hostname(sc.namespace_options, pod, sandbox.hostname)
     res = config.linux.resources

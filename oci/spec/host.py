@@ -93,6 +93,14 @@ class Host:
                 return int(f.read())
         return hard
 
+    def capability_mask(self) -> int:
+        """The runtime's own effective capabilities (``CapEff``), as a bit mask."""
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return int(line.split()[1], 16)
+        return 0
+
     def cgroup2(self) -> bool:
         """True on a unified (cgroup v2 only) node."""
         return os.path.exists("/sys/fs/cgroup/cgroup.controllers")

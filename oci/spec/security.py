@@ -19,6 +19,7 @@ since we could not enforce it.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from cri_api.v1 import api_pb2
@@ -67,15 +68,28 @@ def normalize_capability(name: str) -> str:
     return full
 
 
-def capability_set(capability: api_pb2.Capability, privileged: bool) -> list[str]:
-    """containerd's order: add ALL, drop ALL, then single adds, then single drops."""
+def from_mask(mask: int) -> list[str]:
+    """Capability names of a ``CapEff``-style bit mask (bit n = capability n)."""
+    return [name for bit, name in enumerate(ALL_CAPABILITIES) if mask >> bit & 1]
+
+
+def capability_set(
+    capability: api_pb2.Capability, privileged: bool,
+    available: Sequence[str] = ALL_CAPABILITIES,
+) -> list[str]:
+    """containerd's order: add ALL, drop ALL, then single adds, then single drops.
+
+    "All" (privileged, or add ALL) means all that the runtime itself holds
+    (``available``), as containerd does: a runtime cannot grant more, and a
+    node's runtime may itself run with a reduced set.
+    """
     if privileged:
-        return list(ALL_CAPABILITIES)
+        return list(available)
     add = [normalize_capability(c) for c in capability.add_capabilities]
     drop = [normalize_capability(c) for c in capability.drop_capabilities]
     caps = list(DEFAULT_CAPABILITIES)
     if "ALL" in add:
-        caps = list(ALL_CAPABILITIES)
+        caps = list(available)
     if "ALL" in drop:
         caps = []
     caps += [c for c in add if c != "ALL" and c not in caps]
@@ -84,9 +98,10 @@ def capability_set(capability: api_pb2.Capability, privileged: bool) -> list[str
 
 def capabilities(
     security: api_pb2.LinuxContainerSecurityContext,
+    available: Sequence[str] = ALL_CAPABILITIES,
 ) -> dict[str, list[str]]:
     """The runtime-spec ``process.capabilities`` object."""
-    caps = capability_set(security.capabilities, security.privileged)
+    caps = capability_set(security.capabilities, security.privileged, available)
     ambient = [
         c for c in (
             normalize_capability(a) for a in security.capabilities.add_ambient_capabilities

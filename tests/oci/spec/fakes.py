@@ -31,7 +31,8 @@ class FakeHost(Host):
     """A node with fixed facts; records the host paths it was asked to create."""
 
     def __init__(self, *, mountinfo: str = MOUNTINFO, oom_score_adj: int = -999,
-                 cgroup2: bool = False) -> None:
+                 cgroup2: bool = False, capability_mask: int = (1 << 41) - 1) -> None:
+        self._capability_mask = capability_mask
         self._mountinfo = mountinfo
         self._oom = oom_score_adj
         self._cgroup2 = cgroup2
@@ -64,6 +65,9 @@ class FakeHost(Host):
 
     def nofile_limit(self) -> int:
         return 1048576
+
+    def capability_mask(self) -> int:
+        return self._capability_mask
 
     def cgroup2(self) -> bool:
         return self._cgroup2

@@ -246,3 +246,12 @@ def test_checker_catches_broken_specs(rootfs: str) -> None:
     bad = copy.deepcopy(good)
     bad["process"]["capabilities"]["ambient"] = ["CAP_SYS_ADMIN"]
     assert check(bad)
+
+
+def test_privileged_on_a_runtime_without_sys_resource(rootfs: str) -> None:
+    mask = (1 << 41) - 1 - (1 << 24)
+    sc = api_pb2.LinuxContainerSecurityContext(privileged=True)
+    spec = build(rootfs, config(sc), sandbox(privileged=True),
+                 host=FakeHost(capability_mask=mask)).spec
+    assert "CAP_SYS_RESOURCE" not in spec["process"]["capabilities"]["bounding"]
+    assert len(spec["process"]["capabilities"]["bounding"]) == 40

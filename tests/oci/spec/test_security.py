@@ -193,3 +193,16 @@ def test_apparmor_accepted(sc: api_pb2.LinuxContainerSecurityContext) -> None:
 def test_apparmor_profiles_refused(sc: api_pb2.LinuxContainerSecurityContext) -> None:
     with pytest.raises(InvalidArgument, match="AppArmor is not enabled on this node"):
         security.check_apparmor(sc)
+
+
+def test_from_mask() -> None:
+    assert security.from_mask(0) == []
+    assert security.from_mask(0b101) == ["CAP_CHOWN", "CAP_DAC_READ_SEARCH"]
+    assert security.from_mask((1 << 64) - 1) == list(security.ALL_CAPABILITIES)
+
+
+def test_all_means_what_the_runtime_holds() -> None:
+    held = [c for c in security.ALL_CAPABILITIES if c != "CAP_SYS_RESOURCE"]
+    assert security.capability_set(api_pb2.Capability(), True, held) == held
+    add_all = api_pb2.Capability(add_capabilities=["ALL"])
+    assert security.capability_set(add_all, False, held) == held
