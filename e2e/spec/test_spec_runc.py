@@ -20,11 +20,13 @@ from cri_api.v1 import api_pb2
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 from crid.oci.spec.security import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 
+from crid.errors import FailedPrecondition
 from tests.oci.spec.runtime_spec_check import check
 
 RUNC = "/usr/sbin/runc"
 BUSYBOX = "/bin/busybox"
-APPLETS = ("sh", "id", "pwd", "env", "grep", "cat", "true", "unshare", "echo")
+APPLETS = ("sh", "id", "pwd", "env", "grep", "cat", "true", "unshare", "echo", "touch", "ls",
+           "mkdir")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000:Alice:/home/alice:/bin/sh\n"
 GROUP = "root:x:0:\nwheel:x:10:alice\nusers:x:100:alice\nalice:x:1000:\n"
 SCRIPT = (
@@ -53,29 +55,36 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 
 
 def run(workdir: Path, sc: api_pb2.LinuxContainerSecurityContext, *,
-        envs: dict[str, str]) -> str:
+        envs: dict[str, str] | None = None, script: str = SCRIPT,
+        mounts: list[api_pb2.Mount] | None = None, pod: PodFacts | None = None,
+        privileged_pod: bool = False) -> str:
+    """Build a spec for ``script`` under ``sc``, run it with runc, return its stdout."""
     container_id = "spec-e2e-" + uuid.uuid4().hex[:12]
     cgroup_parent = "/crid-e2e-" + container_id
-    sc.namespace_options.CopyFrom(api_pb2.NamespaceOption(
-        network=api_pb2.NamespaceMode.POD, ipc=api_pb2.NamespaceMode.POD,
-        pid=api_pb2.NamespaceMode.CONTAINER))
+    if not sc.HasField("namespace_options"):
+        sc.namespace_options.CopyFrom(api_pb2.NamespaceOption(
+            network=api_pb2.NamespaceMode.POD, ipc=api_pb2.NamespaceMode.POD,
+            pid=api_pb2.NamespaceMode.CONTAINER))
     config = api_pb2.ContainerConfig(
         metadata=api_pb2.ContainerMetadata(name="probe"),
         image=api_pb2.ImageSpec(image="busybox"),
-        args=[SCRIPT],
-        envs=[api_pb2.KeyValue(key=k, value=v) for k, v in envs.items()],
+        args=[script],
+        envs=[api_pb2.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
+        mounts=mounts or [],
         linux=api_pb2.LinuxContainerConfig(security_context=sc),
     )
     sandbox = api_pb2.PodSandboxConfig(
         metadata=api_pb2.PodSandboxMetadata(name="probe-pod", namespace="e2e", uid="u"),
         hostname="probe-pod",
-        linux=api_pb2.LinuxPodSandboxConfig(cgroup_parent=cgroup_parent),
+        linux=api_pb2.LinuxPodSandboxConfig(
+            cgroup_parent=cgroup_parent,
+            security_context=api_pb2.LinuxSandboxSecurityContext(privileged=privileged_pod)),
     )
     image = ImageConfig(user="alice", env=("PATH=/bin", "FROM_IMAGE=1"),
                         entrypoint=("/bin/sh", "-c"), working_dir="/home/alice")
     bundle = workdir / "bundle"
-    # No pod: every namespace is new, as the runtime-spec smoke test needs.
-    built = build_spec(container_id, config, sandbox, image, PodFacts("none"),
+    # Without pod paths every namespace is new, which runc can do on its own.
+    built = build_spec(container_id, config, sandbox, image, pod or PodFacts("none"),
                        str(bundle / "rootfs"))
     assert check(built.spec) == []
     (bundle / "config.json").write_text(json.dumps(built.spec))
@@ -85,7 +94,7 @@ def run(workdir: Path, sc: api_pb2.LinuxContainerSecurityContext, *,
             [RUNC, "--root", str(state), "run", "--bundle", str(bundle), container_id],
             capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
         )
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 0, done.stderr + done.stdout
         return done.stdout
     finally:
         subprocess.run([RUNC, "--root", str(state), "delete", "--force", container_id],
@@ -153,3 +162,86 @@ def test_user_groups_cwd_env_unconfined(workdir: Path) -> None:
     assert int(fields["CapBnd"], 16) == _mask(DEFAULT_CAPABILITIES)
     # unshare(0) needs no privilege: only a seccomp filter would refuse it.
     assert fields["unshare_rc"] == "0", out
+
+
+@pytest.fixture
+def bind_point(tmp_path: Path) -> Iterator[Path]:
+    """A host directory that is its own (private) mount point; unmounted after."""
+    point = tmp_path / "propagation"
+    point.mkdir()
+    (point / "marker").write_text("from the host\n")
+    subprocess.run(["mount", "--bind", str(point), str(point)], check=True)
+    try:
+        subprocess.run(["mount", "--make-private", str(point)], check=True)
+        yield point
+    finally:
+        subprocess.run(["umount", "-l", str(point)], check=True)
+
+
+def test_propagation_checked_against_this_node(workdir: Path, bind_point: Path) -> None:
+    mount = api_pb2.Mount(
+        host_path=str(bind_point), container_path="/shared",
+        propagation=api_pb2.MountPropagation.PROPAGATION_BIDIRECTIONAL)
+    sc = api_pb2.LinuxContainerSecurityContext()
+    with pytest.raises(FailedPrecondition, match="not a shared mount"):
+        run(workdir, sc, mounts=[mount], script="true")
+    subprocess.run(["mount", "--make-shared", str(bind_point)], check=True)
+    out = run(workdir, api_pb2.LinuxContainerSecurityContext(), mounts=[mount],
+              script="cat /shared/marker; grep ' /shared ' /proc/self/mountinfo")
+    assert "from the host" in out
+    assert "shared:" in out  # bidirectional inside too
+
+
+def test_pod_like_hardening(workdir: Path, tmp_path: Path) -> None:
+    """Read-only rootfs, masked and read-only /proc paths, no_new_privs, the
+    pod's files and read-only / recursive read-only request mounts."""
+    pod_dir = tmp_path / "pod"
+    pod_dir.mkdir()
+    (pod_dir / "resolv.conf").write_text("nameserver 192.0.2.53\n")
+    (pod_dir / "hosts").write_text("127.0.0.1 localhost probe-pod\n")
+    data = tmp_path / "data"
+    data.mkdir()
+    pod = PodFacts("none", resolv_conf_path=str(pod_dir / "resolv.conf"),
+                   hosts_path=str(pod_dir / "hosts"))
+    sc = api_pb2.LinuxContainerSecurityContext(readonly_rootfs=True, no_new_privs=True,
+                                               run_as_user=api_pb2.Int64Value(value=0))
+    mounts = [
+        api_pb2.Mount(host_path=str(data), container_path="/data", readonly=True,
+                      recursive_read_only=True),
+        api_pb2.Mount(host_path=str(tmp_path / "scratch"), container_path="/scratch"),
+    ]
+    script = (
+        "cat /etc/resolv.conf /etc/hosts; "
+        "touch /rootfs-file 2>&1; touch /data/x 2>&1; touch /scratch/ok && echo scratch=ok; "
+        "echo timer_list=$(cat /proc/timer_list 2>&1 | grep -c .); "
+        "{ echo x > /proc/sys/kernel/domainname; } 2>&1; "
+        "grep NoNewPrivs /proc/self/status"
+    )
+    out = run(workdir, sc, script=script, pod=pod, mounts=mounts)
+    assert "nameserver 192.0.2.53" in out
+    assert "probe-pod" in out
+    assert out.count("Read-only file system") >= 3, out  # rootfs, rro mount, /proc/sys
+    assert "scratch=ok" in out
+    assert (tmp_path / "scratch/ok").exists()  # missing host path was created
+    assert Path("/proc/timer_list").read_text()  # the host's has content...
+    assert "timer_list=0\n" in out  # ...masked, the container's is /dev/null
+    fields = _fields(out)
+    assert fields["NoNewPrivs"] == "1"
+
+
+def test_privileged(workdir: Path) -> None:
+    sc = api_pb2.LinuxContainerSecurityContext(
+        privileged=True, run_as_user=api_pb2.Int64Value(value=0),
+        seccomp=api_pb2.SecurityProfile(
+            profile_type=api_pb2.SecurityProfile.ProfileType.RuntimeDefault))
+    out = run(workdir, sc, privileged_pod=True, script=(
+        "grep CapEff /proc/self/status; ls /dev/null /dev/kmsg; unshare true; "
+        "echo unshare_rc=$?; echo sysfs_rw=$(grep -c '^sysfs /sys sysfs rw' /proc/self/mounts)"
+    ), envs={})
+    fields = _fields(out)
+    own = int(next(line for line in Path("/proc/self/status").read_text().splitlines()
+                   if line.startswith("CapEff:")).split()[1], 16)
+    assert int(fields["CapEff"], 16) == own
+    assert "/dev/kmsg" in out  # a host device
+    assert fields["unshare_rc"] == "0"  # no seccomp filter
+    assert fields["sysfs_rw"] == "1"
