@@ -57,7 +57,8 @@ def workdir(tmp_path: Path) -> Iterator[Path]:
 def run(workdir: Path, sc: api_pb2.LinuxContainerSecurityContext, *,
         envs: dict[str, str] | None = None, script: str = SCRIPT,
         mounts: list[api_pb2.Mount] | None = None, pod: PodFacts | None = None,
-        privileged_pod: bool = False) -> str:
+        privileged_pod: bool = False,
+        resources: api_pb2.LinuxContainerResources | None = None) -> str:
     """Build a spec for ``script`` under ``sc``, run it with runc, return its stdout."""
     container_id = "spec-e2e-" + uuid.uuid4().hex[:12]
     cgroup_parent = "/crid-e2e-" + container_id
@@ -71,7 +72,7 @@ def run(workdir: Path, sc: api_pb2.LinuxContainerSecurityContext, *,
         args=[script],
         envs=[api_pb2.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
         mounts=mounts or [],
-        linux=api_pb2.LinuxContainerConfig(security_context=sc),
+        linux=api_pb2.LinuxContainerConfig(security_context=sc, resources=resources),
     )
     sandbox = api_pb2.PodSandboxConfig(
         metadata=api_pb2.PodSandboxMetadata(name="probe-pod", namespace="e2e", uid="u"),
@@ -245,3 +246,23 @@ def test_privileged(workdir: Path) -> None:
     assert "/dev/kmsg" in out  # a host device
     assert fields["unshare_rc"] == "0"  # no seccomp filter
     assert fields["sysfs_rw"] == "1"
+
+
+@pytest.mark.skipif(Path("/sys/fs/cgroup/cgroup.controllers").exists(),
+                    reason="reads cgroup v1 files; this node is cgroup v2")
+def test_resources_land_in_cgroup_files(workdir: Path) -> None:
+    resources = api_pb2.LinuxContainerResources(
+        cpu_shares=256, cpu_quota=20000, cpu_period=100000, memory_limit_in_bytes=64 << 20,
+        cpuset_cpus="0")
+    # The container has its own cgroup namespace: its cgroups are the roots it sees.
+    out = run(workdir, api_pb2.LinuxContainerSecurityContext(), resources=resources, script=(
+        "cd /sys/fs/cgroup; echo shares=$(cat cpu/cpu.shares); "
+        "echo quota=$(cat cpu/cpu.cfs_quota_us); echo period=$(cat cpu/cpu.cfs_period_us); "
+        "echo mem=$(cat memory/memory.limit_in_bytes); echo cpus=$(cat cpuset/cpuset.cpus); "
+        "echo memsw=$(cat memory/memory.memsw.limit_in_bytes 2>/dev/null)"))
+    fields = _fields(out)
+    assert (fields["shares"], fields["quota"], fields["period"]) == ("256", "20000", "100000")
+    assert fields["mem"] == str(64 << 20)
+    assert fields["cpus"] == "0"
+    if Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists():
+        assert fields["memsw"] == str(64 << 20)  # no swap beyond the memory limit

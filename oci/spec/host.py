@@ -101,6 +101,18 @@ class Host:
                     return int(line.split()[1], 16)
         return 0
 
+    def swap_controller(self) -> bool:
+        """Whether swap limits can be set: memsw files on v1 (kernels boot
+        without swap accounting often), memory.swap.max in our cgroup on v2."""
+        if not self.cgroup2():
+            return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
+        with open("/proc/self/cgroup", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("0::"):
+                    own = line[3:].strip().lstrip("/")
+                    return os.path.exists(os.path.join("/sys/fs/cgroup", own, "memory.swap.max"))
+        return False
+
     def cgroup2(self) -> bool:
         """True on a unified (cgroup v2 only) node."""
         return os.path.exists("/sys/fs/cgroup/cgroup.controllers")

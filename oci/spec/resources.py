@@ -1,6 +1,8 @@
 """``LinuxContainerResources`` → ``linux.resources`` and the cgroup path.
 
-Values of 0 mean "not set" in the CRI and are left out. ``oom_score_adj``
+Values of 0 mean "not set" in the CRI and are left out. The swap limit is
+the runtime-spec's memory+swap total (cgroup v1 semantics; runtimes convert
+for v2). ``oom_score_adj``
 goes to the process; it is raised to the runtime's own value when lower,
 because an unprivileged-in-this-respect process cannot lower it and the
 container would fail to start (containerd's ``restrict_oom_score_adj``).
@@ -23,28 +25,29 @@ def cgroups_path(parent: str, container_id: str) -> str:
     return base.rstrip("/") + "/" + container_id
 
 
+# (CRI field, runtime-spec section, runtime-spec key); 0 or "" means unset.
+_FIELDS = (
+    ("cpu_shares", "cpu", "shares"),
+    ("cpu_quota", "cpu", "quota"),
+    ("cpu_period", "cpu", "period"),
+    ("cpuset_cpus", "cpu", "cpus"),
+    ("cpuset_mems", "cpu", "mems"),
+    ("memory_limit_in_bytes", "memory", "limit"),
+)
+
+
 def linux_resources(res: api_pb2.LinuxContainerResources, host: Host) -> dict[str, object]:
-    out: dict[str, object] = {}
-    cpu: dict[str, object] = {}
-    if res.cpu_shares:
-        cpu["shares"] = res.cpu_shares
-    if res.cpu_quota:
-        cpu["quota"] = res.cpu_quota
-    if res.cpu_period:
-        cpu["period"] = res.cpu_period
-    if res.cpuset_cpus:
-        cpu["cpus"] = res.cpuset_cpus
-    if res.cpuset_mems:
-        cpu["mems"] = res.cpuset_mems
-    if cpu:
-        out["cpu"] = cpu
-    memory: dict[str, object] = {}
-    if res.memory_limit_in_bytes:
-        memory["limit"] = res.memory_limit_in_bytes
-    if res.memory_swap_limit_in_bytes:
-        memory["swap"] = res.memory_swap_limit_in_bytes
-    if memory:
-        out["memory"] = memory
+    sections: dict[str, dict[str, object]] = {}
+    for field, section, key in _FIELDS:
+        value = getattr(res, field)
+        if value:
+            sections.setdefault(section, {})[key] = value
+    # Swap, as containerd does: only where the kernel accounts it; with a
+    # memory limit and no swap limit, none (swap limit = memory limit).
+    swap = res.memory_swap_limit_in_bytes or res.memory_limit_in_bytes
+    if swap and host.swap_controller():
+        sections.setdefault("memory", {})["swap"] = swap
+    out: dict[str, object] = dict(sections)
     if res.hugepage_limits:
         out["hugepageLimits"] = [
             {"pageSize": h.page_size, "limit": h.limit} for h in res.hugepage_limits

@@ -31,7 +31,9 @@ class FakeHost(Host):
     """A node with fixed facts; records the host paths it was asked to create."""
 
     def __init__(self, *, mountinfo: str = MOUNTINFO, oom_score_adj: int = -999,
-                 cgroup2: bool = False, capability_mask: int = (1 << 41) - 1) -> None:
+                 cgroup2: bool = False, capability_mask: int = (1 << 41) - 1,
+                 swap: bool = True) -> None:
+        self._swap = swap
         self._capability_mask = capability_mask
         self._mountinfo = mountinfo
         self._oom = oom_score_adj
@@ -68,6 +70,9 @@ class FakeHost(Host):
 
     def capability_mask(self) -> int:
         return self._capability_mask
+
+    def swap_controller(self) -> bool:
+        return self._swap
 
     def cgroup2(self) -> bool:
         return self._cgroup2

@@ -112,7 +112,7 @@ def test_kubelet_shaped_request(rootfs: str) -> None:
     linux = spec["linux"]
     assert linux["cgroupsPath"] == "/kubepods/podu-1/c1"
     assert linux["resources"]["cpu"] == {"shares": 2}
-    assert linux["resources"]["memory"] == {"limit": 1 << 26}
+    assert linux["resources"]["memory"] == {"limit": 1 << 26, "swap": 1 << 26}
     assert {n["type"]: n.get("path") for n in linux["namespaces"]} == {
         "pid": None, "network": "/run/crid/ns/net/sb1", "ipc": "/run/crid/ns/ipc/sb1",
         "uts": "/run/crid/ns/uts/sb1", "mount": None, "cgroup": None}

@@ -44,3 +44,4 @@ def test_ensure_dir(tmp_path: Path) -> None:
     Host().ensure_dir(str(tmp_path / "file"))  # an existing file is left alone
     assert (tmp_path / "file").read_text() == "x"
     assert Host().realpath(str(tmp_path / "a/../a/b")) == str(tmp_path / "a/b")
+

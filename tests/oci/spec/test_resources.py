@@ -29,6 +29,18 @@ def test_everything_mapped() -> None:
     }
 
 
+@pytest.mark.parametrize(("limit", "swap", "controller", "expected"), [
+    (100, 0, True, {"limit": 100, "swap": 100}),  # no swap beyond the limit
+    (100, 300, True, {"limit": 100, "swap": 300}),
+    (100, 300, False, {"limit": 100}),  # the kernel does not account swap
+    (0, 300, True, {"swap": 300}),
+])
+def test_swap(limit: int, swap: int, controller: bool, expected: dict[str, int]) -> None:
+    res = api_pb2.LinuxContainerResources(memory_limit_in_bytes=limit,
+                                          memory_swap_limit_in_bytes=swap)
+    assert resources.linux_resources(res, FakeHost(swap=controller))["memory"] == expected
+
+
 def test_unified_refused_on_cgroup_v1() -> None:
     res = api_pb2.LinuxContainerResources(unified={"memory.high": "1"})
     with pytest.raises(InvalidArgument, match="cgroup v1"):
