@@ -150,4 +150,7 @@ def build_spec(
     }
     if hostname:
         spec["hostname"] = hostname
+    # The one side effect, last, so a refused request creates nothing.
+    for m in config.mounts:
+        host.ensure_dir(m.host_path)
     return BuiltSpec(spec, ids, stop_signal(config, image))

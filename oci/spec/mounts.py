@@ -162,7 +162,6 @@ def cri_mounts(mounts: list[api_pb2.Mount], host: Host) -> tuple[list[Mount], st
         if propagation is None:
             raise InvalidArgument(f"mount propagation {m.propagation} for {destination} is "
                                   "unknown")
-        host.ensure_dir(m.host_path)
         source = host.realpath(m.host_path)
         _check_propagation(source, propagation, host, cache)
         options = ["rbind", propagation, "ro" if m.readonly else "rw"]

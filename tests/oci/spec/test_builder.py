@@ -13,7 +13,7 @@ from cri_api.v1 import api_pb2
 from crid.oci.spec import BuiltSpec, ImageConfig, PodFacts, build_spec
 from crid.oci.spec.security import ALL_CAPABILITIES
 
-from crid.errors import FailedPrecondition, InvalidArgument
+from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 from tests.oci.spec.fakes import FakeHost, make_rootfs
 from tests.oci.spec.runtime_spec_check import check
 from tests.oci.spec.seccomp_eval import allowed
@@ -255,3 +255,16 @@ def test_privileged_on_a_runtime_without_sys_resource(rootfs: str) -> None:
                  host=FakeHost(capability_mask=mask)).spec
     assert "CAP_SYS_RESOURCE" not in spec["process"]["capabilities"]["bounding"]
     assert len(spec["process"]["capabilities"]["bounding"]) == 40
+
+
+def test_missing_host_paths_created_only_when_the_request_is_good(rootfs: str) -> None:
+    host = FakeHost()
+    good = config(mounts=[api_pb2.Mount(host_path="/new/dir", container_path="/d")])
+    build(rootfs, good, host=host)
+    assert host.created == ["/new/dir"]
+    refused = FakeHost()
+    bad = config(mounts=[api_pb2.Mount(host_path="/new/dir", container_path="/d")],
+                 devices=[api_pb2.Device(host_path="/dev/nope", container_path="/dev/n")])
+    with pytest.raises(NotFound):
+        build(rootfs, bad, host=refused)
+    assert refused.created == []
