@@ -117,7 +117,7 @@ def build_spec(
 
     linux: dict[str, Any] = {
         "resources": linux_resources,
-        "cgroupsPath": resources.cgroups_path(sandbox.linux.cgroup_parent or pod.cgroup_parent,
+        "cgroupsPath": resources.cgroups_path(pod.cgroup_parent or sandbox.linux.cgroup_parent,
                                               container_id),
         "namespaces": ns,
         "devices": device_nodes,

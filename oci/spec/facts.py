@@ -28,4 +28,5 @@ class PodFacts:
     hostname_path: str | None = None
     shm_path: str | None = None
     # cgroupfs parent of the pod; containers go to <cgroup_parent>/<id>.
+    # Empty: the sandbox config's cgroup_parent, else /crid.
     cgroup_parent: str = ""

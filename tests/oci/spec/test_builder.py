@@ -268,3 +268,11 @@ def test_missing_host_paths_created_only_when_the_request_is_good(rootfs: str) -
     with pytest.raises(NotFound):
         build(rootfs, bad, host=refused)
     assert refused.created == []
+
+
+def test_cgroup_parent_from_pod_facts_first(rootfs: str) -> None:
+    pod = PodFacts("sb", cgroup_parent="/crid/pod-sb")
+    assert build(rootfs, pod=pod).spec["linux"]["cgroupsPath"] == "/crid/pod-sb/c1"
+    no_parent = api_pb2.PodSandboxConfig(hostname="h")
+    assert build(rootfs, sb=no_parent, pod=PodFacts("sb")).spec["linux"]["cgroupsPath"] == (
+        "/crid/c1")
