@@ -58,7 +58,8 @@ def run(workdir: Path, sc: api_pb2.LinuxContainerSecurityContext, *,
         envs: dict[str, str] | None = None, script: str = SCRIPT,
         mounts: list[api_pb2.Mount] | None = None, pod: PodFacts | None = None,
         privileged_pod: bool = False,
-        resources: api_pb2.LinuxContainerResources | None = None) -> str:
+        resources: api_pb2.LinuxContainerResources | None = None,
+        devices: list[api_pb2.Device] | None = None) -> str:
     """Build a spec for ``script`` under ``sc``, run it with runc, return its stdout."""
     container_id = "spec-e2e-" + uuid.uuid4().hex[:12]
     cgroup_parent = "/crid-e2e-" + container_id
@@ -72,6 +73,7 @@ def run(workdir: Path, sc: api_pb2.LinuxContainerSecurityContext, *,
         args=[script],
         envs=[api_pb2.KeyValue(key=k, value=v) for k, v in (envs or {}).items()],
         mounts=mounts or [],
+        devices=devices or [],
         linux=api_pb2.LinuxContainerConfig(security_context=sc, resources=resources),
     )
     sandbox = api_pb2.PodSandboxConfig(
@@ -266,3 +268,29 @@ def test_resources_land_in_cgroup_files(workdir: Path) -> None:
     assert fields["cpus"] == "0"
     if Path("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes").exists():
         assert fields["memsw"] == str(64 << 20)  # no swap beyond the memory limit
+
+
+def test_localhost_seccomp_profile(workdir: Path, tmp_path: Path) -> None:
+    profile = tmp_path / "no-mkdir.json"
+    profile.write_text(json.dumps({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [
+        {"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 13}]}))
+    sc = api_pb2.LinuxContainerSecurityContext(seccomp=api_pb2.SecurityProfile(
+        profile_type=api_pb2.SecurityProfile.ProfileType.Localhost,
+        localhost_ref=str(profile)))
+    out = run(workdir, sc, script="mkdir /tmp-dir 2>&1; echo rc=$?; unshare true; echo u=$?")
+    assert "Permission denied" in out  # errno 13 from the profile
+    assert _fields(out)["rc"] != "0"
+    assert _fields(out)["u"] == "0"  # only what the profile names is refused
+
+
+def test_device_renamed_with_its_permissions(workdir: Path) -> None:
+    """/dev/kmsg granted read-only as /dev/klog: the node exists and the
+    device cgroup refuses to open it for writing."""
+    devices = [api_pb2.Device(host_path="/dev/kmsg", container_path="/dev/klog",
+                              permissions="r")]
+    out = run(workdir, api_pb2.LinuxContainerSecurityContext(
+        run_as_user=api_pb2.Int64Value(value=0)), devices=devices, script=(
+        "ls -l /dev/klog; { echo crid-spec-test > /dev/klog; } 2>&1; echo w=$?"))
+    assert out.splitlines()[0].startswith("c")  # a character device node
+    assert "Operation not permitted" in out
+    assert _fields(out)["w"] != "0"
