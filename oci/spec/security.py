@@ -92,8 +92,8 @@ def capability_set(
         caps = list(available)
     if "ALL" in drop:
         caps = []
-    caps += [c for c in add if c != "ALL" and c not in caps]
-    return [c for c in caps if c not in drop]
+    caps += [c for c in add if c != "ALL"]
+    return [c for c in dict.fromkeys(caps) if c not in drop]
 
 
 def capabilities(

@@ -41,6 +41,7 @@ def test_drop_any_spelling() -> None:
 
 def test_add_existing_is_not_duplicated() -> None:
     assert _caps(add=["CHOWN"]) == list(security.DEFAULT_CAPABILITIES)
+    assert _caps(add=["NET_ADMIN", "cap_net_admin"]).count("CAP_NET_ADMIN") == 1
 
 
 @pytest.mark.parametrize(
