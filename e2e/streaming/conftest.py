@@ -1,0 +1,65 @@
+"""A real streaming server with the host-process backend, on its own thread.
+
+The server runs its event loop on a thread of its own, so tests can drive
+it from blocking clients (the kubernetes package's WebSocket client) or from
+their own event loop (our SPDY client) exactly as a remote client would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from crid.clock import Clock
+from crid.streaming.host_backend import HostBackend
+from crid.streaming.server import StreamingServer
+from crid.streaming.tokens import Request
+
+T = TypeVar("T")
+
+
+class ServerThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.clock = ManualClock()
+        self.backend = HostBackend()
+        self.server = StreamingServer(self.backend, self.clock)
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.base_url = self.call(self.server.start())
+
+    def call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout=30)
+
+    def url_for(self, request: Request) -> str:
+        async def register() -> str:
+            return self.server.url_for(request)
+        return self.call(register())
+
+    def stop(self) -> None:
+        self.call(self.server.close())
+        self.call(self.backend.stop_all())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(timeout=10)
+        self.loop.close()
+
+
+class ManualClock(Clock):
+    """Real time plus an offset the test can advance (to expire tokens)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def monotonic(self) -> float:
+        return super().monotonic() + self.offset
+
+
+@pytest.fixture(scope="module")
+def streaming() -> Iterator[ServerThread]:
+    server = ServerThread()
+    yield server
+    server.stop()
