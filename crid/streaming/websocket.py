@@ -62,14 +62,14 @@ class ChannelSocket:
         """One message per ``MAX_MESSAGE`` bytes (a lone channel byte if ``data`` is b'')."""
         for at in range(0, max(len(data), 1), MAX_MESSAGE):
             chunk = data[at:at + MAX_MESSAGE]
-            event: Message[bytes] | Message[str]
+            event: BytesMessage | TextMessage
             if self._base64:
                 event = TextMessage(data=chr(ord("0") + channel) + base64.b64encode(chunk).decode())
             else:
                 event = BytesMessage(data=bytes([channel]) + chunk)
             await self._send(event)
 
-    async def _send(self, event: Message[bytes] | Message[str] | CloseConnection) -> None:
+    async def _send(self, event: BytesMessage | TextMessage) -> None:
         if self.closed.is_set() or self._ws.state is not ConnectionState.OPEN:
             raise ConnectionResetError("the WebSocket is closed")
         self._writer.write(self._ws.send(event))
@@ -239,7 +239,7 @@ async def serve_portforward(ws: ChannelSocket, request: PortForwardRequest, port
         reading = asyncio.create_task(pump())
         # The session ends when every pod connection has ended, or the client leaves.
         if copies:
-            await asyncio.wait({asyncio.gather(*copies), reading},
+            await asyncio.wait({asyncio.create_task(_all(copies)), reading},
                                return_when=asyncio.FIRST_COMPLETED)
     except ConnectionError:
         pass
@@ -249,6 +249,10 @@ async def serve_portforward(ws: ChannelSocket, request: PortForwardRequest, port
         for writer in writers.values():
             writer.close()
         await ws.close(reading)
+
+
+async def _all(tasks: list[asyncio.Task[None]]) -> None:
+    await asyncio.gather(*tasks)
 
 
 async def _from_pod(reader: asyncio.StreamReader, ws: ChannelSocket, channel: int) -> None:

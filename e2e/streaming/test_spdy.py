@@ -9,7 +9,8 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,8 +18,10 @@ from crid.streaming.tokens import AttachRequest, ExecRequest, PortForwardRequest
 from e2e.streaming import spdy_client
 from e2e.streaming.conftest import ServerThread
 
+T = TypeVar("T")
 
-def run(coroutine):  # type: ignore[no-untyped-def]
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(asyncio.wait_for(coroutine, 60))
 
 
