@@ -105,3 +105,22 @@ def test_other_versions_are_rejected_and_unknown_types_ignored() -> None:
 def test_short_control_frames_are_frame_errors() -> None:
     with pytest.raises(frames.FrameError):
         frames.decode(bytes.fromhex("80030003" "00000002"), b"\0\0", frames.HeaderCodec())
+
+
+# What Go's spdystream (the library of kubelet, kubectl and crictl) sent to our
+# server when opening an exec's error, stdout and stderr streams: captured once
+# with e2e/streaming/gospdy. Its zlib header names the dictionary 0xe3c6a7c2.
+GO_SYN_STREAMS = bytes.fromhex(
+    "80030001000000290000000100000000000078f9e3c6a7c26260606004a7b392a2d4c45c6851c29a0a0a"
+    "6800000000ffff800300010000001900000003000000000000c22ac5565c92925f5a02000000ffff8003"
+    "00010000001500000005000000000000c229975a5404000000ffff")
+
+
+def test_header_blocks_made_by_go_spdystream_decode() -> None:
+    codec = frames.HeaderCodec()
+    decoded = [frames.decode(h, p, codec) for h, p in split(GO_SYN_STREAMS)]
+    assert decoded == [
+        frames.SynStream(1, {"streamtype": ["error"]}),
+        frames.SynStream(3, {"streamtype": ["stdout"]}),
+        frames.SynStream(5, {"streamtype": ["stderr"]}),
+    ]
