@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import os
 import socket
 import threading
 import time
+import uuid
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
@@ -231,3 +233,33 @@ def test_json_status_is_what_go_decodes(streaming: ServerThread) -> None:
     result = run(spdy_client.remote_command(exec_url(streaming, "sh", "-c", "exit 1")))
     assert set(json.loads(result.error)) == {"metadata", "status", "message", "reason",
                                              "details"}
+
+
+def processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        with contextlib.suppress(OSError), open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            if marker.encode() in cmdline.read():
+                found.append(int(pid))
+    return found
+
+
+def test_client_leaving_mid_exec_stops_the_process(streaming: ServerThread) -> None:
+    marker = f"crid-stream-{uuid.uuid4().hex}"
+    url = exec_url(streaming, "sh", "-c", f"echo up; sleep 1000; : {marker}")
+
+    async def start_and_leave() -> None:
+        conn = await spdy_client.upgrade(url, ["v4.channel.k8s.io"])
+        await conn.session.open_stream({"streamtype": ["error"]})
+        stdout = await conn.session.open_stream({"streamtype": ["stdout"]})
+        await conn.session.open_stream({"streamtype": ["stderr"]})
+        assert await stdout.read() == b"up\n"
+        assert processes_with(marker)
+        conn.session._close()  # drop the connection, no goodbye
+        conn.reading.cancel()
+
+    run(start_and_leave())
+    deadline = time.monotonic() + 10
+    while processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert processes_with(marker) == []

@@ -24,7 +24,7 @@ from kubernetes.stream.ws_client import (
     get_websocket_url,
 )
 
-from crid.streaming.tokens import ExecRequest, PortForwardRequest
+from crid.streaming.tokens import AttachRequest, ExecRequest, PortForwardRequest
 from e2e.streaming.conftest import ServerThread
 
 
@@ -186,3 +186,12 @@ def test_port_forward(streaming: ServerThread, echo_server: int) -> None:
     assert received == payload.upper()
     assert forward.error(echo_server) is None
     sock.close()
+
+
+def test_attach_over_websocket(streaming: ServerThread) -> None:
+    streaming.call(streaming.backend.start("attach-ws", ["sh", "-c", "read x; echo got $x >&2"]))
+    ws = client(streaming.url_for(AttachRequest("attach-ws", stdin=True)))
+    ws.write_stdin(b"hi\n")
+    finish(ws)
+    assert ws.read_stderr() == b"got hi\n"
+    assert ws.returncode == 0

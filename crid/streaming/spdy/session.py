@@ -112,6 +112,7 @@ class Stream:
         """Reset the stream (RST_STREAM)."""
         if not self.reset:
             self._on_reset()
+            self.session.streams.pop(self.id, None)
             with contextlib.suppress(ConnectionError):
                 await self.session.send(frames.RstStream(self.id, status))
 
