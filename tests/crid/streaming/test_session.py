@@ -18,9 +18,9 @@ def with_pair(body: Body) -> None:
     async def run() -> None:
         left, right = socket.socketpair()
         sessions = []
-        for sock, server in ((left, True), (right, False)):
+        for sock, is_server in ((left, True), (right, False)):
             reader, writer = await asyncio.open_unix_connection(sock=sock)
-            sessions.append(Session(Reader(reader), writer, server=server))
+            sessions.append(Session(Reader(reader), writer, server=is_server))
         server, client = sessions
         tasks = [asyncio.create_task(s.run()) for s in sessions]
         try:
