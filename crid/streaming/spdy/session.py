@@ -233,7 +233,10 @@ class Session:
         self.closed.set()
         self._credit.set()
         for stream in self.streams.values():
-            stream._on_reset()
+            # What arrived is still read; then EOF. Writes fail from now on.
+            stream._on_data(b"", True)
+            stream._drained.set()
+            stream.replied.set()
         for future in self._pings.values():
             if not future.done():
                 future.set_exception(StreamClosed("the SPDY connection closed"))
