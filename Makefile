@@ -5,8 +5,11 @@
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
+# golang-go + spdystream: e2e/streaming builds a Go SPDY client from the library
+# kubelet, kubectl and crictl use, to check the streaming server against it.
 APT_PACKAGES := conmon containernetworking-plugins iptables catatonit \
-                docker-registry busybox-static runc skopeo umoci
+                docker-registry busybox-static runc skopeo umoci \
+                golang-go golang-github-docker-spdystream-dev
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
