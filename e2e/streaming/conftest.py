@@ -1,4 +1,5 @@
-"""A real streaming server with the host-process backend, on its own thread.
+"""A real streaming server with the host-process backend, on its own thread,
+and a loopback TCP server for port-forward tests to reach.
 
 The server runs its event loop on a thread of its own, so tests can drive
 it from blocking clients (the kubernetes package's WebSocket client) or from
@@ -8,6 +9,8 @@ their own event loop (our SPDY client) exactly as a remote client would.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import socket
 import threading
 from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
@@ -63,3 +66,33 @@ def streaming() -> Iterator[ServerThread]:
     server = ServerThread()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def digest_server() -> Iterator[int]:
+    """A loopback TCP server: reads to EOF, answers the sha256 hex of it."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=answer, args=(conn,), daemon=True).start()
+
+    def answer(conn: socket.socket) -> None:
+        with conn:
+            digest = hashlib.sha256()
+            while chunk := conn.recv(1 << 20):
+                digest.update(chunk)
+            conn.sendall(digest.hexdigest().encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()

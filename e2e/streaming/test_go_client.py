@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from crid.streaming.tokens import ExecRequest
+from crid.streaming.tokens import ExecRequest, PortForwardRequest
 from e2e.streaming.conftest import ServerThread
 
 SOURCE = Path(__file__).parent / "gospdy"
@@ -68,3 +68,13 @@ def test_ten_megabytes_of_output(streaming: ServerThread, gospdy: Path,
     url = streaming.url_for(ExecRequest("c1", ("head", "-c", str(10 << 20), "/dev/zero")))
     stdout, _, _ = go_exec(gospdy, tmp_path, url)
     assert stdout == bytes(10 << 20)
+
+
+def test_port_forward(streaming: ServerThread, gospdy: Path, tmp_path: Path,
+                      digest_server: int) -> None:
+    payload = os.urandom(20 << 20)
+    url = streaming.url_for(PortForwardRequest("pod-1", (digest_server,)))
+    argv = [str(gospdy), url, str(tmp_path / "capture"), "portforward", str(digest_server)]
+    done = subprocess.run(argv, input=payload, capture_output=True, timeout=60, check=True)
+    assert done.stdout.decode() == hashlib.sha256(payload).hexdigest()
+    assert done.stderr == b"ERROR \n"

@@ -8,10 +8,9 @@ import hashlib
 import json
 import os
 import socket
-import threading
 import time
 import uuid
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 import pytest
@@ -159,36 +158,6 @@ def test_attach_sees_output_and_feeds_stdin(streaming: ServerThread) -> None:
 
 
 # --- port-forward ---------------------------------------------------------
-
-
-@pytest.fixture
-def digest_server() -> Iterator[int]:
-    """A loopback TCP server: reads to EOF, answers the sha256 hex of it."""
-    listener = socket.create_server(("127.0.0.1", 0))
-    stop = threading.Event()
-
-    def serve() -> None:
-        listener.settimeout(0.2)
-        while not stop.is_set():
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            threading.Thread(target=answer, args=(conn,), daemon=True).start()
-
-    def answer(conn: socket.socket) -> None:
-        with conn:
-            digest = hashlib.sha256()
-            while chunk := conn.recv(1 << 20):
-                digest.update(chunk)
-            conn.sendall(digest.hexdigest().encode())
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
 
 
 def test_port_forward_moves_100_megabytes(streaming: ServerThread, digest_server: int) -> None:

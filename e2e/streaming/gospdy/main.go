@@ -9,6 +9,9 @@
 //
 // Run: gospdy URL CAPTURE_FILE [stdin]   (stdin is copied from our stdin)
 // Prints the remote stdout and stderr, then "STATUS <error stream>" on stderr.
+//
+// Or: gospdy URL CAPTURE_FILE portforward PORT: one forwarded connection, our
+// stdin to the port and its answer to our stdout; "ERROR <text>" on stderr.
 package main
 
 import (
@@ -40,7 +43,14 @@ func (c *recordingConn) Write(p []byte) (int, error) {
 
 func main() {
 	target, capturePath := os.Args[1], os.Args[2]
-	withStdin := len(os.Args) > 3 && os.Args[3] == "stdin"
+	mode := ""
+	if len(os.Args) > 3 {
+		mode = os.Args[3]
+	}
+	protocol := "v4.channel.k8s.io"
+	if mode == "portforward" {
+		protocol = "portforward.k8s.io"
+	}
 	u, err := url.Parse(target)
 	check(err)
 	conn, err := net.Dial("tcp", u.Host)
@@ -49,7 +59,7 @@ func main() {
 	check(err)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "SPDY/3.1")
-	req.Header.Add("X-Stream-Protocol-Version", "v4.channel.k8s.io")
+	req.Header.Add("X-Stream-Protocol-Version", protocol)
 	check(req.Write(conn))
 	reader := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(reader, req)
@@ -64,15 +74,24 @@ func main() {
 	check(err)
 	go spdy.Serve(spdystream.NoOpStreamHandler)
 
-	open := func(kind string) *spdystream.Stream {
-		stream, err := spdy.CreateStream(http.Header{"StreamType": {kind}}, nil, false)
+	open := func(kind string, extra ...string) *spdystream.Stream {
+		headers := http.Header{"StreamType": {kind}}
+		for i := 0; i+1 < len(extra); i += 2 {
+			headers.Set(extra[i], extra[i+1])
+		}
+		stream, err := spdy.CreateStream(headers, nil, false)
 		check(err)
 		check(stream.Wait())
 		return stream
 	}
+	if mode == "portforward" {
+		forward(open, os.Args[4])
+		spdy.Close()
+		return
+	}
 	errorStream := open("error")
 	var stdin *spdystream.Stream
-	if withStdin {
+	if mode == "stdin" {
 		stdin = open("stdin")
 	}
 	stdout, stderr := open("stdout"), open("stderr")
@@ -97,6 +116,20 @@ func main() {
 	copies.Wait()
 	fmt.Fprintf(os.Stderr, "STATUS %s\n", status)
 	spdy.Close()
+}
+
+// forward does what client-go's port-forwarder does for one connection.
+func forward(open func(string, ...string) *spdystream.Stream, port string) {
+	errorStream := open("error", "Port", port, "RequestID", "0")
+	errorStream.Close() // the client never writes on it
+	data := open("data", "Port", port, "RequestID", "0")
+	go func() {
+		io.Copy(data, os.Stdin)
+		data.Close()
+	}()
+	io.Copy(os.Stdout, data)
+	problem, _ := io.ReadAll(errorStream)
+	fmt.Fprintf(os.Stderr, "ERROR %s\n", problem)
 }
 
 func check(err error) {
