@@ -194,8 +194,6 @@ async def serve_remotecommand(ws: ChannelSocket, protocol: str,
     except ConnectionError:
         pass
     finally:
-        if stdin is not None and stdin.queue.empty():
-            stdin.queue.put_nowait(b"")
         await ws.close(reading)
 
 
