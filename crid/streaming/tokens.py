@@ -15,7 +15,7 @@ import dataclasses
 import secrets
 
 from crid.clock import Clock
-from crid.errors import ResourceExhausted
+from crid.errors import InvalidArgument, ResourceExhausted
 
 TTL_SECONDS = 60.0
 MAX_PENDING = 10_000  # a bound on memory if a client asks and never connects
@@ -69,6 +69,7 @@ class TokenCache:
 
     def put(self, request: Request) -> str:
         """Store ``request``; the token that fetches it."""
+        validate(request)
         self._expire()
         if len(self._pending) >= MAX_PENDING:
             raise ResourceExhausted(
@@ -98,6 +99,24 @@ class TokenCache:
             if deadline > now:
                 break
             del self._pending[token]
+
+
+def validate(request: Request) -> None:
+    """Refuse what no session could serve, as kubelet's streaming server does."""
+    if isinstance(request, PortForwardRequest):
+        if not request.pod_sandbox_id:
+            raise InvalidArgument("pod_sandbox_id is required")
+        if not all(0 < port < 65536 for port in request.ports):
+            raise InvalidArgument(f"ports {list(request.ports)} must be in 1-65535")
+        return
+    if not request.container_id:
+        raise InvalidArgument("container_id is required")
+    if isinstance(request, ExecRequest) and not request.cmd:
+        raise InvalidArgument("cmd is required")
+    if request.tty and request.stderr:
+        raise InvalidArgument("tty and stderr cannot both be true: a terminal has one output")
+    if not (request.stdin or request.stdout or request.stderr):
+        raise InvalidArgument("one of stdin, stdout or stderr must be true")
 
 
 def url(base_url: str, request: Request, token: str) -> str:

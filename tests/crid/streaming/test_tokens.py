@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from crid.clock import Clock
-from crid.errors import ResourceExhausted
+from crid.errors import InvalidArgument, ResourceExhausted
 from crid.streaming import tokens
 from crid.streaming.tokens import AttachRequest, ExecRequest, PortForwardRequest, TokenCache
 
@@ -70,3 +70,18 @@ def test_url_shape() -> None:
         "http://127.0.0.1:1234/exec/TOK")
     assert tokens.url("http://[::1]:1", PortForwardRequest("p"), "T") == (
         "http://[::1]:1/portforward/T")
+
+
+@pytest.mark.parametrize("request_, problem", [
+    (ExecRequest("c", ("sh",), tty=True, stderr=True), "tty and stderr"),
+    (ExecRequest("c", ("sh",), stdout=False, stderr=False), "one of stdin"),
+    (ExecRequest("c", ()), "cmd is required"),
+    (ExecRequest("", ("sh",)), "container_id"),
+    (AttachRequest("c", tty=True), "tty and stderr"),
+    (PortForwardRequest("", (80,)), "pod_sandbox_id"),
+    (PortForwardRequest("p", (0,)), "1-65535"),
+])
+def test_requests_no_session_could_serve_are_refused(request_: tokens.Request,
+                                                     problem: str) -> None:
+    with pytest.raises(InvalidArgument, match=problem):
+        TokenCache(FakeClock()).put(request_)
