@@ -94,9 +94,9 @@ async def serve(session: Session, protocol: str, request: ExecRequest | AttachRe
         by_type = streams.by_type
         job = asyncio.create_task(remotecommand.run(
             backend, request,
-            stdin=by_type.get("stdin"),
-            stdout=by_type.get("stdout"),
-            stderr=by_type.get("stderr") if not request.tty else None,
+            stdin=by_type.get("stdin") if request.stdin else None,
+            stdout=by_type.get("stdout") if request.stdout else None,
+            stderr=by_type.get("stderr") if request.stderr and not request.tty else None,
             resize=streams.sizes() if request.tty and protocol != "channel.k8s.io" else None,
         ))
         await asyncio.wait({job, reading}, return_when=asyncio.FIRST_COMPLETED)
