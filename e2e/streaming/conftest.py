@@ -96,3 +96,9 @@ def digest_server() -> Iterator[int]:
     stop.set()
     thread.join()
     listener.close()
+
+
+def wait_for_size(size: str) -> str:
+    """Shell: read a line, poll ``stty size`` until it is ``size`` (5 s at most), print it."""
+    return (f'read go; i=0; while [ "$(stty size)" != "{size}" ] && [ $i -lt 100 ]; '
+            'do sleep 0.05; i=$((i+1)); done; stty size')

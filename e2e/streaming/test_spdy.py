@@ -17,7 +17,7 @@ import pytest
 
 from crid.streaming.tokens import AttachRequest, ExecRequest, PortForwardRequest
 from e2e.streaming import spdy_client
-from e2e.streaming.conftest import ServerThread
+from e2e.streaming.conftest import ServerThread, wait_for_size
 
 T = TypeVar("T")
 
@@ -117,8 +117,9 @@ def test_fifty_concurrent_execs_all_finish(streaming: ServerThread) -> None:
 
 
 def test_tty_resize_changes_the_size_seen_inside(streaming: ServerThread) -> None:
-    # The shell waits for a line before asking, so the sizes are applied first.
-    url = exec_url(streaming, "sh", "-c", "read go; stty size; test -t 1 && echo is-a-tty",
+    # Sizes and stdin travel on different streams, so the shell gives the
+    # resize up to 5 s to land before it reports the size it sees.
+    url = exec_url(streaming, "sh", "-c", wait_for_size("43 132") + "; test -t 1 && echo is-a-tty",
                    tty=True, stdin=True, stderr=False)
     result = run(spdy_client.remote_command(url, stdin=b"go\n", close_stdin=False, tty=True,
                                             sizes=((100, 30), (132, 43))))

@@ -25,7 +25,7 @@ from kubernetes.stream.ws_client import (
 )
 
 from crid.streaming.tokens import AttachRequest, ExecRequest, PortForwardRequest
-from e2e.streaming.conftest import ServerThread
+from e2e.streaming.conftest import ServerThread, wait_for_size
 
 
 def client(url: str, protocol: str | None = None) -> WSClient:
@@ -79,7 +79,7 @@ def test_v5_close_signal_is_stdin_eof(streaming: ServerThread) -> None:
 
 def test_exec_with_tty_and_resize(streaming: ServerThread) -> None:
     url = streaming.url_for(ExecRequest(
-        "c1", ("sh", "-c", "read go; stty size; test -t 0 && echo tty; exit 2"),
+        "c1", ("sh", "-c", wait_for_size("17 91") + "; test -t 0 && echo tty; exit 2"),
         tty=True, stdin=True, stderr=False))
     ws = client(url, "v4.channel.k8s.io")
     ws.write_channel(4, b'{"Width":91,"Height":17}')
