@@ -1,0 +1,1 @@
+pytest_plugins = ["e2e.fixtures.daemon", "e2e.fixtures.registry"]

@@ -1,0 +1,70 @@
+"""The state store: per-component migrations and all-or-nothing transactions."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from crid.store import Store
+
+PETS = (
+    "CREATE TABLE pets (name TEXT PRIMARY KEY);",
+    "ALTER TABLE pets ADD COLUMN legs INTEGER NOT NULL DEFAULT 4;\n"
+    "CREATE INDEX pets_legs ON pets (legs);",
+)
+
+
+def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", {"pets": PETS})
+    assert store.schema_version("pets") == 2
+    assert store.schema_version("crid") == 1
+    with store.transaction() as db:
+        db.execute("INSERT INTO pets (name) VALUES ('rex')")
+    store.close()
+    reopened = Store(tmp_path / "db", {"pets": PETS})  # nothing to apply; no error
+    assert [dict(r) for r in reopened.query("SELECT * FROM pets")] == [{"name": "rex", "legs": 4}]
+
+
+def test_a_newer_component_is_migrated_from_where_it_stands(tmp_path: Path) -> None:
+    Store(tmp_path / "db", {"pets": PETS[:1]}).close()
+    store = Store(tmp_path / "db", {"pets": PETS})
+    assert store.schema_version("pets") == 2
+    assert "legs" in [r["name"] for r in store.query("PRAGMA table_info(pets)")]
+
+
+def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
+    Store(tmp_path / "db", {"pets": PETS}).close()
+    with pytest.raises(RuntimeError, match="refusing to downgrade"):
+        Store(tmp_path / "db", {"pets": PETS[:1]})
+
+
+def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
+    broken = (PETS[0], "ALTER TABLE pets ADD COLUMN x INTEGER;\nNOT SQL;")
+    with pytest.raises(sqlite3.OperationalError):
+        Store(tmp_path / "db", {"pets": broken})
+    store = Store(tmp_path / "db", {"pets": PETS[:1]})
+    assert store.schema_version("pets") == 1
+    assert "x" not in [r["name"] for r in store.query("PRAGMA table_info(pets)")]
+
+
+def test_a_transaction_that_raises_writes_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", {"pets": PETS})
+    with pytest.raises(ValueError), store.transaction() as db:
+        db.execute("INSERT INTO pets (name) VALUES ('half')")
+        raise ValueError("part-way failure")
+    assert store.query("SELECT * FROM pets") == []
+
+
+def test_meta_values_persist(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    store.set_meta("pod_cidr", "10.88.0.0/16")
+    store.set_meta("pod_cidr", "10.89.0.0/16")
+    store.close()
+    assert Store(tmp_path / "db").get_meta("pod_cidr") == "10.89.0.0/16"
+
+
+def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    assert store.query("PRAGMA journal_mode")[0][0] == "wal"
