@@ -53,6 +53,10 @@ class Config:
     cni_config_dir: str = "/etc/cni/net.d"
     cni_plugin_dirs: tuple[str, ...] = ("/opt/cni/bin", "/usr/lib/cni")
     registries_conf: str = "/etc/containers/registries.conf"
+    auth_file: str = ""  # a docker config.json; "" = none
+    pinned_images: tuple[str, ...] = ()
+    max_parallel_downloads: int = 3
+    pull_progress_timeout: int = 300  # seconds without a byte before a pull fails
     cgroup_parent: str = "/crid"
     default_handler: str = "crid"
     handlers: tuple[Handler, ...] = ()
@@ -108,6 +112,10 @@ def _host_port_or_empty(value: Any) -> str | None:
     return _port(int(port))
 
 
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else f"{value} must be at least 1"
+
+
 def _one_of(choices: Iterable[str]) -> Check:
     options = tuple(choices)
 
@@ -142,6 +150,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.network.cni_config_dir", "cni_config_dir", str, _absolute),
     Setting("crid.network.cni_plugin_dirs", "cni_plugin_dirs", list, _each_absolute),
     Setting("crid.image.registries_conf", "registries_conf", str, _absolute),
+    Setting("crid.image.auth_file", "auth_file", str, _absolute_or_empty),
+    Setting("crid.image.pinned_images", "pinned_images", list),
+    Setting("crid.image.max_parallel_downloads", "max_parallel_downloads", int, _positive),
+    Setting("crid.image.pull_progress_timeout", "pull_progress_timeout", int, _positive),
     Setting("crid.runtime.cgroup_parent", "cgroup_parent", str, _absolute),
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
 )

@@ -22,6 +22,8 @@ from crid import listener, logs
 from crid.clock import Clock
 from crid.config import Config
 from crid.errors import FailedPrecondition
+from crid.image import schema as image_schema
+from crid.image.service import ImageService
 from crid.metrics import Metrics
 from crid.store import Store
 
@@ -35,6 +37,7 @@ class Daemon:
     store: Store
     metrics: Metrics
     clock: Clock
+    images: ImageService
 
 
 async def serve(config: Config) -> None:
@@ -48,10 +51,13 @@ async def serve(config: Config) -> None:
             directory.mkdir(parents=True, exist_ok=True, mode=0o711)
         cleanup.enter_context(_exclusive(root / "crid.lock"))
         listener.claim(socket_path)
-        store = Store(root / DATABASE)
+        store = Store(root / DATABASE, migrations={"image": image_schema.MIGRATIONS})
         cleanup.callback(store.close)
         metrics = Metrics()
-        daemon = Daemon(config=config, store=store, metrics=metrics, clock=Clock())
+        clock = Clock()
+        images = ImageService(config, store, metrics, clock)
+        cleanup.callback(images.close)
+        daemon = Daemon(config=config, store=store, metrics=metrics, clock=clock, images=images)
 
         grpc_server = server.build(daemon)
         grpc_server.add_insecure_port(f"unix://{socket_path}")

@@ -17,9 +17,10 @@ from crid import errors
 from crid.api import services
 from crid.daemon import Daemon
 from crid.interceptor import CallInterceptor, Context, Handler
+from crid.images import Images
 from crid.runtime_info import RuntimeInfo
 
-CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (RuntimeInfo,)
+CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (RuntimeInfo, Images)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # ListContainers on a full node exceeds the 4 MiB default
 
 
