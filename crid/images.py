@@ -60,7 +60,7 @@ class Images:
             record = self._images.status(wanted)
             records = [record] if record else []
         else:
-            records = self._images.list()
+            records = self._images.all()
         return api_pb2.ListImagesResponse(images=[_image(r) for r in records])
 
     async def RemoveImage(self, request: api_pb2.RemoveImageRequest) -> api_pb2.RemoveImageResponse:

@@ -16,8 +16,8 @@ import grpc
 from crid import errors
 from crid.api import services
 from crid.daemon import Daemon
-from crid.interceptor import CallInterceptor, Context, Handler
 from crid.images import Images
+from crid.interceptor import CallInterceptor, Context, Handler
 from crid.runtime_info import RuntimeInfo
 
 CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (RuntimeInfo, Images)

@@ -16,8 +16,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from crid.errors import InvalidArgument
 from crid.image.reference import DEFAULT_DOMAIN
+
+from crid.errors import InvalidArgument
 
 DOCKER_HUB_KEYS = ("https://index.docker.io/v1/", "index.docker.io", "registry-1.docker.io")
 

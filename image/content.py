@@ -19,8 +19,9 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from crid.errors import InvalidArgument, NotFound
 from crid.image.reference import is_digest
+
+from crid.errors import InvalidArgument, NotFound
 
 
 class DigestMismatch(InvalidArgument):

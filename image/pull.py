@@ -21,7 +21,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from crid.errors import CridError, FailedPrecondition, InvalidArgument, NotFound
 from crid.image import auth, registries, unpack
 from crid.image.auth import Credentials
 from crid.image.content import ContentStore, DigestMismatch
@@ -35,6 +34,8 @@ from crid.image.registry_client import (
     Transport,
 )
 from crid.image.snapshots import Snapshots, chain_ids
+
+from crid.errors import CridError, FailedPrecondition, InvalidArgument, NotFound
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 CONFIG_TYPES = (
@@ -202,7 +203,7 @@ class Puller:
                 try:
                     if future.result():
                         created.append(chain)
-                except BaseException as exc:  # noqa: BLE001 - first error wins, after all stop
+                except BaseException as exc:
                     error = error or exc
                     for other in futures:
                         other.cancel()
@@ -279,7 +280,7 @@ class Puller:
     def _discard(self, created: list[str]) -> None:
         """Remove layers this pull made that nothing else uses now."""
         with self.guard:
-            referenced = {c for image in self.records.list() for c in image.chain_ids}
+            referenced = {c for image in self.records.all() for c in image.chain_ids}
             doomed = [c for c in created if c not in referenced and self._active[c] <= 1]
             for chain in doomed:
                 self.snapshots.remove(chain)

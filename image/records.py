@@ -15,8 +15,9 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from crid.errors import InvalidArgument
 from crid.image.reference import Reference, image_id, parse
+
+from crid.errors import InvalidArgument
 from crid.store import Store
 
 
@@ -79,10 +80,12 @@ class ImageRecords:
         found = self._load("WHERE id = ?", (id_,))
         return found[0] if found else None
 
-    def list(self) -> list[ImageRecord]:
+    def all(self) -> list[ImageRecord]:
         return self._load("", ())
 
-    def resolve(self, text: str, candidates: Sequence[Reference] | None = None) -> ImageRecord | None:
+    def resolve(
+        self, text: str, candidates: Sequence[Reference] | None = None
+    ) -> ImageRecord | None:
         """The image ``text`` names: an ID, a tag or a digest reference."""
         by_id = image_id(text)
         if by_id:

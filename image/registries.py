@@ -22,8 +22,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from crid.errors import FailedPrecondition, InvalidArgument
 from crid.image.reference import DEFAULT_DOMAIN, Reference
+
+from crid.errors import FailedPrecondition, InvalidArgument
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,10 +102,9 @@ class RegistriesConfig:
 def _rewrite(
     registry: Registry, location: str, name: str, insecure: bool, *, mirror: bool = False
 ) -> Endpoint:
-    if registry.prefix.startswith("*."):
-        rest = name  # wildcard prefixes cannot have a location; a mirror gets the full name
-    else:
-        rest = name[len(registry.prefix):].lstrip("/")
+    # A wildcard prefix has no location to replace: its mirrors get the full name.
+    wildcard = registry.prefix.startswith("*.")
+    rest = name if wildcard else name[len(registry.prefix):].lstrip("/")
     full = f"{location.rstrip('/')}/{rest}" if rest else location.rstrip("/")
     host, _, repository = full.partition("/")
     if not repository:

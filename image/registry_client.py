@@ -29,6 +29,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
+from crid.image import auth
+from crid.image.auth import Credentials
+from crid.image.content import DigestMismatch
+from crid.image.registries import Endpoint
 
 from crid.errors import (
     CridError,
@@ -38,10 +42,6 @@ from crid.errors import (
     NotFound,
     Unavailable,
 )
-from crid.image import auth
-from crid.image.auth import Credentials
-from crid.image.content import DigestMismatch
-from crid.image.registries import Endpoint
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -116,10 +116,11 @@ class Transport:
             chosen = "https"
         except httpx.TransportError as exc:
             if not endpoint.insecure:
+                tls = "SSL" in str(exc) or "certificate" in str(exc)
                 raise Unavailable(
-                    f"registry {endpoint.host}: cannot talk HTTPS: {_why(exc)}. If it serves "
-                    "plain HTTP or an untrusted certificate, set insecure = true for it in "
-                    "registries.conf"
+                    f"registry {endpoint.host}: cannot talk HTTPS: {_why(exc)}"
+                    + (". If it serves plain HTTP or an untrusted certificate, set "
+                       "insecure = true for it in registries.conf" if tls else "")
                 ) from None
             chosen = "http"
         with self._lock:

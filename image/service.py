@@ -22,10 +22,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from crid import logs
-from crid.clock import Clock
-from crid.config import Config
-from crid.errors import FailedPrecondition
 from crid.image.auth import Credentials
 from crid.image.content import ContentStore
 from crid.image.pull import Platform, Puller, Settings
@@ -34,6 +30,11 @@ from crid.image.reference import Reference, parse
 from crid.image.registries import load as load_registries
 from crid.image.registry_client import Transport
 from crid.image.snapshots import Snapshots
+
+from crid import logs
+from crid.clock import Clock
+from crid.config import Config
+from crid.errors import FailedPrecondition
 from crid.metrics import Metrics
 from crid.store import Store
 
@@ -104,7 +105,7 @@ class ImageService:
         for chain in on_disk - recorded.keys():
             self.snapshots.remove(chain)
         self.records.remove_layers(recorded.keys() - on_disk)
-        for image in self.records.list():
+        for image in self.records.all():
             if not set(image.chain_ids) <= on_disk or not all(map(self.content.has, image.blobs)):
                 log.warning("dropping incomplete image", image_id=image.id)
                 self.records.remove(image.id)
@@ -144,12 +145,12 @@ class ImageService:
     def status(self, text: str) -> ImageRecord | None:
         try:
             candidates = self.candidates(text)
-        except Exception:  # noqa: BLE001 - an unparsable name may still be an ID prefix
+        except Exception:
             candidates = []
         return self.records.resolve(text, candidates)
 
-    def list(self) -> list[ImageRecord]:
-        return self.records.list()
+    def all(self) -> list[ImageRecord]:
+        return self.records.all()
 
     async def remove(self, text: str) -> None:
         """Remove the image ``text`` names, with all its names; gone already is fine."""
@@ -168,7 +169,7 @@ class ImageService:
     def _collect(self) -> None:
         """Delete blobs and layers that no image references (and no pull is using)."""
         with self.puller.guard:
-            images = self.records.list()
+            images = self.records.all()
             blobs = {b for image in images for b in image.blobs}
             chains = {c for image in images for c in image.chain_ids}
             busy = {c for c, n in self.puller._active.items() if n > 0}

@@ -29,7 +29,7 @@ import stat
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Protocol, cast
 
 import zstandard
 
@@ -105,10 +105,10 @@ def decompressed(source: Readable) -> Readable:
         head += more
     stream = _Prefixed(head, source)
     if head.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=stream, mode="rb")  # type: ignore[arg-type]
+        return gzip.GzipFile(fileobj=cast(IO[bytes], stream), mode="rb")
     if head.startswith(ZSTD_MAGIC):
         reader: Readable = zstandard.ZstdDecompressor().stream_reader(
-            stream, read_across_frames=True
+            cast(IO[bytes], stream), read_across_frames=True
         )
         return reader
     return stream
@@ -191,7 +191,9 @@ class _Tree:
         self._cache[parts] = fd
         return fd
 
-    def add(self, member: tarfile.TarInfo, extract: Callable[[tarfile.TarInfo], IO[bytes] | None]) -> None:
+    def add(
+        self, member: tarfile.TarInfo, extract: Callable[[tarfile.TarInfo], IO[bytes] | None]
+    ) -> None:
         parts = _clean(member.name)
         if not parts:
             if member.isdir():
@@ -206,7 +208,7 @@ class _Tree:
             return  # aufs metadata (.wh..wh.plnk and friends), meaningless here
         if name.startswith(WHITEOUT_PREFIX):
             target = name[len(WHITEOUT_PREFIX):]
-            self._remove(parent, parent_parts + (target,))
+            self._remove(parent, (*parent_parts, target))
             os.mknod(target, stat.S_IFCHR | 0o000, os.makedev(0, 0), dir_fd=parent)
             self.inodes += 1
             return
@@ -223,7 +225,8 @@ class _Tree:
         elif member.islnk():
             self._link(parent, name, member)
         elif member.ischr() or member.isblk() or member.isfifo():
-            kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK if member.isblk() else stat.S_IFIFO
+            kind = (stat.S_IFCHR if member.ischr() else
+                    stat.S_IFBLK if member.isblk() else stat.S_IFIFO)
             os.mknod(name, kind | (member.mode & 0o7777),
                      os.makedev(member.devmajor, member.devminor), dir_fd=parent)
             _set_owner_times(parent, name, member, chmod=True)
@@ -318,7 +321,9 @@ def _mtime_ns(member: tarfile.TarInfo) -> int:
     return int(member.mtime * 1_000_000_000)
 
 
-def _set_owner_times(parent: int, name: str, member: tarfile.TarInfo, *, chmod: bool = False) -> None:
+def _set_owner_times(
+    parent: int, name: str, member: tarfile.TarInfo, *, chmod: bool = False
+) -> None:
     os.chown(name, member.uid, member.gid, dir_fd=parent, follow_symlinks=False)
     if chmod:
         os.chmod(name, member.mode & 0o7777, dir_fd=parent)

@@ -3,9 +3,9 @@ import json
 from pathlib import Path
 
 import pytest
+from crid.image import auth
 
 from crid.errors import InvalidArgument
-from crid.image import auth
 
 
 def b64(text: str) -> str:

@@ -1,7 +1,7 @@
 import pytest
+from crid.image import reference
 
 from crid.errors import InvalidArgument
-from crid.image import reference
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,10 @@ import tomllib
 from pathlib import Path
 
 import pytest
-
-from crid.errors import FailedPrecondition, InvalidArgument
 from crid.image import registries
 from crid.image.reference import parse
+
+from crid.errors import FailedPrecondition, InvalidArgument
 
 CONF = """
 unqualified-search-registries = ["quay.io", "docker.io"]
