@@ -118,7 +118,7 @@ class ImageService:
         key = (str(parse(text)), credentials)
         shared = self._pulls.get(key)
         if shared is None:
-            shared = asyncio.ensure_future(self._pull(key[0], credentials))
+            shared = asyncio.ensure_future(self._pull(text, credentials))
             self._pulls[key] = shared
             shared.add_done_callback(lambda _f: self._pulls.pop(key, None))
         # shield: one caller giving up does not cancel the others' download.
