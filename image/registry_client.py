@@ -335,6 +335,7 @@ class BlobStream:
         self._buffer = b""
         self._pos = 0
         self._skip = 0
+        self._error: CridError | None = None
         self._response: httpx.Response | None = None
         self._chunks: Iterator[bytes] | None = None
         self._ended = False
@@ -345,9 +346,18 @@ class BlobStream:
         # Without range support the body starts over: skip what we already have.
         self._skip = self.offset if self.offset and response.status_code != 206 else 0
         self._response = response
-        self._chunks = response.iter_raw(CHUNK)
+        self._chunks = response.iter_raw()
 
     def _next_chunk(self) -> bytes:
+        if self._error is not None:
+            raise self._error
+        try:
+            return self._receive()
+        except CridError as exc:
+            self._error = exc
+            raise
+
+    def _receive(self) -> bytes:
         resumes = 0
         while not self._ended:
             if self._chunks is None:
@@ -404,6 +414,7 @@ class BlobStream:
             self.on_bytes(len(chunk))
 
     def finish(self) -> None:
+        """Read to the end and verify; re-raises a transfer error that already happened."""
         while self.read(CHUNK):
             pass
         if self.offset != self.descriptor.size:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from e2e.fixtures.images import Image
@@ -35,6 +34,8 @@ class FakeRegistry:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.requests: list[tuple[str, dict[str, str]]] = []
+        #: path -> how many more requests answer 503 before the route is served.
+        self.fail_next: dict[str, int] = {}
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -48,7 +49,12 @@ class FakeRegistry:
                 if self.path == "/v2/":
                     self._send(200, b"{}", "application/json")
                     return
-                route = fake.routes.get(self.path.split("?")[0])
+                path = self.path.split("?")[0]
+                if fake.fail_next.get(path, 0) > 0:
+                    fake.fail_next[path] -= 1
+                    self._send(503, b"busy", "text/plain")
+                    return
+                route = fake.routes.get(path)
                 if route is None:
                     self._send(404, b'{"errors":[{"code":"NOT_FOUND"}]}', "application/json")
                     return
@@ -107,8 +113,3 @@ class FakeRegistry:
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def fake_registry() -> Iterator[FakeRegistry]:
-    with FakeRegistry() as fake:
-        yield fake
