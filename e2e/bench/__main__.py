@@ -1,0 +1,23 @@
+"""``python -m e2e.bench``: run every benchmark module in this package, in name order."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+import e2e.bench
+
+
+def main() -> int:
+    failed = 0
+    for module in sorted(m.name for m in pkgutil.iter_modules(e2e.bench.__path__)):
+        if module.startswith("_"):
+            continue
+        print(f"== e2e.bench.{module}", flush=True)
+        failed |= importlib.import_module(f"e2e.bench.{module}").main([])
+    return failed
+
+
+if __name__ == "__main__":
+    sys.exit(main())
