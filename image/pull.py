@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from crid.image import auth, registries, unpack
+from crid.image import auth, registries
 from crid.image.auth import Credentials
 from crid.image.content import ContentStore, DigestMismatch
 from crid.image.records import ImageRecord, ImageRecords, user_of
@@ -34,6 +34,7 @@ from crid.image.registry_client import (
     Transport,
 )
 from crid.image.snapshots import Snapshots, chain_ids
+from crid.image.unpack_worker import unpack_isolated
 
 from crid.errors import CridError, FailedPrecondition, InvalidArgument, NotFound
 
@@ -222,7 +223,7 @@ class Puller:
             try:
                 with self.snapshots.prepare(chain) as target:
                     try:
-                        result = unpack.unpack(stream, target)
+                        result = unpack_isolated(stream, target)
                         stream.finish()
                     except DigestMismatch:
                         raise

@@ -36,6 +36,7 @@ import zstandard
 from crid.errors import InvalidArgument
 
 CHUNK = 1 << 20
+TAR_BUFSIZE = 64 * 1024
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 WHITEOUT_PREFIX = ".wh."
@@ -43,7 +44,7 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 XATTR_PAX_PREFIX = "SCHILY.xattr."
 DROPPED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
-_DIR_CACHE_LIMIT = 256
+_DIR_CACHE_LIMIT = 4096
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -114,12 +115,17 @@ def decompressed(source: Readable) -> Readable:
     return stream
 
 
-def unpack(source: Readable, dest: Path) -> Unpacked:
-    """Unpack the layer stream ``source`` into the existing, empty dir ``dest``."""
+def unpack(source: Readable, dest: Path, *, umask_zero: bool = False) -> Unpacked:
+    """Unpack the layer stream ``source`` into the existing, empty dir ``dest``.
+
+    ``umask_zero``: the caller set the process umask to 0 (the worker process
+    does), so files can be created with their final mode in one call.
+    """
     hashing = _Hashing(decompressed(source))
-    with _Tree(dest) as tree:
+    with _Tree(dest, umask_zero) as tree:
         try:
-            with tarfile.open(fileobj=hashing, mode="r|", bufsize=CHUNK) as tar:  # type: ignore[call-overload]
+            # A small bufsize: tarfile's stream mode copies its whole buffer on every read.
+            with tarfile.open(fileobj=hashing, mode="r|", bufsize=TAR_BUFSIZE) as tar:  # type: ignore[call-overload]
                 for member in tar:
                     tree.add(member, tar.extractfile)
         except (tarfile.TarError, EOFError, zstandard.ZstdError, gzip.BadGzipFile) as exc:
@@ -140,7 +146,8 @@ class _DirMeta:
 class _Tree:
     """Safe creation of entries below one root dir, by parent-dir fds."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, umask_zero: bool) -> None:
+        self._umask_zero = umask_zero
         self._root_fd = os.open(root, _DIR_FLAGS)
         self._cache: dict[tuple[str, ...], int] = {}
         self._dirs: list[_DirMeta] = []
@@ -161,7 +168,9 @@ class _Tree:
 
     def dir_fd(self, parts: tuple[str, ...], *, create: bool = True) -> int:
         if len(self._cache) > _DIR_CACHE_LIMIT:
-            self._drop_cache()
+            # Oldest first (dicts keep insertion order); fds of children stay valid.
+            for stale in list(self._cache)[: _DIR_CACHE_LIMIT // 2]:
+                os.close(self._cache.pop(stale))
         return self._open_dir(parts, create)
 
     def _open_dir(self, parts: tuple[str, ...], create: bool) -> int:
@@ -216,7 +225,21 @@ class _Tree:
             self._make_dir(parent, parts)
             self._dirs.append(_DirMeta(parts, member))
             return
-        self._remove(parent, parts)
+        if not (member.isreg() or member.issym() or member.islnk() or member.ischr()
+                or member.isblk() or member.isfifo()):
+            return  # unknown types (e.g. GNU volume headers) carry no file
+        try:
+            self._create(parent, name, member, extract)
+        except FileExistsError:
+            # Later entries replace earlier ones (rare: tried second, not first).
+            self._remove(parent, parts)
+            self._create(parent, name, member, extract)
+        self.inodes += 1
+
+    def _create(
+        self, parent: int, name: str, member: tarfile.TarInfo,
+        extract: Callable[[tarfile.TarInfo], IO[bytes] | None],
+    ) -> None:
         if member.isreg():
             self._write_file(parent, name, member, extract)
         elif member.issym():
@@ -224,15 +247,12 @@ class _Tree:
             _set_owner_times(parent, name, member)
         elif member.islnk():
             self._link(parent, name, member)
-        elif member.ischr() or member.isblk() or member.isfifo():
+        else:
             kind = (stat.S_IFCHR if member.ischr() else
                     stat.S_IFBLK if member.isblk() else stat.S_IFIFO)
             os.mknod(name, kind | (member.mode & 0o7777),
                      os.makedev(member.devmajor, member.devminor), dir_fd=parent)
             _set_owner_times(parent, name, member, chmod=True)
-        else:
-            return  # unknown types (e.g. GNU volume headers) carry no file
-        self.inodes += 1
 
     def _make_dir(self, parent: int, parts: tuple[str, ...]) -> None:
         try:
@@ -259,15 +279,21 @@ class _Tree:
         self, parent: int, name: str, member: tarfile.TarInfo,
         extract: Callable[[tarfile.TarInfo], IO[bytes] | None],
     ) -> None:
+        mode = member.mode & 0o7777
+        # With umask 0 the file is born with its mode; only root:root needs no chown
+        # (no dir is setgid before finish() sets dir modes). Each syscall saved
+        # counts: images have tens of thousands of files.
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600, dir_fd=parent)
+                     mode & 0o777 if self._umask_zero else 0o600, dir_fd=parent)
         try:
             data = extract(member)
             if data is not None:
                 while chunk := data.read(CHUNK):
                     _write_all(fd, chunk)
-            os.fchown(fd, member.uid, member.gid)
-            os.fchmod(fd, member.mode & 0o7777)  # after chown, which clears setuid bits
+            if member.uid or member.gid:
+                os.fchown(fd, member.uid, member.gid)
+            if not self._umask_zero or mode & 0o7000:
+                os.fchmod(fd, mode)  # after chown, which clears setuid bits
             _set_xattrs(fd, member)
             mtime = _mtime_ns(member)
             os.utime(fd, ns=(mtime, mtime))

@@ -14,6 +14,7 @@ import pytest
 import zstandard
 from crid.image import unpack
 from crid.image.unpack import UnsafeLayer
+from crid.image.unpack_worker import unpack_isolated
 
 MTIME = 1_600_000_000
 
@@ -40,8 +41,10 @@ def tar(*entries: Entry) -> bytes:
     return buf.getvalue()
 
 
-def run(raw: bytes, dest: Path) -> unpack.Unpacked:
+def run(raw: bytes, dest: Path, isolated: bool = False) -> unpack.Unpacked:
     dest.mkdir(exist_ok=True)
+    if isolated:
+        return unpack_isolated(io.BytesIO(raw), dest)
     return unpack.unpack(io.BytesIO(raw), dest)
 
 
@@ -52,8 +55,9 @@ COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
 }
 
 
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "worker"])
 @pytest.mark.parametrize("compression", sorted(COMPRESSORS))
-def test_entries_and_metadata(tmp_path: Path, compression: str) -> None:
+def test_entries_and_metadata(tmp_path: Path, compression: str, isolated: bool) -> None:
     plain = tar(
         entry("etc", tarfile.DIRTYPE, mode=0o750, uid=5, gid=6),
         entry("etc/file", data=b"hello", mode=0o4755, uid=7, gid=8,
@@ -64,11 +68,13 @@ def test_entries_and_metadata(tmp_path: Path, compression: str) -> None:
         entry("etc/fifo", tarfile.FIFOTYPE, mode=0o600),
         entry("etc/null", tarfile.CHRTYPE, devmajor=1, devminor=3, mode=0o666),
         entry("deep/missing/parents/f", data=b"x"),
+        entry("ro", data=b"r", mode=0o444),
     )
-    result = run(COMPRESSORS[compression](plain), tmp_path / "layer")
+    result = run(COMPRESSORS[compression](plain), tmp_path / "layer", isolated)
     root = tmp_path / "layer"
     assert result.diff_id == "sha256:" + hashlib.sha256(plain).hexdigest()
-    assert result.size == 6
+    assert result.size == 7
+    assert stat.S_IMODE(os.stat(root / "ro").st_mode) == 0o444
     info = os.stat(root / "etc/file")
     assert (root / "etc/file").read_bytes() == b"hello"
     assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o4755, 7, 8)
@@ -145,6 +151,11 @@ def test_nothing_is_written_outside(tmp_path: Path, entries: list[Entry]) -> Non
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layer", "outside"]
     assert outside.read_bytes() == b"secret" and os.stat(outside).st_nlink == 1
     assert not Path("/escape").exists()
+
+
+def test_worker_reports_refusals(tmp_path: Path) -> None:
+    with pytest.raises(UnsafeLayer, match=r"'\.\.'"):
+        run(tar(entry("../escape", data=b"x")), tmp_path / "layer", isolated=True)
 
 
 def test_escapes_are_refused_with_a_reason(tmp_path: Path) -> None:
