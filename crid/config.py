@@ -59,6 +59,10 @@ class Config:
     cni_default_bridge: str = "crid0"
     cni_default_subnet: str = "10.88.0.0/16"
     registries_conf: str = "/etc/containers/registries.conf"
+    auth_file: str = ""  # a docker config.json; "" = none
+    pinned_images: tuple[str, ...] = ()
+    max_parallel_downloads: int = 3
+    pull_progress_timeout: int = 300  # seconds without a byte before a pull fails
     cgroup_parent: str = "/crid"
     default_handler: str = "crid"
     handlers: tuple[Handler, ...] = ()
@@ -114,6 +118,10 @@ def _host_port_or_empty(value: Any) -> str | None:
     return _port(int(port))
 
 
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else f"{value} must be at least 1"
+
+
 def _one_of(choices: Iterable[str]) -> Check:
     options = tuple(choices)
 
@@ -127,10 +135,6 @@ def _one_of(choices: Iterable[str]) -> Check:
 
 def _not_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
-
-
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else f"{value} must be greater than 0"
 
 
 def _interface_name(value: Any) -> str | None:
@@ -171,6 +175,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.network.default_bridge", "cni_default_bridge", str, _interface_name),
     Setting("crid.network.default_subnet", "cni_default_subnet", str, _subnet),
     Setting("crid.image.registries_conf", "registries_conf", str, _absolute),
+    Setting("crid.image.auth_file", "auth_file", str, _absolute_or_empty),
+    Setting("crid.image.pinned_images", "pinned_images", list),
+    Setting("crid.image.max_parallel_downloads", "max_parallel_downloads", int, _positive),
+    Setting("crid.image.pull_progress_timeout", "pull_progress_timeout", int, _positive),
     Setting("crid.runtime.cgroup_parent", "cgroup_parent", str, _absolute),
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
 )

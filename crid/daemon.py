@@ -22,6 +22,8 @@ from crid import listener, logs
 from crid.clock import Clock
 from crid.config import Config
 from crid.errors import FailedPrecondition
+from crid.image import schema as image_schema
+from crid.image.service import ImageService
 from crid.metrics import Metrics
 from crid.network.cni.manager import NetworkManager
 from crid.network.cni.manager import Settings as NetworkSettings
@@ -39,6 +41,7 @@ class Daemon:
     store: Store
     metrics: Metrics
     clock: Clock
+    images: ImageService
     # The pod network (CNI); built from the config, cheap (reads nothing yet).
     network: NetworkManager = dataclasses.field(init=False)
     # Where the container code plugs "stop/remove a pod's containers" in.
@@ -73,10 +76,16 @@ async def serve(config: Config) -> None:
             directory.mkdir(parents=True, exist_ok=True, mode=0o711)
         cleanup.enter_context(_exclusive(root / "crid.lock"))
         listener.claim(socket_path)
-        store = Store(root / DATABASE, migrations={"sandbox": sandbox_schema.MIGRATIONS})
+        store = Store(root / DATABASE, migrations={
+            "image": image_schema.MIGRATIONS,
+            "sandbox": sandbox_schema.MIGRATIONS,
+        })
         cleanup.callback(store.close)
         metrics = Metrics()
-        daemon = Daemon(config=config, store=store, metrics=metrics, clock=Clock())
+        clock = Clock()
+        images = ImageService(config, store, metrics, clock)
+        cleanup.callback(images.close)
+        daemon = Daemon(config=config, store=store, metrics=metrics, clock=clock, images=images)
         daemon.network.start()
 
         grpc_server = server.build(daemon)

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import signal
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -294,6 +293,3 @@ def _last_line(data: bytes) -> str:
         return last.split('msg="', 1)[1].rsplit('"', 1)[0]
     return last
 
-
-__all__: Sequence[str] = ("Created", "ExecResult", "Monitor", "RuntimeFailed",
-                          "monitor_alive", "oom_killed", "reopen_log")
