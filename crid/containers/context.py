@@ -2,10 +2,10 @@
 
 A container's exit is noticed through a pidfd on its conmon: conmon exits
 right after it writes the exit code, so the pidfd turning readable is the
-moment to read it. crid is the child subreaper of the conmons it starts
-(they daemonise), so it also reaps them then; after a restart they belong to
-someone else and only the pidfd is used. Exits that happened while crid was
-down are found in the exit files when it starts again.
+moment to read it. conmon daemonises, so it is not crid's child (the node's
+init reaps it) and a pidfd works the same before and after a crid restart.
+Exits that happened while crid was down are found in the exit files when it
+starts again.
 """
 
 from __future__ import annotations
@@ -163,8 +163,6 @@ class Containers:
         container = self.records.get(container_id)
         if container is None:
             return
-        with contextlib.suppress(ChildProcessError, OSError):
-            os.waitpid(container.monitor_pid, os.WNOHANG)  # ours when we started it
         if self.refresh(container).state in (CREATED, RUNNING):
             self._monitor_gone(container)
 

@@ -16,7 +16,6 @@ import contextlib
 import fcntl
 import json
 import os
-import signal
 import socket
 import struct
 import tempfile
@@ -25,6 +24,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from crid.containers import monitor as monitors
 from crid.containers.context import Containers
 from crid.containers.exec_sync import exec_process, require_running
 from crid.errors import FailedPrecondition, NotFound
@@ -76,7 +76,7 @@ class ContainerStreams:
                     feeder.cancel()
                 return _exit_code(code)
             except asyncio.CancelledError:
-                _kill_exec(pid_file, proc)
+                await monitors.stop_exec(pid_file, proc)
                 raise
 
     async def _exec_tty(self, args: list[str], container_id: str, scratch: Path,
@@ -94,7 +94,7 @@ class ContainerStreams:
             try:
                 master = await _receive_console(listener, proc)
             except BaseException:
-                _kill_exec(pid_file, proc)
+                await monitors.stop_exec(pid_file, proc)
                 raise
         try:
             tasks = [asyncio.ensure_future(_copy_master_out(master, stdout))]
@@ -106,7 +106,7 @@ class ContainerStreams:
             await asyncio.wait_for(tasks[0], 5)  # the last output still in the pty
             return _exit_code(code)
         except asyncio.CancelledError:
-            _kill_exec(pid_file, proc)
+            await monitors.stop_exec(pid_file, proc)
             raise
         finally:
             for task in tasks:
@@ -256,14 +256,6 @@ async def _resize_fifo(resize: AsyncIterator[TerminalSize], bundle: Path) -> Non
             os.write(fd, f"{RESIZE_EVENT} {size.height} {size.width}\n".encode())
         finally:
             os.close(fd)
-
-
-def _kill_exec(pid_file: Path, proc: asyncio.subprocess.Process) -> None:
-    """Kill the exec'd process itself: killing the runtime's exec would orphan it."""
-    with contextlib.suppress(OSError, ValueError):
-        os.kill(int(pid_file.read_text()), signal.SIGKILL)
-    with contextlib.suppress(ProcessLookupError):
-        proc.kill()
 
 
 def _exit_code(returncode: int) -> int:
