@@ -36,6 +36,10 @@ FLAGS: dict[str, str] = {
     "--cni-config-dir": "cni_config_dir",
     "--cni-plugin-dir": "cni_plugin_dirs",
     "--registries-conf": "registries_conf",
+    "--global-auth-file": "auth_file",
+    "--pinned-images": "pinned_images",
+    "--max-parallel-downloads": "max_parallel_downloads",
+    "--pull-progress-timeout": "pull_progress_timeout",
     "--cgroup-parent": "cgroup_parent",
     "--default-runtime": "default_handler",
 }

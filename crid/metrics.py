@@ -8,7 +8,7 @@ place.
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 LATENCY_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -27,6 +27,16 @@ class Metrics:
         self.operation_latency = Histogram(
             "crid_operations_latency_seconds", "Time to serve a CRI call, by operation.",
             ["operation"], buckets=LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.image_pull_bytes = Counter(
+            "crid_image_pulls_bytes", "Bytes received from registries by image pulls.",
+            registry=self.registry,
+        )
+        self.image_pull_failures = Counter(
+            "crid_image_pulls_failures", "Image pulls that failed.", registry=self.registry,
+        )
+        self.image_pulls_in_progress = Gauge(
+            "crid_image_pulls_in_progress", "Image pulls running now.", registry=self.registry,
         )
 
     def serve(self, address: str) -> tuple[str, int]:

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from crid.oci import cgroups, hooks, spec, state
+from crid.oci import cgroups, config, hooks, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -51,7 +51,7 @@ def main(ctx: Context, argv: list[str]) -> int:
 
 def create(ctx: Context, cid: str, flags: Json) -> Json:
     state.check_id(cid)
-    bundle, cfg, rootfs = spec.load_bundle(flags.get("bundle") or ".")
+    bundle, cfg, rootfs = config.load_bundle(flags.get("bundle") or ".")
     proc = cfg["process"]
     sock = abspath(flags.get("console_socket"))
     if proc.get("terminal") and not sock:
@@ -59,7 +59,7 @@ def create(ctx: Context, cid: str, flags: Json) -> Json:
                               "socket")
     if sock and not proc.get("terminal"):
         raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
-    if not spec.has_new_ns(cfg, "mount"):
+    if not config.has_new_ns(cfg, "mount"):
         raise InvalidArgument("config.json: a new mount namespace is required")
     os.makedirs(ctx.root, 0o711, exist_ok=True)
     d = state.container_dir(ctx.root, cid)
@@ -159,9 +159,9 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
         # Opened here, as host root: a new user namespace may not reach --root.
         opts["fifo_fd"] = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
         cgroups.join(opts["cgroup"], os.getpid())
-        nss = spec.namespaces(cfg)
+        nss = config.namespaces(cfg)
         ns.join(sc, ns.open_paths(nss))
-        if spec.has_new_ns(cfg, "user"):
+        if config.has_new_ns(cfg, "user"):
             sc.unshare(L.CLONE_NEWUSER)
             ch.to_parent({"userns": os.getpid()})
             if ch.from_parent() is None:
@@ -195,7 +195,7 @@ def _preload(cfg: Json) -> None:
 
 def _init(ch: Channel, cfg: Json, opts: Json) -> None:
     try:
-        if spec.has_new_ns(cfg, "network"):
+        if config.has_new_ns(cfg, "network"):
             L.syscalls().loopback_up()
         Init(ch, cfg, opts).run()
     except BaseException as e:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import os
 
-from crid.oci import cgroups, process, spec, state
+from crid.oci import cgroups, config, process, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -50,7 +50,7 @@ def build_process(cfg: Json, f: Json, args: list[str]) -> Json:
             raise InvalidArgument(f"--process {f['process']}: {e.strerror}") from None
         except ValueError as e:
             raise InvalidArgument(f"--process {f['process']}: invalid JSON: {e}") from None
-        spec.validate_process(proc)
+        config.validate_process(proc)
         return proc
     if not args:
         raise InvalidArgument("exec needs a command (or --process FILE)")
@@ -72,7 +72,7 @@ def build_process(cfg: Json, f: Json, args: list[str]) -> Json:
             caps[k] = list(caps.get(k) or []) + list(f["cap"])
     if f.get("nnp"):
         base["noNewPrivileges"] = True
-    spec.validate_process(base)
+    config.validate_process(base)
     return base
 
 

@@ -7,7 +7,7 @@ import sys
 
 from crid.oci import capabilities, mounts, seccomp
 from crid.oci.context import Context
-from crid.oci.spec import NAMESPACES
+from crid.oci.config import NAMESPACES
 
 
 def features() -> dict[str, object]:

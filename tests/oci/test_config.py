@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crid.oci import spec
+from crid.oci import config
 from crid.oci.errors import InvalidArgument
 
 
@@ -20,9 +20,9 @@ def _cfg() -> dict[str, Any]:
 def test_valid_bundle(tmp_path: Path) -> None:
     (tmp_path / "rootfs").mkdir()
     (tmp_path / "config.json").write_text(json.dumps(_cfg()))
-    bundle, cfg, rootfs = spec.load_bundle(str(tmp_path))
+    bundle, cfg, rootfs = config.load_bundle(str(tmp_path))
     assert (bundle, rootfs) == (str(tmp_path), str(tmp_path / "rootfs"))
-    assert spec.has_new_ns(cfg, "pid") and not spec.has_new_ns(cfg, "user")
+    assert config.has_new_ns(cfg, "pid") and not config.has_new_ns(cfg, "user")
 
 
 @pytest.mark.parametrize(("change", "words"), [
@@ -46,19 +46,19 @@ def test_invalid(change: Any, words: str) -> None:
     cfg = _cfg()
     change(cfg)
     with pytest.raises(InvalidArgument) as e:
-        spec.validate(cfg)
+        config.validate(cfg)
     assert words in e.value.message
 
 
 def test_missing_and_malformed_config(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match=r"config\.json not found"):
-        spec.load_bundle(str(tmp_path))
+        config.load_bundle(str(tmp_path))
     (tmp_path / "config.json").write_text("{")
     with pytest.raises(InvalidArgument, match="not valid JSON"):
-        spec.load_bundle(str(tmp_path))
+        config.load_bundle(str(tmp_path))
 
 
 def test_missing_rootfs(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text(json.dumps(_cfg()))
     with pytest.raises(InvalidArgument, match="does not exist"):
-        spec.load_bundle(str(tmp_path))
+        config.load_bundle(str(tmp_path))

@@ -1,0 +1,101 @@
+"""The CRI ImageService: PullImage, ImageStatus, ListImages, RemoveImage, ImageFsInfo.
+
+Translation only: requests to ``crid.image.service`` calls, records to
+``api_pb2.Image``. Container writable layers are reported from
+``<root>/containers`` (``CONTAINERS_DIR``), where the container code keeps them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+from cri_api.v1 import api_pb2
+
+from crid.daemon import Daemon
+from crid.errors import InvalidArgument
+from crid.image import auth
+from crid.image.records import ImageRecord
+from crid.image.service import FsUsage
+
+CONTAINERS_DIR = "containers"
+
+
+class Images:
+    def __init__(self, daemon: Daemon) -> None:
+        self._daemon = daemon
+        self._images = daemon.images
+
+    async def PullImage(self, request: api_pb2.PullImageRequest) -> api_pb2.PullImageResponse:
+        if not request.image.image:
+            raise InvalidArgument("PullImage: image.image (the reference to pull) is empty")
+        a = request.auth
+        credentials = auth.from_cri(a.username, a.password, a.auth, a.identity_token,
+                                    a.registry_token)
+        record = await self._images.pull(request.image.image, credentials)
+        return api_pb2.PullImageResponse(image_ref=record.id)
+
+    async def ImageStatus(
+        self, request: api_pb2.ImageStatusRequest
+    ) -> api_pb2.ImageStatusResponse:
+        if not request.image.image:
+            raise InvalidArgument("ImageStatus: image.image is empty")
+        record = self._images.status(request.image.image)
+        if record is None:
+            return api_pb2.ImageStatusResponse()
+        info = {}
+        if request.verbose:
+            info["info"] = json.dumps({
+                "imageSpec": record.config_json,
+                "manifestDigest": record.manifest_digest,
+                "chainIDs": list(record.chain_ids),
+                "pinned": record.pinned,
+            })
+        return api_pb2.ImageStatusResponse(image=_image(record), info=info)
+
+    async def ListImages(self, request: api_pb2.ListImagesRequest) -> api_pb2.ListImagesResponse:
+        wanted = request.filter.image.image if request.HasField("filter") else ""
+        if wanted:
+            record = self._images.status(wanted)
+            records = [record] if record else []
+        else:
+            records = self._images.all()
+        return api_pb2.ListImagesResponse(images=[_image(r) for r in records])
+
+    async def RemoveImage(self, request: api_pb2.RemoveImageRequest) -> api_pb2.RemoveImageResponse:
+        if not request.image.image:
+            raise InvalidArgument("RemoveImage: image.image is empty")
+        await self._images.remove(request.image.image)
+        return api_pb2.RemoveImageResponse()
+
+    async def ImageFsInfo(self, request: api_pb2.ImageFsInfoRequest) -> api_pb2.ImageFsInfoResponse:
+        images = await asyncio.to_thread(self._images.image_fs_usage)
+        containers = await asyncio.to_thread(
+            self._images.container_fs_usage, Path(self._daemon.config.root) / CONTAINERS_DIR)
+        return api_pb2.ImageFsInfoResponse(
+            image_filesystems=[_usage(images)], container_filesystems=[_usage(containers)])
+
+
+def _image(record: ImageRecord) -> api_pb2.Image:
+    image = api_pb2.Image(
+        id=record.id,
+        repo_tags=record.repo_tags,
+        repo_digests=record.repo_digests,
+        size=record.size,
+        username=record.username,
+        spec=api_pb2.ImageSpec(image=record.id),
+        pinned=record.pinned,
+    )
+    if record.uid is not None:
+        image.uid.value = record.uid
+    return image
+
+
+def _usage(usage: FsUsage) -> api_pb2.FilesystemUsage:
+    return api_pb2.FilesystemUsage(
+        timestamp=usage.timestamp_ns,
+        fs_id=api_pb2.FilesystemIdentifier(mountpoint=usage.mountpoint),
+        used_bytes=api_pb2.UInt64Value(value=usage.used_bytes),
+        inodes_used=api_pb2.UInt64Value(value=usage.inodes_used),
+    )

@@ -1,0 +1,99 @@
+"""Unpacked layers, one dir per chain ID: the overlay lower dirs.
+
+Layout under its root::
+
+    <chain hex>/fs     a committed layer (an overlay lower dir), never modified
+    tmp-<random>/fs    a layer being unpacked; removed at start-up
+
+A layer is unpacked into a ``tmp-`` dir and renamed to its chain ID only once
+its digests are verified, so a committed dir is always complete. One lock per
+chain ID: two pulls sharing a layer unpack it once, the second waits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from crid.image.reference import is_digest
+
+TMP_PREFIX = "tmp-"
+
+
+def chain_ids(diff_ids: Sequence[str]) -> list[str]:
+    """OCI chain IDs: ChainID(n) = sha256(ChainID(n-1) + " " + DiffID(n))."""
+    out: list[str] = []
+    for diff_id in diff_ids:
+        if not out:
+            out.append(diff_id)
+        else:
+            out.append("sha256:" + hashlib.sha256(f"{out[-1]} {diff_id}".encode()).hexdigest())
+    return out
+
+
+class Snapshots:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        for leftover in root.glob(TMP_PREFIX + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    def dir(self, chain_id: str) -> Path:
+        """The layer's overlay lower dir."""
+        if not is_digest(chain_id):
+            raise ValueError(f"{chain_id!r} is not a chain ID")
+        return self.root / chain_id.removeprefix("sha256:") / "fs"
+
+    def exists(self, chain_id: str) -> bool:
+        return self.dir(chain_id).is_dir()
+
+    @contextlib.contextmanager
+    def lock(self, chain_id: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(chain_id, threading.Lock())
+        with lock:
+            yield
+
+    @contextlib.contextmanager
+    def prepare(self, chain_id: str) -> Iterator[Path]:
+        """An empty dir to unpack into; committed when the block ends without error."""
+        staging = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.root))
+        fs = staging / "fs"
+        fs.mkdir(mode=0o755)
+        try:
+            yield fs
+            final = self.dir(chain_id).parent
+            os.rename(staging, final)
+            _fsync_dir(self.root)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+
+    def remove(self, chain_id: str) -> None:
+        target = self.dir(chain_id).parent
+        if not target.exists():
+            return
+        # Rename first: a crash mid-delete leaves a tmp- dir, never half a layer.
+        doomed = self.root / f"{TMP_PREFIX}rm-{target.name}"
+        os.rename(target, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+    def committed(self) -> set[str]:
+        return {f"sha256:{p.name}" for p in self.root.iterdir()
+                if not p.name.startswith(TMP_PREFIX)}
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
