@@ -1,6 +1,10 @@
 """Resolving a path inside a root without ever leaving it (a symlink in the
 rootfs pointing at ``/etc`` means ``<rootfs>/etc``, and ``..`` stops at the root),
 and creating mount targets that way.
+
+``crid.oci.spec.rootfs.scoped_path`` walks paths the same way for the daemon,
+but importing anything under ``crid.oci.spec`` loads the CRI stubs (~130 ms),
+which crid-runtime must never pay; this copy stays import-free.
 """
 
 from __future__ import annotations

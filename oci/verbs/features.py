@@ -6,8 +6,8 @@ import json
 import sys
 
 from crid.oci import capabilities, mounts, seccomp
-from crid.oci.context import Context
 from crid.oci.config import NAMESPACES
+from crid.oci.context import Context
 
 
 def features() -> dict[str, object]:

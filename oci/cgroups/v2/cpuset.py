@@ -1,17 +1,7 @@
-"""v2 cpuset: cpus and mems."""
+"""v2 cpuset: cpus and mems; the files are named as on v1, so v1's code serves."""
 
 from __future__ import annotations
 
-from crid.oci.cgroups.fs import write
+from crid.oci.cgroups.v1.cpuset import apply
 
-TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
-if TYPE_CHECKING:
-    from typing import Any
-
-
-def apply(resources: dict[str, Any], d: str) -> None:
-    cpu = resources.get("cpu") or {}
-    if cpu.get("cpus"):
-        write(d, "cpuset.cpus", cpu["cpus"])
-    if cpu.get("mems"):
-        write(d, "cpuset.mems", cpu["mems"])
+__all__ = ["apply"]

@@ -1,15 +1,7 @@
-"""v2 pids: pids.max ("max" when zero or negative)."""
+"""v2 pids: pids.max ("max" when zero or negative); the file is as on v1, so v1's code serves."""
 
 from __future__ import annotations
 
-from crid.oci.cgroups.fs import write
+from crid.oci.cgroups.v1.pids import apply
 
-TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
-if TYPE_CHECKING:
-    from typing import Any
-
-
-def apply(resources: dict[str, Any], d: str) -> None:
-    p = resources.get("pids") or {}
-    if p.get("limit") is not None:
-        write(d, "pids.max", str(p["limit"]) if p["limit"] > 0 else "max")
+__all__ = ["apply"]
