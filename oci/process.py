@@ -117,9 +117,13 @@ class Privileges:
             return
         c = self.caps
         self.sc.capset(c["effective"], c["permitted"], c["inheritable"])
-        if c["ambient"]:
+        # The kernel only raises an ambient cap that is permitted and inheritable;
+        # runc skips the others silently (its default spec lists ambient caps
+        # without inheritable ones), and so do we.
+        ambient = c["ambient"] & c["permitted"] & c["inheritable"]
+        if ambient:
             for cap in range(self.last + 1):
-                if c["ambient"] & (1 << cap):
+                if ambient & (1 << cap):
                     self.sc.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, cap)
 
     def no_new_privs(self) -> None:
