@@ -61,12 +61,16 @@ def resolve(cgroups_path: str | None, cid: str) -> dict[str, str]:
 
         raise InvalidArgument(
             f"cgroupsPath {rel!r} looks like a systemd slice; only cgroupfs is supported")
-    own = _own_paths()
     if is_v2():
-        base = "/" if rel.startswith("/") else own.get("", "/")
-        return {"": os.path.join(CGROUP_ROOT, (base + "/" + rel).lstrip("/"))}
+        return place(rel, _own_paths(), {"": CGROUP_ROOT})
+    return place(rel, _own_paths(), _v1_mounts())
+
+
+def place(rel: str, own: dict[str, str], mounts: dict[str, str]) -> dict[str, str]:
+    """Join ``rel`` under each hierarchy's mount point, below our own cgroup when
+    relative. ``own`` is /proc/self/cgroup as {controllers: path}."""
     out = {}
-    for key, mp in _v1_mounts().items():
+    for key, mp in mounts.items():
         base = "/" if rel.startswith("/") else own.get(key, "/")
         out[key] = os.path.normpath(os.path.join(mp, (base + "/" + rel).lstrip("/")))
     return out

@@ -37,24 +37,23 @@ def exists(d: str, name: str) -> bool:
 def copy_cpuset_from_parent(d: str) -> None:
     parent = os.path.dirname(d)
     for name in ("cpuset.cpus", "cpuset.mems"):
-        if exists(parent, name) and not read(d, name):
+        if exists(parent, name) and (not exists(d, name) or not read(d, name)):
             write(d, name, read(parent, name))
 
 
 def enable_v2_controllers(d: str) -> None:
-    """Enable every available controller in each ancestor's subtree_control."""
-    root = d
-    while os.path.exists(os.path.join(os.path.dirname(root), "cgroup.controllers")) and \
-            os.path.dirname(root) != root:
-        root = os.path.dirname(root)
-    cur = root
-    for part in os.path.relpath(d, root).split("/"):
-        if part == ".":
-            break
-        try:
-            ctls = read(cur, "cgroup.controllers").split()
-            if ctls:
-                write(cur, "cgroup.subtree_control", " ".join("+" + c for c in ctls))
-        except (OSError, InvalidArgument):
-            pass
-        cur = os.path.join(cur, part)
+    """Enable every available controller in each ancestor's subtree_control,
+    top down, so ``d`` gets them all (v2 needs that before limits can be set)."""
+    ancestors = []
+    cur = os.path.dirname(d)
+    while cur != os.path.dirname(cur):
+        if exists(cur, "cgroup.controllers"):
+            ancestors.append(cur)
+        cur = os.path.dirname(cur)
+    for a in reversed(ancestors):
+        ctls = read(a, "cgroup.controllers").split()
+        if ctls:
+            try:
+                write(a, "cgroup.subtree_control", " ".join("+" + c for c in ctls))
+            except InvalidArgument:
+                pass  # e.g. a controller busy in a threaded subtree: use what we have
