@@ -98,7 +98,7 @@ class Init:
                 os.set_inheritable(fd, True)
             except OSError:
                 pass
-        os.closerange(keep, 65536)
+        sc.cloexec_from(keep)
         privs.no_new_privs()
         if filt is not None:
             filt.load()

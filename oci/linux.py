@@ -72,6 +72,8 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _SYS_PIVOT_ROOT = 155
+_SYS_CLOSE_RANGE = 436
+_CLOSE_RANGE_CLOEXEC = 4
 _SYS_MOUNT_SETATTR = 442
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
@@ -179,6 +181,14 @@ class Syscalls:
         data[0] = _CapData(effective & m, permitted & m, inheritable & m)
         data[1] = _CapData(effective >> 32, permitted >> 32, inheritable >> 32)
         self._check(self._libc.capset(ctypes.byref(hdr), data), "capset")
+
+    def cloexec_from(self, first: int) -> None:
+        """Mark every fd >= first close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC):
+        nothing the caller leaked reaches the container, yet our own pipes still
+        work until execve."""
+        self._check(self._libc.syscall(_SYS_CLOSE_RANGE, ctypes.c_uint(first),
+                                       ctypes.c_uint(0xFFFFFFFF),
+                                       ctypes.c_uint(_CLOSE_RANGE_CLOEXEC)), "close_range")
 
     def loopback_up(self) -> None:
         """Bring ``lo`` up in the current network namespace (SIOCGIFFLAGS/SIOCSIFFLAGS)."""

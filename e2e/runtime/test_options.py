@@ -34,6 +34,17 @@ def test_fds_are_not_leaked_without_preserve(runtime: Runtime, bundle: Bundle,
     assert r.stdout == "closed\n", r.stderr
 
 
+def test_exec_fds_are_not_leaked(runtime: Runtime, bundle: Bundle, tmp_path: Path) -> None:
+    bundle.write(["sleep", "100"])
+    cid = runtime.create(bundle)
+    runtime("start", cid, check=True)
+    (tmp_path / "extra").write_text("x")
+    cmd = ["sh", "-c", 'exec 7<"$0"; exec "$@"', str(tmp_path / "extra"),
+           *runtime.cmd("exec", cid, "sh", "-c", "cat <&7 2>/dev/null || echo closed")]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+    assert r.stdout == "closed\n", r.stderr
+
+
 def test_no_pivot(runtime: Runtime, bundle: Bundle) -> None:
     bundle.write(["sh", "-c", "ls /; cat /proc/self/mountinfo | wc -l"])
     r = runtime.run(bundle, "--no-pivot")

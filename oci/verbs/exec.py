@@ -190,6 +190,7 @@ def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: A
             os.set_inheritable(fd, True)
         except OSError:
             pass
+    sc.cloexec_from(3 + preserve)
     if filt is not None:
         filt.load()
     os.execve(path, proc["args"], env)
