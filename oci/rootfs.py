@@ -136,8 +136,8 @@ class Rootfs:
             target = os.path.join(dest, sub)
             os.makedirs(target, exist_ok=True)
             if self.new_cgroupns:
-                data = name if name.startswith("name=") else ",".join(name.split(","))
-                self.sc.mount("cgroup", target, "cgroup", opts.flags, data)
+                # the hierarchy key is the mount's own option list ("cpu,cpuacct")
+                self.sc.mount("cgroup", target, "cgroup", opts.flags, name)
             else:
                 self.sc.mount(host_dir, target, None, L.MS_BIND | L.MS_REC, None)
                 self._remount(target, L.MS_BIND | L.MS_REMOUNT | opts.flags)
