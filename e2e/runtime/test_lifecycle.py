@@ -393,3 +393,22 @@ def test_failing_prestart_hook_fails_create(runtime: Runtime, bundle: Bundle) ->
     r = runtime("create", "--bundle", str(bundle.path), cid)
     assert r.returncode != 0
     assert not (runtime.root / cid / "state.json").exists()
+
+
+def test_hook_timeout_fails_create(runtime: Runtime, bundle: Bundle) -> None:
+    bundle.config["hooks"] = {"prestart": [{"path": "/bin/sleep", "args": ["sleep", "20"],
+                                            "timeout": 1}]}
+    bundle.write(["true"])
+    cid = runtime.new_id()
+    start = time.monotonic()
+    r = runtime("create", "--bundle", str(bundle.path), cid)
+    assert r.returncode != 0
+    assert time.monotonic() - start < 10
+    assert not (runtime.root / cid / "state.json").exists()
+
+
+def test_exec_flags_cwd_env_user(runtime: Runtime, bundle: Bundle) -> None:
+    cid = _started(runtime, bundle)
+    r = runtime("exec", "--cwd", "/tmp", "--env", "A=1", "--env", "B=two", "--user", "1000:1001",
+                cid, "sh", "-c", "pwd; echo $A $B; id -u; id -g", check=True)
+    assert r.stdout.split() == ["/tmp", "1", "two", "1000", "1001"]
