@@ -23,6 +23,7 @@ class Context:
         self.log: str | None = None
         self.log_format = "text"
         self.debug = False
+        self.t0 = time.perf_counter()
 
     def log_line(self, level: str, msg: str) -> None:
         if not self.log:
@@ -38,6 +39,12 @@ class Context:
                     f.write(f'time="{stamp}" level={level} msg="{msg}"\n')
         except OSError:
             pass
+
+    def step(self, what: str) -> None:
+        """With --debug, log how long since start-up each step took (to --log)."""
+        if self.debug:
+            ms = (time.perf_counter() - self.t0) * 1000
+            self.log_line("debug", f"{what} at {ms:.1f} ms")
 
     def warn(self, msg: str) -> None:
         sys.stderr.write(f"crid-runtime: warning: {msg}\n")

@@ -51,6 +51,7 @@ def main(ctx: Context, argv: list[str]) -> int:
 
 def create(ctx: Context, cid: str, flags: Json) -> Json:
     state.check_id(cid)
+    ctx.step("create: imports done")
     bundle, cfg, rootfs = config.load_bundle(flags.get("bundle") or ".")
     proc = cfg["process"]
     sock = abspath(flags.get("console_socket"))
@@ -90,6 +91,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
         {"allow": True, "type": dv["type"], "major": dv.get("major"), "minor": dv.get("minor"),
          "access": "rwm"} for dv in linux.get("devices") or []]
     cgroups.apply(cg, resources, on_create=True)
+    ctx.step("cgroup ready")
     fifo = os.path.join(d, state.FIFO)
     os.mkfifo(fifo, 0o622)
     os.chmod(fifo, 0o622)
@@ -120,6 +122,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
                 ch.to_child({"ok": True})
             elif "pid" in msg:
                 pid = int(msg["pid"])
+                ctx.step(f"init forked, pid {pid}")
                 os.waitpid(first, 0)
                 first = 0
             elif "hooks" in msg:
@@ -128,6 +131,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
                 hooks.run(cfg, "createRuntime", hook_state)
                 ch.to_child({"ok": True})
             elif msg.get("ready"):
+                ctx.step("init ready")
                 break
     finally:
         ch.close_parent()
@@ -141,6 +145,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
         "annotations": cfg.get("annotations") or {}, "cgroup": cg, "config": cfg,
     }
     state.save(ctx.root, cid, st)
+    ctx.step("state saved")
     if flags.get("pid_file"):
         write_pid_file(flags["pid_file"], pid)
     return st
