@@ -28,6 +28,15 @@ RLIMITS = {
 _INF = 2**64 - 1
 
 
+def check_unsupported(proc: Json) -> None:
+    """AppArmor is not enabled where crid runs: refuse a profile rather than
+    pretend to apply it (an empty profile means none)."""
+    if proc.get("apparmorProfile"):
+        raise InvalidArgument(
+            f"apparmor profile {proc['apparmorProfile']!r} specified but AppArmor is not "
+            "enabled on this system")
+
+
 def set_rlimits(proc: Json) -> None:
     for r in proc.get("rlimits") or []:
         num = RLIMITS.get(r["type"])

@@ -77,6 +77,8 @@ CASES: dict[str, tuple[Breaker, str]] = {
     "bad-bind-source": (_bad_bind_source, "/nonexistent/crid-test"),
     "bad-sysctl": (_bad_sysctl, "kernel/no_such_key_crid"),
     "missing-program": (_bad_program, "/no/such/binary"),
+    "apparmor-profile": (_change(lambda c: c["process"].update(apparmorProfile="custom")),
+                         "AppArmor is not enabled"),
 }
 
 

@@ -168,6 +168,18 @@ def test_exec_sees_the_container(runtime: Runtime, bundle: Bundle) -> None:
     assert host == "testbox" and int(pid) > 1 and exe == "/bin/busybox"
 
 
+def test_exec_forwards_signals(runtime: Runtime, bundle: Bundle) -> None:
+    cid = _started(runtime, bundle)
+    proc = subprocess.Popen(runtime.cmd("exec", cid, "sh", "-c",
+                                        "trap 'exit 9' TERM; echo ready; "
+                                        "while true; do sleep 0.05; done"),
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(10) == 9
+
+
 def test_exec_exit_code(runtime: Runtime, bundle: Bundle) -> None:
     cid = _started(runtime, bundle)
     assert runtime("exec", cid, "sh", "-c", "exit 5").returncode == 5

@@ -16,7 +16,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from crid.oci import cgroups, config, hooks, state
+from crid.oci import cgroups, config, hooks, process, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -54,6 +54,7 @@ def create(ctx: Context, cid: str, flags: Json) -> Json:
     ctx.step("create: imports done")
     bundle, cfg, rootfs = config.load_bundle(flags.get("bundle") or ".")
     proc = cfg["process"]
+    process.check_unsupported(proc)
     sock = abspath(flags.get("console_socket"))
     if proc.get("terminal") and not sock:
         raise InvalidArgument("cannot allocate tty if runc will detach without setting console "

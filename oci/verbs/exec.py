@@ -19,7 +19,7 @@ from crid.oci.context import Context, abspath, parse
 from crid.oci.errors import CridError, FailedPrecondition, InvalidArgument, describe
 from crid.oci.sync import Channel
 from crid.oci.verbs.create import write_pid_file
-from crid.oci.verbs.run import wait_for
+from crid.oci.verbs.run import forward_signals, wait_for
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
@@ -87,6 +87,7 @@ def main(ctx: Context, argv: list[str]) -> int:
         raise FailedPrecondition("cannot exec in a paused container (use --ignore-paused)")
     cfg: Json = st.get("config") or {}
     proc = build_process(cfg, a.flags, a.pos[1:])
+    process.check_unsupported(proc)
     sock = abspath(a.flags.get("console_socket"))
     if proc.get("terminal") and not sock:
         raise InvalidArgument("cannot allocate tty without --console-socket")
@@ -117,7 +118,10 @@ def main(ctx: Context, argv: list[str]) -> int:
         raise CridError("exec failed before the process started")
     if a.flags.get("pid_file"):
         write_pid_file(a.flags["pid_file"], pid)
-    return 0 if detach else wait_for(pid)
+    if detach:
+        return 0
+    forward_signals(pid)
+    return wait_for(pid)
 
 
 def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,

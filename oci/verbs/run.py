@@ -29,6 +29,16 @@ def main(ctx: Context, argv: list[str]) -> int:
     if a.flags.get("detach"):
         return 0
 
+    forward_signals(pid)
+    code = wait_for(pid)
+    if not a.flags.get("keep"):
+        delete.delete(ctx, cid, True)
+    return code
+
+
+def forward_signals(pid: int) -> None:
+    """Pass the signals a supervisor sends us on to the process we wait for."""
+
     def forward(signum: int, _frame: object) -> None:
         try:
             os.kill(pid, signum)
@@ -36,12 +46,8 @@ def main(ctx: Context, argv: list[str]) -> int:
             pass
 
     for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
-              signal.SIGUSR1, signal.SIGUSR2):
+              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
         signal.signal(s, forward)
-    code = wait_for(pid)
-    if not a.flags.get("keep"):
-        delete.delete(ctx, cid, True)
-    return code
 
 
 def wait_for(pid: int) -> int:
