@@ -158,6 +158,24 @@ def test_ps_lists_the_init_pid(runtime: Runtime, bundle: Bundle) -> None:
     assert pids == [runtime.state(cid)["pid"]]
 
 
+def test_ps_table(runtime: Runtime, bundle: Bundle) -> None:
+    cid = _started(runtime, bundle)
+    lines = runtime("ps", cid, check=True).stdout.splitlines()
+    assert "PID" in lines[0].split()
+    assert len(lines) == 2 and "sleep 1000" in lines[1]
+
+
+def test_force_delete_paused_container(runtime: Runtime, bundle: Bundle) -> None:
+    cid = _started(runtime, bundle)
+    pid = runtime.state(cid)["pid"]
+    runtime("pause", cid, check=True)
+    runtime("delete", "--force", cid, check=True)
+    assert not (runtime.root / cid).exists()
+    assert not Path(f"/sys/fs/cgroup/freezer/{bundle.cgroup_name}").exists()
+    status = Path(f"/proc/{pid}/status")
+    assert not status.exists() or "zombie" in status.read_text()
+
+
 # --- exec -------------------------------------------------------------------
 
 
