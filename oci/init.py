@@ -22,7 +22,6 @@ if TYPE_CHECKING:
     Json = dict[str, Any]
 
 
-
 class Init:
     def __init__(self, ch: Channel, cfg: Json, opts: Json) -> None:
         self.ch = ch

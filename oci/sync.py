@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     Json = dict[str, Any]
 
 
-
 class Channel:
     def __init__(self) -> None:
         self.c_read, self.p_write = os.pipe()  # parent -> child

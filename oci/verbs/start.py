@@ -17,7 +17,6 @@ if TYPE_CHECKING:
     Json = dict[str, Any]
 
 
-
 def main(ctx: Context, argv: list[str]) -> int:
     start(ctx, parse(argv, {}).one_id("start"))
     return 0
