@@ -98,7 +98,8 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
     os.chmod(fifo, 0o622)
     opts: Json = {"id": cid, "bundle": bundle, "rootfs": rootfs, "fifo": fifo,
                   "console_socket": sock, "no_pivot": flags.get("no_pivot"),
-                  "preserve_fds": flags.get("preserve_fds") or 0, "cgroup": cg}
+                  "preserve_fds": flags.get("preserve_fds") or 0, "cgroup": cg,
+                  "release_signals": flags.get("release_signals")}
     ch = Channel()
     first = os.fork()
     if first == 0:
@@ -160,6 +161,10 @@ def _rfc3339_now() -> str:
 def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
     try:
         ch.child_side()
+        if opts.get("release_signals"):
+            from crid.oci.verbs.run import release_signals
+
+            release_signals()
         sc = L.syscalls()
         _preload(cfg)
         # Opened here, as host root: a new user namespace may not reach --root.

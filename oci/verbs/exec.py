@@ -19,7 +19,7 @@ from crid.oci.context import Context, abspath, parse
 from crid.oci.errors import CridError, FailedPrecondition, InvalidArgument, describe
 from crid.oci.sync import Channel
 from crid.oci.verbs.create import write_pid_file
-from crid.oci.verbs.run import forward_signals, wait_for
+from crid.oci.verbs.run import forward_signals, hold_signals, release_signals, wait_for
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
@@ -96,9 +96,12 @@ def main(ctx: Context, argv: list[str]) -> int:
     detach = bool(a.flags.get("detach"))
     if not detach:
         L.syscalls().prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+        hold_signals()
     ch = Channel()
     first = os.fork()
     if first == 0:
+        if not detach:
+            release_signals()
         _first_child(ch, st, cfg, proc, sock, int(a.flags.get("preserve_fds") or 0))
     ch.parent_side()
     pid = 0

@@ -19,6 +19,8 @@ def main(ctx: Context, argv: list[str]) -> int:
     cid = a.one_id("run")
     if not a.flags.get("detach"):
         L.syscalls().prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+        hold_signals()
+        a.flags["release_signals"] = True
     st = create.create(ctx, cid, a.flags)
     pid = int(st["pid"])
     try:
@@ -36,8 +38,24 @@ def main(ctx: Context, argv: list[str]) -> int:
     return code
 
 
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
+             signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH)
+
+
+def hold_signals() -> None:
+    """Block the forwarded signals until we know whom to forward them to, so one
+    sent early is delivered late instead of killing us. Children undo it
+    (``release_signals``) before they exec."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
+
+
+def release_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+
+
 def forward_signals(pid: int) -> None:
-    """Pass the signals a supervisor sends us on to the process we wait for."""
+    """Pass the signals a supervisor sends us on to the process we wait for
+    (and deliver any that arrived while they were held)."""
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -45,9 +63,9 @@ def forward_signals(pid: int) -> None:
         except ProcessLookupError:
             pass
 
-    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT,
-              signal.SIGUSR1, signal.SIGUSR2, signal.SIGWINCH):
+    for s in FORWARDED:
         signal.signal(s, forward)
+    release_signals()
 
 
 def wait_for(pid: int) -> int:
