@@ -5,22 +5,31 @@
 PYTHON      ?= python3
 VENV        := .venv
 BIN         := $(VENV)/bin
-APT_PACKAGES := conmon containernetworking-plugins iptables catatonit \
-                docker-registry busybox-static runc skopeo umoci
+# What crid needs to run, and what only its tests need (a registry, image
+# tools, and Go with spdystream: e2e/streaming builds a SPDY client from the
+# library kubelet, kubectl and crictl use, to check our server against it).
+APT_PACKAGES := conmon containernetworking-plugins iptables catatonit runc
+TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
+                     golang-go golang-github-docker-spdystream-dev
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit e2e bench setup apt-deps clean
+.PHONY: run test lint unit e2e bench setup test-setup apt-install clean
 
 run: setup
 	$(BIN)/crid
 
-test: setup lint unit e2e
+test: test-setup lint unit e2e
 
-setup: apt-deps $(VENV)/.installed
+setup: $(VENV)/.installed
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
 
-apt-deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
+test-setup: setup
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(TEST_APT_PACKAGES)"
+
+# Installs only the PACKAGES not installed yet; nothing to do is fast.
+apt-install:
+	@missing=""; for p in $(PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
@@ -45,14 +54,11 @@ lint: $(VENV)/.installed
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
-e2e: setup
+e2e: test-setup
 	$(BIN)/pytest e2e $(PYTEST_ARGS)
 
-bench: setup
-	@for p in $(BENCH_APT_PACKAGES); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || \
-	  { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BENCH_APT_PACKAGES); break; }; \
-	done
+bench: test-setup
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"
 	$(BIN)/python -m e2e.bench
 
 clean:

@@ -16,6 +16,7 @@ with ``path`` (the OCI runtime binary) and optional ``root`` (its state dir).
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import shutil
 import sys
 import tomllib
@@ -52,6 +53,11 @@ class Config:
     metrics_address: str = "127.0.0.1:9090"
     cni_config_dir: str = "/etc/cni/net.d"
     cni_plugin_dirs: tuple[str, ...] = ("/opt/cni/bin", "/usr/lib/cni")
+    cni_timeout: int = 60
+    cni_default_network: bool = True
+    cni_default_name: str = "crid"
+    cni_default_bridge: str = "crid0"
+    cni_default_subnet: str = "10.88.0.0/16"
     registries_conf: str = "/etc/containers/registries.conf"
     auth_file: str = ""  # a docker config.json; "" = none
     pinned_images: tuple[str, ...] = ()
@@ -112,10 +118,6 @@ def _host_port_or_empty(value: Any) -> str | None:
     return _port(int(port))
 
 
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else f"{value} must be at least 1"
-
-
 def _one_of(choices: Iterable[str]) -> Check:
     options = tuple(choices)
 
@@ -131,11 +133,29 @@ def _not_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
 
 
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else f"{value} must be greater than 0"
+
+
+def _interface_name(value: Any) -> str | None:
+    if not value or len(value) > 15 or "/" in value or any(c.isspace() for c in value):
+        return f"{value!r} is not a network interface name (1-15 characters, no '/' or spaces)"
+    return None
+
+
+def _subnet(value: Any) -> str | None:
+    try:
+        ipaddress.ip_network(value)
+    except ValueError as exc:
+        return f"{value!r} is not a subnet: {exc}"
+    return None
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     key: str  # dotted TOML key
     field: str  # attribute of Config
-    kind: type  # str, int or list (of str)
+    kind: type  # str, int, bool or list (of str)
     check: Check | None = None
 
 
@@ -149,6 +169,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.metrics.address", "metrics_address", str, _host_port_or_empty),
     Setting("crid.network.cni_config_dir", "cni_config_dir", str, _absolute),
     Setting("crid.network.cni_plugin_dirs", "cni_plugin_dirs", list, _each_absolute),
+    Setting("crid.network.cni_timeout", "cni_timeout", int, _positive),
+    Setting("crid.network.default_network", "cni_default_network", bool),
+    Setting("crid.network.default_network_name", "cni_default_name", str, _not_empty),
+    Setting("crid.network.default_bridge", "cni_default_bridge", str, _interface_name),
+    Setting("crid.network.default_subnet", "cni_default_subnet", str, _subnet),
     Setting("crid.image.registries_conf", "registries_conf", str, _absolute),
     Setting("crid.image.auth_file", "auth_file", str, _absolute_or_empty),
     Setting("crid.image.pinned_images", "pinned_images", list),
@@ -244,6 +269,8 @@ def _checked(source: str, setting: Setting, value: Any) -> Any:
     if setting.kind is list:
         ok = isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
         expected = "a list of strings"
+    elif setting.kind is bool:
+        ok, expected = isinstance(value, bool), "true or false"
     else:
         # bool is an int in Python; a port of `true` is still a wrong type.
         ok = isinstance(value, setting.kind) and not isinstance(value, bool)

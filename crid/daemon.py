@@ -25,6 +25,10 @@ from crid.errors import FailedPrecondition
 from crid.image import schema as image_schema
 from crid.image.service import ImageService
 from crid.metrics import Metrics
+from crid.network.cni.manager import NetworkManager
+from crid.network.cni.manager import Settings as NetworkSettings
+from crid.sandbox import schema as sandbox_schema
+from crid.sandbox.containers import PodContainers
 from crid.store import Store
 
 DRAIN_SECONDS = 10.0
@@ -38,6 +42,27 @@ class Daemon:
     metrics: Metrics
     clock: Clock
     images: ImageService
+    # The pod network (CNI); built from the config, cheap (reads nothing yet).
+    network: NetworkManager = dataclasses.field(init=False)
+    # Where the container code plugs "stop/remove a pod's containers" in.
+    pod_containers: PodContainers = dataclasses.field(default_factory=PodContainers)
+
+    def __post_init__(self) -> None:
+        self.network = NetworkManager(network_settings(self.config))
+
+
+def network_settings(config: Config) -> NetworkSettings:
+    return NetworkSettings(
+        conf_dir=Path(config.cni_config_dir),
+        plugin_dirs=config.cni_plugin_dirs,
+        cache_dir=Path(config.root) / "cni" / "results",
+        timeout=float(config.cni_timeout),
+        write_default=config.cni_default_network,
+        default_name=config.cni_default_name,
+        default_bridge=config.cni_default_bridge,
+        default_subnet=config.cni_default_subnet,
+        ipam_dir=Path(config.root) / "cni" / "networks",
+    )
 
 
 async def serve(config: Config) -> None:
@@ -51,13 +76,17 @@ async def serve(config: Config) -> None:
             directory.mkdir(parents=True, exist_ok=True, mode=0o711)
         cleanup.enter_context(_exclusive(root / "crid.lock"))
         listener.claim(socket_path)
-        store = Store(root / DATABASE, migrations={"image": image_schema.MIGRATIONS})
+        store = Store(root / DATABASE, migrations={
+            "image": image_schema.MIGRATIONS,
+            "sandbox": sandbox_schema.MIGRATIONS,
+        })
         cleanup.callback(store.close)
         metrics = Metrics()
         clock = Clock()
         images = ImageService(config, store, metrics, clock)
         cleanup.callback(images.close)
         daemon = Daemon(config=config, store=store, metrics=metrics, clock=clock, images=images)
+        daemon.network.start()
 
         grpc_server = server.build(daemon)
         grpc_server.add_insecure_port(f"unix://{socket_path}")
@@ -68,6 +97,9 @@ async def serve(config: Config) -> None:
             host, port = metrics.serve(config.metrics_address)
             log.info("metrics listening", address=f"{host}:{port}")
         log.info("crid serving", socket=str(socket_path), root=str(root), runroot=str(runroot))
+
+        watcher = asyncio.create_task(daemon.network.watch(), name="cni-conf-watch")
+        cleanup.callback(watcher.cancel)
 
         stopping = asyncio.Event()
         loop = asyncio.get_running_loop()

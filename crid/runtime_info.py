@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
@@ -14,7 +13,6 @@ from crid.daemon import Daemon
 RUNTIME_NAME = "crid"
 RUNTIME_API_VERSION = "v1"
 KUBELET_API_VERSION = "0.1.0"  # the CRI's own version field, fixed by the API
-CNI_CONFIG_SUFFIXES = (".conf", ".conflist", ".json")
 
 
 class RuntimeInfo:
@@ -32,7 +30,7 @@ class RuntimeInfo:
     async def Status(self, request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
         config = self._daemon.config
         runtime_ready = api_pb2.RuntimeCondition(type="RuntimeReady", status=True)
-        network_ready = _network_condition(Path(config.cni_config_dir))
+        network_ready = _network_condition(self._daemon.network.not_ready_reason())
         handlers = [
             api_pb2.RuntimeHandler(name=name, features=api_pb2.RuntimeHandlerFeatures(
                 recursive_read_only_mounts=False, user_namespaces=False))
@@ -57,15 +55,11 @@ class RuntimeInfo:
         )
 
 
-def _network_condition(cni_config_dir: Path) -> api_pb2.RuntimeCondition:
-    try:
-        found = any(p.suffix in CNI_CONFIG_SUFFIXES for p in cni_config_dir.iterdir())
-    except OSError:
-        found = False
-    if found:
+def _network_condition(not_ready_reason: str | None) -> api_pb2.RuntimeCondition:
+    if not_ready_reason is None:
         return api_pb2.RuntimeCondition(type="NetworkReady", status=True)
     return api_pb2.RuntimeCondition(
         type="NetworkReady", status=False, reason="NetworkPluginNotReady",
-        message=f"no CNI network configuration found in {cni_config_dir}",
+        message=not_ready_reason,
     )
 

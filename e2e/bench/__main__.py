@@ -1,23 +1,21 @@
-"""``python -m e2e.bench``: run every benchmark module in this package, in name order."""
+"""``python -m e2e.bench``: run every benchmark module in this package.
+
+A benchmark module has a ``main()``; helpers they share start with ``_``.
+"""
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
-import sys
 
 import e2e.bench
 
 
-def main() -> int:
-    failed = 0
+def main() -> None:
     for module in sorted(m.name for m in pkgutil.iter_modules(e2e.bench.__path__)):
-        if module.startswith("_"):
-            continue
-        print(f"== e2e.bench.{module}", flush=True)
-        failed |= importlib.import_module(f"e2e.bench.{module}").main([])
-    return failed
+        if not module.startswith("_"):
+            importlib.import_module(f"e2e.bench.{module}").main()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

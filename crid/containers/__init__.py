@@ -1,0 +1,1 @@
+"""Containers: the CRI container calls, their records, and conmon."""

@@ -1,0 +1,299 @@
+"""conmon, the per-container monitor, and the OCI runtime it drives.
+
+crid never holds a container's stdio or waits on its process: conmon does
+(one small C process per container, as in cri-o). crid starts conmon with a
+*start pipe* (conmon waits on it before calling ``RUNTIME create``) and a
+*sync pipe* (conmon reports the container's pid, or the runtime's error, as
+JSON). conmon then daemonises; when the container exits it writes the exit
+code to ``<exits>/<id>`` and exits itself.
+
+Everything else (start, kill, delete, state, exec, update) is a direct call
+of the handler's runtime with runc's command line, so runc and crid-runtime
+are interchangeable.
+
+The bundle dir holds what conmon makes for a container: ``attach`` (the
+attach socket), ``ctl`` and ``winsz`` (control fifos), and ``exit``/``oom``
+(written through ``--persist-dir``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import os
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from crid import errors, logs
+from crid.config import Handler
+
+CONMON = "/usr/bin/conmon"
+SYNC_TIMEOUT = 60.0
+RUNTIME_TIMEOUT = 60.0
+# conmon's control fifo: "<event> <height> <width>\n"; event 2 reopens the log.
+REOPEN_LOG_EVENT = "2 0 0\n"
+
+log = logs.get("crid.monitor")
+
+
+@dataclasses.dataclass(frozen=True)
+class Created:
+    pid: int  # the container's init process, on the host
+    monitor_pid: int  # conmon
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+
+
+class RuntimeFailed(errors.CridError):
+    """The OCI runtime said no; ``message`` carries its own words."""
+
+    code = "UNKNOWN"
+
+
+class Monitor:
+    """Runs containers of one runtime handler under conmon."""
+
+    def __init__(self, handler: Handler, runtime_root: Path, exits_dir: Path,
+                 conmon: str = CONMON, log_level: str = "info") -> None:
+        self.handler = handler
+        self.runtime_root = runtime_root
+        self.exits_dir = exits_dir
+        self.conmon = conmon
+        self.log_level = "debug" if log_level == "debug" else "info"
+
+    # --- create: conmon + runtime create --------------------------------------
+
+    async def create(self, container_id: str, name: str, bundle: Path, log_path: Path, *,
+                     tty: bool = False, stdin: bool = False, stdin_once: bool = False) -> Created:
+        """Create the container (its process waits for ``start``) under a new conmon."""
+        self.exits_dir.mkdir(parents=True, exist_ok=True)
+        (self.exits_dir / container_id).unlink(missing_ok=True)
+        args = [
+            self.conmon, "--api-version", "1",
+            "-c", container_id, "-u", container_id, "-n", name,
+            "-r", self.handler.path, "--runtime-arg", f"--root={self.runtime_root}",
+            "-b", str(bundle), "-p", str(bundle / "pidfile"), "-P", str(bundle / "conmon.pid"),
+            "--persist-dir", str(bundle), "--exit-dir", str(self.exits_dir),
+            "--socket-dir-path", str(bundle), "--full-attach",
+            "-l", f"k8s-file:{log_path}", "--log-level", self.log_level,
+        ]
+        if tty:
+            args.append("-t")
+        elif stdin:
+            args.append("-i")
+        if stdin and not stdin_once:
+            args.append("--leave-stdin-open")
+        sync_read, sync_write = os.pipe()
+        start_read, start_write = os.pipe()
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE, pass_fds=(sync_write, start_read),
+                env={**os.environ, "_OCI_SYNCPIPE": str(sync_write),
+                     "_OCI_STARTPIPE": str(start_read)},
+            )
+        finally:
+            os.close(sync_write)
+            os.close(start_read)
+        try:
+            os.write(start_write, b"0")
+        finally:
+            os.close(start_write)
+        try:
+            report = await asyncio.wait_for(asyncio.to_thread(_read_line, sync_read), SYNC_TIMEOUT)
+        finally:
+            os.close(sync_read)
+        _, conmon_stderr = await process.communicate()
+        pid, message = _parse_sync(report)
+        if pid <= 0:
+            detail = message or conmon_stderr.decode(errors="replace").strip()
+            raise RuntimeFailed(f"{self.handler.name} runtime failed to create the container: "
+                                f"{detail or 'no message'}")
+        return Created(pid=pid, monitor_pid=_read_pid(bundle / "conmon.pid"))
+
+    # --- the other verbs: the runtime directly -----------------------------------
+
+    async def start(self, container_id: str) -> None:
+        await self.runtime("start", container_id)
+
+    async def kill(self, container_id: str, signum: int, *, all_processes: bool = False) -> None:
+        await self.runtime("kill", *(["--all"] if all_processes else []),
+                           container_id, str(signum))
+
+    async def delete(self, container_id: str, *, force: bool = False) -> None:
+        """Delete the runtime's state; a container it no longer knows is fine."""
+        try:
+            await self.runtime("delete", *(["--force"] if force else []), container_id)
+        except RuntimeFailed as exc:
+            if "does not exist" not in exc.message and "not found" not in exc.message:
+                raise
+
+    async def state(self, container_id: str) -> dict[str, Any]:
+        out = await self.runtime("state", container_id)
+        state: dict[str, Any] = json.loads(out)
+        return state
+
+    async def update(self, container_id: str, resources: dict[str, Any], bundle: Path) -> None:
+        path = bundle / "resources.json"
+        path.write_text(json.dumps(resources))
+        await self.runtime("update", "--resources", str(path), container_id)
+
+    async def exec_sync(self, container_id: str, process: dict[str, Any], bundle: Path,
+                        timeout: float | None) -> ExecResult:
+        """Run a process in the container and collect its output.
+
+        On timeout the process is killed (by its host pid, since killing the
+        runtime's exec command would leave it running in the container) and
+        ``DeadlineExceeded`` raised, as the CRI asks.
+        """
+        spec_file = bundle / f"exec-{os.urandom(6).hex()}.json"
+        pid_file = spec_file.with_suffix(".pid")
+        spec_file.write_text(json.dumps(process))
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                *self._runtime_args("exec", "--process", str(spec_file),
+                                    "--pid-file", str(pid_file), container_id),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout or None)
+            except TimeoutError:
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(_read_pid(pid_file), signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                await proc.wait()
+                raise errors.DeadlineExceeded(
+                    f"command {process.get('args')} timed out after {timeout} seconds"
+                ) from None
+        finally:
+            spec_file.unlink(missing_ok=True)
+            pid_file.unlink(missing_ok=True)
+        return ExecResult(exit_code=_exit_code(proc.returncode), stdout=stdout, stderr=stderr)
+
+    async def runtime(self, *args: str) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            *self._runtime_args(*args), stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), RUNTIME_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise RuntimeFailed(f"{self.handler.name} runtime {args[0]} timed out") from None
+        if proc.returncode != 0:
+            raise RuntimeFailed(
+                f"{self.handler.name} runtime {args[0]} failed: "
+                f"{_last_line(err) or f'exit code {proc.returncode}'}"
+            )
+        return out
+
+    def _runtime_args(self, *args: str) -> list[str]:
+        return [self.handler.path, "--root", str(self.runtime_root), *args]
+
+    # --- what conmon leaves behind ------------------------------------------
+
+    def exit_code(self, container_id: str) -> int | None:
+        """The exit code conmon recorded, or None while the container runs."""
+        try:
+            text = (self.exits_dir / container_id).read_text().strip()
+        except FileNotFoundError:
+            return None
+        return int(text) if text.lstrip("-").isdigit() else 255
+
+    def exited_at_ns(self, container_id: str) -> int:
+        try:
+            return (self.exits_dir / container_id).stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def forget(self, container_id: str) -> None:
+        (self.exits_dir / container_id).unlink(missing_ok=True)
+
+
+def oom_killed(bundle: Path) -> bool:
+    """conmon writes ``oom`` into its persist dir when the cgroup saw an OOM kill."""
+    return (bundle / "oom").exists()
+
+
+def reopen_log(bundle: Path) -> None:
+    """Ask conmon to reopen the container's log (after kubelet rotated it)."""
+    ctl = bundle / "ctl"
+    try:
+        fd = os.open(ctl, os.O_WRONLY | os.O_NONBLOCK)
+    except (FileNotFoundError, OSError) as exc:
+        raise errors.FailedPrecondition(
+            f"cannot reach the container's monitor to reopen its log: {exc}") from exc
+    try:
+        os.write(fd, REOPEN_LOG_EVENT.encode())
+    finally:
+        os.close(fd)
+
+
+def monitor_alive(pid: int, container_id: str) -> bool:
+    """Is ``pid`` still this container's conmon (not a reused pid)?"""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return False
+    zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
+    return not zombie and container_id.encode() in cmdline
+
+
+def _read_line(fd: int) -> bytes:
+    """One JSON line: the daemonised conmon keeps the pipe open, so no EOF comes."""
+    data = b""
+    while not data.endswith(b"\n") and (chunk := os.read(fd, 4096)):
+        data += chunk
+    return data
+
+
+def _parse_sync(report: bytes) -> tuple[int, str]:
+    """conmon's sync pipe: ``{"data": PID}`` or ``{"data": -1, "message": ...}``."""
+    for line in report.decode(errors="replace").splitlines():
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        pid = int(message.get("data", message.get("pid", -1)))
+        return pid, str(message.get("message", ""))
+    return -1, ""
+
+
+def _read_pid(path: Path) -> int:
+    return int(path.read_text().strip())
+
+
+def _exit_code(returncode: int | None) -> int:
+    if returncode is None:
+        return 255
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def _last_line(data: bytes) -> str:
+    lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    # runc logs JSON or logfmt lines (msg="..."); keep the message people read.
+    with contextlib.suppress(json.JSONDecodeError, AttributeError):
+        return str(json.loads(last).get("msg", last))
+    if 'msg="' in last:
+        return last.split('msg="', 1)[1].rsplit('"', 1)[0]
+    return last
+
+
+__all__: Sequence[str] = ("Created", "ExecResult", "Monitor", "RuntimeFailed",
+                          "monitor_alive", "oom_killed", "reopen_log")

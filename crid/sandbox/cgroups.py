@@ -1,0 +1,173 @@
+"""Pod cgroups on cgroupfs, v1 (one tree per controller) and v2 (one tree).
+
+The pod's cgroup is created under every controller (v1) or once with the
+controllers enabled down the path (v2), its pod-level limits written, and
+removed again on RemovePodSandbox. The version is detected from the
+filesystem at ``/sys/fs/cgroup``, never assumed: nodes run both.
+
+Pod limits are ``resources`` plus ``overhead`` (what the RuntimeClass adds),
+as the kubelet computes them for the pod cgroup.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from crid.errors import InvalidArgument
+from crid.network.syscalls import fs_magic
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CGROUP2_MAGIC = 0x63677270
+V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "devices",
+                  "freezer", "hugetlb", "net_cls", "perf_event")
+V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io", "hugetlb")
+CPU_PERIOD_DEFAULT = 100_000
+
+
+class Resources(Protocol):
+    """The CRI ``LinuxContainerResources`` fields a pod cgroup uses."""
+
+    cpu_period: int
+    cpu_quota: int
+    cpu_shares: int
+    memory_limit_in_bytes: int
+    cpuset_cpus: str
+    cpuset_mems: str
+
+
+def is_v2(root: Path = CGROUP_ROOT) -> bool:
+    return fs_magic(str(root)) == CGROUP2_MAGIC
+
+
+def check_path(path: str) -> str:
+    """A cgroupfs path: absolute, no '..'; returned without a trailing slash."""
+    if not path.startswith("/") or ".." in path.split("/"):
+        raise InvalidArgument(
+            f"cgroup_parent {path!r} must be an absolute cgroupfs path without '..'"
+        )
+    if path.endswith(".slice"):
+        raise InvalidArgument(
+            f"cgroup_parent {path!r} is a systemd slice; crid uses the cgroupfs driver"
+        )
+    return path.rstrip("/") or "/"
+
+
+class PodCgroup:
+    """One pod cgroup; ``path`` is the cgroupfs path (``/kubepods/pod<uid>``)."""
+
+    def __init__(self, path: str, root: Path = CGROUP_ROOT, v2: bool | None = None) -> None:
+        self.path = check_path(path)
+        self.root = root
+        self.v2 = is_v2(root) if v2 is None else v2
+
+    def dirs(self) -> list[Path]:
+        relative = self.path.lstrip("/")
+        if self.v2:
+            return [self.root / relative]
+        return [self.root / ctl / relative for ctl in V1_CONTROLLERS
+                if (self.root / ctl).is_dir() and not (self.root / ctl).is_symlink()]
+
+    def create(self) -> None:
+        for directory in self.dirs():
+            self._make(directory)
+
+    def _make(self, directory: Path) -> None:
+        missing = []
+        cursor = directory
+        while not cursor.exists():
+            missing.append(cursor)
+            cursor = cursor.parent
+        for new in reversed(missing):
+            if self.v2:
+                _enable_controllers(new.parent)
+            new.mkdir()
+            if not self.v2 and _controller_of(new, self.root) == "cpuset":
+                # v1 cpuset starts empty; a task cannot join until cpus and mems are set.
+                for name in ("cpuset.cpus", "cpuset.mems"):
+                    (new / name).write_text((new.parent / name).read_text())
+
+    def apply(self, resources: Iterable[Resources | None]) -> None:
+        """Write the sum of ``resources`` (pod resources and overhead) as the pod's limits."""
+        given = [r for r in resources if r is not None]
+        shares = sum(r.cpu_shares for r in given)
+        memory = sum(r.memory_limit_in_bytes for r in given)
+        period = next((r.cpu_period for r in given if r.cpu_period), 0)
+        quota = sum(r.cpu_quota for r in given if r.cpu_quota > 0)
+        cpus = next((r.cpuset_cpus for r in given if r.cpuset_cpus), "")
+        mems = next((r.cpuset_mems for r in given if r.cpuset_mems), "")
+        if self.v2:
+            self._apply_v2(shares, memory, period, quota, cpus, mems)
+        else:
+            self._apply_v1(shares, memory, period, quota, cpus, mems)
+
+    def _apply_v1(self, shares: int, memory: int, period: int, quota: int,
+                  cpus: str, mems: str) -> None:
+        rel = self.path.lstrip("/")
+        if shares:
+            _write(self.root / "cpu" / rel / "cpu.shares", shares)
+        if quota:
+            _write(self.root / "cpu" / rel / "cpu.cfs_period_us", period or CPU_PERIOD_DEFAULT)
+            _write(self.root / "cpu" / rel / "cpu.cfs_quota_us", quota)
+        if memory:
+            _write(self.root / "memory" / rel / "memory.limit_in_bytes", memory)
+        if cpus:
+            _write(self.root / "cpuset" / rel / "cpuset.cpus", cpus)
+        if mems:
+            _write(self.root / "cpuset" / rel / "cpuset.mems", mems)
+
+    def _apply_v2(self, shares: int, memory: int, period: int, quota: int,
+                  cpus: str, mems: str) -> None:
+        directory = self.dirs()[0]
+        if shares:
+            # The conversion runc and the kubelet use from v1 shares to v2 weight.
+            _write(directory / "cpu.weight", 1 + ((shares - 2) * 9999) // 262142)
+        if quota:
+            _write(directory / "cpu.max", f"{quota} {period or CPU_PERIOD_DEFAULT}")
+        if memory:
+            _write(directory / "memory.max", memory)
+        if cpus:
+            _write(directory / "cpuset.cpus", cpus)
+        if mems:
+            _write(directory / "cpuset.mems", mems)
+
+    def add_process(self, pid: int) -> None:
+        for directory in self.dirs():
+            _write(directory / "cgroup.procs", pid)
+
+    def remove(self) -> None:
+        """Remove the pod's dirs (not its parents); gone already is fine."""
+        for directory in self.dirs():
+            with contextlib.suppress(FileNotFoundError):
+                directory.rmdir()
+
+    def exists(self) -> bool:
+        return any(d.is_dir() for d in self.dirs())
+
+
+def _controller_of(directory: Path, root: Path) -> str:
+    return directory.relative_to(root).parts[0]
+
+
+def _enable_controllers(directory: Path) -> None:
+    available = (directory / "cgroup.controllers").read_text().split()
+    wanted = [c for c in V2_CONTROLLERS if c in available]
+    if wanted:
+        with contextlib.suppress(OSError):  # the root may refuse some; children still work
+            _write(directory / "cgroup.subtree_control", " ".join("+" + c for c in wanted))
+
+
+def _write(path: Path, value: int | str) -> None:
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise InvalidArgument(f"cannot open {path}: {exc.strerror}") from None
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as exc:
+        raise InvalidArgument(f"cannot write {value!r} to {path}: {exc.strerror}") from None
+    finally:
+        os.close(fd)

@@ -1,0 +1,111 @@
+"""What every pod call shares: records, network, infra processes, per-pod locks.
+
+Calls on one pod are serialised by a lock per pod id (kubelet may stop and
+remove concurrently); calls on different pods run side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+from pathlib import Path
+
+from cri_api.v1 import api_pb2
+
+from crid import logs
+from crid.config import Config, Handler
+from crid.daemon import Daemon
+from crid.errors import InvalidArgument, NotFound
+from crid.network import namespaces, podfiles
+from crid.network.cni.args import PodNetwork, port_mapping
+from crid.sandbox import records
+from crid.sandbox.infra import InfraProcesses
+from crid.sandbox.records import Sandbox, SandboxRecords
+
+log = logs.get("crid.sandbox")
+
+
+class Sandboxes:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.config: Config = daemon.config
+        self.records = SandboxRecords(daemon.store)
+        self.network = daemon.network
+        self.infra = InfraProcesses()
+        self.pods_dir = Path(daemon.config.runroot) / "pods"
+        self.creating: set[tuple[str, str, str, int]] = set()
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    def lock(self, sandbox_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(sandbox_id, asyncio.Lock())
+
+    def forget_lock(self, sandbox_id: str) -> None:
+        self._locks.pop(sandbox_id, None)
+
+    def handler(self, name: str) -> Handler:
+        found = self.config.handler(name)
+        if found is None:
+            known = ", ".join(h.name for h in self.config.handlers) or "none"
+            raise NotFound(f"runtime handler {name!r} is not configured (known: {known})")
+        return found
+
+    def find(self, sandbox_id: str) -> Sandbox | None:
+        """The pod with this id or unique id prefix; None when there is none."""
+        if not sandbox_id:
+            raise InvalidArgument("pod_sandbox_id is required")
+        exact = self.records.get(sandbox_id)
+        if exact is not None:
+            return exact
+        found = self.records.find_by_prefix(sandbox_id)
+        if len(found) > 1:
+            raise InvalidArgument(f"pod sandbox id prefix {sandbox_id!r} is ambiguous")
+        return found[0] if found else None
+
+    def require(self, sandbox_id: str) -> Sandbox:
+        found = self.find(sandbox_id)
+        if found is None:
+            raise NotFound(f"pod sandbox {sandbox_id!r} not found")
+        return found
+
+    def pod_network(self, sandbox: Sandbox) -> PodNetwork:
+        config = sandbox.config
+        mappings = [
+            port_mapping(_protocol(m.protocol), m.container_port, m.host_port, m.host_ip)
+            for m in config.port_mappings
+        ]
+        dns = config.dns_config
+        return PodNetwork(
+            id=sandbox.id, name=sandbox.name, namespace=sandbox.namespace, uid=sandbox.uid,
+            netns=sandbox.netns, port_mappings=mappings, annotations=dict(config.annotations),
+            dns={"servers": list(dns.servers), "searches": list(dns.searches),
+                 "options": list(dns.options)},
+        )
+
+    def recover(self) -> None:
+        """After a restart: clean pod dirs no row owns (a crash mid-create); a pod
+        whose namespaces vanished (a reboot emptied the state dir) is not ready."""
+        known = {s.id: s for s in self.records.all()}
+        with contextlib.suppress(FileNotFoundError):
+            for pod_dir in self.pods_dir.iterdir():
+                if pod_dir.name not in known:
+                    log.warning("removing leftovers of an unfinished pod", pod=pod_dir.name)
+                    release_pod_dir(pod_dir)
+        for sandbox in known.values():
+            lost = [k for k, p in sandbox.namespaces.items() if not namespaces.is_pinned(p)]
+            if lost and sandbox.state == records.READY:
+                log.warning("pod lost its namespaces", pod=sandbox.id, kinds=lost)
+                self.records.update(sandbox.id, state=records.NOTREADY)
+
+
+def release_pod_dir(pod_dir: Path) -> None:
+    """Unpin, unmount and delete whatever is in a pod's state dir."""
+    pins = {p.name: str(p) for p in pod_dir.iterdir() if p.name in namespaces.KINDS} \
+        if pod_dir.is_dir() else {}
+    namespaces.unpin(namespaces.Pinned(pins))
+    podfiles.unmount_shm(pod_dir / "shm")
+    shutil.rmtree(pod_dir, ignore_errors=True)
+
+
+def _protocol(value: int) -> str:
+    return "udp" if value == api_pb2.UDP else "sctp" if value == api_pb2.SCTP else "tcp"

@@ -1,0 +1,140 @@
+"""Pod sandbox records: what the store keeps about each pod, and their states.
+
+::
+
+    (RunPodSandbox) ──► READY ──StopPodSandbox──► NOTREADY ──RemovePodSandbox──► (gone)
+
+A row is written only once a pod is fully made, so every row is a pod that
+exists. ``network_pending`` marks a pod whose CNI DEL failed on stop: remove
+tries it again. ``infra`` is the JSON of the infra process (or ``{}``);
+``namespaces`` maps a kind to its pin file (an absent kind is the host's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from cri_api.v1 import api_pb2
+
+from crid.sandbox.infra import Infra
+from crid.store import Store
+
+READY = "ready"
+NOTREADY = "notready"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sandbox:
+    id: str
+    name: str
+    namespace: str
+    uid: str
+    attempt: int
+    state: str
+    created_ns: int
+    runtime_handler: str
+    config: api_pb2.PodSandboxConfig
+    pod_dir: str
+    namespaces: Mapping[str, str]
+    shm: str
+    cgroup_parent: str
+    infra: Infra | None
+    ips: Sequence[str]
+    network_pending: bool
+    cgroup_owned: bool  # crid made the pod cgroup, so removes it
+
+    @property
+    def netns(self) -> str:
+        return self.namespaces.get("net", "")
+
+
+def _row(sandbox: Sandbox) -> dict[str, Any]:
+    return {
+        "id": sandbox.id, "name": sandbox.name, "namespace": sandbox.namespace,
+        "uid": sandbox.uid, "attempt": sandbox.attempt, "state": sandbox.state,
+        "created_ns": sandbox.created_ns, "runtime_handler": sandbox.runtime_handler,
+        "config": sandbox.config.SerializeToString(), "pod_dir": sandbox.pod_dir,
+        "namespaces": json.dumps(dict(sandbox.namespaces)), "shm": sandbox.shm,
+        "cgroup_parent": sandbox.cgroup_parent,
+        "infra": json.dumps(dataclasses.asdict(sandbox.infra) if sandbox.infra else {}),
+        "ips": json.dumps(list(sandbox.ips)),
+        "network_pending": int(sandbox.network_pending),
+        "cgroup_owned": int(sandbox.cgroup_owned),
+    }
+
+
+def _sandbox(row: Any) -> Sandbox:
+    infra = json.loads(row["infra"])
+    return Sandbox(
+        id=row["id"], name=row["name"], namespace=row["namespace"], uid=row["uid"],
+        attempt=row["attempt"], state=row["state"], created_ns=row["created_ns"],
+        runtime_handler=row["runtime_handler"],
+        config=api_pb2.PodSandboxConfig.FromString(row["config"]),
+        pod_dir=row["pod_dir"], namespaces=json.loads(row["namespaces"]), shm=row["shm"],
+        cgroup_parent=row["cgroup_parent"], infra=Infra(**infra) if infra else None,
+        ips=tuple(json.loads(row["ips"])), network_pending=bool(row["network_pending"]),
+        cgroup_owned=bool(row["cgroup_owned"]),
+    )
+
+
+class SandboxRecords:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def insert(self, sandbox: Sandbox) -> None:
+        row = _row(sandbox)
+        names = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self.store.transaction() as db:
+            db.execute(f"INSERT INTO sandboxes ({names}) VALUES ({marks})", row)
+
+    def update(self, sandbox_id: str, **fields: Any) -> None:
+        values = {k: _row_value(k, v) for k, v in fields.items()}
+        assignments = ", ".join(f"{k} = :{k}" for k in values)
+        with self.store.transaction() as db:
+            db.execute(f"UPDATE sandboxes SET {assignments} WHERE id = :id",
+                       {**values, "id": sandbox_id})
+
+    def delete(self, sandbox_id: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,))
+
+    def get(self, sandbox_id: str) -> Sandbox | None:
+        rows = self.store.query("SELECT * FROM sandboxes WHERE id = ?", (sandbox_id,))
+        return _sandbox(rows[0]) if rows else None
+
+    def find_by_prefix(self, prefix: str) -> list[Sandbox]:
+        rows = self.store.query(
+            "SELECT * FROM sandboxes WHERE substr(id, 1, ?) = ?", (len(prefix), prefix))
+        return [_sandbox(r) for r in rows]
+
+    def find_by_name(self, name: str, namespace: str, uid: str, attempt: int) -> Sandbox | None:
+        rows = self.store.query(
+            "SELECT * FROM sandboxes WHERE name = ? AND namespace = ? AND uid = ? AND attempt = ?",
+            (name, namespace, uid, attempt))
+        return _sandbox(rows[0]) if rows else None
+
+    def all(self) -> list[Sandbox]:
+        rows = self.store.query("SELECT * FROM sandboxes ORDER BY created_ns")
+        return [_sandbox(r) for r in rows]
+
+    def count(self) -> int:
+        return int(self.store.query("SELECT count(*) AS n FROM sandboxes")[0]["n"])
+
+
+_UPDATABLE = ("state", "ips", "network_pending", "infra")
+
+
+def _row_value(key: str, value: Any) -> Any:
+    if key not in _UPDATABLE:
+        raise KeyError(f"sandboxes.{key} is not updatable")
+    if key == "infra":
+        return json.dumps(dataclasses.asdict(value) if value else {})
+    if key == "ips":
+        return json.dumps(list(value))
+    if key == "network_pending":
+        return int(value)
+    return value

@@ -1,0 +1,85 @@
+"""PodSandboxStatus and ListPodSandbox: pods as the CRI reports them."""
+
+from __future__ import annotations
+
+import json
+
+from cri_api.v1 import api_pb2
+
+from crid.sandbox import records
+from crid.sandbox.context import Sandboxes
+from crid.sandbox.infra import is_alive
+
+_STATES = {records.READY: api_pb2.SANDBOX_READY, records.NOTREADY: api_pb2.SANDBOX_NOTREADY}
+
+
+def state_of(sandbox: records.Sandbox) -> api_pb2.PodSandboxState.ValueType:
+    """READY only while the pod is whole: a pod whose infra process died (its
+    PID namespace is gone) is not ready, as a pod whose pause container exited."""
+    if sandbox.state == records.READY and sandbox.infra and not is_alive(sandbox.infra):
+        return api_pb2.SANDBOX_NOTREADY
+    return _STATES[sandbox.state]
+
+
+async def status(ctx: Sandboxes, request: api_pb2.PodSandboxStatusRequest
+                 ) -> api_pb2.PodSandboxStatusResponse:
+    sandbox = ctx.require(request.pod_sandbox_id)
+    config = sandbox.config
+    ips = list(sandbox.ips)
+    network = api_pb2.PodSandboxNetworkStatus(
+        ip=ips[0] if ips else "",
+        additional_ips=[api_pb2.PodIP(ip=ip) for ip in ips[1:]],
+    )
+    options = config.linux.security_context.namespace_options
+    pod_status = api_pb2.PodSandboxStatus(
+        id=sandbox.id, metadata=config.metadata, state=state_of(sandbox),
+        created_at=sandbox.created_ns, network=network,
+        linux=api_pb2.LinuxPodSandboxStatus(
+            namespaces=api_pb2.Namespace(options=api_pb2.NamespaceOption(
+                network=options.network, pid=options.pid, ipc=options.ipc))),
+        labels=config.labels, annotations=config.annotations,
+        runtime_handler=sandbox.runtime_handler,
+    )
+    info = {}
+    if request.verbose:
+        info["info"] = json.dumps(verbose_info(sandbox))
+    return api_pb2.PodSandboxStatusResponse(status=pod_status, info=info,
+                                            timestamp=ctx.daemon.clock.now_ns())
+
+
+def verbose_info(sandbox: records.Sandbox) -> dict[str, object]:
+    return {
+        "id": sandbox.id,
+        "netns": sandbox.netns,
+        "namespaces": dict(sandbox.namespaces),
+        "cgroupParent": sandbox.cgroup_parent,
+        "podDir": sandbox.pod_dir,
+        "shm": sandbox.shm,
+        "resolvConf": f"{sandbox.pod_dir}/resolv.conf",
+        "hosts": f"{sandbox.pod_dir}/hosts",
+        "hostname": f"{sandbox.pod_dir}/hostname",
+        "pid": sandbox.infra.pid if sandbox.infra else 0,
+        "ips": list(sandbox.ips),
+        "networkTeardownPending": sandbox.network_pending,
+        "runtimeHandler": sandbox.runtime_handler,
+    }
+
+
+async def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
+                         ) -> api_pb2.ListPodSandboxResponse:
+    wanted = request.filter
+    found = ctx.records.find_by_prefix(wanted.id) if wanted.id else ctx.records.all()
+    items = []
+    for sandbox in found:
+        state = state_of(sandbox)
+        if wanted.HasField("state") and wanted.state.state != state:
+            continue
+        labels = sandbox.config.labels
+        if any(labels.get(k) != v for k, v in wanted.label_selector.items()):
+            continue
+        items.append(api_pb2.PodSandbox(
+            id=sandbox.id, metadata=sandbox.config.metadata, state=state,
+            created_at=sandbox.created_ns, labels=labels,
+            annotations=sandbox.config.annotations, runtime_handler=sandbox.runtime_handler,
+        ))
+    return api_pb2.ListPodSandboxResponse(items=items)

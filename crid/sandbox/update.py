@@ -1,0 +1,20 @@
+"""UpdatePodSandboxResources: new pod-level limits on the pod cgroup."""
+
+from __future__ import annotations
+
+import asyncio
+
+from cri_api.v1 import api_pb2
+
+from crid.sandbox.cgroups import PodCgroup
+from crid.sandbox.context import Sandboxes
+
+
+async def update_resources(ctx: Sandboxes, request: api_pb2.UpdatePodSandboxResourcesRequest
+                           ) -> api_pb2.UpdatePodSandboxResourcesResponse:
+    sandbox = ctx.require(request.pod_sandbox_id)
+    resources = [request.resources if request.HasField("resources") else None,
+                 request.overhead if request.HasField("overhead") else None]
+    async with ctx.lock(sandbox.id):
+        await asyncio.to_thread(PodCgroup(sandbox.cgroup_parent).apply, resources)
+    return api_pb2.UpdatePodSandboxResourcesResponse()

@@ -1,0 +1,105 @@
+"""Port-forward over SPDY: ``portforward.k8s.io``.
+
+One upgraded connection carries any number of forwarded TCP connections.
+For each, the client opens two streams with the same ``port`` and
+``requestID`` headers: ``streamType: error`` (we write a message there if we
+cannot connect) and ``streamType: data`` (the bytes, both ways). We connect
+to the port in the pod once both have arrived and copy until both sides
+have finished; a FIN on the data stream becomes a half-close towards the pod.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from crid import logs
+from crid.errors import CridError
+from crid.streaming.backend import Backend
+from crid.streaming.spdy.session import Session, Stream
+from crid.streaming.tokens import PortForwardRequest
+
+log = logs.get("crid.streaming.spdy")
+
+PROTOCOLS = ("portforward.k8s.io",)
+COPY_CHUNK = 64 * 1024
+
+
+def _pair_key(stream: Stream, kind: str) -> str:
+    if request_id := stream.header("requestID"):
+        return request_id
+    # Clients before requestID existed opened error then data back to back.
+    return str(stream.id if kind == "error" else stream.id - 2)
+
+
+async def serve(session: Session, request: PortForwardRequest, backend: Backend) -> None:
+    """Forward connections until the client closes the upgraded connection."""
+    reading = asyncio.create_task(session.run())
+    pending: dict[str, dict[str, Stream]] = {}
+    forwards: set[asyncio.Task[None]] = set()
+    try:
+        while True:
+            incoming = asyncio.create_task(session.incoming.get())
+            await asyncio.wait({incoming, reading}, return_when=asyncio.FIRST_COMPLETED)
+            if not incoming.done():
+                incoming.cancel()
+                break
+            stream = incoming.result()
+            kind = stream.header("streamType")
+            if kind not in ("data", "error"):
+                await stream.abort()
+                continue
+            await stream.reply()
+            pair = pending.setdefault(_pair_key(stream, kind), {})
+            pair[kind] = stream
+            if len(pair) == 2:
+                del pending[_pair_key(stream, kind)]
+                task = asyncio.create_task(_forward(request, backend, pair["data"], pair["error"]))
+                forwards.add(task)
+                task.add_done_callback(forwards.discard)
+    finally:
+        for task in list(forwards):
+            task.cancel()
+        await asyncio.gather(*forwards, return_exceptions=True)
+        await session.shutdown()
+        reading.cancel()
+
+
+async def _forward(request: PortForwardRequest, backend: Backend, data: Stream,
+                   error: Stream) -> None:
+    raw_port = data.header("port")
+    try:
+        port = int(raw_port)
+        if not 0 < port < 65536:
+            raise ValueError(f"port {port} is out of range")
+        reader, writer = await backend.port_forward(request.pod_sandbox_id, port)
+    except (CridError, OSError, ValueError) as exc:
+        message = f"error forwarding port {raw_port} to pod {request.pod_sandbox_id}: {exc}"
+        log.info("port-forward failed", sandbox=request.pod_sandbox_id, port=raw_port,
+                 error=str(exc))
+        with contextlib.suppress(ConnectionError):
+            await error.write(message.encode())
+        await error.close()
+        await data.close()
+        return
+    try:
+        await asyncio.gather(_to_pod(data, writer), _from_pod(reader, data))
+    finally:
+        writer.close()
+        await error.close()
+
+
+async def _to_pod(data: Stream, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(ConnectionError):
+        while chunk := await data.read(COPY_CHUNK):
+            writer.write(chunk)
+            await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+
+
+async def _from_pod(reader: asyncio.StreamReader, data: Stream) -> None:
+    with contextlib.suppress(ConnectionError):
+        while chunk := await reader.read(COPY_CHUNK):
+            await data.write(chunk)
+    await data.close()

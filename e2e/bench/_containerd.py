@@ -1,0 +1,130 @@
+"""A private containerd (Debian's) with its CRI plugin, to compare crid against.
+
+It gets its own root, state, socket and CNI conf dir, the same CNI plugin dir
+as crid, and a sandbox (pause) image built from Debian's static catatonit and
+pushed to a loopback registry, pulled over plain HTTP through a hosts.toml
+mirror config. Nothing of the host's containerd (if any) is touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+from cri_api.v1 import api_pb2, api_pb2_grpc
+
+from e2e.fixtures.daemon import remove_workdir
+from e2e.fixtures.images import Image, RunConfig, push
+from e2e.fixtures.layers import File, make_layer
+from e2e.fixtures.registry import Registry
+
+CONTAINERD = shutil.which("containerd") or "/usr/bin/containerd"
+CATATONIT = Path("/usr/bin/catatonit")
+
+
+def pause_image() -> Image:
+    """A pause image: static catatonit as /pause, run as ``/pause -P``."""
+    layer = make_layer([File("/pause", CATATONIT.read_bytes(), mode=0o755)])
+    return Image((layer,), config=RunConfig(entrypoint=("/pause", "-P"), cmd=None, env=()))
+
+
+def _config(workdir: Path, sandbox_image: str, registry_host: str) -> str:
+    cri = 'plugins."io.containerd.grpc.v1.cri"'
+    return f"""
+version = 2
+root = "{workdir}/root"
+state = "{workdir}/state"
+disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+                    "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.aufs",
+                    "io.containerd.tracing.processor.v1.otlp"]
+[grpc]
+  address = "{workdir}/containerd.sock"
+[ttrpc]
+  address = "{workdir}/containerd.ttrpc.sock"
+[debug]
+  level = "warn"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "{workdir}/opt"
+[{cri}]
+  sandbox_image = "{sandbox_image}"
+  enable_selinux = false
+  # Negative oom_score_adj is refused here (EACCES); containerd clamps with this.
+  restrict_oom_score_adj = true
+[{cri}.containerd]
+  snapshotter = "overlayfs"
+  default_runtime_name = "runc"
+[{cri}.containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+[{cri}.containerd.runtimes.runc.options]
+  BinaryName = "/usr/sbin/runc"
+  SystemdCgroup = false
+[{cri}.cni]
+  bin_dir = "/usr/lib/cni"
+  conf_dir = "{workdir}/cni"
+[{cri}.registry]
+  config_path = "{workdir}/certs.d"
+"""
+
+
+@contextlib.contextmanager
+def private_containerd(registry: Registry, conflist: dict[str, object]
+                       ) -> Iterator[api_pb2_grpc.RuntimeServiceStub]:
+    """A running containerd with the pause image pulled; its RuntimeService stub."""
+    pushed = push(registry, "pause", "bench", pause_image())
+    workdir = Path(tempfile.mkdtemp(prefix="crid-ctrd-", dir="/tmp"))
+    (workdir / "cni").mkdir()
+    (workdir / "cni" / "10-bench.conflist").write_text(json.dumps(conflist))
+    hosts = workdir / "certs.d" / registry.host
+    hosts.mkdir(parents=True)
+    hosts.joinpath("hosts.toml").write_text(
+        f'server = "{registry.url}"\n[host."{registry.url}"]\n'
+        '  capabilities = ["pull", "resolve"]\n')
+    config = workdir / "config.toml"
+    config.write_text(_config(workdir, pushed.reference, registry.host))
+    log = open(workdir / "containerd.log", "wb")  # noqa: SIM115 - closed below
+    process = subprocess.Popen([CONTAINERD, "--config", str(config)], stdout=log, stderr=log,
+                               start_new_session=True)
+    channel = grpc.insecure_channel(f"unix://{workdir}/containerd.sock")
+    try:
+        runtime = api_pb2_grpc.RuntimeServiceStub(channel)
+        images = api_pb2_grpc.ImageServiceStub(channel)
+        _wait_ready(runtime, process, workdir)
+        images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=pushed.reference)))
+        yield runtime
+    finally:
+        channel.close()
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+        if os.environ.get("CRID_KEEP_WORKDIR") != "1":
+            remove_workdir(workdir)
+
+
+def _wait_ready(runtime: api_pb2_grpc.RuntimeServiceStub, process: subprocess.Popen[bytes],
+                workdir: Path) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError("containerd exited:\n"
+                               + (workdir / "containerd.log").read_text(errors="replace"))
+        try:
+            runtime.Version(api_pb2.VersionRequest(), timeout=1)
+            return
+        except grpc.RpcError:
+            if time.monotonic() > deadline:
+                raise RuntimeError("containerd did not answer:\n"
+                                   + (workdir / "containerd.log").read_text()) from None
+            time.sleep(0.1)

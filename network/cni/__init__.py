@@ -1,0 +1,1 @@
+"""A CNI invoker: network configs, plugin execution, results and their cache."""

@@ -1,0 +1,53 @@
+"""The result cache: what ADD returned, kept for DEL and CHECK.
+
+DEL must run with the configuration ADD used (the conf dir may have changed
+since) and, from CNI 0.4.0 on, with ADD's result as ``prevResult``. A pod
+has one attachment, kept as ``<pod id>.json`` under the cache dir, written
+atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    network: str
+    config: str  # the network list as JSON
+    ifname: str
+    cni_args: str
+    capability_args: dict[str, Any]
+    result: dict[str, Any]
+
+
+class ResultCache:
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def _path(self, pod_id: str) -> Path:
+        return self.directory / f"{pod_id}.json"
+
+    def put(self, pod_id: str, entry: Entry) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self._path(pod_id)
+        temp = path.with_suffix(".tmp")
+        temp.write_text(json.dumps(dataclasses.asdict(entry)))
+        os.replace(temp, path)
+
+    def get(self, pod_id: str) -> Entry | None:
+        try:
+            tree = json.loads(self._path(pod_id).read_text())
+            return Entry(**tree)
+        except (OSError, ValueError, TypeError):
+            return None
+
+    def delete(self, pod_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self._path(pod_id).unlink()
+

@@ -1,0 +1,65 @@
+"""Namespace options → ``linux.namespaces``.
+
+network and ipc: POD joins the pod's pinned namespace, NODE uses the host's
+(no entry). pid: POD joins the pod's shared PID namespace, CONTAINER makes a
+new one, NODE uses the host's, TARGET joins another container's. uts follows
+network: host-network pods keep the host's UTS namespace, others join the
+pod's. Mount namespaces are always new; so are cgroup namespaces.
+User namespaces (``userns_options`` POD) are not supported yet.
+"""
+
+from __future__ import annotations
+
+from cri_api.v1 import api_pb2
+from crid.oci.spec.facts import PodFacts
+
+from crid.errors import InvalidArgument, Unimplemented
+
+Mode = api_pb2.NamespaceMode
+
+
+def _entry(kind: str, path: str | None) -> dict[str, str]:
+    return {"type": kind, "path": path} if path else {"type": kind}
+
+
+def _shared(kind: str, mode: Mode.ValueType, path: str | None) -> list[dict[str, str]]:
+    if mode == Mode.NODE:
+        return []
+    if mode != Mode.POD:
+        raise InvalidArgument(f"{kind} namespace mode {Mode.Name(mode)} is not supported")
+    return [_entry(kind, path)]
+
+
+def _pid(mode: Mode.ValueType, pod: PodFacts) -> list[dict[str, str]]:
+    if mode == Mode.NODE:
+        return []
+    if mode == Mode.CONTAINER:
+        return [{"type": "pid"}]
+    if mode == Mode.TARGET:
+        if not pod.target_pid_ns_path:
+            raise InvalidArgument("pid namespace mode TARGET needs a running target container")
+        return [_entry("pid", pod.target_pid_ns_path)]
+    # POD: join the pod's shared namespace; without one (no infra process
+    # yet), the container founds its own.
+    return [_entry("pid", pod.pid_ns_path)]
+
+
+def namespaces(options: api_pb2.NamespaceOption, pod: PodFacts) -> list[dict[str, str]]:
+    if options.HasField("userns_options") and options.userns_options.mode == Mode.POD:
+        raise Unimplemented("user namespaces (userns_options mode POD) are not supported")
+    found = _pid(options.pid, pod)
+    found += _shared("network", options.network, pod.net_ns_path)
+    found += _shared("ipc", options.ipc, pod.ipc_ns_path)
+    if options.network != Mode.NODE:
+        found.append(_entry("uts", pod.uts_ns_path))
+    found += [{"type": "mount"}, {"type": "cgroup"}]
+    return found
+
+
+def hostname(options: api_pb2.NamespaceOption, pod: PodFacts, name: str) -> str:
+    """The spec's hostname: set only when the container gets a UTS namespace of
+    its own (runtimes refuse a hostname without one; a pod's pinned UTS
+    namespace already carries it)."""
+    if options.network == Mode.NODE or pod.uts_ns_path:
+        return ""
+    return name

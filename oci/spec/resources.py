@@ -1,0 +1,66 @@
+"""``LinuxContainerResources`` → ``linux.resources`` and the cgroup path.
+
+Values of 0 mean "not set" in the CRI and are left out. The swap limit is
+the runtime-spec's memory+swap total (cgroup v1 semantics; runtimes convert
+for v2). ``oom_score_adj``
+goes to the process; it is raised to the runtime's own value when lower,
+because an unprivileged-in-this-respect process cannot lower it and the
+container would fail to start (containerd's ``restrict_oom_score_adj``).
+``unified`` (cgroup v2 files) is refused on a v1 node rather than ignored.
+"""
+
+from __future__ import annotations
+
+from cri_api.v1 import api_pb2
+from crid.oci.spec.host import Host
+
+from crid.errors import InvalidArgument
+
+DEFAULT_CGROUP_PARENT = "/crid"
+
+
+def cgroups_path(parent: str, container_id: str) -> str:
+    """cgroupfs-style ``<parent>/<id>``, absolute."""
+    base = "/" + (parent or DEFAULT_CGROUP_PARENT).strip("/")
+    return base.rstrip("/") + "/" + container_id
+
+
+# (CRI field, runtime-spec section, runtime-spec key); 0 or "" means unset.
+_FIELDS = (
+    ("cpu_shares", "cpu", "shares"),
+    ("cpu_quota", "cpu", "quota"),
+    ("cpu_period", "cpu", "period"),
+    ("cpuset_cpus", "cpu", "cpus"),
+    ("cpuset_mems", "cpu", "mems"),
+    ("memory_limit_in_bytes", "memory", "limit"),
+)
+
+
+def linux_resources(res: api_pb2.LinuxContainerResources, host: Host) -> dict[str, object]:
+    sections: dict[str, dict[str, object]] = {}
+    for field, section, key in _FIELDS:
+        value = getattr(res, field)
+        if value:
+            sections.setdefault(section, {})[key] = value
+    # Swap, as containerd does: only where the kernel accounts it; with a
+    # memory limit and no swap limit, none (swap limit = memory limit).
+    swap = res.memory_swap_limit_in_bytes or res.memory_limit_in_bytes
+    if swap and host.swap_controller():
+        sections.setdefault("memory", {})["swap"] = swap
+    out: dict[str, object] = dict(sections)
+    if res.hugepage_limits:
+        out["hugepageLimits"] = [
+            {"pageSize": h.page_size, "limit": h.limit} for h in res.hugepage_limits
+        ]
+    if res.unified:
+        if not host.cgroup2():
+            raise InvalidArgument(
+                "unified (cgroup v2) resources requested, but this node uses cgroup v1: "
+                + ", ".join(sorted(res.unified))
+            )
+        out["unified"] = dict(res.unified)
+    return out
+
+
+def oom_score_adj(res: api_pb2.LinuxContainerResources, host: Host) -> int:
+    return max(res.oom_score_adj, host.oom_score_adj())

@@ -1,0 +1,123 @@
+"""Two SPDY sessions over a socket pair: streams, flow control, ping, goaway."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Awaitable, Callable
+
+from crid.streaming.reader import Reader
+from crid.streaming.spdy import frames
+from crid.streaming.spdy.flow import DEFAULT_WINDOW
+from crid.streaming.spdy.session import Session
+
+Body = Callable[[Session, Session], Awaitable[None]]
+
+
+def with_pair(body: Body) -> None:
+    async def run() -> None:
+        left, right = socket.socketpair()
+        sessions = []
+        for sock, is_server in ((left, True), (right, False)):
+            reader, writer = await asyncio.open_unix_connection(sock=sock)
+            sessions.append(Session(Reader(reader), writer, server=is_server))
+        server, client = sessions
+        tasks = [asyncio.create_task(s.run()) for s in sessions]
+        try:
+            await asyncio.wait_for(body(server, client), 10)
+        finally:
+            for s in sessions:
+                s._close()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    asyncio.run(run())
+
+
+async def accepted(server: Session) -> frames.Headers:
+    stream = await server.incoming.get()
+    await stream.reply()
+    return stream.headers
+
+
+def test_streams_carry_data_both_ways_and_fin() -> None:
+    async def body(server: Session, client: Session) -> None:
+        opening = asyncio.create_task(client.open_stream({"streamtype": ["stdout"]}))
+        theirs = await server.incoming.get()
+        assert theirs.header("streamType") == "stdout"
+        await theirs.reply()
+        ours = await opening
+        await theirs.write(b"to client")
+        await theirs.close()
+        assert await ours.read() == b"to client"
+        assert await ours.read() == b""
+        await ours.write(b"to server")
+        assert await theirs.read() == b"to server"
+
+    with_pair(body)
+
+
+def test_a_flow_controlling_peer_gets_no_more_than_its_window() -> None:
+    async def body(server: Session, client: Session) -> None:
+        await client.send(frames.Settings({frames.SETTINGS_INITIAL_WINDOW_SIZE:
+                                           DEFAULT_WINDOW}))
+        opening = asyncio.create_task(client.open_stream({"streamtype": ["stdout"]}))
+        theirs = await server.incoming.get()
+        await theirs.reply()
+        ours = await opening
+        payload = bytes(range(256)) * 1024  # 256 KiB
+        writing = asyncio.create_task(theirs.write(payload))
+        await asyncio.sleep(0.2)
+        assert not writing.done()  # held back by the window
+        assert ours._buffered == DEFAULT_WINDOW
+        received = b""
+        while len(received) < len(payload):
+            received += await ours.read()
+        await writing
+        assert received == payload
+
+    with_pair(body)
+
+
+def test_a_peer_that_never_grants_credit_is_not_waited_for() -> None:
+    # Go's spdystream neither sends SETTINGS nor WINDOW_UPDATE.
+    async def body(server: Session, client: Session) -> None:
+        opening = asyncio.create_task(client.open_stream({"streamtype": ["stdout"]}))
+        theirs = await server.incoming.get()
+        await theirs.reply()
+        ours = await opening
+        await theirs.write(b"x" * (4 * DEFAULT_WINDOW))
+        await asyncio.sleep(0.1)
+        assert ours._buffered == 4 * DEFAULT_WINDOW
+
+    with_pair(body)
+
+
+def test_ping_is_answered() -> None:
+    async def body(server: Session, client: Session) -> None:
+        await client.ping()
+        await server.ping()
+
+    with_pair(body)
+
+
+def test_after_goaway_new_streams_are_refused() -> None:
+    async def body(server: Session, client: Session) -> None:
+        await server.go_away()
+        await asyncio.sleep(0.05)
+        assert client.going_away
+        stream = await client.open_stream({"streamtype": ["error"]})
+        assert stream.reset
+
+    with_pair(body)
+
+
+def test_data_for_an_unknown_stream_is_reset() -> None:
+    async def body(server: Session, client: Session) -> None:
+        stream = await client.open_stream({"streamtype": ["x"]}, wait_reply=False)
+        client.streams[99] = stream  # lie about the id to send on one never opened
+        await client.send(frames.Data(99, b"?"))
+        await asyncio.sleep(0.05)
+        assert 99 not in client.streams
+        assert stream.reset
+
+    with_pair(body)

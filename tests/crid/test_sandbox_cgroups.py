@@ -1,0 +1,96 @@
+"""Pod cgroups against a fake cgroupfs tree in a tmp dir (v1 and v2 layouts)."""
+
+from __future__ import annotations
+
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+from cri_api.v1 import api_pb2
+
+from crid.errors import InvalidArgument
+from crid.sandbox.cgroups import PodCgroup, check_path
+
+
+def v1_root(tmp_path: Path) -> Path:
+    for ctl in ("cpu", "memory", "cpuset", "pids"):
+        (tmp_path / ctl).mkdir()
+    (tmp_path / "cpuset" / "cpuset.cpus").write_text("0-1\n")
+    (tmp_path / "cpuset" / "cpuset.mems").write_text("0\n")
+    return tmp_path
+
+
+def test_v1_create_apply_remove(tmp_path: Path) -> None:
+    root = v1_root(tmp_path)
+    cgroup = PodCgroup("/kubepods/pod1", root=root, v2=False)
+    cgroup.create()
+    assert sorted(p.parent.parent.name for p in cgroup.dirs()) == ["cpu", "cpuset", "memory",
+                                                                   "pids"]
+    # cpuset levels inherit cpus and mems so tasks can join.
+    assert (root / "cpuset/kubepods/cpuset.cpus").read_text() == "0-1\n"
+    assert (root / "cpuset/kubepods/pod1/cpuset.mems").read_text() == "0\n"
+    for name in ("cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"):
+        (root / "cpu/kubepods/pod1" / name).write_text("")
+    (root / "memory/kubepods/pod1/memory.limit_in_bytes").write_text("")
+    cgroup.apply([api_pb2.LinuxContainerResources(cpu_shares=256, cpu_quota=20000,
+                                                  memory_limit_in_bytes=100),
+                  api_pb2.LinuxContainerResources(cpu_shares=2, cpu_quota=5000,
+                                                  memory_limit_in_bytes=10),
+                  None])
+    assert (root / "cpu/kubepods/pod1/cpu.shares").read_text() == "258"
+    assert (root / "cpu/kubepods/pod1/cpu.cfs_quota_us").read_text() == "25000"
+    assert (root / "cpu/kubepods/pod1/cpu.cfs_period_us").read_text() == "100000"
+    assert (root / "memory/kubepods/pod1/memory.limit_in_bytes").read_text() == "110"
+    for directory in cgroup.dirs():
+        for child in directory.iterdir():
+            child.unlink()  # a real cgroupfs has no files to delete
+    cgroup.remove()
+    assert not cgroup.exists()
+    assert (root / "memory/kubepods").is_dir()  # parents stay
+    cgroup.remove()
+
+
+def test_v2_single_tree(tmp_path: Path) -> None:
+    (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "cgroup.subtree_control").write_text("")
+    cgroup = PodCgroup("/crid/pod2", root=tmp_path, v2=True)
+    # each new level needs its own controllers file on a real cgroup2; fake them
+    (tmp_path / "crid").mkdir()
+    (tmp_path / "crid" / "cgroup.controllers").write_text("cpu memory pids\n")
+    (tmp_path / "crid" / "cgroup.subtree_control").write_text("")
+    cgroup.create()
+    assert cgroup.dirs() == [tmp_path / "crid/pod2"]
+    assert (tmp_path / "crid/cgroup.subtree_control").read_text() == "+cpu +memory +pids"
+    (tmp_path / "crid/pod2/memory.max").write_text("")
+    (tmp_path / "crid/pod2/cpu.weight").write_text("")
+    cgroup.apply([api_pb2.LinuxContainerResources(memory_limit_in_bytes=4096, cpu_shares=1024)])
+    assert (tmp_path / "crid/pod2/memory.max").read_text() == "4096"
+    assert (tmp_path / "crid/pod2/cpu.weight").read_text() == "39"
+
+
+@pytest.mark.parametrize("bad", ["relative", "/a/../b", "/kubepods.slice"])
+def test_bad_paths(bad: str) -> None:
+    with pytest.raises(InvalidArgument):
+        check_path(bad)
+
+
+def test_real_cgroup2_tree_create_join_remove() -> None:
+    """On this machine cgroup2 (no controllers) is at /sys/fs/cgroup/unified."""
+    root = Path("/sys/fs/cgroup/unified")
+    if not (root / "cgroup.procs").exists():
+        root = Path("/sys/fs/cgroup")  # a pure v2 node
+    parent = f"/crid-unit-{uuid.uuid4().hex[:8]}"
+    cgroup = PodCgroup(f"{parent}/pod", root=root)
+    assert cgroup.v2
+    cgroup.create()
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        cgroup.add_process(sleeper.pid)
+        assert f"{parent}/pod" in Path(f"/proc/{sleeper.pid}/cgroup").read_text()
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    cgroup.remove()
+    assert not cgroup.exists()
+    (root / parent.lstrip("/")).rmdir()

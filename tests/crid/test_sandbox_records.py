@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from cri_api.v1 import api_pb2
+
+from crid.sandbox import records, schema
+from crid.sandbox.infra import Infra
+from crid.store import Store
+
+
+def sandbox(sandbox_id: str, name: str = "web") -> records.Sandbox:
+    config = api_pb2.PodSandboxConfig(
+        metadata=api_pb2.PodSandboxMetadata(name=name, uid="u", namespace="ns"),
+        labels={"app": name})
+    return records.Sandbox(
+        id=sandbox_id, name=name, namespace="ns", uid="u", attempt=0, state=records.READY,
+        created_ns=1, runtime_handler="crid", config=config, pod_dir="/run/crid/pods/x",
+        namespaces={"net": "/run/crid/pods/x/net"}, shm="/run/crid/pods/x/shm",
+        cgroup_parent="/crid/x", infra=Infra(pid=5, start_time=6, parent_pid=4), ips=("10.0.0.1",),
+        network_pending=False, cgroup_owned=True,
+    )
+
+
+def test_round_trip_update_and_lookups(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    table = records.SandboxRecords(store)
+    table.insert(sandbox("abc123"))
+    table.insert(sandbox("abd456", name="db"))
+    got = table.get("abc123")
+    assert got == sandbox("abc123")
+    assert got is not None and got.netns == "/run/crid/pods/x/net"
+    table.update("abc123", state=records.NOTREADY, network_pending=True, ips=())
+    got = table.get("abc123")
+    assert got is not None and got.state == records.NOTREADY and got.network_pending
+    assert got.ips == ()
+    assert {s.id for s in table.find_by_prefix("ab")} == {"abc123", "abd456"}
+    assert [s.id for s in table.find_by_prefix("abd")] == ["abd456"]
+    assert table.find_by_name("db", "ns", "u", 0) is not None
+    assert table.find_by_name("db", "ns", "u", 1) is None
+    with pytest.raises(KeyError):
+        table.update("abc123", name="other")
+    table.delete("abc123")
+    assert table.get("abc123") is None and table.count() == 1
