@@ -67,6 +67,12 @@ def test_status_list_and_remove_by_every_name(crid_daemon: CridDaemon, registry:
         assert status(crid_daemon, name).image.id == pushed.image_id
         listed = crid_daemon.image.ListImages(api_pb2.ListImagesRequest())
         assert pushed.image_id in [i.id for i in listed.images]
+        only = crid_daemon.image.ListImages(api_pb2.ListImagesRequest(
+            filter=api_pb2.ImageFilter(image=spec(name))))
+        assert [i.id for i in only.images] == [pushed.image_id]
+        none = crid_daemon.image.ListImages(api_pb2.ListImagesRequest(
+            filter=api_pb2.ImageFilter(image=spec("never/pulled:1"))))
+        assert list(none.images) == []
         dirs = [layer_dir(crid_daemon, c) for c in chain_ids(crid_daemon, name)]
         assert len(dirs) == 3 and all(d.is_dir() for d in dirs)
         crid_daemon.image.RemoveImage(api_pb2.RemoveImageRequest(image=spec(name)))
