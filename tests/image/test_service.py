@@ -6,13 +6,13 @@ import hashlib
 from pathlib import Path
 
 import pytest
+from crid.image import schema
+from crid.image.records import ImageRecord, user_of
+from crid.image.service import ImageService
 
 from crid.clock import Clock
 from crid.config import Config
 from crid.errors import FailedPrecondition
-from crid.image import schema
-from crid.image.records import ImageRecord, user_of
-from crid.image.service import ImageService
 from crid.metrics import Metrics
 from crid.store import Store
 
