@@ -124,7 +124,8 @@ class Puller:
         self.now_ns = now_ns
         # Chain IDs some running pull relies on: never cleaned up under it.
         self._active: collections.Counter[str] = collections.Counter()
-        self.guard = threading.Lock()
+        # Held while records and what they reference change together (commit, cleanup).
+        self.guard = threading.RLock()
 
     def pull(self, text: str, credentials: Credentials | None, observer: Observer) -> ImageRecord:
         ref = parse(text)
@@ -250,9 +251,6 @@ class Puller:
     def _commit(self, ref: Reference, top: Manifest, manifest: Manifest, config_desc: Descriptor,
                 config_bytes: bytes, config: dict[str, Any], chains: list[str],
                 layers: list[Descriptor]) -> ImageRecord:
-        for document in {top.digest: top, manifest.digest: manifest}.values():
-            self.content.write(document.digest, document.data)
-        self.content.write(config_desc.digest, config_bytes, config_desc.size)
         uid, username = user_of(config)
         tags = [] if ref.digest else [f"{ref.name}:{ref.tag}"]
         digests = [f"{ref.name}@{top.digest}"]
@@ -270,7 +268,11 @@ class Puller:
             pinned=pinned,
             created_ns=self.now_ns(),
         )
-        self.records.add(record, tags, digests)
+        with self.guard:  # a collection must not delete the blobs before the record names them
+            for document in {top.digest: top, manifest.digest: manifest}.values():
+                self.content.write(document.digest, document.data)
+            self.content.write(config_desc.digest, config_bytes, config_desc.size)
+            self.records.add(record, tags, digests)
         stored = self.records.get(record.id)
         assert stored is not None
         return stored

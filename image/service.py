@@ -34,7 +34,7 @@ from crid.image.snapshots import Snapshots
 from crid import logs
 from crid.clock import Clock
 from crid.config import Config
-from crid.errors import FailedPrecondition
+from crid.errors import CridError, FailedPrecondition
 from crid.metrics import Metrics
 from crid.store import Store
 
@@ -145,7 +145,7 @@ class ImageService:
     def status(self, text: str) -> ImageRecord | None:
         try:
             candidates = self.candidates(text)
-        except Exception:
+        except CridError:  # an unparsable name may still be an ID prefix
             candidates = []
         return self.records.resolve(text, candidates)
 
@@ -172,7 +172,7 @@ class ImageService:
             images = self.records.all()
             blobs = {b for image in images for b in image.blobs}
             chains = {c for image in images for c in image.chain_ids}
-            busy = {c for c, n in self.puller._active.items() if n > 0}
+            busy = self.puller.active()
             for digest in self.content.digests() - blobs:
                 self.content.delete(digest)
             unused = self.snapshots.committed() - chains - busy
