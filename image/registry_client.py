@@ -115,13 +115,15 @@ class Transport:
             client.get(f"https://{endpoint.host}/v2/").close()
             chosen = "https"
         except httpx.TransportError as exc:
+            tls = "SSL" in str(exc) or "certificate" in str(exc)
             if not endpoint.insecure:
-                tls = "SSL" in str(exc) or "certificate" in str(exc)
                 raise Unavailable(
                     f"registry {endpoint.host}: cannot talk HTTPS: {_why(exc)}"
                     + (". If it serves plain HTTP or an untrusted certificate, set "
                        "insecure = true for it in registries.conf" if tls else "")
                 ) from None
+            if not tls:
+                return "http"  # nothing answered: decide again next time
             chosen = "http"
         with self._lock:
             self._schemes[key] = chosen
