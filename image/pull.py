@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import platform as platform_module
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -277,8 +278,17 @@ class Puller:
         assert stored is not None
         return stored
 
-    def _using(self, chains: list[str]) -> _Using:
-        return _Using(self, chains)
+    @contextlib.contextmanager
+    def _using(self, chains: list[str]) -> Iterator[None]:
+        """Marks chain IDs as relied on by a running pull for the block's length."""
+        with self.guard:
+            self._active.update(chains)
+        try:
+            yield
+        finally:
+            with self.guard:
+                self._active.subtract(chains)
+                self._active = +self._active  # drops the zeros
 
     def _discard(self, created: list[str]) -> None:
         """Remove layers this pull made that nothing else uses now."""
@@ -291,26 +301,7 @@ class Puller:
 
     def active(self) -> set[str]:
         with self.guard:
-            return {c for c, n in self._active.items() if n > 0}
-
-
-class _Using:
-    """Marks chain IDs as in use by a pull for the length of a ``with`` block."""
-
-    def __init__(self, puller: Puller, chains: list[str]) -> None:
-        self.puller = puller
-        self.chains = chains
-
-    def __enter__(self) -> None:
-        with self.puller.guard:
-            self.puller._active.update(self.chains)
-
-    def __exit__(self, *exc: object) -> None:
-        with self.puller.guard:
-            self.puller._active.subtract(self.chains)
-            for chain in self.chains:
-                if self.puller._active[chain] <= 0:
-                    del self.puller._active[chain]
+            return set(self._active)
 
 
 def _config(data: bytes, where: str) -> dict[str, Any]:
