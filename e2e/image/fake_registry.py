@@ -14,6 +14,7 @@ import json
 import os
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from e2e.fixtures.images import Image
@@ -44,6 +45,7 @@ class FakeRegistry:
         #: (user, password): require a Bearer token from /token, given for these.
         self.bearer: tuple[str, str] | None = None
         self.token = "fake-token-" + base64.b16encode(os.urandom(8)).decode()
+        self.refresh_token = "fake-refresh-" + base64.b16encode(os.urandom(8)).decode()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -96,6 +98,18 @@ class FakeRegistry:
                     self.close_connection = True
                     return
                 self.wfile.write(payload)
+
+            def do_POST(self) -> None:
+                """The OAuth2 token endpoint: a refresh token (identity token) for a token."""
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                fake.requests.append((self.path, dict(self.headers)))
+                if (self.path == "/token" and form.get("grant_type") == ["refresh_token"]
+                        and form.get("refresh_token") == [fake.refresh_token]):
+                    self._send(200, json.dumps({"access_token": fake.token}).encode(),
+                               "application/json")
+                else:
+                    self._send(401, b"{}", "application/json")
 
             def _authorized(self, path: str) -> bool:
                 assert fake.bearer is not None

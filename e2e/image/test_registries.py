@@ -136,6 +136,12 @@ def test_bearer_token_flow(crid_daemon: CridDaemon) -> None:
         # With a registry token, it is used as is.
         crid_daemon.image.RemoveImage(api_pb2.RemoveImageRequest(image=spec(ref)))
         assert pull(crid_daemon, ref, registry_token=fake.token) == image.config_blob.digest
+        # An identity token is exchanged for an access token (OAuth2 refresh grant).
+        crid_daemon.image.RemoveImage(api_pb2.RemoveImageRequest(image=spec(ref)))
+        assert pull(crid_daemon, ref, identity_token=fake.refresh_token) == (
+            image.config_blob.digest)
+        refused = failure(crid_daemon, ref, identity_token="stale")
+        assert "token service refused" in str(refused.details())
 
 
 def test_redirected_blobs(crid_daemon: CridDaemon) -> None:
