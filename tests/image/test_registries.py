@@ -122,12 +122,8 @@ def test_bad_files_name_the_problem(tmp_path: Path, text: str, words: str) -> No
 
 
 def test_platform_selection() -> None:
-    import json
 
-    from crid.image.pull import Platform, select_platform
-    from crid.image.registry_client import OCI_INDEX, Manifest
 
-    from crid.errors import NotFound
 
     def entry(n: str, **platform: str) -> dict[str, object]:
         return {"mediaType": "m", "digest": "sha256:" + n * 64, "size": 1, "platform": platform}
