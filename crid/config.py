@@ -133,10 +133,6 @@ def _not_empty(value: Any) -> str | None:
     return None if value else "must not be empty"
 
 
-def _positive(value: Any) -> str | None:
-    return None if value > 0 else f"{value} must be greater than 0"
-
-
 def _interface_name(value: Any) -> str | None:
     if not value or len(value) > 15 or "/" in value or any(c.isspace() for c in value):
         return f"{value!r} is not a network interface name (1-15 characters, no '/' or spaces)"

@@ -1,9 +1,11 @@
 """The daemon's shared context and its life: start, serve, drain, exit.
 
 ``Daemon`` is what every CRI call family is built with: the config, the state
-store, the metrics and the clock. ``serve`` owns the order of start-up (lock
-the root, claim the socket, open the store, listen) and of shutdown (stop
-taking calls, let in-flight ones finish, release everything).
+store, the metrics, the clock, and the domains the families share (images,
+the pod network, pod sandboxes, containers, the streaming server).
+``serve`` owns the order of start-up (lock the root, claim the socket, open
+the store, listen) and of shutdown (stop taking calls, let in-flight ones
+finish, release everything).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from crid import listener, logs
 from crid.clock import Clock
@@ -30,6 +32,11 @@ from crid.network.cni.manager import Settings as NetworkSettings
 from crid.sandbox import schema as sandbox_schema
 from crid.sandbox.containers import PodContainers
 from crid.store import Store
+
+if TYPE_CHECKING:  # built in serve(); their modules import this one
+    from crid.containers.context import Containers
+    from crid.sandbox.context import Sandboxes
+    from crid.streaming.server import StreamingServer
 
 DRAIN_SECONDS = 10.0
 DATABASE = "crid.db"
@@ -46,6 +53,9 @@ class Daemon:
     network: NetworkManager = dataclasses.field(init=False)
     # Where the container code plugs "stop/remove a pod's containers" in.
     pod_containers: PodContainers = dataclasses.field(default_factory=PodContainers)
+    sandboxes: Sandboxes = dataclasses.field(init=False)
+    containers: Containers = dataclasses.field(init=False)
+    streaming: StreamingServer = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.network = NetworkManager(network_settings(self.config))
@@ -67,7 +77,13 @@ def network_settings(config: Config) -> NetworkSettings:
 
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight calls and return."""
-    from crid import server  # the gRPC layer; imported here to keep `crid version` light
+    # The gRPC layer and the domains; imported here to keep `crid version` light.
+    from crid import server
+    from crid.containers import schema as container_schema
+    from crid.containers.context import Containers
+    from crid.containers.streams import ContainerStreams
+    from crid.sandbox.context import Sandboxes
+    from crid.streaming.server import start_streaming_server as start_streaming
 
     log = logs.get("crid")
     root, runroot, socket_path = Path(config.root), Path(config.runroot), Path(config.listen)
@@ -79,6 +95,7 @@ async def serve(config: Config) -> None:
         store = Store(root / DATABASE, migrations={
             "image": image_schema.MIGRATIONS,
             "sandbox": sandbox_schema.MIGRATIONS,
+            "containers": container_schema.MIGRATIONS,
         })
         cleanup.callback(store.close)
         metrics = Metrics()
@@ -87,6 +104,10 @@ async def serve(config: Config) -> None:
         cleanup.callback(images.close)
         daemon = Daemon(config=config, store=store, metrics=metrics, clock=clock, images=images)
         daemon.network.start()
+        daemon.sandboxes = Sandboxes(daemon)
+        daemon.containers = Containers(daemon)
+        daemon.streaming, _ = await start_streaming(
+            config, ContainerStreams(daemon.containers, daemon.sandboxes), clock)
 
         grpc_server = server.build(daemon)
         grpc_server.add_insecure_port(f"unix://{socket_path}")
@@ -108,6 +129,7 @@ async def serve(config: Config) -> None:
         await stopping.wait()
         log.info("shutting down", drain_seconds=DRAIN_SECONDS)
         await grpc_server.stop(grace=DRAIN_SECONDS)
+        await daemon.streaming.close()
     log.info("stopped")
 
 

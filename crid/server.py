@@ -15,13 +15,16 @@ import grpc
 
 from crid import errors
 from crid.api import services
+from crid.containers.service import ContainerCalls
 from crid.daemon import Daemon
 from crid.images import Images
 from crid.interceptor import CallInterceptor, Context, Handler
 from crid.runtime_info import RuntimeInfo
 from crid.sandbox.service import PodSandboxes
 
-CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (RuntimeInfo, Images, PodSandboxes)
+CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (
+    RuntimeInfo, Images, PodSandboxes, ContainerCalls,
+)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # ListContainers on a full node exceeds the 4 MiB default
 
 

@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import signal
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +33,7 @@ from crid.config import Handler
 CONMON = "/usr/bin/conmon"
 SYNC_TIMEOUT = 60.0
 RUNTIME_TIMEOUT = 60.0
+EXEC_REAP_SECONDS = 5.0
 # conmon's control fifo: "<event> <height> <width>\n"; event 2 reopens the log.
 REOPEN_LOG_EVENT = "2 0 0\n"
 
@@ -168,11 +168,7 @@ class Monitor:
             try:
                 stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout or None)
             except TimeoutError:
-                with contextlib.suppress(OSError, ValueError):
-                    os.kill(_read_pid(pid_file), signal.SIGKILL)
-                with contextlib.suppress(ProcessLookupError):
-                    proc.kill()
-                await proc.wait()
+                await stop_exec(pid_file, proc)
                 raise errors.DeadlineExceeded(
                     f"command {process.get('args')} timed out after {timeout} seconds"
                 ) from None
@@ -220,6 +216,24 @@ class Monitor:
 
     def forget(self, container_id: str) -> None:
         (self.exits_dir / container_id).unlink(missing_ok=True)
+
+
+async def stop_exec(pid_file: Path, proc: asyncio.subprocess.Process) -> None:
+    """Kill an exec'd process and let the runtime's exec command reap it.
+
+    The process is killed by its host pid: killing the runtime's exec alone
+    would leave it running in the container. The exec command is given a
+    moment to reap it and exit; killed first, it would leave an unreaped
+    zombie in the container's cgroup, which then cannot be removed.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        os.kill(_read_pid(pid_file), signal.SIGKILL)
+    try:
+        await asyncio.wait_for(asyncio.shield(proc.wait()), EXEC_REAP_SECONDS)
+    except TimeoutError:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        await proc.wait()
 
 
 def oom_killed(bundle: Path) -> bool:
@@ -294,6 +308,3 @@ def _last_line(data: bytes) -> str:
         return last.split('msg="', 1)[1].rsplit('"', 1)[0]
     return last
 
-
-__all__: Sequence[str] = ("Created", "ExecResult", "Monitor", "RuntimeFailed",
-                          "monitor_alive", "oom_killed", "reopen_log")

@@ -6,12 +6,11 @@ from cri_api.v1 import api_pb2
 
 from crid.daemon import Daemon
 from crid.sandbox import remove, run, status, stop, update
-from crid.sandbox.context import Sandboxes
 
 
 class PodSandboxes:
     def __init__(self, daemon: Daemon) -> None:
-        self.sandboxes = Sandboxes(daemon)
+        self.sandboxes = daemon.sandboxes
         self.sandboxes.recover()
 
     async def RunPodSandbox(self, request: api_pb2.RunPodSandboxRequest

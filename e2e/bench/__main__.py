@@ -1,21 +1,27 @@
-"""``python -m e2e.bench``: run every benchmark module in this package.
+"""``python -m e2e.bench``: run every benchmark module in this package, in name order.
 
-A benchmark module has a ``main()``; helpers they share start with ``_``.
+A benchmark module has ``main(argv) -> int`` (0 when it ran); helpers they
+share start with ``_``.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 
 import e2e.bench
 
 
-def main() -> None:
+def main() -> int:
+    failed = 0
     for module in sorted(m.name for m in pkgutil.iter_modules(e2e.bench.__path__)):
-        if not module.startswith("_"):
-            importlib.import_module(f"e2e.bench.{module}").main()
+        if module.startswith("_"):
+            continue
+        print(f"== e2e.bench.{module}", flush=True)
+        failed |= importlib.import_module(f"e2e.bench.{module}").main([])
+    return failed
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

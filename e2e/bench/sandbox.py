@@ -97,10 +97,11 @@ def run(count: int, report: Callable[[str], None] = print) -> dict[str, float]:
     return figures
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=30, help="pods per runtime (default 30)")
     run(parser.parse_args(argv).count)
+    return 0
 
 
 if __name__ == "__main__":

@@ -149,7 +149,7 @@ def test_every_call_is_one_json_log_line(crid_daemon: CridDaemon) -> None:
     assert version["code"] == "OK" and version["level"] == "info"
     assert isinstance(version["duration_ms"], float)
     status = by_method["ContainerStatus"]
-    assert status["code"] == "UNIMPLEMENTED"
+    assert status["code"] == "NOT_FOUND" and status["level"] == "warning"
     assert status["container_id"] == "abc123"
 
 

@@ -21,7 +21,7 @@ def test_network_settings_from_a_file(tmp_path: Path) -> None:
     ("default_network = 1", "true or false"),
     ('default_bridge = "a-name-much-too-long"', "interface name"),
     ('default_subnet = "10.88.0.0/33"', "not a subnet"),
-    ("cni_timeout = 0", "greater than 0"),
+    ("cni_timeout = 0", "must be at least 1"),
 ])
 def test_bad_network_settings(tmp_path: Path, line: str, problem: str) -> None:
     path = tmp_path / "crid.toml"

@@ -1,0 +1,191 @@
+"""What every container call shares: records, monitors, locks, exit watching.
+
+A container's exit is noticed through a pidfd on its conmon: conmon exits
+right after it writes the exit code, so the pidfd turning readable is the
+moment to read it. conmon daemonises, so it is not crid's child (the node's
+init reaps it) and a pidfd works the same before and after a crid restart.
+Exits that happened while crid was down are found in the exit files when it
+starts again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from crid import logs
+from crid.containers import monitor as monitors
+from crid.containers.monitor import Monitor
+from crid.containers.records import (
+    CREATED,
+    EXITED,
+    RUNNING,
+    UNKNOWN,
+    Container,
+    ContainerRecords,
+)
+from crid.daemon import Daemon
+from crid.errors import InvalidArgument, NotFound
+
+log = logs.get("crid.containers")
+
+COMPLETED, ERROR, OOM_KILLED = "Completed", "Error", "OOMKilled"
+
+StateListener = Callable[[Container], None]
+
+
+class Containers:
+    def __init__(self, daemon: Daemon) -> None:
+        self.daemon = daemon
+        self.config = daemon.config
+        self.clock = daemon.clock
+        self.records = ContainerRecords(daemon.store)
+        self.layers_dir = Path(daemon.config.root) / "containers"
+        self.bundles_dir = Path(daemon.config.runroot) / "containers"
+        self.exits_dir = Path(daemon.config.runroot) / "exits"
+        self.listeners: list[StateListener] = []
+        self._monitors: dict[str, Monitor] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._watched: dict[str, int] = {}  # container id -> pidfd of its conmon
+        self._exited: dict[str, asyncio.Event] = {}
+
+    # --- lookups ------------------------------------------------------------
+
+    def monitor(self, handler_name: str) -> Monitor:
+        handler = self.config.handler(handler_name)
+        if handler is None:
+            raise NotFound(f"runtime handler {handler_name!r} is not configured")
+        if handler.name not in self._monitors:
+            root = Path(handler.root) if handler.root else (
+                Path(self.config.runroot) / "runtimes" / handler.name)
+            self._monitors[handler.name] = Monitor(
+                handler, root, self.exits_dir, log_level=self.config.log_level)
+        return self._monitors[handler.name]
+
+    def find(self, container_id: str) -> Container | None:
+        """The container with this id or unique id prefix, its exit read if it ended."""
+        if not container_id:
+            raise InvalidArgument("container_id is required")
+        found = self.records.get(container_id)
+        if found is None:
+            matches = self.records.by_prefix(container_id)
+            if len(matches) > 1:
+                raise InvalidArgument(f"container id prefix {container_id!r} is ambiguous")
+            found = matches[0] if matches else None
+        return self.refresh(found) if found else None
+
+    def require(self, container_id: str) -> Container:
+        found = self.find(container_id)
+        if found is None:
+            raise NotFound(f"container {container_id!r} not found")
+        return found
+
+    def lock(self, container_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(container_id, asyncio.Lock())
+
+    def bundle(self, container_id: str) -> Path:
+        return self.bundles_dir / container_id
+
+    def layer_dir(self, container_id: str) -> Path:
+        return self.layers_dir / container_id
+
+    # --- state changes --------------------------------------------------------
+
+    def changed(self, container: Container | None) -> Container | None:
+        """Tell listeners (events, metrics) about a container's new state."""
+        if container is not None:
+            for listener in self.listeners:
+                listener(container)
+        return container
+
+    def refresh(self, container: Container) -> Container:
+        """Record an exit conmon wrote but crid has not seen yet."""
+        if container.state not in (CREATED, RUNNING):
+            return container
+        monitor = self.monitor(container.handler)
+        code = monitor.exit_code(container.id)
+        if code is None:
+            return container
+        oom = monitors.oom_killed(Path(container.bundle))
+        reason = OOM_KILLED if oom else COMPLETED if code == 0 else ERROR
+        updated = self.records.update(
+            container.id, state=EXITED, exit_code=code, reason=reason,
+            finished_ns=monitor.exited_at_ns(container.id) or self.clock.now_ns(),
+        )
+        if updated is None:
+            return container
+        log.info("container exited", container_id=container.id, exit_code=code, reason=reason)
+        self._exited.setdefault(container.id, asyncio.Event()).set()
+        self.changed(updated)
+        return updated
+
+    # --- exit watching --------------------------------------------------------
+
+    def watch(self, container: Container) -> None:
+        """Call ``refresh`` when the container's conmon exits."""
+        if container.id in self._watched or not container.monitor_pid:
+            return
+        try:
+            pidfd = os.pidfd_open(container.monitor_pid)
+        except ProcessLookupError:
+            self._monitor_gone(container)
+            return
+        self._watched[container.id] = pidfd
+        self._exited.setdefault(container.id, asyncio.Event())
+        asyncio.get_running_loop().add_reader(pidfd, self._on_monitor_exit, container.id)
+
+    def unwatch(self, container_id: str) -> None:
+        pidfd = self._watched.pop(container_id, None)
+        if pidfd is not None:
+            asyncio.get_running_loop().remove_reader(pidfd)
+            os.close(pidfd)
+        self._exited.pop(container_id, None)
+        self._locks.pop(container_id, None)
+
+    async def wait_exited(self, container_id: str, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for the container to be recorded as exited."""
+        event = self._exited.setdefault(container_id, asyncio.Event())
+        current = self.records.get(container_id)
+        if current is None or self.refresh(current).state not in (CREATED, RUNNING):
+            return True
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return event.is_set()
+
+    def _on_monitor_exit(self, container_id: str) -> None:
+        pidfd = self._watched.pop(container_id, None)
+        if pidfd is not None:
+            asyncio.get_running_loop().remove_reader(pidfd)
+            os.close(pidfd)
+        container = self.records.get(container_id)
+        if container is None:
+            return
+        if self.refresh(container).state in (CREATED, RUNNING):
+            self._monitor_gone(container)
+
+    def _monitor_gone(self, container: Container) -> None:
+        """conmon is gone without an exit file: the container's fate is unknown."""
+        if self.refresh(container).state not in (CREATED, RUNNING):
+            return
+        log.warning("container monitor vanished without an exit code",
+                    container_id=container.id, monitor_pid=container.monitor_pid)
+        updated = self.records.update(
+            container.id, state=UNKNOWN, reason=ERROR, exit_code=255,
+            message="the container's monitor (conmon) exited without recording an exit code",
+            finished_ns=self.clock.now_ns())
+        self._exited.setdefault(container.id, asyncio.Event()).set()
+        self.changed(updated)
+
+    def recover(self) -> None:
+        """After a (re)start: read exits that happened meanwhile, watch the living."""
+        for container in self.records.all():
+            current = self.refresh(container)
+            if current.state not in (CREATED, RUNNING):
+                continue
+            if monitors.monitor_alive(current.monitor_pid, current.id):
+                self.watch(current)
+            else:
+                self._monitor_gone(current)

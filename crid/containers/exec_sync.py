@@ -1,0 +1,67 @@
+"""ExecSync, ReopenContainerLog and UpdateContainerResources: calls on a running container."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from cri_api.v1 import api_pb2
+
+from crid.containers import monitor as monitors
+from crid.containers.context import Containers
+from crid.containers.records import RUNNING, Container
+from crid.errors import FailedPrecondition, InvalidArgument
+from crid.oci.spec.host import Host
+from crid.oci.spec.resources import linux_resources
+
+
+def require_running(ctx: Containers, container_id: str, call: str) -> Container:
+    container = ctx.require(container_id)
+    if container.state != RUNNING:
+        raise FailedPrecondition(
+            f"{call}: container {container.id} is {container.state}, not running")
+    return container
+
+
+async def exec_sync(ctx: Containers, request: api_pb2.ExecSyncRequest
+                    ) -> api_pb2.ExecSyncResponse:
+    if not request.cmd:
+        raise InvalidArgument("ExecSync: cmd is required")
+    container = require_running(ctx, request.container_id, "ExecSync")
+    process = exec_process(Path(container.bundle), list(request.cmd))
+    result = await ctx.monitor(container.handler).exec_sync(
+        container.id, process, Path(container.bundle), request.timeout or None)
+    return api_pb2.ExecSyncResponse(stdout=result.stdout, stderr=result.stderr,
+                                    exit_code=result.exit_code)
+
+
+def exec_process(bundle: Path, cmd: list[str]) -> dict[str, Any]:
+    """The container's own process settings (user, env, cwd, caps) with another command."""
+    spec = json.loads((bundle / "config.json").read_text())
+    process: dict[str, Any] = dict(spec.get("process", {}))
+    process["args"] = cmd
+    process["terminal"] = False
+    process.pop("consoleSize", None)
+    return process
+
+
+async def reopen_log(ctx: Containers, request: api_pb2.ReopenContainerLogRequest
+                     ) -> api_pb2.ReopenContainerLogResponse:
+    container = require_running(ctx, request.container_id, "ReopenContainerLog")
+    monitors.reopen_log(Path(container.bundle))
+    return api_pb2.ReopenContainerLogResponse()
+
+
+async def update_resources(ctx: Containers, request: api_pb2.UpdateContainerResourcesRequest
+                           ) -> api_pb2.UpdateContainerResourcesResponse:
+    container = ctx.require(request.container_id)
+    if container.state not in (RUNNING, "created"):
+        raise FailedPrecondition(
+            f"UpdateContainerResources: container {container.id} is {container.state}")
+    resources = request.linux
+    async with ctx.lock(container.id):
+        await ctx.monitor(container.handler).update(
+            container.id, linux_resources(resources, Host()), Path(container.bundle))
+        ctx.records.update(container.id, resources=resources)
+    return api_pb2.UpdateContainerResourcesResponse()

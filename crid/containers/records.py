@@ -1,0 +1,160 @@
+"""Container records and the states they move through.
+
+::
+
+    CreateContainer ──► CREATED ──StartContainer──► RUNNING ──(exit)──► EXITED
+                           │                                              ▲
+                           └──────────────StopContainer───────────────────┘
+    RemoveContainer: from any state (a running one is stopped first) ──► (gone)
+
+A row is written once the container exists in the runtime, and changed only
+through ``ContainerRecords.update``, so what the store says is what crid
+promised kubelet. ``UNKNOWN`` marks a container whose monitor vanished
+without leaving an exit code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+from cri_api.v1 import api_pb2
+
+from crid.store import Store
+
+CREATED = "created"
+RUNNING = "running"
+EXITED = "exited"
+UNKNOWN = "unknown"
+
+CRI_STATE = {
+    CREATED: api_pb2.CONTAINER_CREATED,
+    RUNNING: api_pb2.CONTAINER_RUNNING,
+    EXITED: api_pb2.CONTAINER_EXITED,
+    UNKNOWN: api_pb2.CONTAINER_UNKNOWN,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class User:
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Container:
+    id: str
+    pod_id: str
+    name: str
+    attempt: int
+    state: str
+    created_ns: int
+    handler: str
+    image: str  # as the request named it
+    image_ref: str  # what kubelet shows as the image it runs (a repo digest or the id)
+    image_id: str
+    config: api_pb2.ContainerConfig
+    resources: api_pb2.LinuxContainerResources
+    log_path: str
+    bundle: str  # runroot: config.json, conmon's files, the rootfs mount point
+    layer_dir: str  # root: the writable layer (upper, work)
+    user: User
+    stop_signal: str
+    started_ns: int = 0
+    finished_ns: int = 0
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    pid: int = 0
+    monitor_pid: int = 0
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict(self.config.labels)
+
+    @property
+    def annotations(self) -> dict[str, str]:
+        return dict(self.config.annotations)
+
+
+_ENCODED = {"config", "resources", "user"}
+_UPDATABLE = {"state", "started_ns", "finished_ns", "exit_code", "reason", "message",
+              "pid", "monitor_pid", "resources", "log_path"}
+
+
+def _encode(key: str, value: Any) -> tuple[str, Any]:
+    if key in ("config", "resources"):
+        return key, value.SerializeToString()
+    if key == "user":
+        return "user_json", json.dumps(dataclasses.asdict(value))
+    return key, value
+
+
+def _decode(row: Any) -> Container:
+    # sqlite3.Row iterates its values; keys() gives the column names.
+    fields = {k: row[k] for k in row.keys() if k not in ("config", "resources", "user_json")}  # noqa: SIM118
+    user = json.loads(row["user_json"])
+    return Container(
+        **fields,
+        config=api_pb2.ContainerConfig.FromString(row["config"]),
+        resources=api_pb2.LinuxContainerResources.FromString(row["resources"]),
+        user=User(user["uid"], user["gid"], tuple(user["groups"])),
+    )
+
+
+class ContainerRecords:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def insert(self, container: Container) -> None:
+        row = dict(_encode(f.name, getattr(container, f.name))
+                   for f in dataclasses.fields(container))
+        names = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
+        with self.store.transaction() as db:
+            db.execute(f"INSERT INTO containers ({names}) VALUES ({marks})", row)
+
+    def update(self, container_id: str, **fields: Any) -> Container | None:
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise KeyError(f"containers.{', '.join(sorted(unknown))} cannot be updated")
+        values = dict(_encode(k, v) for k, v in fields.items())
+        assignments = ", ".join(f"{k} = :{k}" for k in values)
+        with self.store.transaction() as db:
+            db.execute(f"UPDATE containers SET {assignments} WHERE id = :id",
+                       {**values, "id": container_id})
+        return self.get(container_id)
+
+    def delete(self, container_id: str) -> None:
+        with self.store.transaction() as db:
+            db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+
+    def get(self, container_id: str) -> Container | None:
+        rows = self.store.query("SELECT * FROM containers WHERE id = ?", (container_id,))
+        return _decode(rows[0]) if rows else None
+
+    def by_prefix(self, prefix: str) -> list[Container]:
+        rows = self.store.query(
+            "SELECT * FROM containers WHERE substr(id, 1, ?) = ?", (len(prefix), prefix))
+        return [_decode(r) for r in rows]
+
+    def by_name(self, pod_id: str, name: str, attempt: int) -> Container | None:
+        rows = self.store.query(
+            "SELECT * FROM containers WHERE pod_id = ? AND name = ? AND attempt = ?",
+            (pod_id, name, attempt))
+        return _decode(rows[0]) if rows else None
+
+    def of_pod(self, pod_id: str) -> list[Container]:
+        rows = self.store.query("SELECT * FROM containers WHERE pod_id = ?", (pod_id,))
+        return [_decode(r) for r in rows]
+
+    def all(self) -> list[Container]:
+        rows = self.store.query("SELECT * FROM containers ORDER BY created_ns")
+        return [_decode(r) for r in rows]
+
+    def image_in_use(self, image_id: str) -> bool:
+        return bool(self.store.query(
+            "SELECT 1 FROM containers WHERE image_id = ? LIMIT 1", (image_id,)))
+

@@ -1,0 +1,86 @@
+"""The container call family: each RPC delegates to the module that owns it."""
+
+from __future__ import annotations
+
+from cri_api.v1 import api_pb2
+
+from crid.containers import create, exec_sync, lifecycle, status
+from crid.containers.exec_sync import require_running
+from crid.daemon import Daemon
+from crid.errors import NotFound
+from crid.streaming import tokens
+
+
+class ContainerCalls:
+    def __init__(self, daemon: Daemon) -> None:
+        self.containers = daemon.containers
+        self.sandboxes = daemon.sandboxes
+        self.streaming = daemon.streaming
+        daemon.images.in_use = self.containers.records.image_in_use
+        daemon.pod_containers.on_stop(self._stop_pod)
+        daemon.pod_containers.on_remove(self._remove_pod)
+        self.containers.recover()
+
+    async def _stop_pod(self, pod_id: str) -> None:
+        await lifecycle.stop_pod_containers(self.containers, pod_id)
+
+    async def _remove_pod(self, pod_id: str) -> None:
+        await lifecycle.remove_pod_containers(self.containers, pod_id)
+
+    async def CreateContainer(self, request: api_pb2.CreateContainerRequest
+                              ) -> api_pb2.CreateContainerResponse:
+        return await create.create(self.containers, self.sandboxes, request)
+
+    async def StartContainer(self, request: api_pb2.StartContainerRequest
+                             ) -> api_pb2.StartContainerResponse:
+        return await lifecycle.start(self.containers, request)
+
+    async def StopContainer(self, request: api_pb2.StopContainerRequest
+                            ) -> api_pb2.StopContainerResponse:
+        return await lifecycle.stop(self.containers, request)
+
+    async def RemoveContainer(self, request: api_pb2.RemoveContainerRequest
+                              ) -> api_pb2.RemoveContainerResponse:
+        return await lifecycle.remove(self.containers, request)
+
+    async def ContainerStatus(self, request: api_pb2.ContainerStatusRequest
+                              ) -> api_pb2.ContainerStatusResponse:
+        return await status.status(self.containers, request)
+
+    async def ListContainers(self, request: api_pb2.ListContainersRequest
+                             ) -> api_pb2.ListContainersResponse:
+        return await status.list_containers(self.containers, request)
+
+    async def ExecSync(self, request: api_pb2.ExecSyncRequest) -> api_pb2.ExecSyncResponse:
+        return await exec_sync.exec_sync(self.containers, request)
+
+    async def ReopenContainerLog(self, request: api_pb2.ReopenContainerLogRequest
+                                 ) -> api_pb2.ReopenContainerLogResponse:
+        return await exec_sync.reopen_log(self.containers, request)
+
+    async def UpdateContainerResources(
+        self, request: api_pb2.UpdateContainerResourcesRequest
+    ) -> api_pb2.UpdateContainerResourcesResponse:
+        return await exec_sync.update_resources(self.containers, request)
+
+    # --- streaming: a one-time URL on the streaming server --------------------
+
+    async def Exec(self, request: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
+        container = require_running(self.containers, request.container_id, "Exec")
+        return api_pb2.ExecResponse(url=self.streaming.url_for(tokens.ExecRequest(
+            container.id, tuple(request.cmd), tty=request.tty, stdin=request.stdin,
+            stdout=request.stdout, stderr=request.stderr)))
+
+    async def Attach(self, request: api_pb2.AttachRequest) -> api_pb2.AttachResponse:
+        container = require_running(self.containers, request.container_id, "Attach")
+        return api_pb2.AttachResponse(url=self.streaming.url_for(tokens.AttachRequest(
+            container.id, tty=request.tty, stdin=request.stdin, stdout=request.stdout,
+            stderr=request.stderr)))
+
+    async def PortForward(self, request: api_pb2.PortForwardRequest
+                          ) -> api_pb2.PortForwardResponse:
+        pod = self.sandboxes.find(request.pod_sandbox_id)
+        if pod is None:
+            raise NotFound(f"pod sandbox {request.pod_sandbox_id!r} not found")
+        return api_pb2.PortForwardResponse(url=self.streaming.url_for(
+            tokens.PortForwardRequest(pod.id, tuple(request.port))))

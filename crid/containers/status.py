@@ -1,0 +1,75 @@
+"""ContainerStatus and ListContainers: records rendered as the CRI shapes them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from cri_api.v1 import api_pb2
+
+from crid.containers.context import Containers
+from crid.containers.records import CRI_STATE, RUNNING, Container
+
+
+async def status(ctx: Containers, request: api_pb2.ContainerStatusRequest
+                 ) -> api_pb2.ContainerStatusResponse:
+    container = ctx.require(request.container_id)
+    info = {}
+    if request.verbose:
+        info["info"] = json.dumps(_verbose(container))
+    return api_pb2.ContainerStatusResponse(status=_status(container), info=info)
+
+
+async def list_containers(ctx: Containers, request: api_pb2.ListContainersRequest
+                          ) -> api_pb2.ListContainersResponse:
+    wanted = request.filter
+    found = []
+    for container in ctx.records.all():
+        if wanted.id and not container.id.startswith(wanted.id):
+            continue
+        if wanted.pod_sandbox_id and not container.pod_id.startswith(wanted.pod_sandbox_id):
+            continue
+        container = ctx.refresh(container)
+        if wanted.HasField("state") and CRI_STATE[container.state] != wanted.state.state:
+            continue
+        labels = container.labels
+        if any(labels.get(k) != v for k, v in wanted.label_selector.items()):
+            continue
+        found.append(_listed(container))
+    return api_pb2.ListContainersResponse(containers=found)
+
+
+def _listed(c: Container) -> api_pb2.Container:
+    return api_pb2.Container(
+        id=c.id, pod_sandbox_id=c.pod_id, metadata=c.config.metadata,
+        image=api_pb2.ImageSpec(image=c.image, annotations=dict(c.config.image.annotations)),
+        image_ref=c.image_ref, image_id=c.image_id, state=CRI_STATE[c.state],
+        created_at=c.created_ns, labels=c.labels, annotations=c.annotations,
+    )
+
+
+def _status(c: Container) -> api_pb2.ContainerStatus:
+    return api_pb2.ContainerStatus(
+        id=c.id, metadata=c.config.metadata, state=CRI_STATE[c.state],
+        created_at=c.created_ns, started_at=c.started_ns, finished_at=c.finished_ns,
+        exit_code=c.exit_code, reason=c.reason, message=c.message,
+        image=api_pb2.ImageSpec(image=c.image, annotations=dict(c.config.image.annotations)),
+        image_ref=c.image_ref, image_id=c.image_id, labels=c.labels,
+        annotations=c.annotations, mounts=list(c.config.mounts), log_path=c.log_path,
+        resources=api_pb2.ContainerResources(linux=c.resources),
+        user=api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
+            uid=c.user.uid, gid=c.user.gid, supplemental_groups=list(c.user.groups))),
+    )
+
+
+def _verbose(c: Container) -> dict[str, object]:
+    """What containerd puts in ``info``: pid, sandbox, the runtime spec."""
+    try:
+        spec = json.loads((Path(c.bundle) / "config.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        spec = {}
+    return {
+        "sandboxID": c.pod_id, "pid": c.pid if c.state == RUNNING else 0,
+        "runtimeHandler": c.handler, "monitorPid": c.monitor_pid, "bundle": c.bundle,
+        "runtimeSpec": spec,
+    }

@@ -1,0 +1,53 @@
+"""One daemon on a private pod network with a busybox image pulled, per module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from cri_api.v1 import api_pb2
+
+from e2e.fixtures.daemon import CridDaemon
+from e2e.fixtures.images import RunConfig, busybox_image, push
+from e2e.fixtures.registry import Registry
+from e2e.sandbox.pods import PodNet, pod_config, pod_daemon, stop_remove
+
+
+@dataclass
+class Env:
+    daemon: CridDaemon
+    net: PodNet
+    image: str  # a pulled busybox reference
+    image_id: str
+
+
+@pytest.fixture(scope="module")
+def env(registry: Registry) -> Iterator[Env]:
+    run = RunConfig(cmd=("/bin/sh",), env=("PATH=/bin", "FROM=image"))
+    pushed = push(registry, "e2e/busybox", "1", busybox_image(config=run))
+    with pod_daemon() as (daemon, net):
+        image_id = daemon.image.PullImage(api_pb2.PullImageRequest(
+            image=api_pb2.ImageSpec(image=pushed.reference))).image_ref
+        yield Env(daemon, net, pushed.reference, image_id)
+
+
+@pytest.fixture(params=["runc"])
+def handler(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@dataclass
+class Pod:
+    id: str
+    config: api_pb2.PodSandboxConfig
+
+
+@pytest.fixture
+def pod(env: Env, handler: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
+    logs = tmp_path_factory.mktemp("pod-logs")
+    config = pod_config(log_directory=str(logs))
+    pod_id = str(env.daemon.runtime.RunPodSandbox(
+        api_pb2.RunPodSandboxRequest(config=config, runtime_handler=handler)).pod_sandbox_id)
+    yield Pod(pod_id, config)
+    stop_remove(env.daemon, pod_id)

@@ -1,0 +1,41 @@
+"""kill -9 the daemon with containers running: nothing is lost."""
+
+from __future__ import annotations
+
+import time
+
+from cri_api.v1 import api_pb2
+
+from e2e.containers.conftest import Env, Pod
+from e2e.containers.helpers import create, exec_sync, status, wait_state
+
+
+def test_containers_survive_a_killed_daemon_and_exits_meanwhile_are_reported(
+    env: Env, pod: Pod
+) -> None:
+    d = env.daemon
+    running = [create(d, pod.id, pod.config, env.image, command=["/bin/sleep", "600"])
+               for _ in range(5)]
+    short = create(d, pod.id, pod.config, env.image,
+                   command=["/bin/sh", "-c", "sleep 1; exit 9"])
+    for cid in (*running, short):
+        d.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+    for cid in running:
+        wait_state(d, cid, api_pb2.CONTAINER_RUNNING)
+    before = {cid: status(d, cid).started_at for cid in running}
+
+    d.kill()
+    time.sleep(1.5)  # the short one exits while no daemon is there
+    d.start()
+
+    for cid in running:
+        found = status(d, cid)
+        assert found.state == api_pb2.CONTAINER_RUNNING
+        assert found.started_at == before[cid]
+        assert exec_sync(d, cid, "/bin/echo", "alive").stdout == b"alive\n"
+    exited = wait_state(d, short, api_pb2.CONTAINER_EXITED)
+    assert (exited.exit_code, exited.reason) == (9, "Error")
+
+    # And the restarted daemon still notices exits as they happen.
+    d.runtime.StopContainer(api_pb2.StopContainerRequest(container_id=running[0], timeout=5))
+    assert status(d, running[0]).exit_code == 143
