@@ -118,6 +118,10 @@ def _host_port_or_empty(value: Any) -> str | None:
     return _port(int(port))
 
 
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else f"{value} must be at least 1"
+
+
 def _one_of(choices: Iterable[str]) -> Check:
     options = tuple(choices)
 
