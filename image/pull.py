@@ -26,7 +26,7 @@ from crid.image import auth, registries
 from crid.image.auth import Credentials
 from crid.image.content import ContentStore, DigestMismatch
 from crid.image.records import ImageRecord, ImageRecords, user_of
-from crid.image.reference import Reference, parse
+from crid.image.reference import Reference, is_digest, parse
 from crid.image.registry_client import (
     INDEX_TYPES,
     Descriptor,
@@ -179,6 +179,9 @@ class Puller:
         config_bytes = client.blob_bytes(config_desc, MAX_CONFIG_BYTES)
         config = _config(config_bytes, where)
         diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
+        if not all(map(is_digest, diff_ids)):
+            raise InvalidArgument(f"{where}: the config's rootfs.diff_ids are not all sha256 "
+                                  "digests")
         if len(diff_ids) != len(layers):
             raise InvalidArgument(f"{where}: {len(layers)} layers but the config lists "
                                   f"{len(diff_ids)} diff_ids")

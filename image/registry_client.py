@@ -32,6 +32,7 @@ import httpx
 from crid.image import auth
 from crid.image.auth import Credentials
 from crid.image.content import DigestMismatch
+from crid.image.reference import is_digest
 from crid.image.registries import Endpoint
 
 from crid.errors import (
@@ -72,10 +73,14 @@ class Descriptor:
     def parse(cls, value: Any, where: str) -> Descriptor:
         try:
             platform = value.get("platform") or {}
-            return cls(str(value.get("mediaType", "")), str(value["digest"]), int(value["size"]),
-                       {k: str(v) for k, v in platform.items() if isinstance(v, str)})
+            found = cls(str(value.get("mediaType", "")), str(value["digest"]), int(value["size"]),
+                        {k: str(v) for k, v in platform.items() if isinstance(v, str)})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidArgument(f"{where}: malformed descriptor: {value!r}") from exc
+        # The digest goes into URLs and file names: only the one safe form.
+        if not is_digest(found.digest) or found.size < 0:
+            raise InvalidArgument(f"{where}: descriptor with a bad digest or size: {value!r}")
+        return found
 
 
 @dataclasses.dataclass(frozen=True)

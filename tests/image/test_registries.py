@@ -6,7 +6,7 @@ import pytest
 from crid.image import registries
 from crid.image.pull import Platform, select_platform
 from crid.image.reference import parse
-from crid.image.registry_client import OCI_INDEX, Manifest
+from crid.image.registry_client import OCI_INDEX, Descriptor, Manifest
 
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 
@@ -142,3 +142,9 @@ def test_platform_selection() -> None:
     assert select_platform(index, Platform("linux", "arm64", "v8")).digest.endswith("2" * 64)
     with pytest.raises(NotFound, match=r"linux/s390x.*linux/amd64"):
         select_platform(index, Platform("linux", "s390x"))
+
+
+@pytest.mark.parametrize("digest", ["sha256:../../etc", "md5:" + "a" * 32, "sha256:" + "A" * 64])
+def test_descriptors_with_unsafe_digests_are_refused(digest: str) -> None:
+    with pytest.raises(InvalidArgument, match="bad digest"):
+        Descriptor.parse({"mediaType": "m", "digest": digest, "size": 1}, "manifest")
