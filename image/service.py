@@ -92,7 +92,8 @@ class ImageService:
             ),
             self.content, self.snapshots, self.records, self.transport, clock.now_ns,
         )
-        self._pulls: dict[tuple[str, Credentials | None], asyncio.Future[ImageRecord]] = {}
+        self._pulls: dict[tuple[str, bool, Credentials | None],
+                          asyncio.Future[ImageRecord]] = {}
         self._reconcile()
 
     def close(self) -> None:
@@ -115,7 +116,9 @@ class ImageService:
         return load_registries(Path(self.config.registries_conf)).candidates(parse(text))
 
     async def pull(self, text: str, credentials: Credentials | None) -> ImageRecord:
-        key = (str(parse(text)), credentials)
+        ref = parse(text)
+        # A short name may go elsewhere (search registries) than its docker.io spelling.
+        key = (str(ref), ref.qualified, credentials)
         shared = self._pulls.get(key)
         if shared is None:
             shared = asyncio.ensure_future(self._pull(text, credentials))
