@@ -192,6 +192,10 @@ def test_bad_references_are_invalid(crid_daemon: CridDaemon) -> None:
         pull(crid_daemon, "Busybox:latest")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Busybox" in str(caught.value.details())
+    with pytest.raises(grpc.RpcError) as caught:
+        pull(crid_daemon, "")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "image.image is required" in str(caught.value.details())
     assert not status(crid_daemon, "never/pulled:1").HasField("image")
 
 
