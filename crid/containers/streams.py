@@ -1,8 +1,7 @@
 """The streaming server's backend on real containers: exec, attach, port-forward.
 
-- exec: the handler's runtime ``exec`` with pipes, or with ``--tty
-  --console-socket`` for a terminal (the runtime sends the pty master back
-  over the socket; resizes go to it with TIOCSWINSZ).
+- exec: the handler's runtime ``exec``, with pipes, or run on a terminal
+  for a tty (the runtime relays it to the container's own pty).
 - attach: conmon's attach socket in the bundle (SOCK_SEQPACKET; each packet
   from conmon starts with a byte naming the stream) and its ``winsz`` fifo.
 - port-forward: a connection made inside the pod's network namespace.
@@ -10,27 +9,24 @@
 
 from __future__ import annotations
 
-import array
 import asyncio
 import contextlib
-import fcntl
 import json
 import os
+import signal
 import socket
-import struct
 import tempfile
-import termios
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from crid.containers import monitor as monitors
 from crid.containers.context import Containers
 from crid.containers.exec_sync import exec_process, require_running
 from crid.errors import FailedPrecondition, NotFound
 from crid.network import dial
 from crid.sandbox.context import Sandboxes
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
+from crid.streaming.process import run_process
 
 CHUNK = 64 * 1024
 # conmon's attach socket: the first byte of each packet it sends names the stream.
@@ -51,67 +47,24 @@ class ContainerStreams:
         container = require_running(self.containers, container_id, "Exec")
         bundle = Path(container.bundle)
         process = exec_process(bundle, cmd)
+        # With a terminal the runtime makes the container's pty and relays it
+        # to its own stdio, which is ours (run_process puts it on a pty whose
+        # resizes reach the runtime as SIGWINCH), as cri-o runs it.
         process["terminal"] = tty
         monitor = self.containers.monitor(container.handler)
         with tempfile.TemporaryDirectory(prefix="exec-", dir=bundle) as scratch:
             spec, pid_file = Path(scratch) / "process.json", Path(scratch) / "pid"
             spec.write_text(json.dumps(process))
-            args = [monitor.handler.path, "--root", str(monitor.runtime_root), "exec",
-                    "--process", str(spec), "--pid-file", str(pid_file)]
-            if tty:
-                return await self._exec_tty(args, container.id, Path(scratch), stdin, stdout,
-                                            resize, pid_file)
-            proc = await asyncio.create_subprocess_exec(
-                *args, container.id,
-                stdin=asyncio.subprocess.PIPE if stdin else asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            command = [monitor.handler.path, "--root", str(monitor.runtime_root), "exec",
+                       "--process", str(spec), "--pid-file", str(pid_file), container.id]
             try:
-                assert proc.stdout is not None and proc.stderr is not None
-                copies = [_copy_out(proc.stdout, stdout), _copy_out(proc.stderr, stderr)]
-                feeder = (asyncio.ensure_future(_copy_in(stdin, proc.stdin))
-                          if stdin and proc.stdin else None)
-                await asyncio.gather(*copies)
-                code = await proc.wait()
-                if feeder:
-                    feeder.cancel()
-                return _exit_code(code)
+                return await run_process(command, tty=tty, stdin=stdin, stdout=stdout,
+                                         stderr=stderr, resize=resize)
             except asyncio.CancelledError:
-                await monitors.stop_exec(pid_file, proc)
+                # The client left: the process in the container goes too.
+                with contextlib.suppress(OSError, ValueError):
+                    os.kill(int(pid_file.read_text()), signal.SIGKILL)
                 raise
-
-    async def _exec_tty(self, args: list[str], container_id: str, scratch: Path,
-                        stdin: InputStream | None, stdout: OutputStream | None,
-                        resize: AsyncIterator[TerminalSize] | None, pid_file: Path) -> int:
-        console = scratch / "console.sock"
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
-            listener.bind(str(console))
-            listener.listen(1)
-            listener.setblocking(False)
-            proc = await asyncio.create_subprocess_exec(
-                *args, "--tty", "--console-socket", str(console), container_id,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE)
-            try:
-                master = await _receive_console(listener, proc)
-            except BaseException:
-                await monitors.stop_exec(pid_file, proc)
-                raise
-        try:
-            tasks = [asyncio.ensure_future(_copy_master_out(master, stdout))]
-            if stdin:
-                tasks.append(asyncio.ensure_future(_copy_master_in(stdin, master)))
-            if resize:
-                tasks.append(asyncio.ensure_future(_apply_sizes(resize, master)))
-            code = await proc.wait()
-            await asyncio.wait_for(tasks[0], 5)  # the last output still in the pty
-            return _exit_code(code)
-        except asyncio.CancelledError:
-            await monitors.stop_exec(pid_file, proc)
-            raise
-        finally:
-            for task in tasks:
-                task.cancel()
-            os.close(master)
 
     async def attach(self, container_id: str, *, tty: bool,
                      stdin: InputStream | None, stdout: OutputStream | None,
@@ -120,11 +73,16 @@ class ContainerStreams:
         container = require_running(self.containers, container_id, "Attach")
         bundle = Path(container.bundle)
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        # The socket's path may exceed the 108 bytes a unix address holds;
+        # through an O_PATH fd of its dir it is short.
+        directory = os.open(bundle, os.O_PATH)
         try:
-            await asyncio.to_thread(sock.connect, str(bundle / "attach"))
+            await asyncio.to_thread(sock.connect, f"/proc/self/fd/{directory}/attach")
         except OSError as exc:
             sock.close()
             raise FailedPrecondition(f"cannot attach to container {container.id}: {exc}") from exc
+        finally:
+            os.close(directory)
         sock.setblocking(False)
         loop = asyncio.get_running_loop()
         tasks: list[asyncio.Future[Any]] = []
@@ -152,92 +110,6 @@ class ContainerStreams:
         return await dial.open_connection(pod.netns, port)
 
 
-async def _copy_out(source: asyncio.StreamReader, sink: OutputStream | None) -> None:
-    while chunk := await source.read(CHUNK):
-        if sink is not None:
-            await sink.write(chunk)
-
-
-async def _copy_in(source: InputStream, sink: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(ConnectionError):
-        while chunk := await source.read(CHUNK):
-            sink.write(chunk)
-            await sink.drain()
-        sink.close()
-
-
-async def _receive_console(listener: socket.socket, proc: asyncio.subprocess.Process) -> int:
-    """The pty master the runtime sends over the console socket (SCM_RIGHTS)."""
-    loop = asyncio.get_running_loop()
-    accept = asyncio.ensure_future(loop.sock_accept(listener))
-    exited = asyncio.ensure_future(proc.wait())
-    done, _ = await asyncio.wait({accept, exited}, return_when=asyncio.FIRST_COMPLETED)
-    if accept not in done:
-        accept.cancel()
-        assert proc.stderr is not None
-        message = (await proc.stderr.read()).decode(errors="replace").strip()
-        raise FailedPrecondition(f"exec with a terminal failed: {message or 'no terminal'}")
-    exited.cancel()
-    conn, _ = accept.result()
-    with conn:
-        fds = array.array("i")
-        _, ancillary, _, _ = await asyncio.to_thread(
-            conn.recvmsg, 4096, socket.CMSG_SPACE(fds.itemsize))
-        for level, kind, data in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                fds.frombytes(data[: len(data) - len(data) % fds.itemsize])
-    if not fds:
-        raise FailedPrecondition("the runtime sent no terminal over the console socket")
-    os.set_blocking(fds[0], False)
-    return fds[0]
-
-
-async def _copy_master_out(master: int, sink: OutputStream | None) -> None:
-    loop = asyncio.get_running_loop()
-    readable = asyncio.Event()
-    loop.add_reader(master, readable.set)
-    try:
-        while True:
-            await readable.wait()
-            readable.clear()
-            try:
-                chunk = os.read(master, CHUNK)
-            except BlockingIOError:
-                continue
-            except OSError:  # EIO: the last process holding the pty is gone
-                return
-            if not chunk:
-                return
-            if sink is not None:
-                await sink.write(chunk)
-    finally:
-        loop.remove_reader(master)
-
-
-async def _copy_master_in(source: InputStream, master: int) -> None:
-    with contextlib.suppress(ConnectionError, OSError):
-        while chunk := await source.read(CHUNK):
-            await asyncio.to_thread(_write_all, master, chunk)
-        await asyncio.to_thread(_write_all, master, b"\x04")  # ^D: a terminal's EOF
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view):]
-        except BlockingIOError:
-            import select
-
-            select.select([], [fd], [], 1)
-
-
-async def _apply_sizes(resize: AsyncIterator[TerminalSize], master: int) -> None:
-    async for size in resize:
-        fcntl.ioctl(master, termios.TIOCSWINSZ,
-                    struct.pack("HHHH", size.height, size.width, 0, 0))
-
-
 async def _attach_in(source: InputStream, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     with contextlib.suppress(ConnectionError, OSError):
@@ -258,5 +130,3 @@ async def _resize_fifo(resize: AsyncIterator[TerminalSize], bundle: Path) -> Non
             os.close(fd)
 
 
-def _exit_code(returncode: int) -> int:
-    return 128 - returncode if returncode < 0 else returncode

@@ -12,105 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import os
-import signal
-import struct
-import termios
 from collections.abc import AsyncIterator
 
 from crid.errors import NotFound
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
-
-CHUNK = 64 * 1024
-EOT = b"\x04"  # a terminal's end-of-file character (^D)
-
-
-def exit_code(returncode: int) -> int:
-    """A runtime-style exit code: a death by signal N is 128+N."""
-    return 128 - returncode if returncode < 0 else returncode
-
-
-async def _copy_out(source: asyncio.StreamReader, sink: OutputStream) -> None:
-    while chunk := await source.read(CHUNK):
-        await sink.write(chunk)
-
-
-async def _copy_in(source: InputStream, sink: asyncio.StreamWriter, *, tty: bool) -> None:
-    with contextlib.suppress(ConnectionError):
-        while chunk := await source.read(CHUNK):
-            sink.write(chunk)
-            await sink.drain()
-        if tty:  # a terminal has no half-close; ^D is how a user ends input
-            sink.write(EOT)
-            await sink.drain()
-        else:
-            sink.close()
-
-
-async def _apply_sizes(resize: AsyncIterator[TerminalSize], fd: int) -> None:
-    async for size in resize:
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size.height, size.width, 0, 0))
-
-
-def _take_terminal() -> None:  # runs in the child, after setsid
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-class _PtyOutput(asyncio.Protocol):
-    """The terminal master's output; EOF when the last slave holder exits (EIO)."""
-
-    def __init__(self) -> None:
-        self.chunks: asyncio.Queue[bytes] = asyncio.Queue()
-        self.transport: asyncio.ReadTransport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.ReadTransport)
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.chunks.put_nowait(data)
-        if self.chunks.qsize() > 16 and self.transport is not None:
-            self.transport.pause_reading()  # back-pressure from a slow client
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.chunks.put_nowait(b"")
-
-    async def copy_to(self, sink: OutputStream | None) -> None:
-        while chunk := await self.chunks.get():
-            if self.chunks.qsize() < 4 and self.transport is not None:
-                self.transport.resume_reading()
-            if sink is not None:
-                await sink.write(chunk)
-
-
-class _Stopper:
-    """Kills a process group unless the process has already been reaped."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self.process = process
-
-    async def __aenter__(self) -> asyncio.subprocess.Process:
-        return self.process
-
-    async def __aexit__(self, *exc: object) -> None:
-        if self.process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            await asyncio.shield(self.process.wait())
-
-
-async def _finish(process: asyncio.subprocess.Process, outputs: list[asyncio.Task[None]],
-                  extras: list[asyncio.Task[None]]) -> int:
-    """Wait for exit and all output; then stop the input/resize helpers."""
-    try:
-        await asyncio.gather(process.wait(), *outputs)
-    finally:
-        for task in outputs + extras:
-            task.cancel()
-        await asyncio.gather(*outputs, *extras, return_exceptions=True)
-    assert process.returncode is not None
-    return exit_code(process.returncode)
+from crid.streaming.process import CHUNK, Stopper, copy_in, run_process
 
 
 class _Attachable:
@@ -153,7 +59,7 @@ class HostBackend:
 
     async def stop_all(self) -> None:
         for container in self._containers.values():
-            async with _Stopper(container.process):
+            async with Stopper(container.process):
                 pass
             await asyncio.gather(*container.pumps, return_exceptions=True)
         self._containers.clear()
@@ -162,55 +68,8 @@ class HostBackend:
                    stdin: InputStream | None, stdout: OutputStream | None,
                    stderr: OutputStream | None,
                    resize: AsyncIterator[TerminalSize] | None) -> int:
-        if tty:
-            return await self._exec_tty(cmd, stdin, stdout, resize)
-        pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
-        process = await asyncio.create_subprocess_exec(
-            *cmd, stdin=pipe if stdin else devnull, stdout=pipe if stdout else devnull,
-            stderr=pipe if stderr else devnull, start_new_session=True)
-        async with _Stopper(process):
-            outputs = [asyncio.create_task(_copy_out(source, sink))
-                       for source, sink in ((process.stdout, stdout), (process.stderr, stderr))
-                       if source is not None and sink is not None]
-            extras = []
-            if stdin is not None and process.stdin is not None:
-                extras.append(asyncio.create_task(_copy_in(stdin, process.stdin, tty=False)))
-            return await _finish(process, outputs, extras)
-
-    async def _exec_tty(self, cmd: list[str], stdin: InputStream | None,
-                        stdout: OutputStream | None,
-                        resize: AsyncIterator[TerminalSize] | None) -> int:
-        loop = asyncio.get_running_loop()
-        master, slave = os.openpty()
-        control = os.dup(master)  # for TIOCSWINSZ; the transports own the others
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
-                preexec_fn=_take_terminal)
-        except BaseException:
-            for fd in (master, slave, control):
-                os.close(fd)
-            raise
-        os.close(slave)  # else the master never sees EOF
-        output = _PtyOutput()
-        read_transport, _ = await loop.connect_read_pipe(
-            lambda: output, os.fdopen(master, "rb", buffering=0))
-        write_transport, write_protocol = await loop.connect_write_pipe(
-            asyncio.streams.FlowControlMixin, os.fdopen(os.dup(master), "wb", buffering=0))
-        writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
-        try:
-            async with _Stopper(process):
-                extras = []
-                if stdin is not None:
-                    extras.append(asyncio.create_task(_copy_in(stdin, writer, tty=True)))
-                if resize is not None:
-                    extras.append(asyncio.create_task(_apply_sizes(resize, control)))
-                return await _finish(process, [asyncio.create_task(output.copy_to(stdout))],
-                                     extras)
-        finally:
-            read_transport.close()
-            write_transport.close()
-            os.close(control)
+        return await run_process(cmd, tty=tty, stdin=stdin, stdout=stdout, stderr=stderr,
+                                 resize=resize)
 
     async def attach(self, container_id: str, *, tty: bool, stdin: InputStream | None,
                      stdout: OutputStream | None, stderr: OutputStream | None,
@@ -222,7 +81,7 @@ class HostBackend:
         container.attached.append(streams)
         feeding = None
         if stdin is not None and container.process.stdin is not None:
-            feeding = asyncio.create_task(_copy_in(stdin, container.process.stdin, tty=False))
+            feeding = asyncio.create_task(copy_in(stdin, container.process.stdin, tty=False))
         try:
             await container.finished()
         finally:
