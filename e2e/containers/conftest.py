@@ -32,7 +32,7 @@ def env(registry: Registry) -> Iterator[Env]:
         yield Env(daemon, net, pushed.reference, image_id)
 
 
-@pytest.fixture(params=["runc"])
+@pytest.fixture(params=["crid", "runc"])
 def handler(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
