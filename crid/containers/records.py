@@ -158,3 +158,7 @@ class ContainerRecords:
         return bool(self.store.query(
             "SELECT 1 FROM containers WHERE image_id = ? LIMIT 1", (image_id,)))
 
+
+    def count_by_state(self) -> dict[str, int]:
+        rows = self.store.query("SELECT state, count(*) AS n FROM containers GROUP BY state")
+        return {row["state"]: int(row["n"]) for row in rows}

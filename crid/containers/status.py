@@ -17,7 +17,7 @@ async def status(ctx: Containers, request: api_pb2.ContainerStatusRequest
     info = {}
     if request.verbose:
         info["info"] = json.dumps(_verbose(container))
-    return api_pb2.ContainerStatusResponse(status=_status(container), info=info)
+    return api_pb2.ContainerStatusResponse(status=to_status(container), info=info)
 
 
 async def list_containers(ctx: Containers, request: api_pb2.ListContainersRequest
@@ -48,7 +48,7 @@ def _listed(c: Container) -> api_pb2.Container:
     )
 
 
-def _status(c: Container) -> api_pb2.ContainerStatus:
+def to_status(c: Container) -> api_pb2.ContainerStatus:
     return api_pb2.ContainerStatus(
         id=c.id, metadata=c.config.metadata, state=CRI_STATE[c.state],
         created_at=c.created_ns, started_at=c.started_ns, finished_at=c.finished_ns,
@@ -60,6 +60,10 @@ def _status(c: Container) -> api_pb2.ContainerStatus:
         user=api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
             uid=c.user.uid, gid=c.user.gid, supplemental_groups=list(c.user.groups))),
     )
+
+
+def statuses_of_pod(ctx: Containers, pod_id: str) -> list[api_pb2.ContainerStatus]:
+    return [to_status(ctx.refresh(c)) for c in ctx.records.of_pod(pod_id)]
 
 
 def _verbose(c: Container) -> dict[str, object]:
