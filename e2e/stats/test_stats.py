@@ -69,7 +69,7 @@ def test_pod_network_counters_grow_after_traffic(env: Env, pod: Pod) -> None:
     before = pod_stats(env, pod.id).linux.network
     assert before.default_interface.name == "eth0"
     # The pod's own address, reached over this test daemon's bridge.
-    subprocess.run(["/bin/busybox", "ping", "-c", "5", "-s", "1000", "-W", "2", ip],
+    subprocess.run(["/bin/busybox", "ping", "-c", "5", "-A", "-s", "1000", "-W", "2", ip],
                    check=True, capture_output=True, timeout=20)
     after = pod_stats(env, pod.id).linux.network
     grown_rx = after.default_interface.rx_bytes.value - before.default_interface.rx_bytes.value
