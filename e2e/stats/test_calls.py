@@ -10,9 +10,9 @@ from typing import Any
 import grpc
 import pytest
 from cri_api.v1 import api_pb2
+from crid.api import stream_lists
 from prometheus_client.parser import text_string_to_metric_families
 
-from crid.api import stream_lists
 from e2e.containers.conftest import Env, Pod
 from e2e.containers.helpers import wait_state
 from e2e.stats.helpers import run
