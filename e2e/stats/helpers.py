@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from cri_api.v1 import api_pb2
 
@@ -14,7 +14,7 @@ from e2e.containers.helpers import create, wait_state
 T = TypeVar("T")
 
 
-def run(env: Env, pod: Pod, script: str, **fields: object) -> str:
+def run(env: Env, pod: Pod, script: str, **fields: Any) -> str:
     """A started container running ``sh -c script``."""
     cid = create(env.daemon, pod.id, pod.config, env.image,
                  command=["/bin/sh", "-c", script], **fields)

@@ -23,7 +23,7 @@ MIB = 1024 * 1024
 def stream(env: Env, service: str, rpc: str, request: Any) -> list[Any]:
     """Every item of a Stream* call, batches joined."""
     with grpc.insecure_channel(f"unix://{env.daemon.socket}") as channel:
-        call = channel.unary_stream(
+        call: Any = channel.unary_stream(
             f"/runtime.v1.{service}/{rpc}",
             request_serializer=lambda m: m.SerializeToString(),
             response_deserializer=stream_lists.message(f"{rpc}Response").FromString)

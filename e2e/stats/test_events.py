@@ -38,7 +38,7 @@ class Subscription:
 
     def of(self, object_id: str, count: int, timeout: float = 20
            ) -> list[api_pb2.ContainerEventResponse]:
-        found = []
+        found: list[api_pb2.ContainerEventResponse] = []
         deadline = time.monotonic() + timeout
         while len(found) < count:
             event = self.events.get(timeout=max(deadline - time.monotonic(), 0.01))
