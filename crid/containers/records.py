@@ -15,8 +15,10 @@ without leaving an exit code.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
+import threading
 from typing import Any
 
 from cri_api.v1 import api_pb2
@@ -105,16 +107,39 @@ def _decode(row: Any) -> Container:
 
 
 class ContainerRecords:
+    """The containers table, read from memory.
+
+    This object is the table's only writer, so a copy kept in step with every
+    write is what the table holds; reads (every list call, every stats call)
+    then cost no query and no decoding. The copy is loaded on first use and
+    guarded by a lock: worker threads read it too.
+    """
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._lock = threading.Lock()
+        self._loaded: dict[str, Container] | None = None
+
+    def _rows(self) -> dict[str, Container]:
+        """The copy (call with the lock held)."""
+        if self._loaded is None:
+            rows = self.store.query("SELECT * FROM containers ORDER BY created_ns")
+            self._loaded = {row["id"]: _decode(row) for row in rows}
+        return self._loaded
+
+    def _all(self) -> list[Container]:
+        with self._lock:
+            return list(self._rows().values())
 
     def insert(self, container: Container) -> None:
         row = dict(_encode(f.name, getattr(container, f.name))
                    for f in dataclasses.fields(container))
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self.store.transaction() as db:
-            db.execute(f"INSERT INTO containers ({names}) VALUES ({marks})", row)
+        with self._lock:
+            with self.store.transaction() as db:
+                db.execute(f"INSERT INTO containers ({names}) VALUES ({marks})", row)
+            self._rows()[container.id] = container
 
     def update(self, container_id: str, **fields: Any) -> Container | None:
         unknown = set(fields) - _UPDATABLE
@@ -122,43 +147,42 @@ class ContainerRecords:
             raise KeyError(f"containers.{', '.join(sorted(unknown))} cannot be updated")
         values = dict(_encode(k, v) for k, v in fields.items())
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        with self.store.transaction() as db:
-            db.execute(f"UPDATE containers SET {assignments} WHERE id = :id",
-                       {**values, "id": container_id})
-        return self.get(container_id)
+        with self._lock:
+            with self.store.transaction() as db:
+                db.execute(f"UPDATE containers SET {assignments} WHERE id = :id",
+                           {**values, "id": container_id})
+            rows = self._rows()
+            current = rows.get(container_id)
+            if current is None:
+                return None
+            rows[container_id] = updated = dataclasses.replace(current, **fields)
+            return updated
 
     def delete(self, container_id: str) -> None:
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+        with self._lock:
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+            self._rows().pop(container_id, None)
 
     def get(self, container_id: str) -> Container | None:
-        rows = self.store.query("SELECT * FROM containers WHERE id = ?", (container_id,))
-        return _decode(rows[0]) if rows else None
+        with self._lock:
+            return self._rows().get(container_id)
 
     def by_prefix(self, prefix: str) -> list[Container]:
-        rows = self.store.query(
-            "SELECT * FROM containers WHERE substr(id, 1, ?) = ?", (len(prefix), prefix))
-        return [_decode(r) for r in rows]
+        return [c for c in self._all() if c.id.startswith(prefix)]
 
     def by_name(self, pod_id: str, name: str, attempt: int) -> Container | None:
-        rows = self.store.query(
-            "SELECT * FROM containers WHERE pod_id = ? AND name = ? AND attempt = ?",
-            (pod_id, name, attempt))
-        return _decode(rows[0]) if rows else None
+        return next((c for c in self._all()
+                     if (c.pod_id, c.name, c.attempt) == (pod_id, name, attempt)), None)
 
     def of_pod(self, pod_id: str) -> list[Container]:
-        rows = self.store.query("SELECT * FROM containers WHERE pod_id = ?", (pod_id,))
-        return [_decode(r) for r in rows]
+        return [c for c in self._all() if c.pod_id == pod_id]
 
     def all(self) -> list[Container]:
-        rows = self.store.query("SELECT * FROM containers ORDER BY created_ns")
-        return [_decode(r) for r in rows]
+        return sorted(self._all(), key=lambda c: c.created_ns)
 
     def image_in_use(self, image_id: str) -> bool:
-        return bool(self.store.query(
-            "SELECT 1 FROM containers WHERE image_id = ? LIMIT 1", (image_id,)))
-
+        return any(c.image_id == image_id for c in self._all())
 
     def count_by_state(self) -> dict[str, int]:
-        rows = self.store.query("SELECT state, count(*) AS n FROM containers GROUP BY state")
-        return {row["state"]: int(row["n"]) for row in rows}
+        return dict(collections.Counter(c.state for c in self._all()))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -81,48 +82,72 @@ def _sandbox(row: Any) -> Sandbox:
 
 
 class SandboxRecords:
+    """The sandboxes table, read from memory: this object is its only writer, so
+    a copy kept in step with every write (loaded on first use, under a lock as
+    worker threads write too) answers every read without a query or decoding."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._lock = threading.Lock()
+        self._loaded: dict[str, Sandbox] | None = None
+
+    def _rows(self) -> dict[str, Sandbox]:
+        """The copy (call with the lock held)."""
+        if self._loaded is None:
+            rows = self.store.query("SELECT * FROM sandboxes ORDER BY created_ns")
+            self._loaded = {row["id"]: _sandbox(row) for row in rows}
+        return self._loaded
+
+    def _all(self) -> list[Sandbox]:
+        with self._lock:
+            return list(self._rows().values())
 
     def insert(self, sandbox: Sandbox) -> None:
         row = _row(sandbox)
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self.store.transaction() as db:
-            db.execute(f"INSERT INTO sandboxes ({names}) VALUES ({marks})", row)
+        with self._lock:
+            with self.store.transaction() as db:
+                db.execute(f"INSERT INTO sandboxes ({names}) VALUES ({marks})", row)
+            self._rows()[sandbox.id] = sandbox
 
     def update(self, sandbox_id: str, **fields: Any) -> None:
         values = {k: _row_value(k, v) for k, v in fields.items()}
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        with self.store.transaction() as db:
-            db.execute(f"UPDATE sandboxes SET {assignments} WHERE id = :id",
-                       {**values, "id": sandbox_id})
+        with self._lock:
+            with self.store.transaction() as db:
+                db.execute(f"UPDATE sandboxes SET {assignments} WHERE id = :id",
+                           {**values, "id": sandbox_id})
+            rows = self._rows()
+            current = rows.get(sandbox_id)
+            if current is not None:
+                # Through the row encoding and back, so the copy holds what a read would.
+                rows[sandbox_id] = _sandbox({**_row(current), **values})
 
     def delete(self, sandbox_id: str) -> None:
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,))
+        with self._lock:
+            with self.store.transaction() as db:
+                db.execute("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,))
+            self._rows().pop(sandbox_id, None)
 
     def get(self, sandbox_id: str) -> Sandbox | None:
-        rows = self.store.query("SELECT * FROM sandboxes WHERE id = ?", (sandbox_id,))
-        return _sandbox(rows[0]) if rows else None
+        with self._lock:
+            return self._rows().get(sandbox_id)
 
     def find_by_prefix(self, prefix: str) -> list[Sandbox]:
-        rows = self.store.query(
-            "SELECT * FROM sandboxes WHERE substr(id, 1, ?) = ?", (len(prefix), prefix))
-        return [_sandbox(r) for r in rows]
+        return [s for s in self.all() if s.id.startswith(prefix)]
 
     def find_by_name(self, name: str, namespace: str, uid: str, attempt: int) -> Sandbox | None:
-        rows = self.store.query(
-            "SELECT * FROM sandboxes WHERE name = ? AND namespace = ? AND uid = ? AND attempt = ?",
-            (name, namespace, uid, attempt))
-        return _sandbox(rows[0]) if rows else None
+        return next((s for s in self._all()
+                     if (s.name, s.namespace, s.uid, s.attempt) == (name, namespace, uid, attempt)),
+                    None)
 
     def all(self) -> list[Sandbox]:
-        rows = self.store.query("SELECT * FROM sandboxes ORDER BY created_ns")
-        return [_sandbox(r) for r in rows]
+        return sorted(self._all(), key=lambda s: s.created_ns)
 
     def count(self) -> int:
-        return int(self.store.query("SELECT count(*) AS n FROM sandboxes")[0]["n"])
+        with self._lock:
+            return len(self._rows())
 
 
 _UPDATABLE = ("state", "ips", "network_pending", "infra")

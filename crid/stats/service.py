@@ -71,7 +71,7 @@ class Stats:
                 continue
             if not _selected(container.labels, wanted.label_selector):
                 continue
-            found.append(self.containers.refresh(container))
+            found.append(self.containers.current(container))
         return found
 
     # --- pods ------------------------------------------------------------------------
@@ -95,7 +95,7 @@ class Stats:
     async def pod_stats(self, pods: Iterable[Sandbox]) -> list[api_pb2.PodSandboxStats]:
         by_pod: dict[str, list[Container]] = {}
         for container in self.containers.records.all():
-            by_pod.setdefault(container.pod_id, []).append(self.containers.refresh(container))
+            by_pod.setdefault(container.pod_id, []).append(self.containers.current(container))
         # Each pod joins its own netns on its own thread; measure them side by side.
         stats = await asyncio.gather(*(
             asyncio.to_thread(self.collector.pod_stats, pod, by_pod.get(pod.id, []))
