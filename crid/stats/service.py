@@ -60,7 +60,9 @@ class Stats:
             return [self.collector.container_stats(c, pods[c.pod_id])
                     for c in chosen if c.pod_id in pods]
 
-        return await asyncio.to_thread(measure)
+        found = await asyncio.to_thread(measure)
+        self.collector.forget_gone()
+        return found
 
     def _containers(self, wanted: api_pb2.ContainerStatsFilter) -> list[Container]:
         found = []

@@ -11,11 +11,13 @@ import grpc
 import pytest
 from cri_api.v1 import api_pb2
 from crid.api import stream_lists
+from kubernetes.client import Configuration
+from kubernetes.stream.ws_client import WSClient, get_websocket_url
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.containers.conftest import Env, Pod
 from e2e.containers.helpers import wait_state
-from e2e.stats.helpers import run
+from e2e.stats.helpers import eventually, run
 
 MIB = 1024 * 1024
 
@@ -83,7 +85,19 @@ def test_metrics_count_what_happened(env: Env, pod: Pod) -> None:
     assert exited.reason == "OOMKilled"
     for _ in range(3):
         d.runtime.ContainerStats(api_pb2.ContainerStatsRequest(container_id=running))
-    after = scrape(env)
+    url = d.runtime.Exec(api_pb2.ExecRequest(container_id=running, cmd=["/bin/true"],
+                                             stdout=True)).url
+    session = WSClient(Configuration(), get_websocket_url(url), {}, capture_all=True,
+                       binary=True)
+    session.run_forever(timeout=30)
+    assert session.returncode == 0
+
+    def session_closed() -> dict[tuple[str, tuple[tuple[str, str], ...]], float] | None:
+        found = scrape(env)
+        return found if found.get(("crid_streaming_sessions_active", (("kind", "exec"),))) == 0 \
+            else None
+
+    after = eventually(session_closed, what="the exec session closed")
 
     def grew(name: str, **labels: str) -> float:
         key = (name, tuple(sorted(labels.items())))
@@ -97,6 +111,7 @@ def test_metrics_count_what_happened(env: Env, pod: Pod) -> None:
     assert after[("crid_containers", (("state", "running"),))] == running_now
     assert after[("crid_containers", (("state", "exited"),))] >= 1
     assert ("crid_container_events_dropped_total", ()) in after
+    assert grew("crid_streaming_sessions_total", kind="exec") == 1
 
 
 def test_update_runtime_config_keeps_the_pod_cidr(env: Env) -> None:

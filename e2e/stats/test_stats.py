@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import time
 
@@ -21,9 +22,16 @@ def test_a_container_burning_cpu_uses_about_one_core(env: Env, pod: Pod) -> None
     first = container_stats(env, cid).cpu
     time.sleep(1.0)
     second = container_stats(env, cid).cpu
+    # What the kernel says the container used between the two samples.
+    used = second.usage_core_nano_seconds.value - first.usage_core_nano_seconds.value
+    actual = used * 1e9 / (second.timestamp - first.timestamp)
+    assert abs(second.usage_nano_cores.value - actual) <= 0.05 * actual, (second, actual)
+    # One busy thread: one core, unless other work on this 2-core machine takes
+    # its share (test suites run side by side), never more than one.
     for sample in (first, second):
-        assert 0.6e9 <= sample.usage_nano_cores.value <= 1.4e9, sample
-    assert second.usage_core_nano_seconds.value - first.usage_core_nano_seconds.value >= 0.6e9
+        assert 0.3e9 <= sample.usage_nano_cores.value <= 1.1e9, sample
+    if os.getloadavg()[0] < 2:
+        assert second.usage_nano_cores.value >= 0.6e9, second
     listed = env.daemon.runtime.ListContainerStats(api_pb2.ListContainerStatsRequest(
         filter=api_pb2.ContainerStatsFilter(id=cid))).stats
     assert [s.attributes.id for s in listed] == [cid]
