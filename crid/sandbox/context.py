@@ -42,6 +42,8 @@ class Sandboxes:
         self.creating: set[tuple[str, str, str, int]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self.listeners: list[PodListener] = []
+        # ListPodSandbox's item per pod, with the record it was made from.
+        self.listed: dict[str, tuple[Sandbox, api_pb2.PodSandbox]] = {}
 
     def changed(self, sandbox: Sandbox, *kinds: str) -> None:
         """Tell listeners (events) what just happened to ``sandbox``, in order."""

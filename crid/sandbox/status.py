@@ -82,9 +82,23 @@ async def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
         labels = sandbox.config.labels
         if any(labels.get(k) != v for k, v in wanted.label_selector.items()):
             continue
-        items.append(api_pb2.PodSandbox(
-            id=sandbox.id, metadata=sandbox.config.metadata, state=state,
-            created_at=sandbox.created_ns, labels=labels,
-            annotations=sandbox.config.annotations, runtime_handler=sandbox.runtime_handler,
-        ))
+        items.append(_listed(ctx, sandbox, state))
     return api_pb2.ListPodSandboxResponse(items=items)
+
+
+def _listed(ctx: Sandboxes, sandbox: records.Sandbox,
+            state: api_pb2.PodSandboxState.ValueType) -> api_pb2.PodSandbox:
+    """The item for ``sandbox``, made again only when its record (immutable, replaced
+    on every write) or its state changed."""
+    cached = ctx.listed.get(sandbox.id)
+    if cached is not None and cached[0] is sandbox and cached[1].state == state:
+        return cached[1]
+    if len(ctx.listed) > 2 * ctx.records.count() + 16:  # forget removed pods
+        ctx.listed.clear()
+    item = api_pb2.PodSandbox(
+        id=sandbox.id, metadata=sandbox.config.metadata, state=state,
+        created_at=sandbox.created_ns, labels=sandbox.config.labels,
+        annotations=sandbox.config.annotations, runtime_handler=sandbox.runtime_handler,
+    )
+    ctx.listed[sandbox.id] = (sandbox, item)
+    return item
