@@ -2,7 +2,8 @@
 
 Every subscriber has its own bounded queue. Publishing never waits: a
 subscriber whose queue is full has fallen behind (kubelet would miss events
-and must relist anyway), so it is dropped — its stream ends — and counted in
+and must relist anyway), so it is dropped — its stream ends with
+RESOURCE_EXHAUSTED, as kubelet's evented PLEG then relists — and counted in
 ``crid_container_events_dropped_total``. Publishing may happen on any
 thread; queues are only touched on the event loop.
 """
