@@ -3,14 +3,16 @@ containers, crid vs containerd.
 
 ``python -m e2e.bench.list_calls`` (root; Debian's containerd installed, as
 ``make bench`` does). Both runtimes get the same pods (10 by default) of 10
-busybox containers each running ``sleep``, from the same loopback registry,
-and are asked each list call many times by the same Python CRI client, one
-call at a time; the medians are compared.
+busybox containers each running ``sleep`` under runc, from the same loopback
+registry. Both run at once and the same Python CRI client asks each list call
+of one, then the other, many times over, so both see the same load on the
+machine; the medians are compared.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import time
 import uuid
@@ -58,16 +60,21 @@ def populate(runtime: api_pb2_grpc.RuntimeServiceStub, image: str, cgroup_root: 
     return made
 
 
-def measure(runtime: api_pb2_grpc.RuntimeServiceStub, calls: int) -> dict[str, float]:
-    medians = {}
+def measure(runtimes: list[api_pb2_grpc.RuntimeServiceStub], calls: int
+            ) -> list[dict[str, float]]:
+    """Median ms per call for each runtime, their calls interleaved so both see the
+    same load on the machine."""
+    medians: list[dict[str, float]] = [{} for _ in runtimes]
     for name, call in CALLS.items():
-        times = []
+        times: list[list[float]] = [[] for _ in runtimes]
         for index in range(WARMUP + calls):
-            started = time.perf_counter()
-            call(runtime)
-            if index >= WARMUP:
-                times.append((time.perf_counter() - started) * 1000)
-        medians[name] = statistics.median(times)
+            for runtime, taken in zip(runtimes, times, strict=True):
+                started = time.perf_counter()
+                call(runtime)
+                if index >= WARMUP:
+                    taken.append((time.perf_counter() - started) * 1000)
+        for found, taken in zip(medians, times, strict=True):
+            found[name] = statistics.median(taken)
     return medians
 
 
@@ -80,31 +87,24 @@ def teardown(runtime: api_pb2_grpc.RuntimeServiceStub, pod_ids: list[str]) -> No
 def run(pods: int, per_pod: int, calls: int,
         report: Callable[[str], None] = print) -> dict[str, float]:
     figures: dict[str, float] = {}
-    with Registry() as registry:
+    with contextlib.ExitStack() as stack:
+        registry = stack.enter_context(Registry())
         image = push(registry, "bench/busybox", "1",
                      busybox_image(config=RunConfig(cmd=("/bin/sh",), env=("PATH=/bin",))))
-        with pod_daemon(extra_args=("--log-level", "warning")) as (crid, crid_net):
-            crid.image.PullImage(api_pb2.PullImageRequest(
-                image=api_pb2.ImageSpec(image=image.reference)))
-            # runc under both until crid-runtime lands: the same runtime, compared fairly.
-            made = populate(crid.runtime, image.reference, crid_net.cgroup_parent, pods,
-                            per_pod, handler="runc")
-            try:
-                crid_figures = measure(crid.runtime, calls)
-            finally:
-                teardown(crid.runtime, made)
+        crid, crid_net = stack.enter_context(pod_daemon(extra_args=("--log-level", "warning")))
+        crid.image.PullImage(api_pb2.PullImageRequest(
+            image=api_pb2.ImageSpec(image=image.reference)))
         ctrd_net = PodNet()
-        try:
-            with private_containerd(registry, bridge_conflist(ctrd_net),
-                                    pull=(image.reference,)) as containerd:
-                made = populate(containerd, image.reference, ctrd_net.cgroup_parent, pods,
-                                per_pod)
-                try:
-                    ctrd_figures = measure(containerd, calls)
-                finally:
-                    teardown(containerd, made)
-        finally:
-            ctrd_net.cleanup()
+        stack.callback(ctrd_net.cleanup)
+        containerd = stack.enter_context(private_containerd(
+            registry, bridge_conflist(ctrd_net), pull=(image.reference,)))
+        # runc under both until crid-runtime lands: the same runtime, compared fairly.
+        crid_pods = populate(crid.runtime, image.reference, crid_net.cgroup_parent, pods,
+                             per_pod, handler="runc")
+        stack.callback(teardown, crid.runtime, crid_pods)
+        ctrd_pods = populate(containerd, image.reference, ctrd_net.cgroup_parent, pods, per_pod)
+        stack.callback(teardown, containerd, ctrd_pods)
+        crid_figures, ctrd_figures = measure([crid.runtime, containerd], calls)
     report(f"List calls with {pods * per_pod} running containers in {pods} pods: "
            f"median of {calls} calls (ms), crid vs containerd; 'listing' is the call "
            "minus Version (the cost of any call)")
@@ -116,8 +116,10 @@ def run(pods: int, per_pod: int, calls: int,
         ctrd_own = ctrd_figures[name] - ctrd_figures["Version"]
         figures.update({f"crid_{name}_ms": crid_figures[name],
                         f"containerd_{name}_ms": ctrd_figures[name], f"{name}_ratio": ratio})
-        listing = "" if name == "Version" else (
-            f"{crid_own:14.2f}{ctrd_own:14.2f}{crid_own / ctrd_own if ctrd_own > 0 else 0:8.2f}")
+        # Below the noise of Version's own time there is no ratio to give.
+        own_ratio = f"{crid_own / ctrd_own:8.2f}" if min(crid_own, ctrd_own) > 0.01 else \
+            f"{'n/a':>8}"
+        listing = "" if name == "Version" else f"{crid_own:14.2f}{ctrd_own:14.2f}{own_ratio}"
         report(f"{name:20}{crid_figures[name]:10.2f}{ctrd_figures[name]:12.2f}{ratio:8.2f}"
                + listing)
     return figures
