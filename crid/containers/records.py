@@ -18,12 +18,12 @@ from __future__ import annotations
 import collections
 import dataclasses
 import json
-import threading
 from typing import Any
 
 from cri_api.v1 import api_pb2
 
 from crid.store import Store
+from crid.table_copy import TableCopy
 
 CREATED = "created"
 RUNNING = "running"
@@ -107,39 +107,20 @@ def _decode(row: Any) -> Container:
 
 
 class ContainerRecords:
-    """The containers table, read from memory.
-
-    This object is the table's only writer, so a copy kept in step with every
-    write is what the table holds; reads (every list call, every stats call)
-    then cost no query and no decoding. The copy is loaded on first use and
-    guarded by a lock: worker threads read it too.
-    """
+    """The containers table, read from an in-memory copy (``TableCopy``): this
+    object is the table's only writer."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._lock = threading.Lock()
-        self._loaded: dict[str, Container] | None = None
-
-    def _rows(self) -> dict[str, Container]:
-        """The copy (call with the lock held)."""
-        if self._loaded is None:
-            rows = self.store.query("SELECT * FROM containers ORDER BY created_ns")
-            self._loaded = {row["id"]: _decode(row) for row in rows}
-        return self._loaded
-
-    def _all(self) -> list[Container]:
-        with self._lock:
-            return list(self._rows().values())
+        self._copy = TableCopy(store, "containers", _decode)
 
     def insert(self, container: Container) -> None:
         row = dict(_encode(f.name, getattr(container, f.name))
                    for f in dataclasses.fields(container))
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self._lock:
-            with self.store.transaction() as db:
-                db.execute(f"INSERT INTO containers ({names}) VALUES ({marks})", row)
-            self._rows()[container.id] = container
+        self._copy.insert(f"INSERT INTO containers ({names}) VALUES ({marks})", row,
+                          container.id, container)
 
     def update(self, container_id: str, **fields: Any) -> Container | None:
         unknown = set(fields) - _UPDATABLE
@@ -147,42 +128,34 @@ class ContainerRecords:
             raise KeyError(f"containers.{', '.join(sorted(unknown))} cannot be updated")
         values = dict(_encode(k, v) for k, v in fields.items())
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        with self._lock:
-            with self.store.transaction() as db:
-                db.execute(f"UPDATE containers SET {assignments} WHERE id = :id",
-                           {**values, "id": container_id})
-            rows = self._rows()
-            current = rows.get(container_id)
-            if current is None:
-                return None
-            rows[container_id] = updated = dataclasses.replace(current, **fields)
-            return updated
+        return self._copy.update(f"UPDATE containers SET {assignments} WHERE id = :id",
+                                 {**values, "id": container_id}, container_id,
+                                 lambda current: dataclasses.replace(current, **fields))
 
     def delete(self, container_id: str) -> None:
-        with self._lock:
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
-            self._rows().pop(container_id, None)
+        self._copy.delete("DELETE FROM containers WHERE id = ?", (container_id,), container_id)
 
     def get(self, container_id: str) -> Container | None:
-        with self._lock:
-            return self._rows().get(container_id)
+        return self._copy.get(container_id)
 
     def by_prefix(self, prefix: str) -> list[Container]:
-        return [c for c in self._all() if c.id.startswith(prefix)]
+        return [c for c in self._copy.all() if c.id.startswith(prefix)]
 
     def by_name(self, pod_id: str, name: str, attempt: int) -> Container | None:
-        return next((c for c in self._all()
+        return next((c for c in self._copy.all()
                      if (c.pod_id, c.name, c.attempt) == (pod_id, name, attempt)), None)
 
     def of_pod(self, pod_id: str) -> list[Container]:
-        return [c for c in self._all() if c.pod_id == pod_id]
+        return [c for c in self._copy.all() if c.pod_id == pod_id]
 
     def all(self) -> list[Container]:
-        return sorted(self._all(), key=lambda c: c.created_ns)
+        return sorted(self._copy.all(), key=lambda c: c.created_ns)
+
+    def count(self) -> int:
+        return self._copy.count()
 
     def image_in_use(self, image_id: str) -> bool:
-        return any(c.image_id == image_id for c in self._all())
+        return any(c.image_id == image_id for c in self._copy.all())
 
     def count_by_state(self) -> dict[str, int]:
-        return dict(collections.Counter(c.state for c in self._all()))
+        return dict(collections.Counter(c.state for c in self._copy.all()))

@@ -45,7 +45,7 @@ def _listed(ctx: Containers, c: Container) -> api_pb2.Container:
     cached = ctx.listed.get(c.id)
     if cached is not None and cached[0] is c:
         return cached[1]
-    if len(ctx.listed) > 2 * len(ctx.records.all()) + 16:  # forget removed containers
+    if len(ctx.listed) > 2 * ctx.records.count() + 16:  # forget removed containers
         ctx.listed.clear()
     item = _render(c)
     ctx.listed[c.id] = (c, item)

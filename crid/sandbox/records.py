@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,6 +21,7 @@ from cri_api.v1 import api_pb2
 
 from crid.sandbox.infra import Infra
 from crid.store import Store
+from crid.table_copy import TableCopy
 
 READY = "ready"
 NOTREADY = "notready"
@@ -82,72 +82,47 @@ def _sandbox(row: Any) -> Sandbox:
 
 
 class SandboxRecords:
-    """The sandboxes table, read from memory: this object is its only writer, so
-    a copy kept in step with every write (loaded on first use, under a lock as
-    worker threads write too) answers every read without a query or decoding."""
+    """The sandboxes table, read from an in-memory copy (``TableCopy``): this
+    object is the table's only writer."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
-        self._lock = threading.Lock()
-        self._loaded: dict[str, Sandbox] | None = None
-
-    def _rows(self) -> dict[str, Sandbox]:
-        """The copy (call with the lock held)."""
-        if self._loaded is None:
-            rows = self.store.query("SELECT * FROM sandboxes ORDER BY created_ns")
-            self._loaded = {row["id"]: _sandbox(row) for row in rows}
-        return self._loaded
-
-    def _all(self) -> list[Sandbox]:
-        with self._lock:
-            return list(self._rows().values())
+        self._copy = TableCopy(store, "sandboxes", _sandbox)
 
     def insert(self, sandbox: Sandbox) -> None:
         row = _row(sandbox)
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self._lock:
-            with self.store.transaction() as db:
-                db.execute(f"INSERT INTO sandboxes ({names}) VALUES ({marks})", row)
-            self._rows()[sandbox.id] = sandbox
+        self._copy.insert(f"INSERT INTO sandboxes ({names}) VALUES ({marks})", row,
+                          sandbox.id, sandbox)
 
     def update(self, sandbox_id: str, **fields: Any) -> None:
         values = {k: _row_value(k, v) for k, v in fields.items()}
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        with self._lock:
-            with self.store.transaction() as db:
-                db.execute(f"UPDATE sandboxes SET {assignments} WHERE id = :id",
-                           {**values, "id": sandbox_id})
-            rows = self._rows()
-            current = rows.get(sandbox_id)
-            if current is not None:
-                # Through the row encoding and back, so the copy holds what a read would.
-                rows[sandbox_id] = _sandbox({**_row(current), **values})
+        # Through the row encoding and back, so the copy holds what a read would.
+        self._copy.update(f"UPDATE sandboxes SET {assignments} WHERE id = :id",
+                          {**values, "id": sandbox_id}, sandbox_id,
+                          lambda current: _sandbox({**_row(current), **values}))
 
     def delete(self, sandbox_id: str) -> None:
-        with self._lock:
-            with self.store.transaction() as db:
-                db.execute("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,))
-            self._rows().pop(sandbox_id, None)
+        self._copy.delete("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,), sandbox_id)
 
     def get(self, sandbox_id: str) -> Sandbox | None:
-        with self._lock:
-            return self._rows().get(sandbox_id)
+        return self._copy.get(sandbox_id)
 
     def find_by_prefix(self, prefix: str) -> list[Sandbox]:
         return [s for s in self.all() if s.id.startswith(prefix)]
 
     def find_by_name(self, name: str, namespace: str, uid: str, attempt: int) -> Sandbox | None:
-        return next((s for s in self._all()
+        return next((s for s in self._copy.all()
                      if (s.name, s.namespace, s.uid, s.attempt) == (name, namespace, uid, attempt)),
                     None)
 
     def all(self) -> list[Sandbox]:
-        return sorted(self._all(), key=lambda s: s.created_ns)
+        return sorted(self._copy.all(), key=lambda s: s.created_ns)
 
     def count(self) -> int:
-        with self._lock:
-            return len(self._rows())
+        return self._copy.count()
 
 
 _UPDATABLE = ("state", "ips", "network_pending", "infra")
