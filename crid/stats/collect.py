@@ -16,7 +16,7 @@ from cri_api.v1 import api_pb2
 
 from crid import logs
 from crid.containers.context import Containers
-from crid.containers.records import RUNNING, Container
+from crid.containers.records import CREATED, RUNNING, Container
 from crid.oci.spec.resources import cgroups_path
 from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import READY, Sandbox
@@ -49,6 +49,14 @@ class Collector:
         if self._refresher is None:
             self._refresher = asyncio.get_running_loop().create_task(
                 self.layers.run(), name="writable-layer-usage")
+            self.containers.listeners.append(self._container_changed)
+
+    def _container_changed(self, container: Container) -> None:
+        # A new container's layer is measured at once (it holds what the image's
+        # entrypoint wrote before start, often nothing) rather than reading as unknown.
+        if container.state == CREATED and self.layers.get(container.id) is None:
+            asyncio.get_running_loop().run_in_executor(
+                None, self.layers.measure_one, container.id, Path(container.layer_dir) / "upper")
 
     def _layer_dirs(self) -> Iterable[tuple[str, Path]]:
         return [(c.id, Path(c.layer_dir) / "upper") for c in self.containers.records.all()]

@@ -70,6 +70,11 @@ class LayerCache:
     def get(self, container_id: str) -> LayerUsage | None:
         return self._usage.get(container_id)
 
+    def measure_one(self, container_id: str, upper: Path) -> None:
+        """Measure one layer now (blocking): a new container need not wait a pass."""
+        used, inodes = measure(upper)
+        self._usage = {**self._usage, container_id: LayerUsage(used, inodes, self._now_ns())}
+
     def refresh(self) -> None:
         """One pass over every layer (blocking: call in a thread)."""
         fresh: dict[str, LayerUsage] = {}

@@ -36,3 +36,13 @@ def test_the_cache_answers_from_the_last_refresh(tmp_path: Path) -> None:
     assert found is not None and found.used_bytes >= 10000 and found.at_ns == 42
     (upper / "g").write_bytes(b"x" * 10000)
     assert cache.get("c1") == found  # no walk until the next refresh
+
+
+def test_one_layer_is_measured_without_a_pass(tmp_path: Path) -> None:
+    upper = tmp_path / "upper"
+    upper.mkdir()
+    (upper / "f").write_bytes(b"x" * 10000)
+    cache = LayerCache(lambda: [], now_ns=lambda: 7, interval=1)
+    cache.measure_one("new", upper)
+    found = cache.get("new")
+    assert found is not None and found.inodes == 1 and found.at_ns == 7
