@@ -12,7 +12,7 @@ import pytest
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
 from e2e.containers.conftest import Env, Pod
-from e2e.sandbox.pods import pod_config
+from e2e.sandbox.pods import pod_config, stop_remove
 from e2e.stats.helpers import run
 
 E = api_pb2
@@ -52,9 +52,20 @@ class Subscription:
 
 
 @pytest.fixture
-def subscriptions(env: Env) -> Iterator[list[Subscription]]:
+def subscriptions(env: Env, handler: str) -> Iterator[list[Subscription]]:
     found = [Subscription(env), Subscription(env)]
-    time.sleep(0.5)  # the server registers a subscriber once the call reaches it
+    # The server registers a subscriber only once the call reaches it: make
+    # probe pods until both have seen one, then start from an empty queue.
+    deadline = time.monotonic() + 20
+    while any(s.events.empty() for s in found):
+        assert time.monotonic() < deadline, "the event streams never started"
+        probe = env.daemon.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(
+            config=pod_config(), runtime_handler=handler)).pod_sandbox_id
+        stop_remove(env.daemon, probe)
+        time.sleep(0.1)
+    for subscription in found:
+        while not subscription.events.empty():
+            subscription.events.get()
     yield found
     for subscription in found:
         subscription.close()
