@@ -98,7 +98,7 @@ def run(pods: int, per_pod: int, calls: int,
         stack.callback(ctrd_net.cleanup)
         containerd = stack.enter_context(private_containerd(
             registry, bridge_conflist(ctrd_net), pull=(image.reference,)))
-        # runc under both until crid-runtime lands: the same runtime, compared fairly.
+        # runc under both: the same OCI runtime, so the CRI servers are what differs.
         crid_pods = populate(crid.runtime, image.reference, crid_net.cgroup_parent, pods,
                              per_pod, handler="runc")
         stack.callback(teardown, crid.runtime, crid_pods)

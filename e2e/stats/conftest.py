@@ -1,5 +1,6 @@
-"""A daemon whose writable-layer usage refreshes every second, and the
-container fixtures (pod, handler) of the containers tests."""
+"""A daemon whose writable-layer usage refreshes every second, the pod fixture
+of the containers tests, and both runtime handlers: stats depend on where the
+runtime puts a container's processes."""
 
 from __future__ import annotations
 
@@ -8,13 +9,18 @@ from collections.abc import Iterator
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env, handler, pod
+from e2e.containers.conftest import Env, pod
 from e2e.fixtures.images import RunConfig, busybox_image, push
 from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import pod_daemon
 
 __all__ = ["env", "handler", "pod"]
 LAYER_REFRESH_TOML = "[crid.stats]\nlayer_refresh_seconds = 1\n"
+
+
+@pytest.fixture(params=["runc", "crid"])
+def handler(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture(scope="module")
