@@ -16,7 +16,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -76,9 +76,10 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 
 
 @contextlib.contextmanager
-def private_containerd(registry: Registry, conflist: dict[str, object]
-                       ) -> Iterator[api_pb2_grpc.RuntimeServiceStub]:
-    """A running containerd with the pause image pulled; its RuntimeService stub."""
+def private_containerd(registry: Registry, conflist: dict[str, object],
+                       pull: Sequence[str] = ()) -> Iterator[api_pb2_grpc.RuntimeServiceStub]:
+    """A running containerd with the pause image (and ``pull``, references on
+    ``registry``) pulled; its RuntimeService stub."""
     pushed = push(registry, "pause", "bench", pause_image())
     workdir = Path(tempfile.mkdtemp(prefix="crid-ctrd-", dir="/tmp"))
     (workdir / "cni").mkdir()
@@ -98,7 +99,8 @@ def private_containerd(registry: Registry, conflist: dict[str, object]
         runtime = api_pb2_grpc.RuntimeServiceStub(channel)
         images = api_pb2_grpc.ImageServiceStub(channel)
         _wait_ready(runtime, process, workdir)
-        images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=pushed.reference)))
+        for reference in (pushed.reference, *pull):
+            images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=reference)))
         yield runtime
     finally:
         channel.close()
