@@ -21,8 +21,10 @@ pushes everything, writes the conf and keeps serving until interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import functools
+import hashlib
 import os
 import shutil
 import signal
@@ -135,8 +137,6 @@ def _compile(source: str) -> Callable[[Path], None]:
 @functools.cache
 def c_program(source: str) -> bytes:
     """A static binary built from a C file next to this module (cached per content)."""
-    import hashlib
-
     tag = hashlib.sha256((HERE / source).read_bytes()).hexdigest()[:12]
     return _cached(f"{Path(source).stem}-{tag}", _compile(source))
 
@@ -186,7 +186,10 @@ def base_layer() -> Layer:
     return make_layer(base_entries())
 
 
-def _image(*extra: Layer, config: RunConfig = RunConfig(cmd=("sh",))) -> Image:
+SHELL = RunConfig(cmd=("sh",))
+
+
+def _image(*extra: Layer, config: RunConfig = SHELL) -> Image:
     return Image((base_layer(), *extra), config=config)
 
 
@@ -332,10 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"registry {registry.url}: {len(pushed)} references; "
               f"mirror config in {args.registries_conf}; Ctrl-C to stop", flush=True)
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 
