@@ -51,9 +51,9 @@ class Summary:
 
 
 def spec_name(spec: dict[str, Any]) -> str:
-    texts = [*(spec.get("ContainerHierarchyTexts") or []), spec.get("LeafNodeText", "")]
-    name = " ".join(t for t in texts if t)
-    return name or str(spec.get("LeafNodeType", "?"))
+    # Suite nodes (BeforeSuite, AfterEach of a container...) have no leaf text.
+    leaf = spec.get("LeafNodeText") or spec.get("LeafNodeType", "?")
+    return " ".join([*(spec.get("ContainerHierarchyTexts") or []), str(leaf)])
 
 
 def summarise(report: list[dict[str, Any]]) -> Summary:
