@@ -16,7 +16,6 @@ from crid.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument
 from crid.oci.spec.host import Host
 from crid.oci.spec.resources import linux_resources
 
-
 REOPEN_POLL_SECONDS = 0.01
 REOPEN_POLLS = 500
 
