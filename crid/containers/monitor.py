@@ -98,9 +98,9 @@ class Monitor:
             process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE, pass_fds=(sync_write, start_read),
-                # conmon also drops an ``oom`` file into its working directory
-                # (as cri-o, run it in the bundle, not wherever crid runs).
-                cwd=bundle,
+                # conmon also writes its "oom" file into its working directory: keep it
+                # in the bundle, not in wherever crid was started.
+                cwd=str(bundle),
                 env={**os.environ, "_OCI_SYNCPIPE": str(sync_write),
                      "_OCI_STARTPIPE": str(start_read)},
             )
