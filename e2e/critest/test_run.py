@@ -31,6 +31,15 @@ def test_summary_counts_specs_and_lists_failures() -> None:
     assert text.startswith("critest: 1 passed, 1 failed, 1 skipped\n")
     assert "  at image.go:74\n  | failed to pull image\n  | line 2\n" in text
     assert text.count("  | more") == run.MESSAGE_LINES - 2
+    assert "expected here: pinned to the upstream" not in text
+
+
+def test_the_digest_spec_is_marked_as_failing_on_every_runtime_here() -> None:
+    report = [{"SpecReports": [_spec(
+        "public image with digest should be pulled and removed [Conformance]", "failed",
+        "failed to pull image")]}]
+    text = run.format_summary(run.summarise(report))
+    assert "\n  expected here: pinned to the upstream image's digest" in text
 
 
 def test_missing_critest_exits_2_and_says_how_to_get_it(capsys: Any) -> None:
