@@ -56,6 +56,9 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   path = "{workdir}/opt"
 [{cri}]
   sandbox_image = "{sandbox_image}"
+  # Exec/Attach/PortForward URLs: loopback only, a port picked at start.
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
   enable_selinux = false
   # Negative oom_score_adj is refused here (EACCES); containerd clamps with this.
   restrict_oom_score_adj = true
@@ -95,14 +98,17 @@ def private_containerd(registry: Registry, conflist: dict[str, object],
     process = subprocess.Popen([CONTAINERD, "--config", str(config)], stdout=log, stderr=log,
                                start_new_session=True)
     channel = grpc.insecure_channel(f"unix://{workdir}/containerd.sock")
+    runtime = api_pb2_grpc.RuntimeServiceStub(channel)
     try:
-        runtime = api_pb2_grpc.RuntimeServiceStub(channel)
         images = api_pb2_grpc.ImageServiceStub(channel)
         _wait_ready(runtime, process, workdir)
         for reference in (pushed.reference, *pull):
             images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=reference)))
         yield runtime
     finally:
+        # Left running, a pod's shims and containers would outlive containerd.
+        with contextlib.suppress(grpc.RpcError):
+            remove_all_pods(runtime)
         channel.close()
         process.send_signal(signal.SIGTERM)
         try:
@@ -113,6 +119,13 @@ def private_containerd(registry: Registry, conflist: dict[str, object],
         log.close()
         if os.environ.get("CRID_KEEP_WORKDIR") != "1":
             remove_workdir(workdir)
+
+
+def remove_all_pods(runtime: api_pb2_grpc.RuntimeServiceStub) -> None:
+    for pod in runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=10).items:
+        runtime.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod.id), timeout=30)
+        runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod.id),
+                                 timeout=30)
 
 
 def _wait_ready(runtime: api_pb2_grpc.RuntimeServiceStub, process: subprocess.Popen[bytes],

@@ -128,10 +128,11 @@ class Stream:
             self.remote_closed = True
         self._changed.set()
 
-    def _on_reset(self) -> None:
+    def _on_reset(self, *, keep_received: bool = False) -> None:
         self.reset = True
-        self._chunks.clear()
-        self._buffered = 0
+        if not keep_received:
+            self._chunks.clear()
+            self._buffered = 0
         self._drained.set()
         self._changed.set()
 
@@ -185,7 +186,8 @@ class Session:
         for stream_id, window in ((stream.id, stream.receive_window),
                                   (0, self._receive_window)):
             delta = window.consumed(count)
-            if delta and not self.closed.is_set() and not (stream_id and stream.remote_closed):
+            if delta and not self.closed.is_set() and not (
+                    stream_id and (stream.remote_closed or stream.reset)):
                 with contextlib.suppress(ConnectionError):
                     await self.send(frames.WindowUpdate(stream_id, delta))
 
@@ -282,7 +284,10 @@ class Session:
                     stream._on_data(b"", True)
             case frames.RstStream(stream_id, _):
                 if stream := self.streams.pop(stream_id, None):
-                    stream._on_reset()
+                    # What arrived before the reset stays readable, as in Go's
+                    # spdystream: kubelet's server (containerd's too) writes the
+                    # exec status on the error stream and then resets it.
+                    stream._on_reset(keep_received=True)
                     stream.replied.set()
             case frames.Settings(values):
                 self.peer_flow_control = True

@@ -121,3 +121,23 @@ def test_data_for_an_unknown_stream_is_reset() -> None:
         assert stream.reset
 
     with_pair(body)
+
+
+def test_data_that_arrived_before_a_reset_is_still_read() -> None:
+    # kubelet's (and containerd's) server writes the exec status on the error
+    # stream, then resets it: the status must not be lost.
+    async def body(server: Session, client: Session) -> None:
+        opening = asyncio.create_task(client.open_stream({"streamtype": ["error"]}))
+        theirs = await server.incoming.get()
+        await theirs.reply()
+        ours = await opening
+        await theirs.write(b'{"status":"Success"}')
+        await theirs.abort()
+        await asyncio.wait_for(ours._changed.wait(), 5)
+        while not ours.reset:
+            await asyncio.sleep(0.01)
+        assert await ours.read() == b'{"status":"Success"}'
+        assert await ours.read() == b""
+        assert client.streams == {}
+
+    with_pair(body)
