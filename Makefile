@@ -7,10 +7,11 @@ VENV        := .venv
 BIN         := $(VENV)/bin
 # What crid needs to run, and what only its tests need (a registry, image
 # tools, and Go with spdystream: e2e/streaming builds a SPDY client from the
-# library kubelet, kubectl and crictl use, to check our server against it).
+# library kubelet, kubectl and crictl use, to check our server against it;
+# containerd, whose streaming server checks our SPDY client in turn).
 APT_PACKAGES := conmon containernetworking-plugins iptables catatonit runc
 TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
-                     golang-go golang-github-docker-spdystream-dev
+                     golang-go golang-github-docker-spdystream-dev containerd
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 

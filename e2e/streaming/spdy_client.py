@@ -132,10 +132,10 @@ async def remote_command(url: str, *, stdin: bytes | None = None, close_stdin: b
         await conn.close()
 
 
-async def port_forward(url: str, port: int, payload: bytes, *,
-                       request_id: str = "0") -> tuple[bytes, bytes]:
+async def port_forward(url: str, port: int, payload: bytes, *, request_id: str = "0",
+                       flow_control: bool = True) -> tuple[bytes, bytes]:
     """Send ``payload`` to ``port``, half-close, and return (reply, error text)."""
-    conn = await upgrade(url, ["portforward.k8s.io"])
+    conn = await upgrade(url, ["portforward.k8s.io"], flow_control=flow_control)
     try:
         return await forward_one(conn.session, port, payload, request_id)
     finally:
