@@ -177,3 +177,5 @@ def test_removing_the_pod_removes_its_containers(env: Env, pod: Pod) -> None:
     d.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
     with pytest.raises(grpc.RpcError):
         status(d, cid)
+    # No cgroup of the pod or container in any hierarchy, the runtime's own included.
+    assert not [p for p in env.net.cgroup_dirs() if pod.id in str(p) or cid in str(p)]
