@@ -6,19 +6,17 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env, Pod
+from e2e.containers.conftest import Env, Pod, PodMaker
 from e2e.containers.helpers import exec_sync, pull, run, run_to_exit, sh
 from e2e.fixtures.images import Image
 from e2e.fixtures.layers import File, busybox_layer, make_layer
 from e2e.fixtures.registry import Registry
-from e2e.sandbox.pods import pod_config, stop_remove
 
 # Kernel capability numbers (linux/capability.h) of the default set and a few more.
 CAP = {"CHOWN": 0, "DAC_OVERRIDE": 1, "FOWNER": 3, "FSETID": 4, "KILL": 5, "SETGID": 6,
@@ -46,13 +44,9 @@ def cap_eff(text: str) -> int:
 
 
 @pytest.fixture
-def privileged_pod(env: Env, handler: str, tmp_path: Path) -> Iterator[Pod]:
-    config = pod_config(log_directory=str(tmp_path), linux=api_pb2.LinuxPodSandboxConfig(
+def privileged_pod(make_pod: PodMaker) -> Pod:
+    return make_pod(linux=api_pb2.LinuxPodSandboxConfig(
         security_context=api_pb2.LinuxSandboxSecurityContext(privileged=True)))
-    pod_id = str(env.daemon.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(
-        config=config, runtime_handler=handler)).pod_sandbox_id)
-    yield Pod(pod_id, config)
-    stop_remove(env.daemon, pod_id)
 
 
 @pytest.mark.parametrize(("caps", "expected"), [
