@@ -70,7 +70,7 @@ def log_lines(path: str) -> list[tuple[str, str, str]]:
     found = []
     with open(path, encoding="utf-8") as f:
         for line in f:
-            _, stream, tag, text = (line.rstrip("\n").split(" ", 3) + [""])[:4]
+            _, stream, tag, text = [*line.rstrip("\n").split(" ", 3), ""][:4]
             found.append((stream, tag, text))
     return found
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -189,7 +190,7 @@ def test_list_filters_and_verbose_status(env: Env, pod: Pod, make_pod: PodMaker)
     other_pod = make_pod()
     elsewhere = create(d, other_pod.id, other_pod.config, env.image, labels={"tier": "a"})
 
-    def listed(**fields: object) -> set[str]:
+    def listed(**fields: Any) -> set[str]:
         return {c.id for c in d.runtime.ListContainers(api_pb2.ListContainersRequest(
             filter=api_pb2.ContainerFilter(**fields))).containers}
 

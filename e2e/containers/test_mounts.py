@@ -46,8 +46,8 @@ def shared_dir(host_dir: Path) -> Path:
     (P.PROPAGATION_BIDIRECTIONAL, True, True),
 ])
 def test_propagation_seen_from_both_sides(
-    env: Env, pod: Pod, shared_dir: Path, propagation: int, host_to_container: bool,
-    container_to_host: bool,
+    env: Env, pod: Pod, shared_dir: Path, propagation: api_pb2.MountPropagation.ValueType,
+    host_to_container: bool, container_to_host: bool,
 ) -> None:
     cid = run(env.daemon, pod.id, pod.config, env.image, linux=SYS_ADMIN, mounts=[
         api_pb2.Mount(container_path="/m", host_path=str(shared_dir), propagation=propagation)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
@@ -13,7 +14,8 @@ from e2e.sandbox.pods import namespace_options
 PROCESSES = "for f in /proc/[0-9]*/cmdline; do tr '\\0' ' ' < $f; echo; done"
 
 
-def pid_mode(mode: int, target: str = "") -> api_pb2.LinuxContainerConfig:
+def pid_mode(mode: api_pb2.NamespaceMode.ValueType, target: str = ""
+             ) -> api_pb2.LinuxContainerConfig:
     return api_pb2.LinuxContainerConfig(security_context=api_pb2.LinuxContainerSecurityContext(
         namespace_options=api_pb2.NamespaceOption(pid=mode, target_id=target)))
 
@@ -57,5 +59,6 @@ def test_target_pid_namespace_is_another_containers(env: Env, pod: Pod) -> None:
 def test_node_pid_namespace_sees_the_host(env: Env, make_pod: PodMaker) -> None:
     pod = make_pod(linux=namespace_options(pid=api_pb2.NODE))
     cid = run(env.daemon, pod.id, pod.config, env.image, linux=pid_mode(api_pb2.NODE))
-    assert sh(env.daemon, cid, f"cat /proc/{os.getpid()}/cmdline | tr '\\0' ' '") \
-        == " ".join(open(f"/proc/{os.getpid()}/cmdline").read().split("\0"))
+    own = Path(f"/proc/{os.getpid()}/cmdline").read_text()
+    assert sh(env.daemon, cid, f"tr '\\0' ' ' < /proc/{os.getpid()}/cmdline") == \
+        own.replace("\0", " ")

@@ -88,7 +88,7 @@ def test_unknown_image(env: Env, pod: Pod) -> None:
     ({"container_path": "/in", "host_path": "relative/out"}, "relative/out"),
     ({"container_path": "", "host_path": "/tmp"}, "container path"),
 ])
-def test_bad_mount_paths(env: Env, pod: Pod, mount: dict[str, str], words: str) -> None:
+def test_bad_mount_paths(env: Env, pod: Pod, mount: dict[str, Any], words: str) -> None:
     refused(env, pod, request(env, pod, mounts=[api_pb2.Mount(**mount)]), Code.INVALID_ARGUMENT,
             words)
 

@@ -3,6 +3,8 @@ supplemental groups under Merge and Strict, and what ContainerStatus reports."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import grpc
 import pytest
 from cri_api.v1 import api_pb2
@@ -12,6 +14,8 @@ from e2e.containers.helpers import pull, run, sh, status
 from e2e.fixtures.images import Image, busybox_image, user_image
 from e2e.fixtures.layers import GROUP, File, busybox_layer, make_layer
 from e2e.fixtures.registry import Registry
+
+I64 = api_pb2.Int64Value
 
 # www-data (33) is listed in two extra groups of this image's /etc/group.
 GROUPS_WITH_MEMBERS = GROUP + "video:x:2001:www-data\nstaff:x:2002:root,www-data\n"
@@ -42,16 +46,16 @@ def test_image_user_forms(env: Env, pod: Pod, registry: Registry, image_user: st
     assert reported(env, cid) == expected
 
 @pytest.mark.parametrize(("context", "expected"), [
-    ({"run_as_user": api_pb2.Int64Value(value=1005)}, (1005, 0, {0})),
-    ({"run_as_user": api_pb2.Int64Value(value=33)}, (33, 33, {33})),
-    ({"run_as_user": api_pb2.Int64Value(value=1005), "run_as_group": api_pb2.Int64Value(value=1006)},
+    ({"run_as_user": I64(value=1005)}, (1005, 0, {0})),
+    ({"run_as_user": I64(value=33)}, (33, 33, {33})),
+    ({"run_as_user": I64(value=1005), "run_as_group": I64(value=1006)},
      (1005, 1006, {1006})),
     ({"run_as_username": "www-data"}, (33, 33, {33})),
-    ({"run_as_username": "www-data", "run_as_group": api_pb2.Int64Value(value=1007)},
+    ({"run_as_username": "www-data", "run_as_group": I64(value=1007)},
      (33, 1007, {1007})),
 ])
 def test_request_user_forms_override_the_image(
-    env: Env, pod: Pod, registry: Registry, context: dict[str, object],
+    env: Env, pod: Pod, registry: Registry, context: dict[str, Any],
     expected: tuple[int, int, set[int]],
 ) -> None:
     image = pull(env.daemon, registry, user_image("1003:1004"))
@@ -64,8 +68,10 @@ def test_request_user_forms_override_the_image(
     (api_pb2.SupplementalGroupsPolicy.Merge, {33, 2001, 2002, 3000}),
     (api_pb2.SupplementalGroupsPolicy.Strict, {33, 3000}),
 ])
-def test_supplemental_groups_policies(env: Env, pod: Pod, registry: Registry, policy: int,
-                                      expected_groups: set[int]) -> None:
+def test_supplemental_groups_policies(
+    env: Env, pod: Pod, registry: Registry, policy: api_pb2.SupplementalGroupsPolicy.ValueType,
+    expected_groups: set[int],
+) -> None:
     image = pull(env.daemon, registry, Image((
         busybox_layer(), make_layer([File("/etc/group", GROUPS_WITH_MEMBERS.encode())]))))
     cid = run(env.daemon, pod.id, pod.config, image, linux=api_pb2.LinuxContainerConfig(
