@@ -70,3 +70,22 @@ def test_a_container_over_its_memory_limit_is_oom_killed(env: Env, pod: Pod) -> 
                       memory_limit_in_bytes=20 * MIB)))
     d.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=fine))
     assert wait_state(d, fine, api_pb2.CONTAINER_EXITED).reason == "Error"
+
+
+def test_oom_score_adj(env: Env, pod: Pod) -> None:
+    cid = run(env.daemon, pod.id, pod.config, env.image, linux=api_pb2.LinuxContainerConfig(
+        resources=api_pb2.LinuxContainerResources(oom_score_adj=500)))
+    assert Path(f"/proc/{verbose_pid(env.daemon, cid)}/oom_score_adj").read_text() == "500\n"
+
+
+def test_hugepage_limits(env: Env, pod: Pod) -> None:
+    # kubelet sends one for each page size of the node, 0 when none was asked for.
+    cid = run(env.daemon, pod.id, pod.config, env.image, linux=api_pb2.LinuxContainerConfig(
+        resources=api_pb2.LinuxContainerResources(hugepage_limits=[
+            api_pb2.HugepageLimit(page_size="2MB", limit=4 * MIB)])))
+    if not (CGROUP / "hugetlb").is_dir():  # this VM: no hugetlb controller, limits left out
+        assert not [line for line in Path(f"/proc/{verbose_pid(env.daemon, cid)}/cgroup")
+                    .read_text().splitlines() if "hugetlb" in line]
+        return
+    assert cgroup_file(verbose_pid(env.daemon, cid), "hugetlb", "hugetlb.2MB.limit_in_bytes") \
+        == str(4 * MIB)
