@@ -95,3 +95,10 @@ def test_recursive_read_only(env: Env, pod: Pod, host_dir: Path, recursive: bool
     # A plain read-only bind leaves submounts writable; recursive read-only does not.
     assert (below.exit_code != 0) == recursive, below
     assert (host_dir / "sub" / "below").exists() != recursive
+
+
+def test_a_device_is_made_in_the_container(env: Env, pod: Pod) -> None:
+    cid = run(env.daemon, pod.id, pod.config, env.image, devices=[api_pb2.Device(
+        container_path="/dev/mine", host_path="/dev/null", permissions="rwm")])
+    assert sh(env.daemon, cid, "stat -c '%F %t,%T' /dev/mine") == "character special file 1,3\n"
+    assert sh(env.daemon, cid, "echo x > /dev/mine && echo written") == "written\n"

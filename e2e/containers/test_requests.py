@@ -138,3 +138,19 @@ def test_a_bad_image_stop_signal_is_refused(env: Env, pod: Pod, registry: Regist
     image = pull(env.daemon, registry, busybox_image(config=RunConfig(stop_signal="SIGNOPE")))
     refused(env, pod, request(env, pod, image=api_pb2.ImageSpec(image=image)),
             Code.INVALID_ARGUMENT, "SIGNOPE")
+
+
+def test_an_apparmor_profile_is_refused_on_a_node_without_apparmor(env: Env, pod: Pod) -> None:
+    kinds = api_pb2.SecurityProfile.ProfileType
+    refused(env, pod, request(env, pod, linux=api_pb2.LinuxContainerConfig(
+        security_context=api_pb2.LinuxContainerSecurityContext(apparmor=api_pb2.SecurityProfile(
+            profile_type=kinds.Localhost, localhost_ref="my-profile")))),
+        Code.INVALID_ARGUMENT, "AppArmor")
+
+
+def test_unified_resources_are_refused_on_cgroup_v1(env: Env, pod: Pod) -> None:
+    if Path("/sys/fs/cgroup/cgroup.controllers").exists():
+        pytest.skip("a cgroup v2 node takes unified resources")
+    refused(env, pod, request(env, pod, linux=api_pb2.LinuxContainerConfig(
+        resources=api_pb2.LinuxContainerResources(unified={"memory.high": "1000000"}))),
+        Code.INVALID_ARGUMENT, "memory.high")
