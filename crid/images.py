@@ -13,8 +13,8 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
+from crid.api.validation import require
 from crid.daemon import Daemon
-from crid.errors import InvalidArgument
 from crid.image import auth
 from crid.image.records import ImageRecord
 from crid.image.service import FsUsage
@@ -28,8 +28,7 @@ class Images:
         self._images = daemon.images
 
     async def PullImage(self, request: api_pb2.PullImageRequest) -> api_pb2.PullImageResponse:
-        if not request.image.image:
-            raise InvalidArgument("PullImage: image.image (the reference to pull) is empty")
+        require(request, "image.image")
         a = request.auth
         credentials = auth.from_cri(a.username, a.password, a.auth, a.identity_token,
                                     a.registry_token)
@@ -39,8 +38,7 @@ class Images:
     async def ImageStatus(
         self, request: api_pb2.ImageStatusRequest
     ) -> api_pb2.ImageStatusResponse:
-        if not request.image.image:
-            raise InvalidArgument("ImageStatus: image.image is empty")
+        require(request, "image.image")
         record = self._images.status(request.image.image)
         if record is None:
             return api_pb2.ImageStatusResponse()
@@ -64,8 +62,7 @@ class Images:
         return api_pb2.ListImagesResponse(images=[_image(r) for r in records])
 
     async def RemoveImage(self, request: api_pb2.RemoveImageRequest) -> api_pb2.RemoveImageResponse:
-        if not request.image.image:
-            raise InvalidArgument("RemoveImage: image.image is empty")
+        require(request, "image.image")
         await self._images.remove(request.image.image)
         return api_pb2.RemoveImageResponse()
 

@@ -78,7 +78,7 @@ class ContentStore:
         except BaseException:
             Path(temp).unlink(missing_ok=True)
             raise
-        _fsync_dir(self.blobs)
+        fsync_dir(self.blobs)
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)
@@ -92,7 +92,8 @@ class ContentStore:
         return sum(sizes), len(sizes)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or create in ``path`` durable."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

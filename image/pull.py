@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import platform as platform_module
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +26,7 @@ from crid.image import auth, registries
 from crid.image.auth import Credentials
 from crid.image.content import ContentStore, DigestMismatch
 from crid.image.records import ImageRecord, ImageRecords, user_of
-from crid.image.reference import Reference, parse
+from crid.image.reference import Reference, is_digest, parse
 from crid.image.registry_client import (
     INDEX_TYPES,
     Descriptor,
@@ -124,7 +125,8 @@ class Puller:
         self.now_ns = now_ns
         # Chain IDs some running pull relies on: never cleaned up under it.
         self._active: collections.Counter[str] = collections.Counter()
-        self.guard = threading.Lock()
+        # Held while records and what they reference change together (commit, cleanup).
+        self.guard = threading.RLock()
 
     def pull(self, text: str, credentials: Credentials | None, observer: Observer) -> ImageRecord:
         ref = parse(text)
@@ -177,6 +179,9 @@ class Puller:
         config_bytes = client.blob_bytes(config_desc, MAX_CONFIG_BYTES)
         config = _config(config_bytes, where)
         diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
+        if not all(map(is_digest, diff_ids)):
+            raise InvalidArgument(f"{where}: the config's rootfs.diff_ids are not all sha256 "
+                                  "digests")
         if len(diff_ids) != len(layers):
             raise InvalidArgument(f"{where}: {len(layers)} layers but the config lists "
                                   f"{len(diff_ids)} diff_ids")
@@ -250,9 +255,6 @@ class Puller:
     def _commit(self, ref: Reference, top: Manifest, manifest: Manifest, config_desc: Descriptor,
                 config_bytes: bytes, config: dict[str, Any], chains: list[str],
                 layers: list[Descriptor]) -> ImageRecord:
-        for document in {top.digest: top, manifest.digest: manifest}.values():
-            self.content.write(document.digest, document.data)
-        self.content.write(config_desc.digest, config_bytes, config_desc.size)
         uid, username = user_of(config)
         tags = [] if ref.digest else [f"{ref.name}:{ref.tag}"]
         digests = [f"{ref.name}@{top.digest}"]
@@ -270,13 +272,26 @@ class Puller:
             pinned=pinned,
             created_ns=self.now_ns(),
         )
-        self.records.add(record, tags, digests)
+        with self.guard:  # a collection must not delete the blobs before the record names them
+            for document in {top.digest: top, manifest.digest: manifest}.values():
+                self.content.write(document.digest, document.data)
+            self.content.write(config_desc.digest, config_bytes, config_desc.size)
+            self.records.add(record, tags, digests)
         stored = self.records.get(record.id)
         assert stored is not None
         return stored
 
-    def _using(self, chains: list[str]) -> _Using:
-        return _Using(self, chains)
+    @contextlib.contextmanager
+    def _using(self, chains: list[str]) -> Iterator[None]:
+        """Marks chain IDs as relied on by a running pull for the block's length."""
+        with self.guard:
+            self._active.update(chains)
+        try:
+            yield
+        finally:
+            with self.guard:
+                self._active.subtract(chains)
+                self._active = +self._active  # drops the zeros
 
     def _discard(self, created: list[str]) -> None:
         """Remove layers this pull made that nothing else uses now."""
@@ -289,26 +304,7 @@ class Puller:
 
     def active(self) -> set[str]:
         with self.guard:
-            return {c for c, n in self._active.items() if n > 0}
-
-
-class _Using:
-    """Marks chain IDs as in use by a pull for the length of a ``with`` block."""
-
-    def __init__(self, puller: Puller, chains: list[str]) -> None:
-        self.puller = puller
-        self.chains = chains
-
-    def __enter__(self) -> None:
-        with self.puller.guard:
-            self.puller._active.update(self.chains)
-
-    def __exit__(self, *exc: object) -> None:
-        with self.puller.guard:
-            self.puller._active.subtract(self.chains)
-            for chain in self.chains:
-                if self.puller._active[chain] <= 0:
-                    del self.puller._active[chain]
+            return set(self._active)
 
 
 def _config(data: bytes, where: str) -> dict[str, Any]:

@@ -32,6 +32,7 @@ import httpx
 from crid.image import auth
 from crid.image.auth import Credentials
 from crid.image.content import DigestMismatch
+from crid.image.reference import is_digest
 from crid.image.registries import Endpoint
 
 from crid.errors import (
@@ -72,10 +73,14 @@ class Descriptor:
     def parse(cls, value: Any, where: str) -> Descriptor:
         try:
             platform = value.get("platform") or {}
-            return cls(str(value.get("mediaType", "")), str(value["digest"]), int(value["size"]),
-                       {k: str(v) for k, v in platform.items() if isinstance(v, str)})
+            found = cls(str(value.get("mediaType", "")), str(value["digest"]), int(value["size"]),
+                        {k: str(v) for k, v in platform.items() if isinstance(v, str)})
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise InvalidArgument(f"{where}: malformed descriptor: {value!r}") from exc
+        # The digest goes into URLs and file names: only the one safe form.
+        if not is_digest(found.digest) or found.size < 0:
+            raise InvalidArgument(f"{where}: descriptor with a bad digest or size: {value!r}")
+        return found
 
 
 @dataclasses.dataclass(frozen=True)
@@ -115,13 +120,15 @@ class Transport:
             client.get(f"https://{endpoint.host}/v2/").close()
             chosen = "https"
         except httpx.TransportError as exc:
+            tls = "SSL" in str(exc) or "certificate" in str(exc)
             if not endpoint.insecure:
-                tls = "SSL" in str(exc) or "certificate" in str(exc)
                 raise Unavailable(
                     f"registry {endpoint.host}: cannot talk HTTPS: {_why(exc)}"
                     + (". If it serves plain HTTP or an untrusted certificate, set "
                        "insecure = true for it in registries.conf" if tls else "")
                 ) from None
+            if not tls:
+                return "http"  # nothing answered: decide again next time
             chosen = "http"
         with self._lock:
             self._schemes[key] = chosen

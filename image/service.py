@@ -2,9 +2,9 @@
 
 Owns the image side of the root dir (``<root>/image/{content,snapshots}``)
 and the pull bookkeeping: concurrent pulls of the same reference (and
-credentials) share one download; pulls run in worker threads so unpacking
-never blocks the event loop; bytes, failures and pulls in flight go to the
-metrics and progress to the log. Removal deletes the record, then every
+credentials) share one download; pulls run in worker threads (and layers
+unpack in child processes), never on the event loop; bytes, failures and
+pulls in flight go to the metrics and progress to the log. Removal deletes the record, then every
 blob and layer no image references any more.
 
 ``in_use(image_id)`` is the hook the container code sets so that removing
@@ -34,7 +34,7 @@ from crid.image.snapshots import Snapshots
 from crid import logs
 from crid.clock import Clock
 from crid.config import Config
-from crid.errors import FailedPrecondition
+from crid.errors import CridError, FailedPrecondition
 from crid.metrics import Metrics
 from crid.store import Store
 
@@ -92,7 +92,8 @@ class ImageService:
             ),
             self.content, self.snapshots, self.records, self.transport, clock.now_ns,
         )
-        self._pulls: dict[tuple[str, Credentials | None], asyncio.Future[ImageRecord]] = {}
+        self._pulls: dict[tuple[str, bool, Credentials | None],
+                          asyncio.Future[ImageRecord]] = {}
         self._reconcile()
 
     def close(self) -> None:
@@ -115,7 +116,9 @@ class ImageService:
         return load_registries(Path(self.config.registries_conf)).candidates(parse(text))
 
     async def pull(self, text: str, credentials: Credentials | None) -> ImageRecord:
-        key = (str(parse(text)), credentials)
+        ref = parse(text)
+        # A short name may go elsewhere (search registries) than its docker.io spelling.
+        key = (str(ref), ref.qualified, credentials)
         shared = self._pulls.get(key)
         if shared is None:
             shared = asyncio.ensure_future(self._pull(text, credentials))
@@ -145,7 +148,7 @@ class ImageService:
     def status(self, text: str) -> ImageRecord | None:
         try:
             candidates = self.candidates(text)
-        except Exception:
+        except CridError:  # an unparsable name may still be an ID prefix
             candidates = []
         return self.records.resolve(text, candidates)
 
@@ -172,7 +175,7 @@ class ImageService:
             images = self.records.all()
             blobs = {b for image in images for b in image.blobs}
             chains = {c for image in images for c in image.chain_ids}
-            busy = {c for c, n in self.puller._active.items() if n > 0}
+            busy = self.puller.active()
             for digest in self.content.digests() - blobs:
                 self.content.delete(digest)
             unused = self.snapshots.committed() - chains - busy

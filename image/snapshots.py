@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from crid.image.content import fsync_dir
 from crid.image.reference import is_digest
 
 TMP_PREFIX = "tmp-"
@@ -72,7 +73,7 @@ class Snapshots:
             yield fs
             final = self.dir(chain_id).parent
             os.rename(staging, final)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
@@ -90,10 +91,3 @@ class Snapshots:
         return {f"sha256:{p.name}" for p in self.root.iterdir()
                 if not p.name.startswith(TMP_PREFIX)}
 
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -11,10 +11,12 @@ arrive from the registry; the child answers one JSON line on stdout:
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -24,12 +26,13 @@ from crid.image.unpack import CHUNK, Readable, Unpacked, UnsafeLayer, unpack
 from crid.errors import CridError, ResourceExhausted
 
 PIPE_BYTES = 1 << 20
+PR_SET_PDEATHSIG = 1
 
 
 def unpack_isolated(source: Readable, dest: Path) -> Unpacked:
     """Like ``unpack.unpack``, in a child process; ``source`` is read to its end."""
     child = subprocess.Popen(  # stdout: one JSON line, after any traceback
-        [sys.executable, "-I", "-m", "crid.image.unpack_worker", str(dest)],
+        [sys.executable, "-I", "-m", "crid.image.unpack_worker", str(dest), str(os.getpid())],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
     )
     assert child.stdin is not None and child.stdout is not None
@@ -65,8 +68,18 @@ def unpack_isolated(source: Readable, dest: Path) -> Unpacked:
     return Unpacked(answer["diff_id"], answer["size"], answer["inodes"])
 
 
+def _die_with_parent() -> None:
+    """A crid killed mid-pull takes its unpackers along (PR_SET_PDEATHSIG)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def main() -> int:
     dest = Path(sys.argv[1])
+    parent = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    _die_with_parent()
+    if parent and os.getppid() != parent:
+        return 1  # the parent died before we could ask to follow it
     stdin = sys.stdin.buffer
     os.umask(0)  # modes come from the layer, exactly
     try:

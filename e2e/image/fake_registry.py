@@ -8,9 +8,13 @@ served from here. Routes map a path (``/v2/<repo>/manifests/<ref>``) to a
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
+import os
 import threading
 import time
+import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from e2e.fixtures.images import Image
@@ -27,6 +31,8 @@ class Route:
     #: Sleep this long before the body (a stalled registry).
     stall: float = 0.0
     supports_range: bool = True
+    #: Answer 307 to this path instead (blobs usually live behind a redirect).
+    redirect_to: str = ""
     hits: int = 0
 
 
@@ -36,6 +42,10 @@ class FakeRegistry:
         self.requests: list[tuple[str, dict[str, str]]] = []
         #: path -> how many more requests answer 503 before the route is served.
         self.fail_next: dict[str, int] = {}
+        #: (user, password): require a Bearer token from /token, given for these.
+        self.bearer: tuple[str, str] | None = None
+        self.token = "fake-token-" + base64.b16encode(os.urandom(8)).decode()
+        self.refresh_token = "fake-refresh-" + base64.b16encode(os.urandom(8)).decode()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -50,6 +60,8 @@ class FakeRegistry:
                     self._send(200, b"{}", "application/json")
                     return
                 path = self.path.split("?")[0]
+                if fake.bearer is not None and not self._authorized(path):
+                    return
                 if fake.fail_next.get(path, 0) > 0:
                     fake.fail_next[path] -= 1
                     self._send(503, b"busy", "text/plain")
@@ -59,6 +71,12 @@ class FakeRegistry:
                     self._send(404, b'{"errors":[{"code":"NOT_FOUND"}]}', "application/json")
                     return
                 route.hits += 1
+                if route.redirect_to:
+                    self.send_response(307)
+                    self.send_header("Location", route.redirect_to)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 body, status = route.body, 200
                 start = 0
                 wanted = self.headers.get("Range", "")
@@ -80,6 +98,41 @@ class FakeRegistry:
                     self.close_connection = True
                     return
                 self.wfile.write(payload)
+
+            def do_POST(self) -> None:
+                """The OAuth2 token endpoint: a refresh token (identity token) for a token."""
+                length = int(self.headers.get("Content-Length") or 0)
+                form = urllib.parse.parse_qs(self.rfile.read(length).decode())
+                fake.requests.append((self.path, dict(self.headers)))
+                if (self.path == "/token" and form.get("grant_type") == ["refresh_token"]
+                        and form.get("refresh_token") == [fake.refresh_token]):
+                    self._send(200, json.dumps({"access_token": fake.token}).encode(),
+                               "application/json")
+                else:
+                    self._send(401, b"{}", "application/json")
+
+            def _authorized(self, path: str) -> bool:
+                assert fake.bearer is not None
+                given = self.headers.get("Authorization", "")
+                if path == "/token":
+                    user, password = fake.bearer
+                    expected = base64.b64encode(f"{user}:{password}".encode()).decode()
+                    if given == f"Basic {expected}":
+                        self._send(200, json.dumps({"token": fake.token}).encode(),
+                                   "application/json")
+                    else:
+                        self._send(401, b"{}", "application/json")
+                    return False
+                if given == f"Bearer {fake.token}":
+                    return True
+                repository = path.removeprefix("/v2/").rsplit("/", 2)[0]
+                self.send_response(401)
+                self.send_header("WWW-Authenticate",
+                                 f'Bearer realm="http://{fake.host}/token",service="fake",'
+                                 f'scope="repository:{repository}:pull"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return False
 
             def _send(self, code: int, body: bytes, content_type: str) -> None:
                 self.send_response(code)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 import io
 import os
+import random
 import tarfile
 import time
 import uuid
@@ -16,7 +17,7 @@ import pytest
 
 from e2e.fixtures.daemon import CridDaemon, DaemonFactory
 from e2e.fixtures.images import Image, multi_layer_image, push
-from e2e.fixtures.layers import Compression, Layer, busybox_layer
+from e2e.fixtures.layers import Compression, File, Layer, busybox_layer, make_layer
 from e2e.fixtures.registry import Registry
 from e2e.image.fake_registry import FakeRegistry
 from e2e.image.test_pull import pull, status
@@ -199,3 +200,16 @@ def test_daemon_killed_mid_pull_leaves_a_consistent_store(
     assert len(list(snapshots.iterdir())) == 3
     for chain_dir in snapshots.iterdir():
         assert (chain_dir / "fs").is_dir()
+
+
+def test_unpacking_time_is_not_a_stall(crid_factory: DaemonFactory, registry: Registry) -> None:
+    daemon = crid_factory(config_toml="[crid.image]\npull_progress_timeout = 1\n")
+    # Incompressible: 10 MB of blob, more than the pipe and socket buffers hold, so the
+    # download waits on the unpacker for longer than the limit, many times over.
+    noise = random.Random(4).randbytes(512 * 20_000)
+    many = make_layer([File(f"/many/d{i % 100:02d}/f{i:05d}", noise[i * 512:(i + 1) * 512])
+                       for i in range(20_000)])
+    pushed = push(registry, "slow-unpack", "v1", Image((many,)))
+    started = time.monotonic()
+    assert pull(daemon, pushed.reference) == pushed.image_id
+    assert time.monotonic() - started > 1.0

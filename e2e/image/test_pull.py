@@ -67,6 +67,12 @@ def test_status_list_and_remove_by_every_name(crid_daemon: CridDaemon, registry:
         assert status(crid_daemon, name).image.id == pushed.image_id
         listed = crid_daemon.image.ListImages(api_pb2.ListImagesRequest())
         assert pushed.image_id in [i.id for i in listed.images]
+        only = crid_daemon.image.ListImages(api_pb2.ListImagesRequest(
+            filter=api_pb2.ImageFilter(image=spec(name))))
+        assert [i.id for i in only.images] == [pushed.image_id]
+        none = crid_daemon.image.ListImages(api_pb2.ListImagesRequest(
+            filter=api_pb2.ImageFilter(image=spec("never/pulled:1"))))
+        assert list(none.images) == []
         dirs = [layer_dir(crid_daemon, c) for c in chain_ids(crid_daemon, name)]
         assert len(dirs) == 3 and all(d.is_dir() for d in dirs)
         crid_daemon.image.RemoveImage(api_pb2.RemoveImageRequest(image=spec(name)))
@@ -186,6 +192,10 @@ def test_bad_references_are_invalid(crid_daemon: CridDaemon) -> None:
         pull(crid_daemon, "Busybox:latest")
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "Busybox" in str(caught.value.details())
+    with pytest.raises(grpc.RpcError) as caught:
+        pull(crid_daemon, "")
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "image.image is required" in str(caught.value.details())
     assert not status(crid_daemon, "never/pulled:1").HasField("image")
 
 

@@ -11,8 +11,9 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from e2e.fixtures.daemon import CridDaemon, DaemonFactory, free_port
-from e2e.fixtures.images import push_recipe
+from e2e.fixtures.images import multi_layer_image, push_recipe
 from e2e.fixtures.registry import Registry
+from e2e.image.fake_registry import FakeRegistry, Route
 from e2e.image.test_pull import pull, spec, status
 
 
@@ -118,3 +119,64 @@ def test_short_names_use_unqualified_search_registries(
     daemon.start()
     assert pull(daemon, "busybox:short") == pushed.image_id
     assert status(daemon, "busybox:short").image.id == pushed.image_id
+
+
+def test_bearer_token_flow(crid_daemon: CridDaemon) -> None:
+    with FakeRegistry() as fake:
+        fake.bearer = ("robot", "hunter2")
+        image = multi_layer_image()
+        fake.add_image("private/app", "v1", image)
+        ref = f"{fake.host}/private/app:v1"
+        refused = failure(crid_daemon, ref, username="robot", password="wrong")
+        assert "token service refused" in str(refused.details())
+        assert pull(crid_daemon, ref, username="robot", password="hunter2") == (
+            image.config_blob.digest)
+        token_requests = [p for p, _ in fake.requests if p.startswith("/token")]
+        assert "scope=repository%3Aprivate%2Fapp%3Apull" in token_requests[-1]
+        # With a registry token, it is used as is.
+        crid_daemon.image.RemoveImage(api_pb2.RemoveImageRequest(image=spec(ref)))
+        assert pull(crid_daemon, ref, registry_token=fake.token) == image.config_blob.digest
+        # An identity token is exchanged for an access token (OAuth2 refresh grant).
+        crid_daemon.image.RemoveImage(api_pb2.RemoveImageRequest(image=spec(ref)))
+        assert pull(crid_daemon, ref, identity_token=fake.refresh_token) == (
+            image.config_blob.digest)
+        refused = failure(crid_daemon, ref, identity_token="stale")
+        assert "token service refused" in str(refused.details())
+
+
+def test_redirected_blobs(crid_daemon: CridDaemon) -> None:
+    with FakeRegistry() as fake:
+        image = multi_layer_image()
+        routes = fake.add_image("redirected", "v1", image)
+        for digest, route in routes.items():
+            fake.routes[f"/storage/{digest}"] = Route(route.body)
+            route.redirect_to = f"http://{fake.host}/storage/{digest}"
+        assert pull(crid_daemon, f"{fake.host}/redirected:v1") == image.config_blob.digest
+        assert all(fake.routes[f"/storage/{d}"].hits == 1 for d in routes)
+
+
+def test_schema1_and_oversized_manifests_are_refused(crid_daemon: CridDaemon) -> None:
+    with FakeRegistry() as fake:
+        schema1 = {"schemaVersion": 1, "name": "old", "tag": "v1", "fsLayers": []}
+        fake.routes["/v2/old/manifests/v1"] = Route(
+            json.dumps(schema1).encode(),
+            "application/vnd.docker.distribution.manifest.v1+prettyjws")
+        refused = failure(crid_daemon, f"{fake.host}/old:v1")
+        assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+        assert "schema 1" in str(refused.details())
+        huge = b'{"schemaVersion": 2, "layers": [], "pad": "' + b"x" * (5 << 20) + b'"}'
+        fake.routes["/v2/huge/manifests/v1"] = Route(
+            huge, "application/vnd.oci.image.manifest.v1+json")
+        refused = failure(crid_daemon, f"{fake.host}/huge:v1")
+        assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "exceeds" in str(refused.details())
+
+
+def test_pinned_images(crid_factory: DaemonFactory, registry: Registry) -> None:
+    pinned = push_recipe(registry, "busybox", tag="pinned")
+    other = push_recipe(registry, "multi-layer", tag="unpinned")
+    daemon = crid_factory(config_toml=f'[crid.image]\npinned_images = ["{pinned.reference}"]\n')
+    pull(daemon, pinned.reference)
+    pull(daemon, other.reference)
+    assert status(daemon, pinned.reference).image.pinned
+    assert not status(daemon, other.reference).image.pinned

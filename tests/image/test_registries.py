@@ -1,11 +1,14 @@
+import json
 import tomllib
 from pathlib import Path
 
 import pytest
 from crid.image import registries
+from crid.image.pull import Platform, select_platform
 from crid.image.reference import parse
+from crid.image.registry_client import OCI_INDEX, Descriptor, Manifest
 
-from crid.errors import FailedPrecondition, InvalidArgument
+from crid.errors import FailedPrecondition, InvalidArgument, NotFound
 
 CONF = """
 unqualified-search-registries = ["quay.io", "docker.io"]
@@ -116,3 +119,32 @@ def test_bad_files_name_the_problem(tmp_path: Path, text: str, words: str) -> No
     path.write_text(text)
     with pytest.raises(InvalidArgument, match=words):
         registries.load(path)
+
+
+def test_platform_selection() -> None:
+
+
+
+    def entry(n: str, **platform: str) -> dict[str, object]:
+        return {"mediaType": "m", "digest": "sha256:" + n * 64, "size": 1, "platform": platform}
+
+    document = {"manifests": [
+        entry("1", os="linux", architecture="arm", variant="v6"),
+        entry("2", os="linux", architecture="arm64"),
+        entry("3", os="linux", architecture="arm", variant="v7"),
+        entry("4", os="windows", architecture="amd64"),
+        entry("5", os="linux", architecture="amd64"),
+    ]}
+    index = Manifest("sha256:" + "f" * 64, OCI_INDEX, json.dumps(document).encode(), document)
+    assert select_platform(index, Platform("linux", "amd64")).digest.endswith("5" * 64)
+    assert select_platform(index, Platform("linux", "arm", "v7")).digest.endswith("3" * 64)
+    # arm64 images rarely say v8: an entry without a variant fits.
+    assert select_platform(index, Platform("linux", "arm64", "v8")).digest.endswith("2" * 64)
+    with pytest.raises(NotFound, match=r"linux/s390x.*linux/amd64"):
+        select_platform(index, Platform("linux", "s390x"))
+
+
+@pytest.mark.parametrize("digest", ["sha256:../../etc", "md5:" + "a" * 32, "sha256:" + "A" * 64])
+def test_descriptors_with_unsafe_digests_are_refused(digest: str) -> None:
+    with pytest.raises(InvalidArgument, match="bad digest"):
+        Descriptor.parse({"mediaType": "m", "digest": digest, "size": 1}, "manifest")
