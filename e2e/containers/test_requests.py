@@ -124,11 +124,13 @@ def test_a_runtime_failure_is_undone(env: Env, pod: Pod) -> None:
     # state, the cgroup, the overlay and the bundle all go.
     before = leftovers(env, pod)
     with pytest.raises(grpc.RpcError) as raised:
-        env.daemon.runtime.CreateContainer(request(env, pod, command=["/no/such/binary"]))
+        env.daemon.runtime.CreateContainer(request(env, pod, command=["/no/such/binary"],
+                                                   log_path="failed/0.log"))
     details = raised.value.details() or ""
     # The runtime's error, not the warnings it logged before it.
     assert "/no/such/binary" in details and "level=" not in details, details
     assert "\n" not in details.strip()
+    assert not (Path(pod.config.log_directory) / "failed").exists()
     assert_unchanged(env, pod, before)
 
 
