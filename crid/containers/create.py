@@ -64,7 +64,9 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         undo.callback(rootfs.unmount, target)
 
         built = await asyncio.to_thread(
-            build_spec, container_id, config, request.sandbox_config or pod.config,
+            # The pod's own config, never the copy in the request: that one
+            # could claim, say, a privileged pod (containerd and cri-o do the same).
+            build_spec, container_id, config, pod.config,
             ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
             str(target), image_name=config.image.image,
         )

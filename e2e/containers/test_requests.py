@@ -3,6 +3,7 @@ message, and nothing left behind (no bundle, writable layer, mount, cgroup or ro
 
 from __future__ import annotations
 
+import json
 import uuid
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,25 @@ def test_unified_resources_are_refused_on_cgroup_v1(env: Env, pod: Pod) -> None:
     refused(env, pod, request(env, pod, linux=api_pb2.LinuxContainerConfig(
         resources=api_pb2.LinuxContainerResources(unified={"memory.high": "1000000"}))),
         Code.INVALID_ARGUMENT, "memory.high")
+
+
+def test_the_pod_config_given_with_create_cannot_make_a_pod_privileged(env: Env, pod: Pod) -> None:
+    # The pod's own config (from RunPodSandbox) decides, not the copy the request carries.
+    claimed = api_pb2.PodSandboxConfig()
+    claimed.CopyFrom(pod.config)
+    claimed.linux.security_context.privileged = True
+    req = request(env, pod, linux=api_pb2.LinuxContainerConfig(
+        security_context=api_pb2.LinuxContainerSecurityContext(privileged=True)))
+    req.sandbox_config.CopyFrom(claimed)
+    refused(env, pod, req, Code.INVALID_ARGUMENT, "privileged pod")
+
+
+def test_create_without_the_pod_config_uses_the_pods(env: Env, pod: Pod) -> None:
+    req = request(env, pod)
+    req.ClearField("sandbox_config")
+    cid = env.daemon.runtime.CreateContainer(req).container_id
+    info = json.loads(env.daemon.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+        container_id=cid, verbose=True)).info["info"])
+    annotations = info["runtimeSpec"]["annotations"]
+    assert annotations["io.kubernetes.cri.sandbox-name"] == pod.config.metadata.name
+    assert "HOSTNAME=" + pod.config.hostname in info["runtimeSpec"]["process"]["env"]
