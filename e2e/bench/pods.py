@@ -41,6 +41,7 @@ from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import PodNet, pod_daemon
 
 SETTLE_SECONDS = 3.0
+PHASES = ("run", "create", "start_container")
 RUNNING_TIMEOUT = 30.0
 CGROUP = Path("/sys/fs/cgroup")
 # Where the pods' cgroups are: the memory tree of a v1 node, the one tree of v2.
@@ -63,16 +64,20 @@ class Runtime:
 @dataclass
 class Figures:
     start_ms: list[float]
+    phases_ms: list[tuple[float, float, float]]  # run sandbox, create, start until RUNNING
     stop_ms: list[float]
     memory_kib_per_pod: float
     pss_kib_per_pod: float
 
 
-def start_pod(rt: Runtime) -> tuple[str, str]:
+def start_pod(rt: Runtime, phases: list[float] | None = None) -> tuple[str, str]:
+    """Start a pod and its container; ``phases`` gets the time of each step's end."""
+    phases = [] if phases is None else phases
     config = pod_config(rt.cgroup_root)
     config.log_directory = str(rt.log_root / config.metadata.uid)
     pod_id = rt.stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(
         config=config, runtime_handler=rt.handler)).pod_sandbox_id
+    phases.append(time.perf_counter())
     container = api_pb2.ContainerConfig(
         metadata=api_pb2.ContainerMetadata(name="sleep"),
         image=api_pb2.ImageSpec(image=rt.image), command=["/bin/sleep", "3600"],
@@ -81,6 +86,7 @@ def start_pod(rt: Runtime) -> tuple[str, str]:
             namespace_options=config.linux.security_context.namespace_options)))
     container_id = rt.stub.CreateContainer(api_pb2.CreateContainerRequest(
         pod_sandbox_id=pod_id, config=container, sandbox_config=config)).container_id
+    phases.append(time.perf_counter())
     rt.stub.StartContainer(api_pb2.StartContainerRequest(container_id=container_id))
     deadline = time.monotonic() + RUNNING_TIMEOUT
     while rt.stub.ContainerStatus(api_pb2.ContainerStatusRequest(
@@ -88,6 +94,7 @@ def start_pod(rt: Runtime) -> tuple[str, str]:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{rt.name}: container {container_id} did not run")
         time.sleep(0.002)
+    phases.append(time.perf_counter())
     return pod_id, container_id
 
 
@@ -133,15 +140,19 @@ def runtime_pss_kib(rt: Runtime) -> int:
 
 def measure(rt: Runtime, count: int, memory_pods: int) -> Figures:
     starts: list[float] = []
+    phases: list[tuple[float, float, float]] = []
     stops: list[float] = []
     for index in range(WARMUP + count):
         began = time.perf_counter()
-        pod_id, container_id = start_pod(rt)
+        ends: list[float] = []
+        pod_id, container_id = start_pod(rt, ends)
         running = time.perf_counter()
         stop_pod(rt, pod_id, container_id)
         done = time.perf_counter()
         if index >= WARMUP:
             starts.append((running - began) * 1000)
+            phases.append(((ends[0] - began) * 1000, (ends[1] - ends[0]) * 1000,
+                           (ends[2] - ends[1]) * 1000))
             stops.append((done - running) * 1000)
     time.sleep(SETTLE_SECONDS)
     before, pss_before = mem_available_kib(), runtime_pss_kib(rt)
@@ -150,7 +161,7 @@ def measure(rt: Runtime, count: int, memory_pods: int) -> Figures:
     after, pss_after = mem_available_kib(), runtime_pss_kib(rt)
     for pod_id, container_id in pods:
         stop_pod(rt, pod_id, container_id)
-    return Figures(starts, stops, (before - after) / memory_pods,
+    return Figures(starts, phases, stops, (before - after) / memory_pods,
                    (pss_after - pss_before) / memory_pods)
 
 
@@ -187,6 +198,9 @@ def report(crid: Figures, ctrd: Figures, count: int, memory_pods: int,
     figures = {
         "crid_start_ms": statistics.median(crid.start_ms),
         "containerd_start_ms": statistics.median(ctrd.start_ms),
+        **{f"{who}_{phase}_ms": statistics.median(p[i] for p in figs.phases_ms)
+           for who, figs in (("crid", crid), ("containerd", ctrd))
+           for i, phase in enumerate(PHASES)},
         "crid_stop_remove_ms": statistics.median(crid.stop_ms),
         "containerd_stop_remove_ms": statistics.median(ctrd.stop_ms),
         "crid_mib_per_pod": crid.memory_kib_per_pod / 1024,
@@ -204,7 +218,12 @@ def report(crid: Figures, ctrd: Figures, count: int, memory_pods: int,
     print(f"Pods with one container (crid handler {handler!r}, containerd runc): "
           f"median of {count} pods each (ms); memory over {memory_pods} running pods")
     print(f"{'':28}{'crid':>10}{'containerd':>12}{'ratio':>8}")
+    for phase in PHASES:
+        figures[f"{phase}_ratio"] = figures[f"crid_{phase}_ms"] / figures[f"containerd_{phase}_ms"]
     for label, key in (("pod start (until RUNNING)", "start_ms"),
+                       ("  RunPodSandbox", "run_ms"),
+                       ("  CreateContainer", "create_ms"),
+                       ("  StartContainer, RUNNING", "start_container_ms"),
                        ("stop+remove", "stop_remove_ms"),
                        ("MemAvailable drop/pod, MiB", "mib_per_pod"),
                        ("runtime+pod PSS/pod, MiB", "pss_mib_per_pod")):
