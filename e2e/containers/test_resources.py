@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
@@ -65,6 +66,9 @@ def test_a_container_over_its_memory_limit_is_oom_killed(env: Env, pod: Pod) -> 
     d.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
     done = wait_state(d, cid, api_pb2.CONTAINER_EXITED)
     assert (done.exit_code, done.reason) == (137, "OOMKilled")
+    # conmon also drops an ``oom`` file in its working dir: that must not be the daemon's.
+    assert d.process is not None
+    assert not (Path(os.readlink(f"/proc/{d.process.pid}/cwd")) / "oom").exists()
     fine = create(d, pod.id, pod.config, env.image, command=["/bin/sh", "-c", "exit 137"],
                   linux=api_pb2.LinuxContainerConfig(resources=api_pb2.LinuxContainerResources(
                       memory_limit_in_bytes=20 * MIB)))
