@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import grpc
+import pytest
 from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env, Pod
@@ -93,3 +95,18 @@ def test_hugepage_limits(env: Env, pod: Pod) -> None:
         return
     assert cgroup_file(verbose_pid(env.daemon, cid), "hugetlb", "hugetlb.2MB.limit_in_bytes") \
         == str(4 * MIB)
+
+
+def test_update_before_start_and_after_exit(env: Env, pod: Pod) -> None:
+    d = env.daemon
+    cid = create(d, pod.id, pod.config, env.image, command=["/bin/sleep", "600"])
+    d.runtime.UpdateContainerResources(api_pb2.UpdateContainerResourcesRequest(
+        container_id=cid, linux=api_pb2.LinuxContainerResources(memory_limit_in_bytes=48 * MIB)))
+    d.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+    wait_state(d, cid, api_pb2.CONTAINER_RUNNING)
+    assert cgroup_file(verbose_pid(d, cid), "memory", "memory.limit_in_bytes") == str(48 * MIB)
+    d.runtime.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0))
+    with pytest.raises(grpc.RpcError) as raised:
+        d.runtime.UpdateContainerResources(api_pb2.UpdateContainerResourcesRequest(
+            container_id=cid, linux=api_pb2.LinuxContainerResources(cpu_shares=100)))
+    assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
