@@ -36,6 +36,8 @@ def reported(env: Env, cid: str) -> tuple[int, int, set[int]]:
     ("www-data", (33, 33, {33})),
     ("1003:1004", (1003, 1004, {1004})),
     ("www-data:65534", (33, 65534, {65534})),
+    ("www-data:nogroup", (33, 65534, {65534})),
+    ("1002:www-data", (1002, 33, {33})),
     ("", (0, 0, {0})),
 ])
 def test_image_user_forms(env: Env, pod: Pod, registry: Registry, image_user: str,
