@@ -11,7 +11,7 @@ import grpc
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env, Pod
+from e2e.containers.conftest import Env, Pod, PodMaker
 from e2e.containers.helpers import exec_sync, run, sh
 
 P = api_pb2.MountPropagation
@@ -102,3 +102,20 @@ def test_a_device_is_made_in_the_container(env: Env, pod: Pod) -> None:
         container_path="/dev/mine", host_path="/dev/null", permissions="rwm")])
     assert sh(env.daemon, cid, "stat -c '%F %t,%T' /dev/mine") == "character special file 1,3\n"
     assert sh(env.daemon, cid, "echo x > /dev/mine && echo written") == "written\n"
+
+
+def test_the_pods_files_and_shm_inside(env: Env, make_pod: PodMaker) -> None:
+    pod = make_pod(dns_config=api_pb2.DNSConfig(servers=["10.96.0.10"], searches=["e2e.svc"]))
+    one = run(env.daemon, pod.id, pod.config, env.image)
+    two = run(env.daemon, pod.id, pod.config, env.image, linux=api_pb2.LinuxContainerConfig(
+        security_context=api_pb2.LinuxContainerSecurityContext(readonly_rootfs=True)))
+    resolv = sh(env.daemon, one, "cat /etc/resolv.conf")
+    assert "nameserver 10.96.0.10" in resolv and "e2e.svc" in resolv
+    assert sh(env.daemon, one, "cat /etc/hostname").strip() == pod.config.hostname
+    assert pod.config.hostname in sh(env.daemon, one, "cat /etc/hosts")
+    # /dev/shm is the pod's: what one container writes, the other reads.
+    sh(env.daemon, one, "echo shared > /dev/shm/note")
+    assert sh(env.daemon, two, "cat /dev/shm/note") == "shared\n"
+    # With a read-only rootfs the pod's files are read-only too.
+    refused = exec_sync(env.daemon, two, "/bin/sh", "-c", "echo x >> /etc/hosts")
+    assert refused.exit_code != 0 and b"Read-only file system" in refused.stderr
