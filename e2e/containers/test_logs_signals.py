@@ -82,3 +82,12 @@ def test_stop_sends_the_stop_signal(env: Env, pod: Pod, registry: Registry, sign
     stopped = status(d, cid)
     assert (stopped.state, stopped.exit_code) == (api_pb2.CONTAINER_EXITED, 0)
     assert [text for _, _, text in log_lines(str(log))] == ["ready", f"got {arrived}"]
+
+
+def test_a_long_line_is_split_into_partial_entries(env: Env, pod: Pod) -> None:
+    done, _ = run_to_exit(env.daemon, pod.id, pod.config, env.image, command=[
+        "/bin/sh", "-c", "head -c 40000 /dev/zero | tr '\\0' a; echo; echo next"])
+    lines = log_lines(done.log_path)
+    assert len(lines) > 2 and all(tag == "P" for _, tag, _ in lines[:-2]), lines[:3]
+    assert lines[-2][1] == "F" and lines[-1] == ("stdout", "F", "next")
+    assert "".join(text for _, _, text in lines[:-1]) == "a" * 40000
