@@ -15,7 +15,7 @@ from cri_api.v1 import api_pb2
 from e2e.containers.conftest import Env, Pod
 from e2e.containers.helpers import create, pull, run, sh
 from e2e.fixtures.daemon import mounts_under
-from e2e.fixtures.images import busybox_image
+from e2e.fixtures.images import RunConfig, busybox_image
 from e2e.fixtures.registry import Registry
 
 Code = grpc.StatusCode
@@ -136,8 +136,6 @@ def test_a_runtime_failure_is_undone(env: Env, pod: Pod) -> None:
 
 
 def test_a_bad_image_stop_signal_is_refused(env: Env, pod: Pod, registry: Registry) -> None:
-    from e2e.fixtures.images import RunConfig
-
     image = pull(env.daemon, registry, busybox_image(config=RunConfig(stop_signal="SIGNOPE")))
     refused(env, pod, request(env, pod, image=api_pb2.ImageSpec(image=image)),
             Code.INVALID_ARGUMENT, "SIGNOPE")
