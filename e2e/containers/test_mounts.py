@@ -63,13 +63,19 @@ def test_propagation_seen_from_both_sides(
     assert (shared_dir / "fromctr" / "marker").exists() == container_to_host
 
 
-def test_propagation_needs_a_shared_source(env: Env, pod: Pod, host_dir: Path) -> None:
+@pytest.mark.parametrize(("propagation", "words"), [
+    (P.PROPAGATION_BIDIRECTIONAL, "make-shared"),
+    (P.PROPAGATION_HOST_TO_CONTAINER, "shared or slave"),
+])
+def test_propagation_needs_a_shared_source(
+    env: Env, pod: Pod, host_dir: Path, propagation: api_pb2.MountPropagation.ValueType,
+    words: str,
+) -> None:
     with pytest.raises(grpc.RpcError) as raised:
         run(env.daemon, pod.id, pod.config, env.image, mounts=[api_pb2.Mount(
-            container_path="/m", host_path=str(host_dir),
-            propagation=P.PROPAGATION_BIDIRECTIONAL)])
+            container_path="/m", host_path=str(host_dir), propagation=propagation)])
     assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert "make-shared" in (raised.value.details() or "")
+    assert words in (raised.value.details() or "")
 
 
 def test_read_only_rootfs(env: Env, pod: Pod) -> None:
