@@ -1,4 +1,6 @@
-"""``python -m e2e.bench``: run every benchmark module in this package, in name order.
+"""``python -m e2e.bench``: run every benchmark module in this package, the
+runtime's first (the cheapest, and the one every other figure rests on), then
+in name order.
 
 A benchmark module has ``main(argv) -> int`` (0 when it ran); helpers they
 share start with ``_``.
@@ -15,7 +17,8 @@ import e2e.bench
 
 def main() -> int:
     failed = 0
-    for module in sorted(m.name for m in pkgutil.iter_modules(e2e.bench.__path__)):
+    names = [m.name for m in pkgutil.iter_modules(e2e.bench.__path__)]
+    for module in sorted(names, key=lambda n: (n != "runtime", n)):
         if module.startswith("_"):
             continue
         print(f"== e2e.bench.{module}", flush=True)

@@ -1,0 +1,97 @@
+"""crid-runtime vs runc, same run, same bundle: median wall time of
+create + start + wait + delete of a ``/bin/true`` container, driven the way
+conmon drives a runtime (separate invocations; we are the subreaper that reaps
+the container), plus the start-up of the bare entry point.
+
+    python -m e2e.bench.runtime [--rounds N]
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from e2e.fixtures.bundle import REPO, RUNTIMES, Bundle
+
+PR_SET_CHILD_SUBREAPER = 36
+
+
+def lifecycle(binary: str, root: str, bundle: Path, tmp: Path) -> float:
+    cid = f"bench-{uuid.uuid4().hex[:10]}"
+    pid_file = tmp / f"{cid}.pid"
+    t0 = time.perf_counter()
+    subprocess.run([binary, "--root", root, "create", "--bundle", str(bundle), "--pid-file",
+                    str(pid_file), cid], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pid = int(pid_file.read_text())
+    subprocess.run([binary, "--root", root, "start", cid], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.waitpid(pid, 0)
+    subprocess.run([binary, "--root", root, "delete", cid], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def startup(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0
+
+
+def interpreter_costs(rounds: int) -> dict[str, float]:
+    """Where a Python runtime's start-up goes: bare interpreter, site, our entry point."""
+    py = str(REPO / ".venv" / "bin" / "python")
+    cmds = {
+        "python -S -c pass (bare interpreter)": [py, "-S", "-c", "pass"],
+        "python -c pass (+ site, incl. the editable-install finder)": [py, "-c", "pass"],
+        "crid-runtime --version (the console script)": [RUNTIMES["crid-runtime"], "--version"],
+        "runc --version": [RUNTIMES["runc"], "--version"],
+    }
+    return {k: statistics.median(startup(c) for _ in range(rounds)) * 1000
+            for k, c in cmds.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 30
+    # Deployed code has bytecode caches (pip writes them); a dev tree may not.
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "oci"),
+                    str(REPO / "crid")], check=True, stdout=subprocess.DEVNULL)
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    tmp = Path(tempfile.mkdtemp(prefix="crid-bench-"))
+    try:
+        b = Bundle(tmp / "bundle", f"crid-bench-{uuid.uuid4().hex[:8]}")
+        # The minimal container: /bin/true with the default mounts and namespaces.
+        b.config["linux"]["cgroupsPath"] = ""
+        b.write(["/bin/true"])
+        times: dict[str, list[float]] = {n: [] for n in RUNTIMES}
+        for name, binary in RUNTIMES.items():  # warm caches once each
+            lifecycle(binary, str(tmp / f"root-{name}"), b.path, tmp)
+        for _ in range(rounds):  # interleaved, so drift hits both alike
+            for name, binary in RUNTIMES.items():
+                times[name].append(lifecycle(binary, str(tmp / f"root-{name}"), b.path, tmp))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    med = {n: statistics.median(v) * 1000 for n, v in times.items()}
+    print(f"create+start+wait+delete of /bin/true, median of {rounds} (ms):")
+    for n in RUNTIMES:
+        print(f"  {n:13s} {med[n]:7.1f}")
+    print("start-up, median (ms):")
+    for what, ms in interpreter_costs(rounds).items():
+        print(f"  {ms:6.1f}  {what}")
+    ratio = med["crid-runtime"] / med["runc"]
+    print(f"ratio crid-runtime/runc: {ratio:.2f} (target <= 1.00)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

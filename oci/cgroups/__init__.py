@@ -1,0 +1,175 @@
+"""cgroups for crid-runtime: detect v1 or v2, place a container, apply limits.
+
+A container's cgroup is a dict ``{hierarchy: dir}`` kept in its state: on v1
+one entry per mounted hierarchy (key = its controllers, e.g. ``"memory"`` or
+``"name=systemd"``), on v2 a single entry under the key ``""``. Each
+controller lives in its own module (``v1/memory.py``, ``v2/pids.py``) with
+``apply(resources, cgroup_dir)``, so it can be tested against a tmp dir.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import time
+
+from crid.oci.cgroups import fs
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
+CGROUP_ROOT = "/sys/fs/cgroup"
+
+
+def is_v2(root: str = CGROUP_ROOT) -> bool:
+    return os.path.exists(os.path.join(root, "cgroup.controllers"))
+
+
+def _v1_mounts() -> dict[str, str]:
+    """{hierarchy key: mount point} for the cgroup v1 hierarchies mounted here."""
+    out: dict[str, str] = {}
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            parts = line.split()
+            sep = parts.index("-")
+            if parts[sep + 1] != "cgroup":
+                continue
+            opts = [o for o in parts[sep + 3].split(",")
+                    if o not in ("rw", "ro") and not o.startswith("release_agent")
+                    and o not in ("clone_children", "noprefix", "xattr", "cpuset_v2_mode")]
+            out[",".join(opts)] = parts[4]
+    return out
+
+
+def _own_paths() -> dict[str, str]:
+    out: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, ctl, path = line.rstrip("\n").split(":", 2)
+            out[ctl] = path
+    return out
+
+
+def resolve(cgroups_path: str | None, cid: str) -> dict[str, str]:
+    """The container's cgroup dirs; a relative path is under the runtime's own cgroup."""
+    rel = cgroups_path or cid
+    if ":" in rel and not rel.startswith("/"):
+        from crid.oci.errors import InvalidArgument
+
+        raise InvalidArgument(
+            f"cgroupsPath {rel!r} looks like a systemd slice; only cgroupfs is supported")
+    if is_v2():
+        return place(rel, _own_paths(), {"": CGROUP_ROOT})
+    return place(rel, _own_paths(), _v1_mounts())
+
+
+def place(rel: str, own: dict[str, str], mounts: dict[str, str]) -> dict[str, str]:
+    """Join ``rel`` under each hierarchy's mount point, below our own cgroup when
+    relative. ``own`` is /proc/self/cgroup as {controllers: path}."""
+    out = {}
+    for key, mp in mounts.items():
+        base = "/" if rel.startswith("/") else own.get(key, "/")
+        out[key] = os.path.normpath(os.path.join(mp, (base + "/" + rel).lstrip("/")))
+    return out
+
+
+def controllers_of(key: str) -> list[str]:
+    return [c for c in key.split(",") if c]
+
+
+def create(paths: dict[str, str]) -> list[str]:
+    """Make the dirs; return the ones made (for rollback), deepest last."""
+    made: list[str] = []
+    for key, d in paths.items():
+        missing = []
+        cur = d
+        while not os.path.isdir(cur):
+            missing.append(cur)
+            cur = os.path.dirname(cur)
+        for m in reversed(missing):
+            os.mkdir(m)
+            made.append(m)
+            if "cpuset" in controllers_of(key):
+                fs.copy_cpuset_from_parent(m)
+        if not key:
+            fs.enable_v2_controllers(d)
+    return made
+
+
+def apply(paths: dict[str, str], resources: Json | None, on_create: bool) -> None:
+    if resources is None:
+        return
+    if "" in paths and len(paths) == 1:
+        from crid.oci.cgroups import v2
+
+        v2.apply(resources, paths[""])
+        return
+    from crid.oci.cgroups import v1
+
+    for key, d in paths.items():
+        v1.apply(controllers_of(key), resources, d, on_create)
+
+
+def join(paths: dict[str, str], pid: int) -> None:
+    for d in paths.values():
+        fs.write(d, "cgroup.procs", str(pid))
+
+
+def pids(paths: dict[str, str]) -> list[int]:
+    for _, d in sorted(paths.items(), key=lambda kv: kv[0] not in ("pids", "memory", "")):
+        try:
+            with open(os.path.join(d, "cgroup.procs")) as f:
+                return [int(x) for x in f.read().split()]
+        except FileNotFoundError:
+            continue
+    return []
+
+
+def _freezer_dir(paths: dict[str, str]) -> tuple[str, bool] | None:
+    if "" in paths and len(paths) == 1:
+        return paths[""], True
+    for key, d in paths.items():
+        if "freezer" in controllers_of(key):
+            return d, False
+    return None
+
+
+def is_frozen(paths: dict[str, str]) -> bool:
+    fd = _freezer_dir(paths)
+    if fd is None:
+        return False
+    from crid.oci.cgroups.v1 import freezer as f1
+    from crid.oci.cgroups.v2 import freezer as f2
+
+    return f2.is_frozen(fd[0]) if fd[1] else f1.is_frozen(fd[0])
+
+
+def freeze(paths: dict[str, str], frozen: bool) -> None:
+    fd = _freezer_dir(paths)
+    if fd is None:
+        from crid.oci.errors import FailedPrecondition
+
+        raise FailedPrecondition("no freezer cgroup for this container")
+    from crid.oci.cgroups.v1 import freezer as f1
+    from crid.oci.cgroups.v2 import freezer as f2
+
+    (f2 if fd[1] else f1).set_frozen(fd[0], frozen)
+
+
+def destroy(paths: dict[str, str], timeout: float = 5.0) -> None:
+    """Remove the leaf dirs, waiting briefly for exiting processes to leave."""
+    deadline = time.monotonic() + timeout
+    for d in paths.values():
+        while True:
+            try:
+                os.rmdir(d)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.005)

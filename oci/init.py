@@ -1,0 +1,109 @@
+"""The container's init process (forked by ``create``), from fresh namespaces to
+execve: mounts and pivot_root, hostname, sysctls, masked/read-only paths,
+terminal, privileges, then a block on the exec fifo until ``start``.
+
+Everything that needs an import or a library (libseccomp, socket, subprocess)
+is loaded before pivot_root: the host's Python is not inside the rootfs.
+"""
+
+from __future__ import annotations
+
+import os
+
+from crid.oci import hooks, process
+from crid.oci import linux as L
+from crid.oci.rootfs import Rootfs
+from crid.oci.sync import Channel
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
+
+class Init:
+    def __init__(self, ch: Channel, cfg: Json, opts: Json) -> None:
+        self.ch = ch
+        self.cfg = cfg
+        self.opts = opts  # bundle, rootfs, fifo, console_socket, no_pivot, preserve_fds, cgroup
+        self.sc = L.syscalls()
+        self.proc: Json = cfg["process"]
+        self.linux: Json = cfg.get("linux") or {}
+
+    def run(self) -> None:
+        cfg, opts, sc = self.cfg, self.opts, self.sc
+        fifo = int(opts["fifo_fd"])
+        sock = None
+        if self.proc.get("terminal"):
+            from crid.oci import console
+
+            sock = console.connect(opts["console_socket"])
+        filt = None
+        if self.linux.get("seccomp"):
+            from crid.oci import seccomp
+
+            filt = seccomp.Filter(self.linux["seccomp"])
+        if cfg.get("hooks"):
+            import subprocess  # noqa: F401  (hooks run after pivot_root, away from the stdlib)
+        privs = process.Privileges(sc, self.proc)
+        in_userns = any(n["type"] == "user" for n in self.linux.get("namespaces") or [])
+        fs = Rootfs(sc, cfg, opts["rootfs"], opts["bundle"], opts["cgroup"], in_userns)
+        fs.prepare()
+        fs.mount_all()
+        fs.create_devices()
+        self.ch.to_parent({"hooks": "createRuntime"})
+        self.ch.from_parent()
+        hooks.run(cfg, "createContainer", self.state("created"))
+        fs.pivot(bool(opts.get("no_pivot")))
+        if cfg.get("hostname"):
+            sc.sethostname(cfg["hostname"])
+        if cfg.get("domainname"):
+            sc.setdomainname(cfg["domainname"])
+        for key, value in (self.linux.get("sysctl") or {}).items():
+            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
+                f.write(value)
+        fs.readonly_paths()
+        fs.masked_paths()
+        fs.finalize()
+        if sock is not None:
+            from crid.oci import console
+
+            console.setup_pty(sock, self.proc.get("consoleSize"))
+        else:
+            os.setsid()
+        process.set_rlimits(self.proc)
+        privs.drop_bounding()
+        if filt is not None and not self.proc.get("noNewPrivileges"):
+            filt.load()
+            filt = None
+        privs.set_user()
+        env = process.env_of(self.proc, process.home_of(os.getuid()))
+        os.chdir(self.proc.get("cwd") or "/")
+        path = process.lookup(self.proc["args"][0], env)
+        privs.set_caps()
+        self.ch.to_parent({"ready": True})
+        os.close(self.ch.c_write)
+        os.close(self.ch.c_read)
+        # Block until `start` opens the fifo for reading.
+        w = os.open(f"/proc/self/fd/{fifo}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(w, b"0")
+        os.close(w)
+        os.close(fifo)
+        hooks.run(cfg, "startContainer", self.state("running"))
+        keep = 3 + int(opts.get("preserve_fds") or 0)
+        for fd in range(3, keep):
+            try:
+                os.set_inheritable(fd, True)
+            except OSError:
+                pass
+        sc.cloexec_from(keep)
+        privs.no_new_privs()
+        if filt is not None:
+            filt.load()
+        os.execve(path, self.proc["args"], env)
+
+    def state(self, status: str) -> Json:
+        return {"ociVersion": self.cfg.get("ociVersion"), "id": self.opts["id"],
+                "status": status, "pid": os.getpid(), "bundle": self.opts["bundle"],
+                "annotations": self.cfg.get("annotations") or {}}

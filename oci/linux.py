@@ -1,0 +1,214 @@
+"""The one seam between crid-runtime and the kernel: a ``Syscalls`` object over ctypes.
+
+Everything the runtime asks of the kernel that Python's ``os`` does not offer
+(mount, pivot_root, unshare, setns, capset, prctl, mount_setattr, ...) goes
+through here, so unit tests can record the calls with a subclass instead of
+changing the host. Failures raise ``OSError`` with the errno and the call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+
+# mount(2) flags
+MS_RDONLY = 0x1
+MS_NOSUID = 0x2
+MS_NODEV = 0x4
+MS_NOEXEC = 0x8
+MS_SYNCHRONOUS = 0x10
+MS_REMOUNT = 0x20
+MS_MANDLOCK = 0x40
+MS_DIRSYNC = 0x80
+MS_NOSYMFOLLOW = 0x100
+MS_NOATIME = 0x400
+MS_NODIRATIME = 0x800
+MS_BIND = 0x1000
+MS_MOVE = 0x2000
+MS_REC = 0x4000
+MS_SILENT = 0x8000
+MS_UNBINDABLE = 1 << 17
+MS_PRIVATE = 1 << 18
+MS_SLAVE = 1 << 19
+MS_SHARED = 1 << 20
+MS_RELATIME = 1 << 21
+MS_STRICTATIME = 1 << 24
+MS_LAZYTIME = 1 << 25
+MNT_DETACH = 2
+
+# mount_setattr(2)
+MOUNT_ATTR_RDONLY = 0x1
+MOUNT_ATTR_NOSUID = 0x2
+MOUNT_ATTR_NODEV = 0x4
+MOUNT_ATTR_NOEXEC = 0x8
+MOUNT_ATTR__ATIME = 0x70
+MOUNT_ATTR_RELATIME = 0x0
+MOUNT_ATTR_NOATIME = 0x10
+MOUNT_ATTR_STRICTATIME = 0x20
+MOUNT_ATTR_NODIRATIME = 0x80
+MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+AT_FDCWD = -100
+AT_RECURSIVE = 0x8000
+
+# clone(2) / namespaces
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+
+# prctl(2)
+PR_SET_PDEATHSIG = 1
+PR_SET_KEEPCAPS = 8
+PR_CAPBSET_READ = 23
+PR_CAPBSET_DROP = 24
+PR_SET_CHILD_SUBREAPER = 36
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_RAISE = 2
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+_SYS_PIVOT_ROOT = 155
+_SYS_CLOSE_RANGE = 436
+_CLOSE_RANGE_CLOEXEC = 4
+_SYS_MOUNT_SETATTR = 442
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+class _CapHeader(ctypes.Structure):
+    _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
+
+
+class _CapData(ctypes.Structure):
+    _fields_ = [
+        ("effective", ctypes.c_uint32),
+        ("permitted", ctypes.c_uint32),
+        ("inheritable", ctypes.c_uint32),
+    ]
+
+
+class _MountAttr(ctypes.Structure):
+    _fields_ = [
+        ("attr_set", ctypes.c_uint64),
+        ("attr_clr", ctypes.c_uint64),
+        ("propagation", ctypes.c_uint64),
+        ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+def _b(s: str | None) -> bytes | None:
+    return None if s is None else os.fsencode(s)
+
+
+class Syscalls:
+    """Thin, checked wrappers; each raises OSError naming the call on failure."""
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None, use_errno=True)
+        self._libc.syscall.restype = ctypes.c_long
+
+    def _check(self, ret: int, what: str) -> int:
+        if ret < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, f"{what}: {os.strerror(err)}")
+        return ret
+
+    def mount(
+        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
+    ) -> None:
+        self._check(
+            self._libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
+            f"mount {source or fstype} on {target}",
+        )
+
+    def umount2(self, target: str, flags: int) -> None:
+        self._check(self._libc.umount2(_b(target), flags), f"umount {target}")
+
+    def pivot_root(self, new_root: str, put_old: str) -> None:
+        self._check(
+            self._libc.syscall(_SYS_PIVOT_ROOT, _b(new_root), _b(put_old)), "pivot_root"
+        )
+
+    def mount_setattr(self, path: str, flags: int, attr_set: int, attr_clr: int,
+                      propagation: int = 0) -> None:
+        attr = _MountAttr(attr_set, attr_clr, propagation, 0)
+        self._check(
+            self._libc.syscall(
+                _SYS_MOUNT_SETATTR, AT_FDCWD, _b(path), ctypes.c_uint(flags),
+                ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+            ),
+            f"mount_setattr {path}",
+        )
+
+    def unshare(self, flags: int) -> None:
+        self._check(self._libc.unshare(flags), f"unshare {flags:#x}")
+
+    def setns(self, fd: int, nstype: int) -> None:
+        self._check(self._libc.setns(fd, nstype), "setns")
+
+    def sethostname(self, name: str) -> None:
+        raw = name.encode()
+        self._check(self._libc.sethostname(raw, len(raw)), "sethostname")
+
+    def setdomainname(self, name: str) -> None:
+        raw = name.encode()
+        self._check(self._libc.setdomainname(raw, len(raw)), "setdomainname")
+
+    def prctl(self, option: int, arg2: int = 0, arg3: int = 0) -> int:
+        return self._check(
+            self._libc.prctl(option, ctypes.c_ulong(arg2), ctypes.c_ulong(arg3), 0, 0),
+            f"prctl {option}",
+        )
+
+    def capget(self) -> tuple[int, int, int]:
+        """(effective, permitted, inheritable) of this thread as 64-bit masks."""
+        hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (_CapData * 2)()
+        self._check(self._libc.capget(ctypes.byref(hdr), data), "capget")
+        return (
+            data[0].effective | data[1].effective << 32,
+            data[0].permitted | data[1].permitted << 32,
+            data[0].inheritable | data[1].inheritable << 32,
+        )
+
+    def capset(self, effective: int, permitted: int, inheritable: int) -> None:
+        hdr = _CapHeader(_LINUX_CAPABILITY_VERSION_3, 0)
+        data = (_CapData * 2)()
+        m = 0xFFFFFFFF
+        data[0] = _CapData(effective & m, permitted & m, inheritable & m)
+        data[1] = _CapData(effective >> 32, permitted >> 32, inheritable >> 32)
+        self._check(self._libc.capset(ctypes.byref(hdr), data), "capset")
+
+    def cloexec_from(self, first: int) -> None:
+        """Mark every fd >= first close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC):
+        nothing the caller leaked reaches the container, yet our own pipes still
+        work until execve."""
+        self._check(self._libc.syscall(_SYS_CLOSE_RANGE, ctypes.c_uint(first),
+                                       ctypes.c_uint(0xFFFFFFFF),
+                                       ctypes.c_uint(_CLOSE_RANGE_CLOEXEC)), "close_range")
+
+    def loopback_up(self) -> None:
+        """Bring ``lo`` up in the current network namespace (SIOCGIFFLAGS/SIOCSIFFLAGS)."""
+        fd = self._check(self._libc.socket(2, 2, 0), "socket")  # AF_INET, SOCK_DGRAM
+        try:
+            ifr = ctypes.create_string_buffer(b"lo".ljust(40, b"\0"), 40)
+            self._check(self._libc.ioctl(fd, 0x8913, ifr), "SIOCGIFFLAGS lo")
+            flags = int.from_bytes(ifr.raw[16:18], "little") | 0x1  # IFF_UP
+            ctypes.memmove(ctypes.addressof(ifr) + 16, flags.to_bytes(2, "little"), 2)
+            self._check(self._libc.ioctl(fd, 0x8914, ifr), "SIOCSIFFLAGS lo")
+        finally:
+            os.close(fd)
+
+
+_default: Syscalls | None = None
+
+
+def syscalls() -> Syscalls:
+    """The process-wide Syscalls (created on first use, so ctypes loads only when needed)."""
+    global _default
+    if _default is None:
+        _default = Syscalls()
+    return _default

@@ -1,0 +1,152 @@
+"""The last steps before execve, shared by container init and exec: rlimits,
+user and groups, capabilities, no_new_privs, environment and program lookup.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import sys
+
+from crid.oci import capabilities
+from crid.oci import linux as L
+from crid.oci.errors import InvalidArgument
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
+
+RLIMITS = {
+    "RLIMIT_CPU": 0, "RLIMIT_FSIZE": 1, "RLIMIT_DATA": 2, "RLIMIT_STACK": 3, "RLIMIT_CORE": 4,
+    "RLIMIT_RSS": 5, "RLIMIT_NPROC": 6, "RLIMIT_NOFILE": 7, "RLIMIT_MEMLOCK": 8,
+    "RLIMIT_AS": 9, "RLIMIT_LOCKS": 10, "RLIMIT_SIGPENDING": 11, "RLIMIT_MSGQUEUE": 12,
+    "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
+}
+_INF = 2**64 - 1
+
+
+def check_unsupported(proc: Json) -> None:
+    """AppArmor is not enabled where crid runs: refuse a profile rather than
+    pretend to apply it (an empty profile means none)."""
+    if proc.get("apparmorProfile"):
+        raise InvalidArgument(
+            f"apparmor profile {proc['apparmorProfile']!r} specified but AppArmor is not "
+            "enabled on this system")
+
+
+def set_rlimits(proc: Json) -> None:
+    for r in proc.get("rlimits") or []:
+        num = RLIMITS.get(r["type"])
+        if num is None:
+            raise InvalidArgument(f"unknown rlimit type {r['type']!r}")
+
+        def conv(v: int) -> int:
+            return resource.RLIM_INFINITY if v >= 2**63 or v < 0 else v
+
+        resource.setrlimit(num, (conv(int(r["soft"])), conv(int(r["hard"]))))
+
+
+def env_of(proc: Json, home: str = "/") -> dict[str, str]:
+    env: dict[str, str] = {}
+    for e in proc.get("env") or []:
+        k, _, v = e.partition("=")
+        env[k] = v
+    env.setdefault("HOME", home)
+    return env
+
+
+def home_of(uid: int) -> str:
+    """The user's home from the container's /etc/passwd, else "/" (as runc does)."""
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
+
+
+def lookup(prog: str, env: dict[str, str]) -> str:
+    if "/" in prog:
+        if not os.path.isfile(prog) or not os.access(prog, os.X_OK):
+            raise InvalidArgument(f'exec: "{prog}": no such executable file')
+        return prog
+    for d in (env.get("PATH") or "").split(":"):
+        cand = os.path.join(d or ".", prog)
+        if os.path.isfile(cand) and os.access(cand, os.X_OK):
+            return cand
+    raise InvalidArgument(f'exec: "{prog}": executable file not found in $PATH')
+
+
+class Privileges:
+    """Drop to the process's user and capability sets, runc's order:
+    bounding set first (needs CAP_SETPCAP), keep caps across setuid, then set
+    effective/permitted/inheritable, then raise ambient."""
+
+    def __init__(self, sc: L.Syscalls, proc: Json) -> None:
+        self.sc = sc
+        self.proc = proc
+        caps = proc.get("capabilities")
+        last = capabilities.last_cap()
+        self.unknown: list[str] = []
+        self.caps: dict[str, int] | None = None
+        if caps is not None:
+            self.caps = {
+                k: capabilities.mask(caps.get(k), last, self.unknown)
+                for k in ("bounding", "effective", "inheritable", "permitted", "ambient")
+            }
+        self.last = last
+
+    def drop_bounding(self) -> None:
+        if self.caps is None:
+            return
+        for cap in range(self.last + 1):
+            if not self.caps["bounding"] & (1 << cap):
+                self.sc.prctl(L.PR_CAPBSET_DROP, cap)
+
+    def set_user(self) -> None:
+        user = self.proc.get("user") or {}
+        uid, gid = int(user.get("uid") or 0), int(user.get("gid") or 0)
+        self.sc.prctl(L.PR_SET_KEEPCAPS, 1)
+        if _setgroups_allowed():
+            os.setgroups([int(g) for g in user.get("additionalGids") or []])
+        os.setresgid(gid, gid, gid)
+        os.setresuid(uid, uid, uid)
+        self.sc.prctl(L.PR_SET_KEEPCAPS, 0)
+        if user.get("umask") is not None:
+            os.umask(int(user["umask"]))
+
+    def set_caps(self) -> None:
+        if self.caps is None:
+            return
+        c = self.caps
+        self.sc.capset(c["effective"], c["permitted"], c["inheritable"])
+        # The kernel only raises an ambient cap that is permitted and inheritable;
+        # runc skips the others silently (its default spec lists ambient caps
+        # without inheritable ones), and so do we.
+        ambient = c["ambient"] & c["permitted"] & c["inheritable"]
+        if ambient:
+            for cap in range(self.last + 1):
+                if ambient & (1 << cap):
+                    self.sc.prctl(L.PR_CAP_AMBIENT, L.PR_CAP_AMBIENT_RAISE, cap)
+
+    def no_new_privs(self) -> None:
+        if self.proc.get("noNewPrivileges"):
+            self.sc.prctl(L.PR_SET_NO_NEW_PRIVS, 1)
+
+
+def _setgroups_allowed() -> bool:
+    try:
+        with open("/proc/self/setgroups") as f:
+            return f.read().strip() != "deny"
+    except OSError:
+        return True
+
+
+def warn(msg: str) -> None:
+    sys.stderr.write(f"crid-runtime: warning: {msg}\n")

@@ -1,0 +1,101 @@
+"""Per-container state under ``--root/<id>/``: the state file, the exec fifo, status.
+
+``state.json`` is written atomically (temp file + rename) so a reader never sees
+half a file. Status is derived, not stored: a container is ``stopped`` when its
+init process is gone (or is a zombie, or its pid was reused — we keep the
+process start time), ``paused`` when its freezer says so, ``created`` while the
+exec fifo exists, else ``running``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from crid.oci.errors import InvalidArgument, not_exist
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
+STATE_FILE = "state.json"
+FIFO = "exec.fifo"
+
+
+def check_id(cid: str) -> None:
+    if not cid:
+        raise InvalidArgument("container id cannot be empty")
+    # runc's rule (^[\w+-\.]+$), spelled without `re`, which costs start-up time
+    if cid in (".", "..") or not all(c.isalnum() or c in "_+-." for c in cid) or \
+            not cid.isascii():
+        raise InvalidArgument(f"invalid container id format: {cid}")
+
+
+def container_dir(root: str, cid: str) -> str:
+    check_id(cid)
+    return os.path.join(root, cid)
+
+
+def load(root: str, cid: str) -> Json:
+    try:
+        with open(os.path.join(container_dir(root, cid), STATE_FILE), "rb") as f:
+            data: Json = json.load(f)
+    except FileNotFoundError:
+        raise not_exist() from None
+    return data
+
+
+def save(root: str, cid: str, data: Json) -> None:
+    d = container_dir(root, cid)
+    tmp = os.path.join(d, f".{STATE_FILE}.tmp")
+    with open(tmp, "w") as f:
+        json.dump(data, f)
+    os.rename(tmp, os.path.join(d, STATE_FILE))
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie process, else None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            raw = f.read()
+    except OSError:
+        return None
+    fields = raw[raw.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
+def is_alive(st: Json) -> bool:
+    pid = int(st.get("pid") or 0)
+    return pid > 0 and proc_start_time(pid) == st.get("pid_start")
+
+
+def status(root: str, st: Json) -> str:
+    if not is_alive(st):
+        return "stopped"
+    from crid.oci.cgroups import is_frozen
+
+    if is_frozen(st.get("cgroup") or {}):
+        return "paused"
+    if os.path.exists(os.path.join(root, st["id"], FIFO)):
+        return "created"
+    return "running"
+
+
+def oci_state(root: str, st: Json) -> Json:
+    """The runtime-spec state object (plus runc's extra fields)."""
+    s = status(root, st)
+    return {
+        "ociVersion": st.get("ociVersion", "1.0.2"),
+        "id": st["id"],
+        "pid": 0 if s == "stopped" else st["pid"],
+        "status": s,
+        "bundle": st["bundle"],
+        "rootfs": st.get("rootfs", ""),
+        "created": st.get("created", ""),
+        "annotations": st.get("annotations") or {},
+        "owner": "",
+    }

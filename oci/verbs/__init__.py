@@ -1,0 +1,1 @@
+"""One module per crid-runtime verb, each with ``main(ctx, argv) -> int``."""

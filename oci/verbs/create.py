@@ -1,0 +1,276 @@
+"""``create``: check the bundle, make the state dir, cgroup and exec fifo, then
+fork the container's init and wait until it is blocked on the fifo.
+
+Process tree: the runtime forks a first child, which joins the cgroup and the
+namespaces (unsharing a user namespace first, while the runtime writes its id
+maps), unshares the rest, and forks init (PID 1 of a new pid namespace) before
+exiting, so init is reparented to the caller's subreaper (conmon) or to us in
+``run``. Any failure undoes everything made so far: no state dir, cgroup or
+mount is left (mounts live in init's mount namespace and die with it).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Callable
+
+from crid.oci import cgroups, config, hooks, process, state
+from crid.oci import linux as L
+from crid.oci import namespaces as ns
+from crid.oci.context import Context, abspath, parse
+from crid.oci.errors import CridError, InvalidArgument, describe
+from crid.oci.init import Init
+from crid.oci.sync import Channel
+
+from crid.errors import AlreadyExists
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
+
+FLAGS = {
+    "--bundle": "bundle:str", "-b": "bundle:str",
+    "--pid-file": "pid_file:str",
+    "--console-socket": "console_socket:str",
+    "--no-pivot": "no_pivot:bool",
+    "--no-new-keyring": "no_new_keyring:bool",
+    "--preserve-fds": "preserve_fds:int",
+}
+
+
+def main(ctx: Context, argv: list[str]) -> int:
+    a = parse(argv, FLAGS)
+    create(ctx, a.one_id("create"), a.flags)
+    return 0
+
+
+def create(ctx: Context, cid: str, flags: Json) -> Json:
+    state.check_id(cid)
+    ctx.step("create: imports done")
+    bundle, cfg, rootfs = config.load_bundle(flags.get("bundle") or ".")
+    proc = cfg["process"]
+    process.check_unsupported(proc)
+    sock = abspath(flags.get("console_socket"))
+    if proc.get("terminal") and not sock:
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting console "
+                              "socket")
+    if sock and not proc.get("terminal"):
+        raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
+    if not config.has_new_ns(cfg, "mount"):
+        raise InvalidArgument("config.json: a new mount namespace is required")
+    os.makedirs(ctx.root, 0o711, exist_ok=True)
+    d = state.container_dir(ctx.root, cid)
+    try:
+        os.mkdir(d, 0o711)
+    except FileExistsError:
+        raise AlreadyExists(f"container with id exists: {cid}") from None
+    undo: list[Callable[[], None]] = [lambda: _remove_dir(d)]
+    try:
+        return _create(ctx, cid, flags, bundle, cfg, rootfs, d, sock, undo)
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception as e:  # keep undoing; report the first failure only
+                ctx.log_line("warning", f"cleanup: {describe(e)}")
+        raise
+
+
+def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs: str,
+            d: str, sock: str | None, undo: list[Callable[[], None]]) -> Json:
+    linux: Json = cfg.get("linux") or {}
+    cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
+    made = cgroups.create(cg)
+    undo.append(lambda: _rmdirs(made))
+    resources = dict(linux.get("resources") or {})
+    resources["devices"] = list(resources.get("devices") or []) + [
+        {"allow": True, "type": dv["type"], "major": dv.get("major"), "minor": dv.get("minor"),
+         "access": "rwm"} for dv in linux.get("devices") or []]
+    cgroups.apply(cg, resources, on_create=True)
+    ctx.step("cgroup ready")
+    fifo = os.path.join(d, state.FIFO)
+    os.mkfifo(fifo, 0o622)
+    os.chmod(fifo, 0o622)
+    opts: Json = {"id": cid, "bundle": bundle, "rootfs": rootfs, "fifo": fifo,
+                  "console_socket": sock, "no_pivot": flags.get("no_pivot"),
+                  "preserve_fds": flags.get("preserve_fds") or 0, "cgroup": cg,
+                  "release_signals": flags.get("release_signals")}
+    ch = Channel()
+    first = os.fork()
+    if first == 0:
+        _first_child(ch, cfg, opts)
+    ch.parent_side()
+    pid = 0
+
+    def kill_init() -> None:
+        if pid:
+            _kill_and_wait(pid)
+
+    undo.append(kill_init)
+    try:
+        while True:
+            msg = ch.from_child()
+            if msg is None:
+                raise CridError("container init exited before it was ready")
+            if "error" in msg:
+                raise CridError(msg["error"])
+            if "userns" in msg:
+                ns.write_id_maps(int(msg["userns"]), linux)
+                ch.to_child({"ok": True})
+            elif "pid" in msg:
+                pid = int(msg["pid"])
+                ctx.step(f"init forked, pid {pid}")
+                os.waitpid(first, 0)
+                first = 0
+            elif "hooks" in msg:
+                hook_state = _hook_state(cfg, cid, bundle, pid, "created")
+                hooks.run(cfg, "prestart", hook_state)
+                hooks.run(cfg, "createRuntime", hook_state)
+                ch.to_child({"ok": True})
+            elif msg.get("ready"):
+                ctx.step("init ready")
+                break
+    finally:
+        ch.close_parent()
+        if first:
+            os.waitpid(first, 0)
+    _oom_score_adj(ctx, pid, cfg["process"].get("oomScoreAdj"))
+    st: Json = {
+        "id": cid, "pid": pid, "pid_start": state.proc_start_time(pid), "bundle": bundle,
+        "rootfs": rootfs, "ociVersion": cfg.get("ociVersion"),
+        "created": _rfc3339_now(),
+        "annotations": cfg.get("annotations") or {}, "cgroup": cg, "config": cfg,
+    }
+    state.save(ctx.root, cid, st)
+    ctx.step("state saved")
+    if flags.get("pid_file"):
+        write_pid_file(flags["pid_file"], pid)
+    return st
+
+
+def _rfc3339_now() -> str:
+    ns = time.time_ns()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
+
+
+def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
+    try:
+        ch.child_side()
+        if opts.get("release_signals"):
+            from crid.oci.verbs.run import release_signals
+
+            release_signals()
+        sc = L.syscalls()
+        _preload(cfg)
+        # Opened here, as host root: a new user namespace may not reach --root.
+        opts["fifo_fd"] = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
+        cgroups.join(opts["cgroup"], os.getpid())
+        nss = config.namespaces(cfg)
+        ns.join(sc, ns.open_paths(nss))
+        if config.has_new_ns(cfg, "user"):
+            sc.unshare(L.CLONE_NEWUSER)
+            ch.to_parent({"userns": os.getpid()})
+            if ch.from_parent() is None:
+                os._exit(1)
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        flags = ns.new_flags(nss, exclude=("user",))
+        if flags:
+            sc.unshare(flags)
+        pid = os.fork()
+        if pid == 0:
+            _init(ch, cfg, opts)
+        ch.to_parent({"pid": pid})
+        os._exit(0)
+    except BaseException as e:
+        _report(ch, e)
+        os._exit(1)
+
+
+def _preload(cfg: Json) -> None:
+    """Import what init needs while the host's Python is still reachable (a new
+    user namespace can lose access to it, and pivot_root always does)."""
+    proc = cfg["process"]
+    if proc.get("terminal"):
+        from crid.oci import console  # noqa: F401
+    if (cfg.get("linux") or {}).get("seccomp"):
+        from crid.oci import seccomp  # noqa: F401
+    if cfg.get("hooks"):
+        import subprocess  # noqa: F401
+
+
+def _init(ch: Channel, cfg: Json, opts: Json) -> None:
+    try:
+        if config.has_new_ns(cfg, "network"):
+            L.syscalls().loopback_up()
+        Init(ch, cfg, opts).run()
+    except BaseException as e:
+        _report(ch, e)
+    os._exit(1)
+
+
+def _report(ch: Channel, e: BaseException) -> None:
+    try:
+        ch.to_parent({"error": describe(e)})
+    except OSError:
+        sys.stderr.write(f"crid-runtime: {describe(e)}\n")
+
+
+def _hook_state(cfg: Json, cid: str, bundle: str, pid: int, status: str) -> Json:
+    return {"ociVersion": cfg.get("ociVersion"), "id": cid, "status": status, "pid": pid,
+            "bundle": bundle, "annotations": cfg.get("annotations") or {}}
+
+
+def _oom_score_adj(ctx: Context, pid: int, adj: int | None) -> None:
+    if adj is None:
+        return
+    path = f"/proc/{pid}/oom_score_adj"
+    try:
+        with open(path, "w") as f:
+            f.write(str(adj))
+    except OSError as e:
+        with open(path) as f:
+            cur = f.read().strip()
+        ctx.warn(f"oom_score_adj {adj} refused by the kernel ({e.strerror}); keeping {cur}")
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
+    start = state.proc_start_time(pid)
+    if start is None:
+        return
+    try:
+        os.kill(pid, 9)  # SIGKILL; the signal module costs start-up time
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while state.proc_start_time(pid) == start and time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return
+        except ChildProcessError:
+            pass
+        time.sleep(0.002)
+
+
+def _rmdirs(dirs: list[str]) -> None:
+    for d in reversed(dirs):
+        cgroups.destroy({"": d})
+
+
+def _remove_dir(d: str) -> None:
+    for name in os.listdir(d):
+        os.unlink(os.path.join(d, name))
+    os.rmdir(d)

@@ -1,0 +1,203 @@
+"""``exec``: run another process in a created or running container.
+
+A first child joins the container's cgroup and namespaces (read from its
+init's /proc/<pid>/ns), then forks the process, which takes the container's
+root from the joined mount namespace, drops to its user and capabilities and
+execs. Success is seen as EOF on a close-on-exec pipe; failure as a message.
+Without ``--detach`` we are the subreaper and exit with the process's code.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from crid.oci import cgroups, config, process, state
+from crid.oci import linux as L
+from crid.oci import namespaces as ns
+from crid.oci.context import Context, abspath, parse
+from crid.oci.errors import CridError, FailedPrecondition, InvalidArgument, describe
+from crid.oci.sync import Channel
+from crid.oci.verbs.create import write_pid_file
+from crid.oci.verbs.run import forward_signals, hold_signals, release_signals, wait_for
+
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from typing import Any
+
+    Json = dict[str, Any]
+
+
+FLAGS = {
+    "--process": "process:str", "-p": "process:str",
+    "--detach": "detach:bool", "-d": "detach:bool",
+    "--pid-file": "pid_file:str", "--console-socket": "console_socket:str",
+    "--tty": "tty:bool", "-t": "tty:bool", "--cwd": "cwd:str",
+    "--env": "env:list", "-e": "env:list", "--user": "user:str", "-u": "user:str",
+    "--additional-gids": "gids:list", "-g": "gids:list", "--cap": "cap:list", "-c": "cap:list",
+    "--no-new-privs": "nnp:bool", "--preserve-fds": "preserve_fds:int",
+    "--process-label": "label:str", "--apparmor": "apparmor:str", "--cgroup": "cgroup:str",
+    "--ignore-paused": "ignore_paused:bool",
+}
+
+
+def build_process(cfg: Json, f: Json, args: list[str]) -> Json:
+    if f.get("process"):
+        try:
+            with open(f["process"]) as fh:
+                proc: Json = json.load(fh)
+        except OSError as e:
+            raise InvalidArgument(f"--process {f['process']}: {e.strerror}") from None
+        except ValueError as e:
+            raise InvalidArgument(f"--process {f['process']}: invalid JSON: {e}") from None
+        config.validate_process(proc)
+        return proc
+    if not args:
+        raise InvalidArgument("exec needs a command (or --process FILE)")
+    base: Json = json.loads(json.dumps(cfg.get("process") or {}))
+    base["args"] = args
+    base["terminal"] = bool(f.get("tty"))
+    if f.get("cwd"):
+        base["cwd"] = f["cwd"]
+    base["env"] = list(base.get("env") or []) + list(f.get("env") or [])
+    user = base.setdefault("user", {})
+    if f.get("user"):
+        uid, _, gid = f["user"].partition(":")
+        user["uid"], user["gid"] = int(uid), int(gid or 0)
+    if f.get("gids"):
+        user["additionalGids"] = [int(g) for g in f["gids"]]
+    if f.get("cap"):
+        caps = base.setdefault("capabilities", {})
+        for k in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+            caps[k] = list(caps.get(k) or []) + list(f["cap"])
+    if f.get("nnp"):
+        base["noNewPrivileges"] = True
+    config.validate_process(base)
+    return base
+
+
+def main(ctx: Context, argv: list[str]) -> int:
+    a = parse(argv, FLAGS, stop_after=1)
+    cid = a.one_id("exec")
+    st = state.load(ctx.root, cid)
+    s = state.status(ctx.root, st)
+    if s == "stopped":
+        raise FailedPrecondition("cannot exec in a stopped container: container not running")
+    if s == "paused" and not a.flags.get("ignore_paused"):
+        raise FailedPrecondition("cannot exec in a paused container (use --ignore-paused)")
+    cfg: Json = st.get("config") or {}
+    proc = build_process(cfg, a.flags, a.pos[1:])
+    process.check_unsupported(proc)
+    sock = abspath(a.flags.get("console_socket"))
+    if proc.get("terminal") and not sock:
+        raise InvalidArgument("cannot allocate tty without --console-socket")
+    if sock and not proc.get("terminal"):
+        raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
+    detach = bool(a.flags.get("detach"))
+    if not detach:
+        L.syscalls().prctl(L.PR_SET_CHILD_SUBREAPER, 1)
+        hold_signals()
+    ch = Channel()
+    first = os.fork()
+    if first == 0:
+        if not detach:
+            release_signals()
+        _first_child(ch, st, cfg, proc, sock, int(a.flags.get("preserve_fds") or 0))
+    ch.parent_side()
+    pid = 0
+    try:
+        while True:
+            msg = ch.from_child()
+            if msg is None:
+                break
+            if "error" in msg:
+                raise CridError(msg["error"])
+            if "pid" in msg:
+                pid = int(msg["pid"])
+    finally:
+        ch.close_parent()
+        os.waitpid(first, 0)
+    if not pid:
+        raise CridError("exec failed before the process started")
+    if a.flags.get("pid_file"):
+        write_pid_file(a.flags["pid_file"], pid)
+    if detach:
+        return 0
+    forward_signals(pid)
+    return wait_for(pid)
+
+
+def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
+                 preserve: int) -> None:
+    try:
+        ch.child_side()
+        sc = L.syscalls()
+        # Everything that imports or dlopens happens before we enter the container.
+        sock_fd = None
+        if sock:
+            from crid.oci import console
+
+            sock_fd = console.connect(sock)
+        filt = None
+        seccomp_cfg = (cfg.get("linux") or {}).get("seccomp")
+        if seccomp_cfg:
+            from crid.oci import seccomp
+
+            filt = seccomp.Filter(seccomp_cfg)
+        privs = process.Privileges(sc, proc)
+        cgroups.join(st.get("cgroup") or {}, os.getpid())
+        init = int(st["pid"])
+        fds = []
+        for t in ns.JOIN_ORDER:
+            name = ns.PROC_NAME[t]
+            theirs = f"/proc/{init}/ns/{name}"
+            try:
+                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
+                    continue
+            except FileNotFoundError:
+                continue
+            fds.append((t, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
+        ns.join(sc, fds)
+        if any(t == "user" for t, _ in fds):
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        pid = os.fork()
+        if pid == 0:
+            try:
+                _exec_process(sc, proc, privs, filt, sock_fd, preserve)
+            except BaseException as e:
+                ch.to_parent({"error": describe(e)})
+            os._exit(127)
+        ch.to_parent({"pid": pid})
+        os._exit(0)
+    except BaseException as e:
+        ch.to_parent({"error": describe(e)})
+        os._exit(1)
+
+
+def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: Any,
+                  sock_fd: int | None, preserve: int) -> None:
+    if sock_fd is not None:
+        from crid.oci import console
+
+        console.setup_pty(sock_fd, proc.get("consoleSize"))
+    process.set_rlimits(proc)
+    privs.drop_bounding()
+    if filt is not None and not proc.get("noNewPrivileges"):
+        filt.load()
+        filt = None
+    privs.set_user()
+    env = process.env_of(proc, process.home_of(os.getuid()))
+    os.chdir(proc.get("cwd") or "/")
+    path = process.lookup(proc["args"][0], env)
+    privs.set_caps()
+    privs.no_new_privs()
+    for fd in range(3, 3 + preserve):
+        try:
+            os.set_inheritable(fd, True)
+        except OSError:
+            pass
+    sc.cloexec_from(3 + preserve)
+    if filt is not None:
+        filt.load()
+    os.execve(path, proc["args"], env)

@@ -1,0 +1,47 @@
+"""``kill ID [SIGNAL] [--all]``: signal init, or every process in the cgroup."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from crid.oci import cgroups, state
+from crid.oci.context import Context, parse
+from crid.oci.errors import InvalidArgument, not_running
+
+
+def parse_signal(raw: str) -> int:
+    if raw.isdigit():
+        return int(raw)
+    name = raw.upper()
+    if not name.startswith("SIG"):
+        name = "SIG" + name
+    try:
+        return int(signal.Signals[name])
+    except KeyError:
+        raise InvalidArgument(f"unknown signal {raw!r}") from None
+
+
+def main(ctx: Context, argv: list[str]) -> int:
+    a = parse(argv, {"--all": "all:bool", "-a": "all:bool"})
+    cid = a.one_id("kill")
+    sig = parse_signal(a.pos[1] if len(a.pos) > 1 else "SIGTERM")
+    st = state.load(ctx.root, cid)
+    if state.status(ctx.root, st) == "stopped":
+        raise not_running()
+    if a.flags.get("all"):
+        paths = st.get("cgroup") or {}
+        frozen = cgroups.is_frozen(paths)
+        for pid in cgroups.pids(paths):
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        if frozen and sig == signal.SIGKILL:
+            cgroups.freeze(paths, False)
+        return 0
+    try:
+        os.kill(int(st["pid"]), sig)
+    except ProcessLookupError:
+        raise not_running() from None
+    return 0
