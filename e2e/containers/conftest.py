@@ -33,10 +33,8 @@ def env(registry: Registry) -> Iterator[Env]:
         yield Env(daemon, net, pushed.reference, image_id)
 
 
-# Every container test runs once per handler. "crid" (crid-runtime) joins this
-# list once crid-runtime runs containers on main; until then it only answers
-# "not implemented yet".
-@pytest.fixture(params=["runc"])
+# Every container test runs once per handler: crid's own runtime and runc.
+@pytest.fixture(params=["crid", "runc"])
 def handler(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
