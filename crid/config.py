@@ -65,6 +65,8 @@ class Config:
     pull_progress_timeout: int = 300  # seconds without a byte before a pull fails
     cgroup_parent: str = "/crid"
     default_handler: str = "crid"
+    # How often the writable layers' disk usage is measured (stats read the cache).
+    stats_layer_interval: int = 10
     handlers: tuple[Handler, ...] = ()
 
     def handler(self, name: str) -> Handler | None:
@@ -181,6 +183,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.image.pull_progress_timeout", "pull_progress_timeout", int, _positive),
     Setting("crid.runtime.cgroup_parent", "cgroup_parent", str, _absolute),
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
+    Setting("crid.stats.layer_refresh_seconds", "stats_layer_interval", int, _positive),
 )
 SETTING_BY_FIELD = {s.field: s for s in SETTINGS}
 HANDLER_KEYS: Mapping[str, Check] = {"path": _absolute, "root": _absolute_or_empty}

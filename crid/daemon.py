@@ -106,8 +106,9 @@ async def serve(config: Config) -> None:
         daemon.network.start()
         daemon.sandboxes = Sandboxes(daemon)
         daemon.containers = Containers(daemon)
+        metrics.count_containers(daemon.containers.records.count_by_state)
         daemon.streaming, _ = await start_streaming(
-            config, ContainerStreams(daemon.containers, daemon.sandboxes), clock)
+            config, ContainerStreams(daemon.containers, daemon.sandboxes), clock, metrics)
 
         grpc_server = server.build(daemon)
         grpc_server.add_insecure_port(f"unix://{socket_path}")

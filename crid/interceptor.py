@@ -32,16 +32,26 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         self._metrics = metrics
         self._clock = clock
         self._log = logs.get("crid.cri")
+        self._wrapped: dict[str, Handler] = {}
+        self._counted: dict[str, tuple[Any, Any]] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Handler | None:
+        method = handler_call_details.method
+        wrapped = self._wrapped.get(method)
+        if wrapped is not None:  # handlers are fixed at start: wrap each once
+            return wrapped
         handler = await continuation(handler_call_details)
         if handler is None:
             return None
-        method = handler_call_details.method
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 # grpc's typing knows only sync behaviours; under grpc.aio they are coroutines.
@@ -95,8 +105,13 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
     def _record(self, method: str, request: Any, code: str, started: float) -> None:
         duration = self._clock.monotonic() - started
         operation = method.rsplit("/", 1)[-1]
-        self._metrics.operations.labels(operation).inc()
-        self._metrics.operation_latency.labels(operation).observe(duration)
+        counted = self._counted.get(operation)
+        if counted is None:  # labels() looks up under a lock; once per operation is enough
+            counted = (self._metrics.operations.labels(operation),
+                       self._metrics.operation_latency.labels(operation))
+            self._counted[operation] = counted
+        counted[0].inc()
+        counted[1].observe(duration)
         if code != "OK":
             self._metrics.operation_errors.labels(operation, code).inc()
         level = "info" if code == "OK" else "warning"

@@ -1,18 +1,23 @@
-"""Version, Status and RuntimeConfig: what the runtime is and whether it is ready."""
+"""Version, Status, RuntimeConfig and UpdateRuntimeConfig: what the runtime is,
+whether it is ready, and the pod CIDR kubelet tells it (kept in the store's
+meta table, shown in verbose Status)."""
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 
 from cri_api.v1 import api_pb2
 
 import crid
 from crid.daemon import Daemon
+from crid.errors import InvalidArgument
 
 RUNTIME_NAME = "crid"
 RUNTIME_API_VERSION = "v1"
 KUBELET_API_VERSION = "0.1.0"  # the CRI's own version field, fixed by the API
+POD_CIDR_KEY = "runtime.pod_cidr"
 
 
 class RuntimeInfo:
@@ -40,6 +45,7 @@ class RuntimeInfo:
         info = {}
         if request.verbose:
             info["config"] = json.dumps(dataclasses.asdict(config))
+            info["podCIDR"] = self._daemon.store.get_meta(POD_CIDR_KEY) or ""
         return api_pb2.StatusResponse(
             status=api_pb2.RuntimeStatus(conditions=[runtime_ready, network_ready]),
             runtime_handlers=handlers,
@@ -53,6 +59,21 @@ class RuntimeInfo:
         return api_pb2.RuntimeConfigResponse(
             linux=api_pb2.LinuxRuntimeConfiguration(cgroup_driver=api_pb2.CGROUPFS)
         )
+
+
+    async def UpdateRuntimeConfig(
+        self, request: api_pb2.UpdateRuntimeConfigRequest
+    ) -> api_pb2.UpdateRuntimeConfigResponse:
+        cidr = request.runtime_config.network_config.pod_cidr
+        for part in filter(None, (p.strip() for p in cidr.split(","))):
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError as exc:
+                raise InvalidArgument(f"pod_cidr {part!r} is not a CIDR: {exc}") from None
+        # The CNI network's own config owns the pod subnet; kubelet's CIDR is kept for
+        # operators to see (Status verbose) and for a future default network.
+        self._daemon.store.set_meta(POD_CIDR_KEY, cidr)
+        return api_pb2.UpdateRuntimeConfigResponse()
 
 
 def _network_condition(not_ready_reason: str | None) -> api_pb2.RuntimeCondition:

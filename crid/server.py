@@ -14,16 +14,19 @@ from typing import Any
 import grpc
 
 from crid import errors
-from crid.api import services
+from crid.api import services, stream_lists
+from crid.container_events import ContainerEvents
 from crid.containers.service import ContainerCalls
 from crid.daemon import Daemon
 from crid.images import Images
 from crid.interceptor import CallInterceptor, Context, Handler
 from crid.runtime_info import RuntimeInfo
 from crid.sandbox.service import PodSandboxes
+from crid.stats.service import Stats
+from crid.stream_calls import StreamLists
 
 CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (
-    RuntimeInfo, Images, PodSandboxes, ContainerCalls,
+    RuntimeInfo, Images, PodSandboxes, ContainerCalls, ContainerEvents, Stats, StreamLists,
 )
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # ListContainers on a full node exceeds the 4 MiB default
 
@@ -37,8 +40,12 @@ def build(daemon: Daemon, rpcs: Iterable[services.Rpc] | None = None) -> grpc.ai
         ],
     )
     families = [make(daemon) for make in CALL_FAMILIES]
+    # One table per service name: the stubs' RPCs and our supplementary ones
+    # (stream_lists) share runtime.v1.RuntimeService and ImageService.
     by_service: dict[str, dict[str, Handler]] = {}
-    for rpc in rpcs if rpcs is not None else services.rpcs():
+    if rpcs is None:
+        rpcs = (*services.rpcs(), *stream_lists.rpcs())
+    for rpc in rpcs:
         by_service.setdefault(rpc.service, {})[rpc.name] = _handler(rpc, families)
     server.add_generic_rpc_handlers(
         [grpc.method_handlers_generic_handler(name, table) for name, table in by_service.items()]

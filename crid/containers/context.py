@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from cri_api.v1 import api_pb2
+
 from crid import logs
 from crid.containers import monitor as monitors
 from crid.containers.monitor import Monitor
@@ -51,6 +53,8 @@ class Containers:
         self._locks: dict[str, asyncio.Lock] = {}
         self._watched: dict[str, int] = {}  # container id -> pidfd of its conmon
         self._exited: dict[str, asyncio.Event] = {}
+        # ListContainers' item per container, with the record it was made from.
+        self.listed: dict[str, tuple[Container, api_pb2.Container]] = {}
 
     # --- lookups ------------------------------------------------------------
 
@@ -121,6 +125,12 @@ class Containers:
         self._exited.setdefault(container.id, asyncio.Event()).set()
         self.changed(updated)
         return updated
+
+    def current(self, container: Container) -> Container:
+        """``container`` as list calls report it: a container whose conmon is watched
+        is refreshed by the watch the moment conmon exits, so only the unwatched
+        (not started yet, or found after a restart) need their exit file read."""
+        return container if container.id in self._watched else self.refresh(container)
 
     # --- exit watching --------------------------------------------------------
 

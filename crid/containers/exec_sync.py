@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -11,9 +12,12 @@ from cri_api.v1 import api_pb2
 from crid.containers import monitor as monitors
 from crid.containers.context import Containers
 from crid.containers.records import RUNNING, Container
-from crid.errors import FailedPrecondition, InvalidArgument
+from crid.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument
 from crid.oci.spec.host import Host
 from crid.oci.spec.resources import linux_resources
+
+REOPEN_POLL_SECONDS = 0.01
+REOPEN_POLLS = 500
 
 
 def require_running(ctx: Containers, container_id: str, call: str) -> Container:
@@ -50,7 +54,16 @@ async def reopen_log(ctx: Containers, request: api_pb2.ReopenContainerLogRequest
                      ) -> api_pb2.ReopenContainerLogResponse:
     container = require_running(ctx, request.container_id, "ReopenContainerLog")
     monitors.reopen_log(Path(container.bundle))
-    return api_pb2.ReopenContainerLogResponse()
+    # kubelet (and critest) rename the log, then expect the new file to be
+    # there when this call returns; conmon reopens it asynchronously.
+    log_path = Path(container.log_path)
+    for _ in range(REOPEN_POLLS):
+        if log_path.exists():
+            return api_pb2.ReopenContainerLogResponse()
+        await asyncio.sleep(REOPEN_POLL_SECONDS)
+    raise DeadlineExceeded(
+        f"ReopenContainerLog: the monitor of container {container.id} did not reopen "
+        f"{log_path} within {REOPEN_POLLS * REOPEN_POLL_SECONDS:.0f}s")
 
 
 async def update_resources(ctx: Containers, request: api_pb2.UpdateContainerResourcesRequest

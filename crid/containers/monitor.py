@@ -95,12 +95,12 @@ class Monitor:
         sync_read, sync_write = os.pipe()
         start_read, start_write = os.pipe()
         try:
-            # In the bundle: besides its persist dir, conmon also writes the
-            # ``oom`` marker into its working directory, which would be crid's.
             process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.PIPE, pass_fds=(sync_write, start_read),
-                cwd=bundle,
+                # conmon also writes its "oom" file into its working directory: keep it
+                # in the bundle, not in wherever crid was started.
+                cwd=str(bundle),
                 env={**os.environ, "_OCI_SYNCPIPE": str(sync_write),
                      "_OCI_STARTPIPE": str(start_read)},
             )

@@ -16,6 +16,7 @@ kills it through the runtime and records the exit itself (``EXITED``).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 from typing import Any
@@ -23,6 +24,7 @@ from typing import Any
 from cri_api.v1 import api_pb2
 
 from crid.store import Store
+from crid.table_copy import TableCopy
 
 CREATED = "created"
 RUNNING = "running"
@@ -106,16 +108,20 @@ def _decode(row: Any) -> Container:
 
 
 class ContainerRecords:
+    """The containers table, read from an in-memory copy (``TableCopy``): this
+    object is the table's only writer."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._copy = TableCopy(store, "containers", _decode)
 
     def insert(self, container: Container) -> None:
         row = dict(_encode(f.name, getattr(container, f.name))
                    for f in dataclasses.fields(container))
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self.store.transaction() as db:
-            db.execute(f"INSERT INTO containers ({names}) VALUES ({marks})", row)
+        self._copy.insert(f"INSERT INTO containers ({names}) VALUES ({marks})", row,
+                          container.id, container)
 
     def update(self, container_id: str, **fields: Any) -> Container | None:
         unknown = set(fields) - _UPDATABLE
@@ -123,39 +129,34 @@ class ContainerRecords:
             raise KeyError(f"containers.{', '.join(sorted(unknown))} cannot be updated")
         values = dict(_encode(k, v) for k, v in fields.items())
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        with self.store.transaction() as db:
-            db.execute(f"UPDATE containers SET {assignments} WHERE id = :id",
-                       {**values, "id": container_id})
-        return self.get(container_id)
+        return self._copy.update(f"UPDATE containers SET {assignments} WHERE id = :id",
+                                 {**values, "id": container_id}, container_id,
+                                 lambda current: dataclasses.replace(current, **fields))
 
     def delete(self, container_id: str) -> None:
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM containers WHERE id = ?", (container_id,))
+        self._copy.delete("DELETE FROM containers WHERE id = ?", (container_id,), container_id)
 
     def get(self, container_id: str) -> Container | None:
-        rows = self.store.query("SELECT * FROM containers WHERE id = ?", (container_id,))
-        return _decode(rows[0]) if rows else None
+        return self._copy.get(container_id)
 
     def by_prefix(self, prefix: str) -> list[Container]:
-        rows = self.store.query(
-            "SELECT * FROM containers WHERE substr(id, 1, ?) = ?", (len(prefix), prefix))
-        return [_decode(r) for r in rows]
+        return [c for c in self._copy.all() if c.id.startswith(prefix)]
 
     def by_name(self, pod_id: str, name: str, attempt: int) -> Container | None:
-        rows = self.store.query(
-            "SELECT * FROM containers WHERE pod_id = ? AND name = ? AND attempt = ?",
-            (pod_id, name, attempt))
-        return _decode(rows[0]) if rows else None
+        return next((c for c in self._copy.all()
+                     if (c.pod_id, c.name, c.attempt) == (pod_id, name, attempt)), None)
 
     def of_pod(self, pod_id: str) -> list[Container]:
-        rows = self.store.query("SELECT * FROM containers WHERE pod_id = ?", (pod_id,))
-        return [_decode(r) for r in rows]
+        return [c for c in self._copy.all() if c.pod_id == pod_id]
 
     def all(self) -> list[Container]:
-        rows = self.store.query("SELECT * FROM containers ORDER BY created_ns")
-        return [_decode(r) for r in rows]
+        return sorted(self._copy.all(), key=lambda c: c.created_ns)
+
+    def count(self) -> int:
+        return self._copy.count()
 
     def image_in_use(self, image_id: str) -> bool:
-        return bool(self.store.query(
-            "SELECT 1 FROM containers WHERE image_id = ? LIMIT 1", (image_id,)))
+        return any(c.image_id == image_id for c in self._copy.all())
 
+    def count_by_state(self) -> dict[str, int]:
+        return dict(collections.Counter(c.state for c in self._copy.all()))

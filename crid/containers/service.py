@@ -5,9 +5,11 @@ from __future__ import annotations
 from cri_api.v1 import api_pb2
 
 from crid.containers import create, exec_sync, lifecycle, status
+from crid.containers.context import OOM_KILLED
 from crid.containers.exec_sync import require_running
+from crid.containers.records import Container
 from crid.daemon import Daemon
-from crid.errors import NotFound
+from crid.errors import NotFound, Unimplemented
 from crid.streaming import tokens
 
 
@@ -19,7 +21,17 @@ class ContainerCalls:
         daemon.images.in_use = self.containers.records.image_in_use
         daemon.pod_containers.on_stop(self._stop_pod)
         daemon.pod_containers.on_remove(self._remove_pod)
+        daemon.pod_containers.on_statuses(
+            lambda pod_id: status.statuses_of_pod(self.containers, pod_id))
+        self.containers.listeners.append(self._count_oom)
+        self.oom_kills = daemon.metrics.containers_oom
         self.containers.recover()
+
+    def _count_oom(self, container: Container) -> None:
+        # refresh records an exit once; RemoveContainer reports the same record
+        # again after deleting the row, which is not a second kill.
+        if container.reason == OOM_KILLED and self.containers.records.get(container.id):
+            self.oom_kills.inc()
 
     async def _stop_pod(self, pod_id: str) -> None:
         await lifecycle.stop_pod_containers(self.containers, pod_id)
@@ -57,6 +69,13 @@ class ContainerCalls:
     async def ReopenContainerLog(self, request: api_pb2.ReopenContainerLogRequest
                                  ) -> api_pb2.ReopenContainerLogResponse:
         return await exec_sync.reopen_log(self.containers, request)
+
+    async def CheckpointContainer(self, request: api_pb2.CheckpointContainerRequest
+                                  ) -> api_pb2.CheckpointContainerResponse:
+        raise Unimplemented(
+            "CheckpointContainer is not supported by crid: checkpointing needs CRIU, which "
+            "neither runc's nor crid-runtime's integration here provides; restart the pod "
+            "instead of migrating it")
 
     async def UpdateContainerResources(
         self, request: api_pb2.UpdateContainerResourcesRequest

@@ -17,7 +17,7 @@ async def status(ctx: Containers, request: api_pb2.ContainerStatusRequest
     info = {}
     if request.verbose:
         info["info"] = json.dumps(_verbose(container))
-    return api_pb2.ContainerStatusResponse(status=_status(container), info=info)
+    return api_pb2.ContainerStatusResponse(status=to_status(container), info=info)
 
 
 async def list_containers(ctx: Containers, request: api_pb2.ListContainersRequest
@@ -29,17 +29,30 @@ async def list_containers(ctx: Containers, request: api_pb2.ListContainersReques
             continue
         if wanted.pod_sandbox_id and not container.pod_id.startswith(wanted.pod_sandbox_id):
             continue
-        container = ctx.refresh(container)
+        container = ctx.current(container)
         if wanted.HasField("state") and CRI_STATE[container.state] != wanted.state.state:
             continue
-        labels = container.labels
-        if any(labels.get(k) != v for k, v in wanted.label_selector.items()):
+        if wanted.label_selector and any(container.config.labels.get(k) != v
+                                         for k, v in wanted.label_selector.items()):
             continue
-        found.append(_listed(container))
+        found.append(_listed(ctx, container))
     return api_pb2.ListContainersResponse(containers=found)
 
 
-def _listed(c: Container) -> api_pb2.Container:
+def _listed(ctx: Containers, c: Container) -> api_pb2.Container:
+    """The item for ``c``, made again only when its record changed: records are
+    immutable and a write replaces them, so the same record means the same item."""
+    cached = ctx.listed.get(c.id)
+    if cached is not None and cached[0] is c:
+        return cached[1]
+    if len(ctx.listed) > 2 * ctx.records.count() + 16:  # forget removed containers
+        ctx.listed.clear()
+    item = _render(c)
+    ctx.listed[c.id] = (c, item)
+    return item
+
+
+def _render(c: Container) -> api_pb2.Container:
     return api_pb2.Container(
         id=c.id, pod_sandbox_id=c.pod_id, metadata=c.config.metadata,
         image=api_pb2.ImageSpec(image=c.image, annotations=dict(c.config.image.annotations)),
@@ -48,7 +61,7 @@ def _listed(c: Container) -> api_pb2.Container:
     )
 
 
-def _status(c: Container) -> api_pb2.ContainerStatus:
+def to_status(c: Container) -> api_pb2.ContainerStatus:
     return api_pb2.ContainerStatus(
         id=c.id, metadata=c.config.metadata, state=CRI_STATE[c.state],
         created_at=c.created_ns, started_at=c.started_ns, finished_at=c.finished_ns,
@@ -60,6 +73,10 @@ def _status(c: Container) -> api_pb2.ContainerStatus:
         user=api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
             uid=c.user.uid, gid=c.user.gid, supplemental_groups=list(c.user.groups))),
     )
+
+
+def statuses_of_pod(ctx: Containers, pod_id: str) -> list[api_pb2.ContainerStatus]:
+    return [to_status(ctx.refresh(c)) for c in ctx.records.of_pod(pod_id)]
 
 
 def _verbose(c: Container) -> dict[str, object]:

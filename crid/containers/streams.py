@@ -26,7 +26,7 @@ from crid.errors import FailedPrecondition, NotFound
 from crid.network import dial
 from crid.sandbox.context import Sandboxes
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
-from crid.streaming.process import run_process
+from crid.streaming.process import first_size, run_process
 
 CHUNK = 64 * 1024
 # conmon's attach socket: the first byte of each packet it sends names the stream.
@@ -51,6 +51,12 @@ class ContainerStreams:
         # to its own stdio, which is ours (run_process puts it on a pty whose
         # resizes reach the runtime as SIGWINCH), as cri-o runs it.
         process["terminal"] = tty
+        if tty and resize is not None:
+            # The runtime sizes the container's terminal before the process
+            # runs; relaying a resize afterwards would race with its start.
+            size, resize = await first_size(resize)
+            if size is not None:
+                process["consoleSize"] = {"height": size.height, "width": size.width}
         monitor = self.containers.monitor(container.handler)
         with tempfile.TemporaryDirectory(prefix="exec-", dir=bundle) as scratch:
             spec, pid_file = Path(scratch) / "process.json", Path(scratch) / "pid"
@@ -59,7 +65,7 @@ class ContainerStreams:
                        "--process", str(spec), "--pid-file", str(pid_file), container.id]
             try:
                 return await run_process(command, tty=tty, stdin=stdin, stdout=stdout,
-                                         stderr=stderr, resize=resize)
+                                         stderr=stderr, resize=resize, relay=True)
             except asyncio.CancelledError:
                 # The client left: the process in the container goes too.
                 with contextlib.suppress(OSError, ValueError):

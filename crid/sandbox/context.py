@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
@@ -25,6 +26,10 @@ from crid.sandbox.records import Sandbox, SandboxRecords
 
 log = logs.get("crid.sandbox")
 
+# What happened to a pod, for listeners (events): the CRI's event kinds.
+CREATED, STARTED, STOPPED, DELETED = "created", "started", "stopped", "deleted"
+PodListener = Callable[[Sandbox, str], None]
+
 
 class Sandboxes:
     def __init__(self, daemon: Daemon) -> None:
@@ -36,6 +41,15 @@ class Sandboxes:
         self.pods_dir = Path(daemon.config.runroot) / "pods"
         self.creating: set[tuple[str, str, str, int]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
+        self.listeners: list[PodListener] = []
+        # ListPodSandbox's item per pod, with the record it was made from.
+        self.listed: dict[str, tuple[Sandbox, api_pb2.PodSandbox]] = {}
+
+    def changed(self, sandbox: Sandbox, *kinds: str) -> None:
+        """Tell listeners (events) what just happened to ``sandbox``, in order."""
+        for kind in kinds:
+            for listener in self.listeners:
+                listener(sandbox, kind)
 
     def lock(self, sandbox_id: str) -> asyncio.Lock:
         return self._locks.setdefault(sandbox_id, asyncio.Lock())

@@ -21,6 +21,7 @@ from cri_api.v1 import api_pb2
 
 from crid.sandbox.infra import Infra
 from crid.store import Store
+from crid.table_copy import TableCopy
 
 READY = "ready"
 NOTREADY = "notready"
@@ -81,48 +82,47 @@ def _sandbox(row: Any) -> Sandbox:
 
 
 class SandboxRecords:
+    """The sandboxes table, read from an in-memory copy (``TableCopy``): this
+    object is the table's only writer."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
+        self._copy = TableCopy(store, "sandboxes", _sandbox)
 
     def insert(self, sandbox: Sandbox) -> None:
         row = _row(sandbox)
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self.store.transaction() as db:
-            db.execute(f"INSERT INTO sandboxes ({names}) VALUES ({marks})", row)
+        self._copy.insert(f"INSERT INTO sandboxes ({names}) VALUES ({marks})", row,
+                          sandbox.id, sandbox)
 
     def update(self, sandbox_id: str, **fields: Any) -> None:
         values = {k: _row_value(k, v) for k, v in fields.items()}
         assignments = ", ".join(f"{k} = :{k}" for k in values)
-        with self.store.transaction() as db:
-            db.execute(f"UPDATE sandboxes SET {assignments} WHERE id = :id",
-                       {**values, "id": sandbox_id})
+        # Through the row encoding and back, so the copy holds what a read would.
+        self._copy.update(f"UPDATE sandboxes SET {assignments} WHERE id = :id",
+                          {**values, "id": sandbox_id}, sandbox_id,
+                          lambda current: _sandbox({**_row(current), **values}))
 
     def delete(self, sandbox_id: str) -> None:
-        with self.store.transaction() as db:
-            db.execute("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,))
+        self._copy.delete("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,), sandbox_id)
 
     def get(self, sandbox_id: str) -> Sandbox | None:
-        rows = self.store.query("SELECT * FROM sandboxes WHERE id = ?", (sandbox_id,))
-        return _sandbox(rows[0]) if rows else None
+        return self._copy.get(sandbox_id)
 
     def find_by_prefix(self, prefix: str) -> list[Sandbox]:
-        rows = self.store.query(
-            "SELECT * FROM sandboxes WHERE substr(id, 1, ?) = ?", (len(prefix), prefix))
-        return [_sandbox(r) for r in rows]
+        return [s for s in self.all() if s.id.startswith(prefix)]
 
     def find_by_name(self, name: str, namespace: str, uid: str, attempt: int) -> Sandbox | None:
-        rows = self.store.query(
-            "SELECT * FROM sandboxes WHERE name = ? AND namespace = ? AND uid = ? AND attempt = ?",
-            (name, namespace, uid, attempt))
-        return _sandbox(rows[0]) if rows else None
+        return next((s for s in self._copy.all()
+                     if (s.name, s.namespace, s.uid, s.attempt) == (name, namespace, uid, attempt)),
+                    None)
 
     def all(self) -> list[Sandbox]:
-        rows = self.store.query("SELECT * FROM sandboxes ORDER BY created_ns")
-        return [_sandbox(r) for r in rows]
+        return sorted(self._copy.all(), key=lambda s: s.created_ns)
 
     def count(self) -> int:
-        return int(self.store.query("SELECT count(*) AS n FROM sandboxes")[0]["n"])
+        return self._copy.count()
 
 
 _UPDATABLE = ("state", "ips", "network_pending", "infra")

@@ -16,7 +16,7 @@ from cri_api.v1 import api_pb2
 from crid import logs
 from crid.sandbox import records
 from crid.sandbox.cgroups import PodCgroup
-from crid.sandbox.context import Sandboxes, release_pod_dir
+from crid.sandbox.context import DELETED, Sandboxes, release_pod_dir
 from crid.sandbox.stop import detach, stop_sandbox
 
 log = logs.get("crid.sandbox")
@@ -42,6 +42,7 @@ async def remove(ctx: Sandboxes, request: api_pb2.RemovePodSandboxRequest
         await asyncio.to_thread(ctx.records.delete, sandbox.id)
     ctx.forget_lock(sandbox.id)
     log.info("pod sandbox removed", pod=sandbox.id)
+    ctx.changed(sandbox, DELETED)
     return api_pb2.RemovePodSandboxResponse()
 
 

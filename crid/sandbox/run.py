@@ -26,7 +26,7 @@ from crid.network import namespaces, podfiles, sysctls
 from crid.network.cni.args import PodNetwork
 from crid.sandbox import records
 from crid.sandbox.cgroups import PodCgroup, check_path
-from crid.sandbox.context import Sandboxes
+from crid.sandbox.context import CREATED, STARTED, Sandboxes
 from crid.sandbox.infra import Infra
 
 log = logs.get("crid.sandbox")
@@ -68,6 +68,7 @@ async def run(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest
         raise
     finally:
         ctx.creating.discard(key)
+    ctx.changed(sandbox, CREATED, STARTED)
     log.info("pod sandbox ready", pod=sandbox.id, name=meta.name, namespace=meta.namespace,
              ips=list(sandbox.ips))
     return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox.id)

@@ -24,6 +24,16 @@ def state_of(sandbox: records.Sandbox) -> api_pb2.PodSandboxState.ValueType:
 async def status(ctx: Sandboxes, request: api_pb2.PodSandboxStatusRequest
                  ) -> api_pb2.PodSandboxStatusResponse:
     sandbox = ctx.require(request.pod_sandbox_id)
+    info = {}
+    if request.verbose:
+        info["info"] = json.dumps(verbose_info(sandbox))
+    return api_pb2.PodSandboxStatusResponse(
+        status=pod_status(sandbox), info=info,
+        containers_statuses=ctx.daemon.pod_containers.statuses(sandbox.id),
+        timestamp=ctx.daemon.clock.now_ns())
+
+
+def pod_status(sandbox: records.Sandbox) -> api_pb2.PodSandboxStatus:
     config = sandbox.config
     ips = list(sandbox.ips)
     network = api_pb2.PodSandboxNetworkStatus(
@@ -31,7 +41,7 @@ async def status(ctx: Sandboxes, request: api_pb2.PodSandboxStatusRequest
         additional_ips=[api_pb2.PodIP(ip=ip) for ip in ips[1:]],
     )
     options = config.linux.security_context.namespace_options
-    pod_status = api_pb2.PodSandboxStatus(
+    return api_pb2.PodSandboxStatus(
         id=sandbox.id, metadata=config.metadata, state=state_of(sandbox),
         created_at=sandbox.created_ns, network=network,
         linux=api_pb2.LinuxPodSandboxStatus(
@@ -40,11 +50,6 @@ async def status(ctx: Sandboxes, request: api_pb2.PodSandboxStatusRequest
         labels=config.labels, annotations=config.annotations,
         runtime_handler=sandbox.runtime_handler,
     )
-    info = {}
-    if request.verbose:
-        info["info"] = json.dumps(verbose_info(sandbox))
-    return api_pb2.PodSandboxStatusResponse(status=pod_status, info=info,
-                                            timestamp=ctx.daemon.clock.now_ns())
 
 
 def verbose_info(sandbox: records.Sandbox) -> dict[str, object]:
@@ -77,9 +82,23 @@ async def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
         labels = sandbox.config.labels
         if any(labels.get(k) != v for k, v in wanted.label_selector.items()):
             continue
-        items.append(api_pb2.PodSandbox(
-            id=sandbox.id, metadata=sandbox.config.metadata, state=state,
-            created_at=sandbox.created_ns, labels=labels,
-            annotations=sandbox.config.annotations, runtime_handler=sandbox.runtime_handler,
-        ))
+        items.append(_listed(ctx, sandbox, state))
     return api_pb2.ListPodSandboxResponse(items=items)
+
+
+def _listed(ctx: Sandboxes, sandbox: records.Sandbox,
+            state: api_pb2.PodSandboxState.ValueType) -> api_pb2.PodSandbox:
+    """The item for ``sandbox``, made again only when its record (immutable, replaced
+    on every write) or its state changed."""
+    cached = ctx.listed.get(sandbox.id)
+    if cached is not None and cached[0] is sandbox and cached[1].state == state:
+        return cached[1]
+    if len(ctx.listed) > 2 * ctx.records.count() + 16:  # forget removed pods
+        ctx.listed.clear()
+    item = api_pb2.PodSandbox(
+        id=sandbox.id, metadata=sandbox.config.metadata, state=state,
+        created_at=sandbox.created_ns, labels=sandbox.config.labels,
+        annotations=sandbox.config.annotations, runtime_handler=sandbox.runtime_handler,
+    )
+    ctx.listed[sandbox.id] = (sandbox, item)
+    return item

@@ -15,7 +15,7 @@ from cri_api.v1 import api_pb2
 from crid import logs
 from crid.errors import CridError
 from crid.sandbox import records
-from crid.sandbox.context import Sandboxes
+from crid.sandbox.context import STOPPED, Sandboxes
 
 log = logs.get("crid.sandbox")
 
@@ -43,6 +43,8 @@ async def stop_sandbox(ctx: Sandboxes, sandbox: records.Sandbox) -> None:
         await asyncio.to_thread(ctx.records.update, sandbox.id, state=records.NOTREADY,
                                 network_pending=pending)
         log.info("pod sandbox stopped", pod=sandbox.id, network_pending=pending)
+        if sandbox.state == records.READY:
+            ctx.changed(ctx.records.get(sandbox.id) or sandbox, STOPPED)
 
 
 async def detach(ctx: Sandboxes, sandbox: records.Sandbox) -> bool:

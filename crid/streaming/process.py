@@ -15,6 +15,7 @@ import signal
 import struct
 import termios
 from collections.abc import AsyncIterator
+from tty import setraw
 
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
 
@@ -44,9 +45,44 @@ async def copy_in(source: InputStream, sink: asyncio.StreamWriter, *, tty: bool)
             sink.close()
 
 
+FIRST_SIZE_WAIT = 1.0  # clients send the terminal's size right after connecting
+
+
+def _set_size(fd: int, size: TerminalSize) -> None:
+    fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size.height, size.width, 0, 0))
+
+
+async def first_size(resize: AsyncIterator[TerminalSize]
+                     ) -> tuple[TerminalSize | None, AsyncIterator[TerminalSize]]:
+    """The client's first terminal size (if it comes soon) and the sizes after it.
+
+    A process should start at its client's size, never 0x0, so the first
+    size is awaited before starting it. When none comes in time, the read
+    stays pending inside the returned iterator: cancelling it would end the
+    client's size stream.
+    """
+    pending = asyncio.ensure_future(anext(resize))
+    done, _ = await asyncio.wait({pending}, timeout=FIRST_SIZE_WAIT)
+
+    async def rest() -> AsyncIterator[TerminalSize]:
+        if not done:
+            try:
+                yield await pending
+            except StopAsyncIteration:
+                return
+        async for size in resize:
+            yield size
+
+    try:
+        first = pending.result() if done else None
+    except StopAsyncIteration:
+        first = None
+    return first, rest()
+
+
 async def _apply_sizes(resize: AsyncIterator[TerminalSize], fd: int) -> None:
     async for size in resize:
-        fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", size.height, size.width, 0, 0))
+        _set_size(fd, size)
 
 
 def _take_terminal() -> None:  # runs in the child, after setsid
@@ -111,16 +147,18 @@ async def _finish(process: asyncio.subprocess.Process, outputs: list[asyncio.Tas
 
 async def run_process(cmd: list[str], *, tty: bool, stdin: InputStream | None,
                       stdout: OutputStream | None, stderr: OutputStream | None,
-                      resize: AsyncIterator[TerminalSize] | None) -> int:
+                      resize: AsyncIterator[TerminalSize] | None, relay: bool = False) -> int:
     """Run ``cmd`` wired to the streams, with pipes or on a new terminal; its exit code.
 
     The process leads its own session (and, with a tty, has the terminal as
     its controlling one, so a resize reaches it as SIGWINCH); cancelling
     kills its process group. The container backend runs the OCI runtime's
-    ``exec`` through this.
+    ``exec`` through this with ``relay``: the runtime relays our terminal to
+    the container's, so ours is raw (or every newline would be translated
+    twice) and only carries the size.
     """
     if tty:
-        return await _run_on_terminal(cmd, stdin, stdout, resize)
+        return await _run_on_terminal(cmd, stdin, stdout, resize, relay)
     pipe, devnull = asyncio.subprocess.PIPE, asyncio.subprocess.DEVNULL
     process = await asyncio.create_subprocess_exec(
         *cmd, stdin=pipe if stdin else devnull, stdout=pipe if stdout else devnull,
@@ -137,10 +175,16 @@ async def run_process(cmd: list[str], *, tty: bool, stdin: InputStream | None,
 
 async def _run_on_terminal(cmd: list[str], stdin: InputStream | None,
                            stdout: OutputStream | None,
-                           resize: AsyncIterator[TerminalSize] | None) -> int:
+                           resize: AsyncIterator[TerminalSize] | None, relay: bool) -> int:
     loop = asyncio.get_running_loop()
     master, slave = os.openpty()
     control = os.dup(master)  # for TIOCSWINSZ; the transports own the others
+    if relay:
+        setraw(slave)
+    if resize is not None:
+        first, resize = await first_size(resize)
+        if first is not None:
+            _set_size(control, first)
     try:
         process = await asyncio.create_subprocess_exec(
             *cmd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
+from typing import Protocol
 
 import h11
 from wsproto.utilities import generate_accept_token
@@ -52,12 +53,21 @@ def negotiate(offered: list[str], supported: tuple[str, ...]) -> str | None:
     return next((p for p in candidates if p in supported), None)
 
 
+class SessionObserver(Protocol):
+    """Told when a session (exec, attach, port-forward) begins and ends (metrics)."""
+
+    def session_started(self, kind: str) -> None: ...
+
+    def session_ended(self, kind: str) -> None: ...
+
+
 class StreamingServer:
     """Serves streaming sessions for requests registered with ``url_for``."""
 
     def __init__(self, backend: Backend, clock: Clock, *, address: str = "127.0.0.1",
-                 port: int = 0) -> None:
+                 port: int = 0, observer: SessionObserver | None = None) -> None:
         self.backend = backend
+        self.observer = observer
         self.tokens = tokens.TokenCache(clock)
         self._address, self._port = address, port
         self._server: asyncio.Server | None = None
@@ -135,11 +145,18 @@ class StreamingServer:
         query = urllib.parse.parse_qs(target.query)
         log.info("streaming session", kind=pending.kind, upgrade=upgrade)
         if "websocket" in upgrade:
-            await self._websocket(http, headers, query, pending, reader, writer)
+            serve = self._websocket(http, headers, query, pending, reader, writer)
         elif "spdy/3.1" in upgrade:
-            await self._spdy(http, headers, pending, reader, writer)
+            serve = self._spdy(http, headers, pending, reader, writer)
         else:
             raise HttpError(400, "this endpoint needs an upgrade to SPDY/3.1 or websocket")
+        if self.observer is not None:
+            self.observer.session_started(pending.kind)
+        try:
+            await serve
+        finally:
+            if self.observer is not None:
+                self.observer.session_ended(pending.kind)
 
     async def _switch(self, http: h11.Connection, headers: list[tuple[str, str]],
                       reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Reader:
@@ -219,9 +236,10 @@ async def _read_request(http: h11.Connection, reader: asyncio.StreamReader
         return event if isinstance(event, h11.Request) else None
 
 
-async def start_streaming_server(config: Config, backend: Backend,
-                                 clock: Clock) -> tuple[StreamingServer, str]:
+async def start_streaming_server(config: Config, backend: Backend, clock: Clock,
+                                 observer: SessionObserver | None = None
+                                 ) -> tuple[StreamingServer, str]:
     """Start the server on ``stream_address``:``stream_port`` (0 = any free port)."""
     server = StreamingServer(backend, clock, address=config.stream_address,
-                             port=config.stream_port)
+                             port=config.stream_port, observer=observer)
     return server, await server.start()

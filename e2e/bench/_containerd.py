@@ -17,7 +17,7 @@ import signal
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -84,16 +84,18 @@ class Containerd:
 
 
 @contextlib.contextmanager
-def private_containerd(registry: Registry, conflist: dict[str, object]
-                       ) -> Iterator[api_pb2_grpc.RuntimeServiceStub]:
-    """A running containerd with the pause image pulled; its RuntimeService stub."""
-    with containerd_daemon(registry, conflist) as containerd:
+def private_containerd(registry: Registry, conflist: dict[str, object],
+                       pull: Sequence[str] = ()) -> Iterator[api_pb2_grpc.RuntimeServiceStub]:
+    """A running containerd with the pause image (and ``pull``, references on
+    ``registry``) pulled; its RuntimeService stub."""
+    with containerd_daemon(registry, conflist, pull) as containerd:
         yield containerd.runtime
 
 
 @contextlib.contextmanager
-def containerd_daemon(registry: Registry, conflist: dict[str, object]) -> Iterator[Containerd]:
-    """A running containerd with the pause image pulled."""
+def containerd_daemon(registry: Registry, conflist: dict[str, object],
+                      pull: Sequence[str] = ()) -> Iterator[Containerd]:
+    """A running containerd with the pause image (and ``pull``) pulled."""
     pushed = push(registry, "pause", "bench", pause_image())
     workdir = Path(tempfile.mkdtemp(prefix="crid-ctrd-", dir="/tmp"))
     (workdir / "cni").mkdir()
@@ -113,7 +115,8 @@ def containerd_daemon(registry: Registry, conflist: dict[str, object]) -> Iterat
         runtime = api_pb2_grpc.RuntimeServiceStub(channel)
         images = api_pb2_grpc.ImageServiceStub(channel)
         _wait_ready(runtime, process, workdir)
-        images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=pushed.reference)))
+        for reference in (pushed.reference, *pull):
+            images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=reference)))
         yield Containerd(runtime, images, workdir)
     finally:
         channel.close()

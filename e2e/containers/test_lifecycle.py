@@ -80,9 +80,15 @@ def test_command_args_and_env_merge_with_the_image(env: Env, pod: Pod) -> None:
 def test_stop_kills_a_container_that_ignores_its_signal(env: Env, pod: Pod) -> None:
     d = env.daemon
     cid = create(d, pod.id, pod.config, env.image,
-                 command=["/bin/sh", "-c", "trap '' TERM; while true; do sleep 1; done"])
+                 command=["/bin/sh", "-c",
+                          "trap '' TERM; touch /trapped; while true; do sleep 1; done"])
     d.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
     wait_state(d, cid, api_pb2.CONTAINER_RUNNING)
+    # Running is not yet trapping: a TERM before the trap would end it at once.
+    deadline = time.monotonic() + 10
+    while exec_sync(d, cid, "/bin/test", "-f", "/trapped").exit_code != 0:
+        assert time.monotonic() < deadline, "the container never set its trap"
+        time.sleep(0.05)
     started = time.monotonic()
     d.runtime.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=1))
     assert 0.9 < time.monotonic() - started < 10

@@ -101,8 +101,10 @@ def build_spec(
     security.check_apparmor(sc)
     ids = user.resolve_user(sc, image.user, rootfs)
     caps = security.capabilities(sc, security.from_mask(host.capability_mask()))
-    ns = namespaces.namespaces(sc.namespace_options, pod)
-    hostname = namespaces.hostname(sc.namespace_options, pod, sandbox.hostname)
+    ns_options = namespaces.for_container(
+        sc.namespace_options, sandbox.linux.security_context.namespace_options)
+    ns = namespaces.namespaces(ns_options, pod)
+    hostname = namespaces.hostname(ns_options, pod, sandbox.hostname)
     res = config.linux.resources
 
     requested, rootfs_propagation = mounts.cri_mounts(list(config.mounts), host)

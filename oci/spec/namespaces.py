@@ -5,6 +5,9 @@ network and ipc: POD joins the pod's pinned namespace, NODE uses the host's
 new one, NODE uses the host's, TARGET joins another container's. uts follows
 network: host-network pods keep the host's UTS namespace, others join the
 pod's. Mount namespaces are always new; so are cgroup namespaces.
+A pod that uses the node's network or IPC namespace has none of its own for a
+container to join, so its containers use the node's too, whatever they ask
+(``for_container``; containerd gets the same by joining the pause process's).
 User namespaces (``userns_options`` POD) are not supported yet.
 """
 
@@ -42,6 +45,19 @@ def _pid(mode: Mode.ValueType, pod: PodFacts) -> list[dict[str, str]]:
     # POD: join the pod's shared namespace; without one (no infra process
     # yet), the container founds its own.
     return [_entry("pid", pod.pid_ns_path)]
+
+
+def for_container(
+    options: api_pb2.NamespaceOption, pod_options: api_pb2.NamespaceOption
+) -> api_pb2.NamespaceOption:
+    """The container's options, with network and ipc NODE where the pod's are."""
+    effective = api_pb2.NamespaceOption()
+    effective.CopyFrom(options)
+    if pod_options.network == Mode.NODE:
+        effective.network = Mode.NODE
+    if pod_options.ipc == Mode.NODE:
+        effective.ipc = Mode.NODE
+    return effective
 
 
 def namespaces(options: api_pb2.NamespaceOption, pod: PodFacts) -> list[dict[str, str]]:

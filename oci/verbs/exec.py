@@ -89,11 +89,19 @@ def main(ctx: Context, argv: list[str]) -> int:
     proc = build_process(cfg, a.flags, a.pos[1:])
     process.check_unsupported(proc)
     sock = abspath(a.flags.get("console_socket"))
-    if proc.get("terminal") and not sock:
-        raise InvalidArgument("cannot allocate tty without --console-socket")
-    if sock and not proc.get("terminal"):
-        raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
     detach = bool(a.flags.get("detach"))
+    if proc.get("terminal") and not sock and detach:
+        raise InvalidArgument("cannot allocate tty if runc will detach without setting "
+                              "console socket")
+    if sock and not (proc.get("terminal") and detach):
+        raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
+    # In the foreground with a terminal, we are the console socket's other end
+    # and relay the container's pty to our own stdio, as runc does.
+    relay = None
+    if proc.get("terminal") and not sock:
+        import socket
+
+        relay, theirs = socket.socketpair()
     if not detach:
         L.syscalls().prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         hold_signals()
@@ -102,7 +110,10 @@ def main(ctx: Context, argv: list[str]) -> int:
     if first == 0:
         if not detach:
             release_signals()
-        _first_child(ch, st, cfg, proc, sock, int(a.flags.get("preserve_fds") or 0))
+        _first_child(ch, st, cfg, proc, sock, int(a.flags.get("preserve_fds") or 0),
+                     theirs.detach() if relay else None)
+    if relay:
+        theirs.close()
     ch.parent_side()
     pid = 0
     try:
@@ -123,21 +134,27 @@ def main(ctx: Context, argv: list[str]) -> int:
         write_pid_file(a.flags["pid_file"], pid)
     if detach:
         return 0
+    if relay:
+        from crid.oci import console
+
+        master = console.receive_master(relay)
+        forward_signals(pid, resize_from=(0, master))
+        return console.relay(master, pid, wait_for)
     forward_signals(pid)
     return wait_for(pid)
 
 
 def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
-                 preserve: int) -> None:
+                 preserve: int, sock_fd: int | None) -> None:
     try:
         ch.child_side()
         sc = L.syscalls()
         # Everything that imports or dlopens happens before we enter the container.
-        sock_fd = None
-        if sock:
+        if sock or sock_fd is not None:
             from crid.oci import console
 
-            sock_fd = console.connect(sock)
+            if sock:
+                sock_fd = console.connect(sock)
         filt = None
         seccomp_cfg = (cfg.get("linux") or {}).get("seccomp")
         if seccomp_cfg:

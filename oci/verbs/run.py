@@ -53,9 +53,11 @@ def release_signals() -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
 
 
-def forward_signals(pid: int) -> None:
+def forward_signals(pid: int, resize_from: tuple[int, int] | None = None) -> None:
     """Pass the signals a supervisor sends us on to the process we wait for
-    (and deliver any that arrived while they were held)."""
+    (and deliver any that arrived while they were held). When we relay a
+    terminal, ``resize_from`` is (our terminal, the container's): SIGWINCH
+    then copies our size to theirs, and the kernel tells the process."""
 
     def forward(signum: int, _frame: object) -> None:
         try:
@@ -65,6 +67,11 @@ def forward_signals(pid: int) -> None:
 
     for s in FORWARDED:
         signal.signal(s, forward)
+    if resize_from is not None:
+        from crid.oci import console
+
+        console.copy_size(*resize_from)
+        signal.signal(signal.SIGWINCH, lambda _s, _f: console.copy_size(*resize_from))
     release_signals()
 
 

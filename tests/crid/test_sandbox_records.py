@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,25 @@ def test_round_trip_update_and_lookups(tmp_path: Path) -> None:
         table.update("abc123", name="other")
     table.delete("abc123")
     assert table.get("abc123") is None and table.count() == 1
+
+
+def test_the_in_memory_copy_holds_what_the_table_holds(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    table = records.SandboxRecords(store)
+    table.insert(sandbox("abc123"))
+    table.insert(sandbox("abd456", name="db"))
+    table.update("abc123", state=records.NOTREADY, ips=("10.0.0.9",), infra=None)
+    table.delete("abd456")
+    fresh = records.SandboxRecords(store)  # loads from the table itself
+    assert fresh.all() == table.all()
+    assert [s.ips for s in fresh.all()] == [("10.0.0.9",)]
+    assert fresh.all()[0].infra is None
+
+
+def test_a_failed_write_leaves_the_copy_unchanged(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    table = records.SandboxRecords(store)
+    table.insert(sandbox("abc123"))
+    with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
+        table.insert(sandbox("abc123"))
+    assert table.count() == 1 and table.get("abc123") == sandbox("abc123")

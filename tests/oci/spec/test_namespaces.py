@@ -75,3 +75,27 @@ def test_hostname_only_with_own_uts() -> None:
     assert namespaces.hostname(own, PodFacts("sb"), "web-0") == "web-0"
     assert namespaces.hostname(own, POD, "web-0") == ""
     assert namespaces.hostname(host, PodFacts("sb"), "web-0") == ""
+
+
+def test_container_of_host_network_pod_uses_host_network_and_uts() -> None:
+    # critest "portforward in host network": the container asks nothing (POD),
+    # the pod has network NODE and so no pinned netns to join.
+    pod = PodFacts("sb", ipc_ns_path="/run/crid/ns/ipc/sb", pid_ns_path="/proc/42/ns/pid")
+    options = namespaces.for_container(api_pb2.NamespaceOption(),
+                                       api_pb2.NamespaceOption(network=M.NODE))
+    got = _ns(pod, network=options.network, ipc=options.ipc, pid=options.pid)
+    assert "network" not in got and "uts" not in got
+    assert got["ipc"] == "/run/crid/ns/ipc/sb"
+    assert namespaces.hostname(options, pod, "node-name") == ""
+
+
+def test_container_of_host_ipc_pod_uses_host_ipc() -> None:
+    options = namespaces.for_container(api_pb2.NamespaceOption(pid=M.CONTAINER),
+                                       api_pb2.NamespaceOption(ipc=M.NODE))
+    assert (options.network, options.ipc, options.pid) == (M.POD, M.NODE, M.CONTAINER)
+    assert "ipc" not in _ns(POD, network=options.network, ipc=options.ipc, pid=options.pid)
+
+
+def test_pod_namespaces_do_not_override_what_the_container_asks() -> None:
+    asked = api_pb2.NamespaceOption(network=M.NODE, ipc=M.NODE, pid=M.NODE)
+    assert namespaces.for_container(asked, api_pb2.NamespaceOption()) == asked
