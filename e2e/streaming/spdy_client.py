@@ -38,7 +38,11 @@ class Connection:
 
 
 async def upgrade(url: str, protocols: list[str], *, flow_control: bool = True) -> Connection:
-    """Open ``url`` and switch to SPDY/3.1 offering ``protocols``."""
+    """Open ``url`` and switch to SPDY/3.1 offering ``protocols``.
+
+    ``flow_control=False`` acts as Go's spdystream (kubectl, crictl): it announces
+    no windows and ignores the peer's.
+    """
     parts = urllib.parse.urlsplit(url)
     reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
     offers = "".join(f"X-Stream-Protocol-Version: {p}\r\n" for p in protocols)
@@ -56,6 +60,7 @@ async def upgrade(url: str, protocols: list[str], *, flow_control: bool = True) 
     chosen = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")
                    if line.lower().startswith("x-stream-protocol-version:")), "")
     session = Session(Reader(reader), writer, server=False)
+    session.ignore_peer_windows = not flow_control  # as Go's spdystream
     reading = asyncio.create_task(session.run())
     if flow_control:
         session.peer_flow_control = True  # our server does; hold to its windows from the start

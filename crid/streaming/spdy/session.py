@@ -156,6 +156,9 @@ class Session:
         self._receive_window = ReceiveWindow()
         self._credit = asyncio.Event()
         self.peer_flow_control = False
+        # A client acting as Go's spdystream (kubectl, crictl) sets this: it
+        # neither holds to the peer's windows nor holds the peer to ours.
+        self.ignore_peer_windows = False
         self.going_away = False
         self.closed = asyncio.Event()
 
@@ -290,7 +293,7 @@ class Session:
                     stream._on_reset(keep_received=True)
                     stream.replied.set()
             case frames.Settings(values):
-                self.peer_flow_control = True
+                self.peer_flow_control = not self.ignore_peer_windows
                 if (size := values.get(frames.SETTINGS_INITIAL_WINDOW_SIZE)) is not None:
                     delta, self.initial_send_window = size - self.initial_send_window, size
                     for stream in self.streams.values():
@@ -305,7 +308,7 @@ class Session:
             case frames.GoAway():
                 self.going_away = True
             case frames.WindowUpdate(stream_id, delta):
-                self.peer_flow_control = True
+                self.peer_flow_control = not self.ignore_peer_windows
                 if stream_id == 0:
                     self._send_window.grow(delta)
                 elif stream := self.streams.get(stream_id):
