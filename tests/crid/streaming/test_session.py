@@ -141,3 +141,23 @@ def test_data_that_arrived_before_a_reset_is_still_read() -> None:
         assert client.streams == {}
 
     with_pair(body)
+
+
+def test_a_session_ignoring_peer_windows_sends_past_them() -> None:
+    # As Go's spdystream does, which kubectl uses: our test client's
+    # flow_control=False acts the same way.
+    async def body(server: Session, client: Session) -> None:
+        client.ignore_peer_windows = True
+        await server.send(frames.Settings({frames.SETTINGS_INITIAL_WINDOW_SIZE: 1024}))
+        opening = asyncio.create_task(client.open_stream({"streamtype": ["stdin"]}))
+        theirs = await server.incoming.get()
+        await theirs.reply()
+        ours = await opening
+        await asyncio.wait_for(ours.write(b"x" * (2 * DEFAULT_WINDOW)), 5)
+        assert not client.peer_flow_control
+        received = b""
+        while len(received) < 2 * DEFAULT_WINDOW:
+            received += await theirs.read()
+        assert received == b"x" * (2 * DEFAULT_WINDOW)
+
+    with_pair(body)
