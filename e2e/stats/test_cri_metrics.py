@@ -17,7 +17,8 @@ Values = dict[tuple[str, tuple[str, ...]], int]
 def pod_metrics(env: Env, pod_id: str) -> api_pb2.PodSandboxMetrics:
     found = env.daemon.runtime.ListPodSandboxMetrics(
         api_pb2.ListPodSandboxMetricsRequest()).pod_metrics
-    return next(m for m in found if m.pod_sandbox_id == pod_id)
+    mine: api_pb2.PodSandboxMetrics = next(m for m in found if m.pod_sandbox_id == pod_id)
+    return mine
 
 
 def values(metrics: list[api_pb2.Metric]) -> Values:
