@@ -37,10 +37,13 @@ apt-install:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
+# A "compat" editable install is a plain path entry: no import hook runs at
+# every Python start-up (crid-runtime starts for every container); crid's
+# __init__ finds api/, oci/, image/, network/ beside it.
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
 	touch $@
 
 lint: $(VENV)/.installed

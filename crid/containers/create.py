@@ -64,12 +64,14 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         undo.callback(rootfs.unmount, target)
 
         built = await asyncio.to_thread(
-            build_spec, container_id, config, request.sandbox_config or pod.config,
+            # The pod's own config, never the copy in the request: that one
+            # could claim, say, a privileged pod (containerd and cri-o do the same).
+            build_spec, container_id, config, pod.config,
             ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
             str(target), image_name=config.image.image,
         )
         (bundle / "config.json").write_text(json.dumps(built.spec))
-        log_path = _log_path(pod, config)
+        log_path = _log_path(pod, config, undo)
 
         created = await monitor.create(
             container_id, _monitor_name(pod, config), bundle, log_path,
@@ -122,8 +124,13 @@ def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig) -
     )
 
 
-def _log_path(pod: Sandbox, config: api_pb2.ContainerConfig) -> Path:
-    """kubelet's log file: the pod's log directory joined with the container's log path."""
+def _log_path(pod: Sandbox, config: api_pb2.ContainerConfig,
+              undo: contextlib.AsyncExitStack) -> Path:
+    """kubelet's log file: the pod's log directory joined with the container's log path.
+
+    A failed create takes away the file (conmon makes it) and the dirs made
+    for it, unless they were there before.
+    """
     directory, name = pod.config.log_directory, config.log_path
     if not directory or not name:
         # No place asked for: keep the log beside the bundle so conmon has one.
@@ -132,8 +139,18 @@ def _log_path(pod: Sandbox, config: api_pb2.ContainerConfig) -> Path:
     if not path.is_absolute() or ".." in Path(name).parts:
         raise InvalidArgument(f"log path {path} must be absolute and stay inside "
                               f"{directory}")
+    made = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
+    for parent in reversed(made):  # the undo stack runs last-in first: deepest dir first
+        undo.callback(_remove_empty_dir, parent)
+    if not path.exists():
+        undo.callback(path.unlink, True)
     return path
+
+
+def _remove_empty_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()
 
 
 def _monitor_name(pod: Sandbox, config: api_pb2.ContainerConfig) -> str:

@@ -18,8 +18,8 @@ from cri_api.v1 import api_pb2
 from crid import logs
 from crid.containers import rootfs
 from crid.containers.context import Containers
-from crid.containers.monitor import RuntimeFailed
-from crid.containers.records import CREATED, RUNNING, Container
+from crid.containers.monitor import Monitor, RuntimeFailed
+from crid.containers.records import CREATED, EXITED, RUNNING, UNKNOWN, Container
 from crid.errors import FailedPrecondition
 
 log = logs.get("crid.containers")
@@ -58,6 +58,9 @@ async def stop(ctx: Containers, request: api_pb2.StopContainerRequest
 async def stop_container(ctx: Containers, container: Container, timeout: float) -> None:
     async with ctx.lock(container.id):
         current = ctx.find(container.id)
+        if current is not None and current.state == UNKNOWN:
+            await _stop_unmonitored(ctx, current)
+            return
         if current is None or current.state not in (CREATED, RUNNING):
             return
         monitor = ctx.monitor(current.handler)
@@ -74,6 +77,36 @@ async def stop_container(ctx: Containers, container: Container, timeout: float) 
         if not await ctx.wait_exited(current.id, KILL_WAIT):
             raise FailedPrecondition(
                 f"container {current.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
+
+
+async def _stop_unmonitored(ctx: Containers, container: Container) -> None:
+    """Stop a container whose conmon vanished: its process may still run.
+
+    Nobody is left to record the exit, so once the runtime says it stopped
+    the exit is recorded here: 137 when our SIGKILL ended it.
+    """
+    monitor = ctx.monitor(container.handler)
+    try:
+        await monitor.kill(container.id, signal.SIGKILL, all_processes=True)
+        killed = True
+    except RuntimeFailed:  # not running any more, or unknown to the runtime
+        killed = False
+    deadline = asyncio.get_running_loop().time() + KILL_WAIT
+    while await _runtime_status(monitor, container.id) in ("running", "created", "paused"):
+        if asyncio.get_running_loop().time() > deadline:
+            raise FailedPrecondition(
+                f"container {container.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
+        await asyncio.sleep(0.05)
+    fields = {"exit_code": 128 + signal.SIGKILL} if killed else {}
+    ctx.changed(ctx.records.update(container.id, state=EXITED, finished_ns=ctx.clock.now_ns(),
+                                   **fields))
+
+
+async def _runtime_status(monitor: Monitor, container_id: str) -> str:
+    try:
+        return str((await monitor.state(container_id)).get("status", ""))
+    except RuntimeFailed:
+        return ""
 
 
 async def remove(ctx: Containers, request: api_pb2.RemoveContainerRequest

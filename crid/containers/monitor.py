@@ -118,7 +118,7 @@ class Monitor:
         _, conmon_stderr = await process.communicate()
         pid, message = _parse_sync(report)
         if pid <= 0:
-            detail = message or conmon_stderr.decode(errors="replace").strip()
+            detail = _runtime_error((message or conmon_stderr.decode(errors="replace")).encode())
             raise RuntimeFailed(f"{self.handler.name} runtime failed to create the container: "
                                 f"{detail or 'no message'}")
         return Created(pid=pid, monitor_pid=_read_pid(bundle / "conmon.pid"))
@@ -194,7 +194,7 @@ class Monitor:
         if proc.returncode != 0:
             raise RuntimeFailed(
                 f"{self.handler.name} runtime {args[0]} failed: "
-                f"{_last_line(err) or f'exit code {proc.returncode}'}"
+                f"{_runtime_error(err) or f'exit code {proc.returncode}'}"
             )
         return out
 
@@ -299,11 +299,14 @@ def _exit_code(returncode: int | None) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _last_line(data: bytes) -> str:
+def _runtime_error(data: bytes) -> str:
+    """The runtime's own words for a failure: its error line (runc logs
+    warnings before it), else its last line."""
     lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
     if not lines:
         return ""
-    last = lines[-1]
+    errors_only = [line for line in lines if "level=error" in line or '"level":"error"' in line]
+    last = (errors_only or lines)[-1]
     # runc logs JSON or logfmt lines (msg="..."); keep the message people read.
     with contextlib.suppress(json.JSONDecodeError, AttributeError):
         return str(json.loads(last).get("msg", last))

@@ -10,7 +10,8 @@
 A row is written once the container exists in the runtime, and changed only
 through ``ContainerRecords.update``, so what the store says is what crid
 promised kubelet. ``UNKNOWN`` marks a container whose monitor vanished
-without leaving an exit code.
+without leaving an exit code; its process may still run, so StopContainer
+kills it through the runtime and records the exit itself (``EXITED``).
 """
 
 from __future__ import annotations

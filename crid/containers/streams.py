@@ -26,7 +26,7 @@ from crid.errors import FailedPrecondition, NotFound
 from crid.network import dial
 from crid.sandbox.context import Sandboxes
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
-from crid.streaming.process import first_size, run_process
+from crid.streaming.process import first_size, run_process, sizes_from
 
 CHUNK = 64 * 1024
 # conmon's attach socket: the first byte of each packet it sends names the stream.
@@ -57,6 +57,8 @@ class ContainerStreams:
             size, resize = await first_size(resize)
             if size is not None:
                 process["consoleSize"] = {"height": size.height, "width": size.width}
+                # Our terminal starts at that size too: the runtime copies it.
+                resize = sizes_from(size, resize)
         monitor = self.containers.monitor(container.handler)
         with tempfile.TemporaryDirectory(prefix="exec-", dir=bundle) as scratch:
             spec, pid_file = Path(scratch) / "process.json", Path(scratch) / "pid"

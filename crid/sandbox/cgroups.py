@@ -139,8 +139,17 @@ class PodCgroup:
             _write(directory / "cgroup.procs", pid)
 
     def remove(self) -> None:
-        """Remove the pod's dirs (not its parents); gone already is fine."""
-        for directory in self.dirs():
+        """Remove the pod's dirs (not its parents); gone already is fine.
+
+        On a v1 node the runtime also makes the pod's dir in hierarchies crid
+        does not manage (``name=systemd``, the hybrid ``unified`` tree) when it
+        puts a container below it; those go too, or each pod would leave them.
+        """
+        relative = self.path.lstrip("/")
+        extra = [] if self.v2 else [
+            top / relative for top in sorted(self.root.iterdir())
+            if top.name not in V1_CONTROLLERS and top.is_dir() and not top.is_symlink()]
+        for directory in [*self.dirs(), *extra]:
             with contextlib.suppress(FileNotFoundError):
                 directory.rmdir()
 

@@ -80,6 +80,14 @@ async def first_size(resize: AsyncIterator[TerminalSize]
     return first, rest()
 
 
+async def sizes_from(first: TerminalSize, rest: AsyncIterator[TerminalSize]
+                     ) -> AsyncIterator[TerminalSize]:
+    """``first``, then whatever ``rest`` yields."""
+    yield first
+    async for size in rest:
+        yield size
+
+
 async def _apply_sizes(resize: AsyncIterator[TerminalSize], fd: int) -> None:
     async for size in resize:
         _set_size(fd, size)

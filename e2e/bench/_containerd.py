@@ -9,6 +9,7 @@ mirror config. Nothing of the host's containerd (if any) is touched.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -75,11 +76,26 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """
 
 
+@dataclasses.dataclass(frozen=True)
+class Containerd:
+    runtime: api_pb2_grpc.RuntimeServiceStub
+    images: api_pb2_grpc.ImageServiceStub
+    workdir: Path  # its root, state, socket and config: in the command lines of it and its shims
+
+
 @contextlib.contextmanager
 def private_containerd(registry: Registry, conflist: dict[str, object],
                        pull: Sequence[str] = ()) -> Iterator[api_pb2_grpc.RuntimeServiceStub]:
     """A running containerd with the pause image (and ``pull``, references on
     ``registry``) pulled; its RuntimeService stub."""
+    with containerd_daemon(registry, conflist, pull) as containerd:
+        yield containerd.runtime
+
+
+@contextlib.contextmanager
+def containerd_daemon(registry: Registry, conflist: dict[str, object],
+                      pull: Sequence[str] = ()) -> Iterator[Containerd]:
+    """A running containerd with the pause image (and ``pull``) pulled."""
     pushed = push(registry, "pause", "bench", pause_image())
     workdir = Path(tempfile.mkdtemp(prefix="crid-ctrd-", dir="/tmp"))
     (workdir / "cni").mkdir()
@@ -101,7 +117,7 @@ def private_containerd(registry: Registry, conflist: dict[str, object],
         _wait_ready(runtime, process, workdir)
         for reference in (pushed.reference, *pull):
             images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=reference)))
-        yield runtime
+        yield Containerd(runtime, images, workdir)
     finally:
         channel.close()
         process.send_signal(signal.SIGTERM)

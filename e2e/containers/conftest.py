@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from cri_api.v1 import api_pb2
@@ -32,6 +33,7 @@ def env(registry: Registry) -> Iterator[Env]:
         yield Env(daemon, net, pushed.reference, image_id)
 
 
+# Every container test runs once per handler: crid's own runtime and runc.
 @pytest.fixture(params=["crid", "runc"])
 def handler(request: pytest.FixtureRequest) -> str:
     return str(request.param)
@@ -43,11 +45,28 @@ class Pod:
     config: api_pb2.PodSandboxConfig
 
 
+PodMaker = Callable[..., Pod]
+
+
 @pytest.fixture
-def pod(env: Env, handler: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pod]:
-    logs = tmp_path_factory.mktemp("pod-logs")
-    config = pod_config(log_directory=str(logs))
-    pod_id = str(env.daemon.runtime.RunPodSandbox(
-        api_pb2.RunPodSandboxRequest(config=config, runtime_handler=handler)).pod_sandbox_id)
-    yield Pod(pod_id, config)
-    stop_remove(env.daemon, pod_id)
+def make_pod(env: Env, handler: str, tmp_path_factory: pytest.TempPathFactory
+             ) -> Iterator[PodMaker]:
+    """Run pods of the test's handler with extra ``PodSandboxConfig`` fields; removed after."""
+    made: list[str] = []
+
+    def make(**fields: Any) -> Pod:
+        logs = tmp_path_factory.mktemp("pod-logs")
+        config = pod_config(log_directory=str(logs), **fields)
+        pod_id = str(env.daemon.runtime.RunPodSandbox(
+            api_pb2.RunPodSandboxRequest(config=config, runtime_handler=handler)).pod_sandbox_id)
+        made.append(pod_id)
+        return Pod(pod_id, config)
+
+    yield make
+    for pod_id in made:
+        stop_remove(env.daemon, pod_id)
+
+
+@pytest.fixture
+def pod(make_pod: PodMaker) -> Pod:
+    return make_pod()

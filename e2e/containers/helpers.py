@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from typing import Any
@@ -9,6 +10,8 @@ from typing import Any
 from cri_api.v1 import api_pb2
 
 from e2e.fixtures.daemon import CridDaemon
+from e2e.fixtures.images import Image, push
+from e2e.fixtures.registry import Registry
 
 
 def create(daemon: CridDaemon, pod_id: str, sandbox: api_pb2.PodSandboxConfig, image: str,
@@ -40,3 +43,58 @@ def exec_sync(daemon: CridDaemon, container_id: str, *cmd: str,
     response: api_pb2.ExecSyncResponse = daemon.runtime.ExecSync(api_pb2.ExecSyncRequest(
         container_id=container_id, cmd=list(cmd), timeout=timeout))
     return response
+
+
+def run(daemon: CridDaemon, pod_id: str, sandbox: api_pb2.PodSandboxConfig, image: str,
+        **fields: Any) -> str:
+    """Create and start a container (``sleep`` by default) and wait until it runs."""
+    fields.setdefault("command", ["/bin/sleep", "600"])
+    cid = create(daemon, pod_id, sandbox, image, **fields)
+    daemon.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+    wait_state(daemon, cid, api_pb2.CONTAINER_RUNNING)
+    return cid
+
+
+def run_to_exit(daemon: CridDaemon, pod_id: str, sandbox: api_pb2.PodSandboxConfig,
+                image: str, **fields: Any) -> tuple[api_pb2.ContainerStatus, list[str]]:
+    """Create and start a container, wait for its exit; its status and log texts."""
+    fields.setdefault("log_path", f"{uuid.uuid4().hex[:8]}.log")
+    cid = create(daemon, pod_id, sandbox, image, **fields)
+    daemon.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+    done = wait_state(daemon, cid, api_pb2.CONTAINER_EXITED)
+    return done, log_texts(done.log_path)
+
+
+def log_lines(path: str) -> list[tuple[str, str, str]]:
+    """(stream, P|F tag, text) of each CRI log line."""
+    found = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            _, stream, tag, text = [*line.rstrip("\n").split(" ", 3), ""][:4]
+            found.append((stream, tag, text))
+    return found
+
+
+def log_texts(path: str) -> list[str]:
+    return [text for _, _, text in log_lines(path)]
+
+
+def sh(daemon: CridDaemon, container_id: str, script: str) -> str:
+    """Run a shell script in the container; it must succeed; its stdout."""
+    out = exec_sync(daemon, container_id, "/bin/sh", "-c", script)
+    assert out.exit_code == 0, (out.stdout, out.stderr)
+    return str(out.stdout.decode())
+
+
+def verbose_pid(daemon: CridDaemon, container_id: str) -> int:
+    info = daemon.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+        container_id=container_id, verbose=True)).info["info"]
+    return int(json.loads(info)["pid"])
+
+
+def pull(daemon: CridDaemon, registry: Registry, image: Image) -> str:
+    """Push ``image`` to the test registry, pull it into the daemon; its reference."""
+    pushed = push(registry, f"e2e/c-{image.config_blob.digest[7:19]}", "1", image)
+    daemon.image.PullImage(api_pb2.PullImageRequest(
+        image=api_pb2.ImageSpec(image=pushed.reference)))
+    return pushed.reference

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env, Pod
-from e2e.containers.helpers import create, exec_sync, status, wait_state
+from e2e.containers.conftest import Env, Pod, PodMaker
+from e2e.containers.helpers import create, exec_sync, run, status, wait_state
 from e2e.fixtures.daemon import mounts_under
 
 
@@ -183,3 +185,33 @@ def test_removing_the_pod_removes_its_containers(env: Env, pod: Pod) -> None:
     d.runtime.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod.id))
     with pytest.raises(grpc.RpcError):
         status(d, cid)
+    # No cgroup of the pod or container in any hierarchy, the runtime's own included.
+    assert not [p for p in env.net.cgroup_dirs() if pod.id in str(p) or cid in str(p)]
+
+
+def test_list_filters_and_verbose_status(env: Env, pod: Pod, make_pod: PodMaker) -> None:
+    d = env.daemon
+    running = run(d, pod.id, pod.config, env.image, labels={"tier": "a"})
+    created = create(d, pod.id, pod.config, env.image, labels={"tier": "b"})
+    other_pod = make_pod()
+    elsewhere = create(d, other_pod.id, other_pod.config, env.image, labels={"tier": "a"})
+
+    def listed(**fields: Any) -> set[str]:
+        return {c.id for c in d.runtime.ListContainers(api_pb2.ListContainersRequest(
+            filter=api_pb2.ContainerFilter(**fields))).containers}
+
+    assert listed(pod_sandbox_id=pod.id) == {running, created}
+    assert listed(id=running[:12]) == {running}
+    assert listed(state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_CREATED)) >= {
+        created, elsewhere}
+    assert running not in listed(
+        state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_CREATED))
+    assert listed(label_selector={"tier": "a"}) == {running, elsewhere}
+    assert listed(label_selector={"tier": "a"}, pod_sandbox_id=other_pod.id) == {elsewhere}
+
+    response = d.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+        container_id=running, verbose=True))
+    info = json.loads(response.info["info"])
+    assert info["sandboxID"] == pod.id and info["pid"] > 0
+    assert Path(f"/proc/{info['pid']}/cmdline").read_bytes().split(b"\0")[0] == b"/bin/sleep"
+    assert info["runtimeSpec"]["process"]["args"] == ["/bin/sleep", "600"]

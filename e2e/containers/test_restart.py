@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import time
+from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env, Pod
-from e2e.containers.helpers import create, exec_sync, status, wait_state
+from e2e.containers.helpers import create, exec_sync, run, status, wait_state
+from e2e.fixtures.daemon import mounts_under
 
 
 def test_containers_survive_a_killed_daemon_and_exits_meanwhile_are_reported(
@@ -39,3 +44,27 @@ def test_containers_survive_a_killed_daemon_and_exits_meanwhile_are_reported(
     # And the restarted daemon still notices exits as they happen.
     d.runtime.StopContainer(api_pb2.StopContainerRequest(container_id=running[0], timeout=5))
     assert status(d, running[0]).exit_code == 143
+
+
+def test_a_killed_monitor_leaves_a_container_that_can_still_be_removed(
+    env: Env, pod: Pod
+) -> None:
+    d = env.daemon
+    cid = run(d, pod.id, pod.config, env.image)
+    info = json.loads(d.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+        container_id=cid, verbose=True)).info["info"])
+    pid, conmon = info["pid"], info["monitorPid"]
+    os.kill(conmon, signal.SIGKILL)
+    gone = wait_state(d, cid, api_pb2.CONTAINER_UNKNOWN)
+    assert "conmon" in gone.message
+    # Stop still ends the process, though no monitor is left to report its exit.
+    d.runtime.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=2))
+    deadline = time.monotonic() + 10
+    while Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text():
+        assert time.monotonic() < deadline, "the container's process outlived StopContainer"
+        time.sleep(0.05)
+    stopped = status(d, cid)
+    assert (stopped.state, stopped.exit_code) == (api_pb2.CONTAINER_EXITED, 137)
+    d.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
+    assert not [m for m in mounts_under(d.runroot) if cid in m]
+    assert not (d.root / "containers" / cid).exists()

@@ -49,15 +49,12 @@ def test_exec_over_websocket_reports_output_and_exit_code(env: Env, pod: Pod) ->
     assert (ws.read_stdout(), ws.read_stderr(), ws.returncode) == (b"out\n", b"err\n", 5)
 
 
-def test_exec_over_spdy_with_stdin_and_with_a_tty(env: Env, pod: Pod, handler: str) -> None:
+def test_exec_over_spdy_with_stdin_and_with_a_tty(env: Env, pod: Pod) -> None:
     cid = running(env, pod, "/bin/sleep", "600")
     piped = asyncio.run(spdy_client.remote_command(
         exec_url(env, cid, "/bin/sh", "-c", "tr a-z A-Z; exit 2", stdin=True, stderr=True),
         stdin=b"hello\n"))
     assert (piped.stdout, piped.exit_code) == (b"HELLO\n", 2)
-    if handler == "runc":
-        pytest.skip("known bug: under runc's foreground terminal relay the client's size "
-                    "sometimes never reaches the container's terminal")
     tty = asyncio.run(spdy_client.remote_command(
         exec_url(env, cid, "/bin/sh", "-c", "stty size; tty", tty=True),
         tty=True, stderr=False, sizes=((91, 33),)))

@@ -113,6 +113,14 @@ class Host:
                     return os.path.exists(os.path.join("/sys/fs/cgroup", own, "memory.swap.max"))
         return False
 
+    def hugetlb_controller(self) -> bool:
+        """Whether hugepage limits can be set: a hugetlb hierarchy on v1, the
+        controller offered at the root on v2."""
+        if not self.cgroup2():
+            return os.path.isdir("/sys/fs/cgroup/hugetlb")
+        with open("/sys/fs/cgroup/cgroup.controllers", encoding="ascii") as f:
+            return "hugetlb" in f.read().split()
+
     def cgroup2(self) -> bool:
         """True on a unified (cgroup v2 only) node."""
         return os.path.exists("/sys/fs/cgroup/cgroup.controllers")

@@ -7,6 +7,7 @@ goes to the process; it is raised to the runtime's own value when lower,
 because an unprivileged-in-this-respect process cannot lower it and the
 container would fail to start (containerd's ``restrict_oom_score_adj``).
 ``unified`` (cgroup v2 files) is refused on a v1 node rather than ignored.
+Hugepage limits are dropped on a node without the hugetlb controller.
 """
 
 from __future__ import annotations
@@ -48,7 +49,10 @@ def linux_resources(res: api_pb2.LinuxContainerResources, host: Host) -> dict[st
     if swap and host.swap_controller():
         sections.setdefault("memory", {})["swap"] = swap
     out: dict[str, object] = dict(sections)
-    if res.hugepage_limits:
+    # kubelet sends a limit (often 0) for every page size the node has; with
+    # no hugetlb controller the runtime cannot set them and fails the
+    # container, so they are left out, as cri-o does.
+    if res.hugepage_limits and host.hugetlb_controller():
         out["hugepageLimits"] = [
             {"pageSize": h.page_size, "limit": h.limit} for h in res.hugepage_limits
         ]

@@ -51,6 +51,18 @@ def test_v1_create_apply_remove(tmp_path: Path) -> None:
     cgroup.remove()
 
 
+def test_v1_remove_takes_the_dirs_a_runtime_made_in_other_hierarchies(tmp_path: Path) -> None:
+    root = v1_root(tmp_path)
+    cgroup = PodCgroup("/kubepods/pod1", root=root, v2=False)
+    for other in ("systemd", "unified"):  # runc made these for a container of the pod
+        (root / other / "kubepods/pod1").mkdir(parents=True)
+    (root / "unrelated").write_text("")
+    cgroup.remove()
+    assert not (root / "systemd/kubepods/pod1").exists()
+    assert not (root / "unified/kubepods/pod1").exists()
+    assert (root / "systemd/kubepods").is_dir()
+
+
 def test_v2_single_tree(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
     (tmp_path / "cgroup.subtree_control").write_text("")

@@ -32,8 +32,9 @@ class FakeHost(Host):
 
     def __init__(self, *, mountinfo: str = MOUNTINFO, oom_score_adj: int = -999,
                  cgroup2: bool = False, capability_mask: int = (1 << 41) - 1,
-                 swap: bool = True) -> None:
+                 swap: bool = True, hugetlb: bool = True) -> None:
         self._swap = swap
+        self._hugetlb = hugetlb
         self._capability_mask = capability_mask
         self._mountinfo = mountinfo
         self._oom = oom_score_adj
@@ -73,6 +74,9 @@ class FakeHost(Host):
 
     def swap_controller(self) -> bool:
         return self._swap
+
+    def hugetlb_controller(self) -> bool:
+        return self._hugetlb
 
     def cgroup2(self) -> bool:
         return self._cgroup2

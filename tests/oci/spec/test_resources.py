@@ -29,6 +29,12 @@ def test_everything_mapped() -> None:
     }
 
 
+def test_hugepage_limits_left_out_without_the_hugetlb_controller() -> None:
+    res = api_pb2.LinuxContainerResources(
+        hugepage_limits=[api_pb2.HugepageLimit(page_size="2MB", limit=0)])
+    assert resources.linux_resources(res, FakeHost(hugetlb=False)) == {}
+
+
 @pytest.mark.parametrize(("limit", "swap", "controller", "expected"), [
     (100, 0, True, {"limit": 100, "swap": 100}),  # no swap beyond the limit
     (100, 300, True, {"limit": 100, "swap": 300}),
