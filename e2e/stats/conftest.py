@@ -9,12 +9,12 @@ from collections.abc import Iterator
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env, pod
+from e2e.containers.conftest import Env, make_pod, pod
 from e2e.fixtures.images import RunConfig, busybox_image, push
 from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import pod_daemon
 
-__all__ = ["env", "handler", "pod"]
+__all__ = ["env", "handler", "make_pod", "pod"]
 LAYER_REFRESH_TOML = "[crid.stats]\nlayer_refresh_seconds = 1\n"
 
 
