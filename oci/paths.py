@@ -2,9 +2,8 @@
 rootfs pointing at ``/etc`` means ``<rootfs>/etc``, and ``..`` stops at the root),
 and creating mount targets that way.
 
-``crid.oci.spec.rootfs.scoped_path`` walks paths the same way for the daemon,
-but importing anything under ``crid.oci.spec`` loads the CRI stubs (~130 ms),
-which crid-runtime must never pay; this copy stays import-free.
+The daemon's spec generator reads image files through the same walk
+(``crid.oci.spec.rootfs``); this module stays import-free for the runtime.
 """
 
 from __future__ import annotations
@@ -14,7 +13,7 @@ import stat
 
 from crid.oci.errors import InvalidArgument
 
-_MAX_LINKS = 255
+_MAX_LINKS = 40  # Linux' own limit on symlinks followed for one path
 
 
 def secure_join(root: str, unsafe: str) -> str:

@@ -13,46 +13,21 @@ import errno
 import os
 import stat
 
-# Linux' own limit on symlinks followed while resolving one path.
-_MAX_SYMLINKS = 40
+from crid.oci.errors import InvalidArgument
+from crid.oci.paths import secure_join
 
 
 def scoped_path(root: str, path: str) -> str:
     """Host path of ``path`` as seen from inside ``root``; always under ``root``.
 
     Missing components are kept as they are (the result then does not exist),
-    so a caller can still tell "no such file" from "outside the rootfs".
+    so a caller can still tell "no such file" from "outside the rootfs". The
+    walk is the runtime's own (``crid.oci.paths``, kept import-free for it).
     """
-    root = os.path.abspath(root)
-    pending = [c for c in path.split("/") if c]
-    pending.reverse()
-    resolved: list[str] = []
-    links = 0
-    while pending:
-        part = pending.pop()
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        candidate = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(candidate)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        links += 1
-        if links > _MAX_SYMLINKS:
-            raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-        target = os.readlink(candidate)
-        if target.startswith("/"):
-            resolved = []
-        pending.extend(reversed([c for c in target.split("/") if c]))
-    return os.path.join(root, *resolved)
+    try:
+        return secure_join(os.path.abspath(root), path)
+    except InvalidArgument as exc:
+        raise OSError(errno.ELOOP, "too many levels of symbolic links", path) from exc
 
 
 def read_text(root: str, path: str) -> str | None:
