@@ -38,7 +38,7 @@ class Reader(Protocol):
     def read(self, path: str) -> Usage | None: ...
 
 
-def _read(path: Path) -> str | None:
+def read_text(path: Path) -> str | None:
     try:
         with open(path, encoding="ascii") as f:
             return f.read()
@@ -46,8 +46,8 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def _int(path: Path) -> int | None:
-    text = _read(path)
+def read_int(path: Path) -> int | None:
+    text = read_text(path)
     if text is None:
         return None
     text = text.strip()
@@ -59,10 +59,10 @@ def _int(path: Path) -> int | None:
         return None
 
 
-def _keyed(path: Path) -> dict[str, int]:
+def read_keyed(path: Path) -> dict[str, int]:
     """A ``key value`` per line file (memory.stat, cpu.stat)."""
     found: dict[str, int] = {}
-    for line in (_read(path) or "").splitlines():
+    for line in (read_text(path) or "").splitlines():
         key, _, value = line.partition(" ")
         try:
             found[key] = int(value)
@@ -92,15 +92,15 @@ class V1Reader:
 
     def read(self, path: str) -> Usage | None:
         memory = self._dir("memory", path)
-        cpu_ns = _int(self._dir("cpuacct", path) / "cpuacct.usage")
-        usage = _int(memory / "memory.usage_in_bytes")
+        cpu_ns = read_int(self._dir("cpuacct", path) / "cpuacct.usage")
+        usage = read_int(memory / "memory.usage_in_bytes")
         if cpu_ns is None and usage is None:
             return None
-        stat = _keyed(memory / "memory.stat")
-        memsw = _int(memory / "memory.memsw.usage_in_bytes")
-        memsw_limit = _limit(_int(memory / "memory.memsw.limit_in_bytes"))
-        limit = _limit(_int(memory / "memory.limit_in_bytes"))
-        pids = _int(self._dir("pids", path) / "pids.current")
+        stat = read_keyed(memory / "memory.stat")
+        memsw = read_int(memory / "memory.memsw.usage_in_bytes")
+        memsw_limit = _limit(read_int(memory / "memory.memsw.limit_in_bytes"))
+        limit = _limit(read_int(memory / "memory.limit_in_bytes"))
+        pids = read_int(self._dir("pids", path) / "pids.current")
         return Usage(
             cpu_ns=cpu_ns,
             memory_usage=usage,
@@ -124,11 +124,11 @@ class V2Reader:
 
     def read(self, path: str) -> Usage | None:
         directory = self.root / path.lstrip("/")
-        cpu = _keyed(directory / "cpu.stat")
-        usage = _int(directory / "memory.current")
+        cpu = read_keyed(directory / "cpu.stat")
+        usage = read_int(directory / "memory.current")
         if not cpu and usage is None:
             return None
-        stat = _keyed(directory / "memory.stat")
+        stat = read_keyed(directory / "memory.stat")
         usec = cpu.get("usage_usec")
         return Usage(
             cpu_ns=usec * 1000 if usec is not None else None,
@@ -137,10 +137,10 @@ class V2Reader:
             rss=stat.get("anon"),
             page_faults=stat.get("pgfault"),
             major_page_faults=stat.get("pgmajfault"),
-            memory_limit=_limit(_int(directory / "memory.max")),
-            swap_usage=_int(directory / "memory.swap.current"),
-            swap_limit=_limit(_int(directory / "memory.swap.max")),
-            pids=_int(directory / "pids.current"),
+            memory_limit=_limit(read_int(directory / "memory.max")),
+            swap_usage=read_int(directory / "memory.swap.current"),
+            swap_limit=_limit(read_int(directory / "memory.swap.max")),
+            pids=read_int(directory / "pids.current"),
         )
 
 
@@ -151,7 +151,7 @@ def detect(root: Path = CGROUP_ROOT) -> Reader:
 
 def memory_total(meminfo: Path = Path("/proc/meminfo")) -> int:
     """The node's memory: what an unlimited cgroup may use."""
-    for line in (_read(meminfo) or "").splitlines():
+    for line in (read_text(meminfo) or "").splitlines():
         if line.startswith("MemTotal:"):
             return int(line.split()[1]) * 1024
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")

@@ -9,7 +9,7 @@ happen in the layer cache's background task.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
@@ -20,7 +20,7 @@ from crid.containers.records import CREATED, RUNNING, Container
 from crid.oci.spec.resources import cgroups_path
 from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import READY, Sandbox
-from crid.stats import cgroups, netdev
+from crid.stats import cgroup_detail, cgroups, cri_metrics, layers, netdev, processes
 from crid.stats.cpu import CpuRates
 from crid.stats.layers import LayerCache
 
@@ -34,11 +34,13 @@ def _u64(value: int | None) -> api_pb2.UInt64Value | None:
 
 class Collector:
     def __init__(self, containers: Containers, sandboxes: Sandboxes,
-                 reader: cgroups.Reader | None = None, layer_interval: float = 10.0) -> None:
+                 reader: cgroups.Reader | None = None, layer_interval: float = 10.0,
+                 detail: cgroup_detail.DetailReader | None = None) -> None:
         self.containers = containers
         self.sandboxes = sandboxes
         self.clock = containers.clock
         self.reader = reader or cgroups.detect()
+        self.detail = detail or cgroup_detail.detect()
         self.rates = CpuRates()
         self.memory_total = cgroups.memory_total()
         self.layers = LayerCache(self._layer_dirs, self.clock.now_ns, layer_interval)
@@ -124,6 +126,10 @@ class Collector:
     def pod_stats(self, sandbox: Sandbox, containers: Iterable[Container]
                   ) -> api_pb2.PodSandboxStats:
         """Blocking (reads cgroup files and joins the pod's netns)."""
+        return self._pod_stats(sandbox, containers, self.pod_interfaces(sandbox))
+
+    def _pod_stats(self, sandbox: Sandbox, containers: Iterable[Container],
+                   interfaces: list[netdev.Interface]) -> api_pb2.PodSandboxStats:
         now = self.clock.now_ns()
         config = sandbox.config
         linux = api_pb2.LinuxPodSandboxStats(containers=[
@@ -136,7 +142,6 @@ class Collector:
             if usage.pids is not None:
                 linux.process.CopyFrom(api_pb2.ProcessUsage(
                     timestamp=now, process_count=U64(value=usage.pids)))
-        interfaces = self.pod_interfaces(sandbox)
         if interfaces:
             used = [_interface(i) for i in interfaces]
             default = next((u for u in used if u.name == "eth0"), used[0])
@@ -147,6 +152,26 @@ class Collector:
                 id=sandbox.id, metadata=config.metadata, labels=config.labels,
                 annotations=config.annotations),
             linux=linux)
+
+    def pod_metrics(self, sandbox: Sandbox, containers: list[Container],
+                    image_of: Callable[[str], tuple[str, str]]) -> api_pb2.PodSandboxMetrics:
+        """Blocking: the pod's stats plus the readings only the metrics carry."""
+        interfaces = self.pod_interfaces(sandbox)
+        stats = self._pod_stats(sandbox, containers, interfaces)
+        readings = {c.id: self.readings(c, sandbox.cgroup_parent)
+                    for c in containers if c.state == RUNNING}
+        return cri_metrics.pod_metrics(stats, image_of, interfaces, readings)
+
+    def readings(self, container: Container, pod_cgroup: str) -> cri_metrics.Readings:
+        """Blocking: the container's finer cgroup files, its processes' /proc entries
+        and a statfs of its writable layer."""
+        detail = self.detail.read(self.container_cgroup(container, pod_cgroup))
+        return cri_metrics.Readings(
+            detail=detail,
+            counts=processes.count(detail.pids) if detail is not None else None,
+            fs=layers.space(Path(container.layer_dir)),
+            resources=container.resources, started_ns=container.started_ns,
+            now_ns=self.clock.now_ns())
 
     @staticmethod
     def pod_interfaces(sandbox: Sandbox) -> list[netdev.Interface]:

@@ -4,7 +4,8 @@ Walking a tree costs time proportional to its size, so no stats call does
 it: a background task walks every container's layer in a thread every
 ``interval`` seconds and the calls read the cached numbers. Bytes are
 allocated blocks (what ``du`` reports), inodes count every entry once (hard
-links included once).
+links included once). The filesystem's size and free inodes are one statfs,
+read in the call.
 """
 
 from __future__ import annotations
@@ -26,6 +27,21 @@ class LayerUsage:
     used_bytes: int
     inodes: int
     at_ns: int
+
+
+@dataclasses.dataclass(frozen=True)
+class FsSpace:
+    limit_bytes: int  # the filesystem's size: what the layer could grow to
+    inodes_free: int
+
+
+def space(path: Path) -> FsSpace | None:
+    """The filesystem holding ``path``; None once it is gone."""
+    try:
+        found = os.statvfs(path)
+    except OSError:
+        return None
+    return FsSpace(found.f_blocks * found.f_frsize, found.f_favail)
 
 
 def measure(top: Path) -> tuple[int, int]:

@@ -22,6 +22,10 @@ class Interface:
     rx_errors: int
     tx_bytes: int
     tx_errors: int
+    rx_packets: int
+    rx_dropped: int
+    tx_packets: int
+    tx_dropped: int
 
 
 def parse(text: str) -> list[Interface]:
@@ -34,7 +38,9 @@ def parse(text: str) -> list[Interface]:
         if len(fields) < 16 or name == "lo":
             continue
         found.append(Interface(name, rx_bytes=int(fields[0]), rx_errors=int(fields[2]),
-                               tx_bytes=int(fields[8]), tx_errors=int(fields[10])))
+                               tx_bytes=int(fields[8]), tx_errors=int(fields[10]),
+                               rx_packets=int(fields[1]), rx_dropped=int(fields[3]),
+                               tx_packets=int(fields[9]), tx_dropped=int(fields[11])))
     return found
 
 

@@ -94,10 +94,14 @@ class Stats:
                  else self.sandboxes.records.all())
         return [s for s in found if _selected(s.config.labels, wanted.label_selector)]
 
-    async def pod_stats(self, pods: Iterable[Sandbox]) -> list[api_pb2.PodSandboxStats]:
+    def _containers_by_pod(self) -> dict[str, list[Container]]:
         by_pod: dict[str, list[Container]] = {}
         for container in self.containers.records.all():
             by_pod.setdefault(container.pod_id, []).append(self.containers.current(container))
+        return by_pod
+
+    async def pod_stats(self, pods: Iterable[Sandbox]) -> list[api_pb2.PodSandboxStats]:
+        by_pod = self._containers_by_pod()
         # Each pod joins its own netns on its own thread; measure them side by side.
         stats = await asyncio.gather(*(
             asyncio.to_thread(self.collector.pod_stats, pod, by_pod.get(pod.id, []))
@@ -117,8 +121,13 @@ class Stats:
 
     async def pod_metrics(self) -> list[api_pb2.PodSandboxMetrics]:
         names = {c.id: (c.name, c.image_ref) for c in self.containers.records.all()}
-        stats = await self.pod_stats(self.sandboxes.records.all())
-        return [cri_metrics.pod_metrics(s, lambda cid: names.get(cid, ("", ""))) for s in stats]
+        by_pod = self._containers_by_pod()
+        found = await asyncio.gather(*(
+            asyncio.to_thread(self.collector.pod_metrics, pod, by_pod.get(pod.id, []),
+                              lambda cid: names.get(cid, ("", "")))
+            for pod in self.sandboxes.records.all()))
+        self.collector.forget_gone()
+        return list(found)
 
     # --- the streaming forms (k8s 1.36) --------------------------------------------
 
