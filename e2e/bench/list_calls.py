@@ -20,11 +20,9 @@ from collections.abc import Callable
 
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
-from e2e.bench._containerd import private_containerd
-from e2e.bench.sandbox import bridge_conflist, pod_config
-from e2e.fixtures.images import RunConfig, busybox_image, push
+from e2e.bench._side_by_side import side_by_side
+from e2e.bench.sandbox import pod_config
 from e2e.fixtures.registry import Registry
-from e2e.sandbox.pods import PodNet, pod_daemon
 
 CALLS: dict[str, Callable[[api_pb2_grpc.RuntimeServiceStub], object]] = {
     # The cost of any call: what a list call costs beyond it is the listing.
@@ -89,20 +87,14 @@ def run(pods: int, per_pod: int, calls: int,
     figures: dict[str, float] = {}
     with contextlib.ExitStack() as stack:
         registry = stack.enter_context(Registry())
-        image = push(registry, "bench/busybox", "1",
-                     busybox_image(config=RunConfig(cmd=("/bin/sh",), env=("PATH=/bin",))))
-        crid, crid_net = stack.enter_context(pod_daemon(extra_args=("--log-level", "warning")))
-        crid.image.PullImage(api_pb2.PullImageRequest(
-            image=api_pb2.ImageSpec(image=image.reference)))
-        ctrd_net = PodNet()
-        stack.callback(ctrd_net.cleanup)
-        containerd = stack.enter_context(private_containerd(
-            registry, bridge_conflist(ctrd_net), pull=(image.reference,)))
+        both = stack.enter_context(side_by_side(registry, "bench/busybox"))
+        crid, containerd = both.crid, both.containerd
         # runc under both: the same OCI runtime, so the CRI servers are what differs.
-        crid_pods = populate(crid.runtime, image.reference, crid_net.cgroup_parent, pods,
+        crid_pods = populate(crid.runtime, both.image, both.crid_net.cgroup_parent, pods,
                              per_pod, handler="runc")
         stack.callback(teardown, crid.runtime, crid_pods)
-        ctrd_pods = populate(containerd, image.reference, ctrd_net.cgroup_parent, pods, per_pod)
+        ctrd_pods = populate(containerd, both.image, both.containerd_net.cgroup_parent, pods,
+                             per_pod)
         stack.callback(teardown, containerd, ctrd_pods)
         crid_figures, ctrd_figures = measure([crid.runtime, containerd], calls)
     report(f"List calls with {pods * per_pod} running containers in {pods} pods: "

@@ -15,11 +15,9 @@ from collections.abc import Iterator
 
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
-from e2e.bench._containerd import private_containerd
-from e2e.bench.sandbox import bridge_conflist, pod_config
-from e2e.fixtures.images import RunConfig, busybox_image, push
+from e2e.bench._side_by_side import side_by_side
+from e2e.bench.sandbox import pod_config
 from e2e.fixtures.registry import Registry
-from e2e.sandbox.pods import PodNet, pod_daemon
 
 
 @dataclasses.dataclass
@@ -60,18 +58,8 @@ def start(name: str, runtime: api_pb2_grpc.RuntimeServiceStub, image: str, cgrou
 def crid_and_containerd(registry: Registry, command: list[str],
                         crid_handler: str = "") -> Iterator[tuple[Target, Target]]:
     """(crid, containerd), each with a running busybox container running ``command``."""
-    image = push(registry, "streaming/busybox", "1",
-                 busybox_image(config=RunConfig(cmd=("/bin/sh",), env=("PATH=/bin",))))
-    with contextlib.ExitStack() as stack:
-        crid, crid_net = stack.enter_context(pod_daemon(extra_args=("--log-level", "warning")))
-        crid.image.PullImage(api_pb2.PullImageRequest(
-            image=api_pb2.ImageSpec(image=image.reference)))
-        ctrd_net = PodNet()
-        stack.callback(ctrd_net.cleanup)
-        containerd = stack.enter_context(private_containerd(
-            registry, bridge_conflist(ctrd_net), pull=(image.reference,)))
-        # pod_daemon and private_containerd remove every pod they hold on exit.
-        yield (start("crid", crid.runtime, image.reference, crid_net.cgroup_parent, command,
-                     crid_handler),
-               start("containerd", containerd, image.reference, ctrd_net.cgroup_parent,
-                     command))
+    with side_by_side(registry, "streaming/busybox") as both:
+        yield (start("crid", both.crid.runtime, both.image, both.crid_net.cgroup_parent,
+                     command, crid_handler),
+               start("containerd", both.containerd, both.image,
+                     both.containerd_net.cgroup_parent, command))
