@@ -13,6 +13,7 @@ from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env, Pod, PodMaker
 from e2e.containers.helpers import exec_sync, run, sh
+from e2e.fixtures.daemon import remove_workdir
 
 P = api_pb2.MountPropagation
 SYS_ADMIN = api_pb2.LinuxContainerConfig(security_context=api_pb2.LinuxContainerSecurityContext(
@@ -29,8 +30,7 @@ def host_dir() -> Iterator[Path]:
     path = Path("/tmp") / f"crid-mnt-{uuid.uuid4().hex[:8]}"
     path.mkdir()
     yield path
-    subprocess.run(["umount", "-R", "-l", str(path)], check=False, capture_output=True)
-    subprocess.run(["rm", "-rf", "--one-file-system", str(path)], check=False)
+    remove_workdir(path)  # detaches whatever propagation left below it, then deletes
 
 
 @pytest.fixture
