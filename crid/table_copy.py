@@ -50,16 +50,22 @@ class TableCopy(Generic[T]):
         with self.store.transaction() as db:
             db.execute(sql, params)
 
-    def insert(self, sql: str, params: dict[str, Any], record_id: str, record: T) -> None:
+    def insert(self, row: dict[str, Any], record: T) -> None:
+        """Insert ``row`` (column -> value, with ``id``); the copy gains ``record``."""
+        names = ", ".join(row)
+        marks = ", ".join(f":{k}" for k in row)
         with self._lock:
-            self._execute(sql, params)
-            self._rows()[record_id] = record
+            self._execute(f"INSERT INTO {self._table} ({names}) VALUES ({marks})", row)
+            self._rows()[row["id"]] = record
 
-    def update(self, sql: str, params: dict[str, Any], record_id: str,
+    def update(self, record_id: str, values: dict[str, Any],
                change: Callable[[T], T]) -> T | None:
-        """Run ``sql``; the copy's record becomes ``change(record)`` (None if absent)."""
+        """Set ``values`` (column -> value) on the row; the copy's record becomes
+        ``change(record)`` (None if absent)."""
+        assignments = ", ".join(f"{k} = :{k}" for k in values)
         with self._lock:
-            self._execute(sql, params)
+            self._execute(f"UPDATE {self._table} SET {assignments} WHERE id = :id",
+                          {**values, "id": record_id})
             rows = self._rows()
             current = rows.get(record_id)
             if current is None:
@@ -67,7 +73,7 @@ class TableCopy(Generic[T]):
             rows[record_id] = updated = change(current)
             return updated
 
-    def delete(self, sql: str, params: Sequence[Any], record_id: str) -> None:
+    def delete(self, record_id: str) -> None:
         with self._lock:
-            self._execute(sql, params)
+            self._execute(f"DELETE FROM {self._table} WHERE id = ?", (record_id,))
             self._rows().pop(record_id, None)

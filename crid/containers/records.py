@@ -116,25 +116,18 @@ class ContainerRecords:
         self._copy = TableCopy(store, "containers", _decode)
 
     def insert(self, container: Container) -> None:
-        row = dict(_encode(f.name, getattr(container, f.name))
-                   for f in dataclasses.fields(container))
-        names = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
-        self._copy.insert(f"INSERT INTO containers ({names}) VALUES ({marks})", row,
-                          container.id, container)
+        self._copy.insert(dict(_encode(f.name, getattr(container, f.name))
+                               for f in dataclasses.fields(container)), container)
 
     def update(self, container_id: str, **fields: Any) -> Container | None:
         unknown = set(fields) - _UPDATABLE
         if unknown:
             raise KeyError(f"containers.{', '.join(sorted(unknown))} cannot be updated")
-        values = dict(_encode(k, v) for k, v in fields.items())
-        assignments = ", ".join(f"{k} = :{k}" for k in values)
-        return self._copy.update(f"UPDATE containers SET {assignments} WHERE id = :id",
-                                 {**values, "id": container_id}, container_id,
+        return self._copy.update(container_id, dict(_encode(k, v) for k, v in fields.items()),
                                  lambda current: dataclasses.replace(current, **fields))
 
     def delete(self, container_id: str) -> None:
-        self._copy.delete("DELETE FROM containers WHERE id = ?", (container_id,), container_id)
+        self._copy.delete(container_id)
 
     def get(self, container_id: str) -> Container | None:
         return self._copy.get(container_id)

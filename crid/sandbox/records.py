@@ -90,22 +90,16 @@ class SandboxRecords:
         self._copy = TableCopy(store, "sandboxes", _sandbox)
 
     def insert(self, sandbox: Sandbox) -> None:
-        row = _row(sandbox)
-        names = ", ".join(row)
-        marks = ", ".join(f":{k}" for k in row)
-        self._copy.insert(f"INSERT INTO sandboxes ({names}) VALUES ({marks})", row,
-                          sandbox.id, sandbox)
+        self._copy.insert(_row(sandbox), sandbox)
 
     def update(self, sandbox_id: str, **fields: Any) -> None:
         values = {k: _row_value(k, v) for k, v in fields.items()}
-        assignments = ", ".join(f"{k} = :{k}" for k in values)
         # Through the row encoding and back, so the copy holds what a read would.
-        self._copy.update(f"UPDATE sandboxes SET {assignments} WHERE id = :id",
-                          {**values, "id": sandbox_id}, sandbox_id,
+        self._copy.update(sandbox_id, values,
                           lambda current: _sandbox({**_row(current), **values}))
 
     def delete(self, sandbox_id: str) -> None:
-        self._copy.delete("DELETE FROM sandboxes WHERE id = ?", (sandbox_id,), sandbox_id)
+        self._copy.delete(sandbox_id)
 
     def get(self, sandbox_id: str) -> Sandbox | None:
         return self._copy.get(sandbox_id)
