@@ -15,7 +15,6 @@ import collections
 import concurrent.futures
 import contextlib
 import dataclasses
-import json
 import platform as platform_module
 import threading
 from collections.abc import Callable, Iterator
@@ -33,6 +32,7 @@ from crid.image.registry_client import (
     Manifest,
     RegistryClient,
     Transport,
+    json_object,
 )
 from crid.image.snapshots import Snapshots, chain_ids
 from crid.image.unpack_worker import unpack_isolated
@@ -177,7 +177,7 @@ class Puller:
                 raise FailedPrecondition(f"{where}: layer {layer.digest} has unsupported media "
                                          f"type {layer.media_type!r}")
         config_bytes = client.blob_bytes(config_desc, MAX_CONFIG_BYTES)
-        config = _config(config_bytes, where)
+        config = json_object(config_bytes, f"{where}: the image config")
         diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
         if not all(map(is_digest, diff_ids)):
             raise InvalidArgument(f"{where}: the config's rootfs.diff_ids are not all sha256 "
@@ -306,12 +306,3 @@ class Puller:
         with self.guard:
             return set(self._active)
 
-
-def _config(data: bytes, where: str) -> dict[str, Any]:
-    try:
-        value = json.loads(data)
-    except ValueError as exc:
-        raise InvalidArgument(f"{where}: the image config is not JSON") from exc
-    if not isinstance(value, dict):
-        raise InvalidArgument(f"{where}: the image config is not a JSON object")
-    return value

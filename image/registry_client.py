@@ -282,12 +282,7 @@ class RegistryClient:
         if expected and expected.size != len(body):
             raise DigestMismatch(f"{self.endpoint}: manifest {version}: size {len(body)} "
                                  f"!= descriptor size {expected.size}")
-        try:
-            document = json.loads(body)
-        except ValueError as exc:
-            raise InvalidArgument(f"{self.endpoint}: manifest {version} is not JSON") from exc
-        if not isinstance(document, dict):
-            raise InvalidArgument(f"{self.endpoint}: manifest {version} is not a JSON object")
+        document = json_object(body, f"{self.endpoint}: manifest {version}")
         media_type = str(document.get("mediaType") or
                          response.headers.get("Content-Type", "").split(";")[0].strip())
         if media_type in DOCKER_SCHEMA1 or document.get("schemaVersion") == 1:
@@ -444,3 +439,14 @@ class BlobStream:
 def _why(exc: Exception) -> str:
     text = str(exc) or type(exc).__name__
     return text[:300]
+
+
+def json_object(data: bytes, what: str) -> dict[str, Any]:
+    """``data`` parsed as a JSON object, or InvalidArgument saying ``what`` is not one."""
+    try:
+        value = json.loads(data)
+    except ValueError as exc:
+        raise InvalidArgument(f"{what} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise InvalidArgument(f"{what} is not a JSON object")
+    return value
