@@ -97,24 +97,23 @@ class InfraProcesses:
 
 
 def is_alive(infra: Infra) -> bool:
-    found = start_time(infra.pid)
-    return found is not None and found == infra.start_time and _state(infra.pid) != "Z"
+    # One read for both facts: ListPodSandbox asks this of every pod on each call.
+    fields = _stat_fields(infra.pid)
+    return fields is not None and int(fields[19]) == infra.start_time and fields[0] != "Z"
 
 
 def start_time(pid: int) -> int | None:
-    try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 - one short read
-    except OSError:
-        return None
-    return int(stat.rpartition(")")[2].split()[19])
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
-def _state(pid: int) -> str:
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name: state first, start time at 19."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rpartition(")")[2].split()[0]
+            return handle.read().rpartition(")")[2].split()
     except OSError:
-        return "X"
+        return None
 
 
 def _first_child(pid: int) -> int:
