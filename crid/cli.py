@@ -18,8 +18,7 @@ from typing import Any
 
 import crid
 from crid import config as config_module
-from crid import grpc_loader
-from crid import logs
+from crid import grpc_loader, logs
 from crid.errors import ConfigError, CridError
 
 EXIT_START_FAILED = 1

@@ -9,9 +9,10 @@ An RPC no family serves answers UNIMPLEMENTED with its own name.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 import grpc
+from google.protobuf.message import Message
 
 from crid import errors
 from crid.api import services, stream_lists
@@ -67,7 +68,7 @@ def _handler(rpc: services.Rpc, families: list[object]) -> Handler:
     return grpc.unary_unary_rpc_method_handler(
         _unary(rpc, implementation),
         request_deserializer=rpc.request.FromString,
-        response_serializer=rpc.response.SerializeToString,
+        response_serializer=_serialize_again_only_when_new(),
     )
 
 
@@ -92,6 +93,23 @@ def _streaming(
             yield response
 
     return call
+
+
+def _serialize_again_only_when_new() -> Callable[[Message], bytes]:
+    """A response serializer that gives the same bytes again when a call returns
+    the very object it serialized last (a list call answering from its cache:
+    ListContainers' 100 items take ~25 µs to serialize, ~120 µs to copy into a
+    new response). Handlers never change a response after returning it."""
+    last: list[Any] = [None, b""]
+
+    def serialize(response: Message) -> bytes:
+        if response is last[0]:
+            return cast(bytes, last[1])
+        data = response.SerializeToString()
+        last[0], last[1] = response, data
+        return data
+
+    return serialize
 
 
 def _unimplemented(rpc: services.Rpc) -> errors.Unimplemented:
