@@ -59,7 +59,7 @@ class Stream:
         self.local_closed = False
         self.reset = False
         self.send_window = SendWindow(session.initial_send_window)
-        self.receive_window = ReceiveWindow(DEFAULT_WINDOW)
+        self.receive_window = ReceiveWindow(session.initial_receive_window)
 
     def header(self, name: str) -> str:
         """The first value of header ``name`` (any case), or ''."""
@@ -152,6 +152,7 @@ class Session:
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._last_peer_stream = 0
         self.initial_send_window = DEFAULT_WINDOW
+        self.initial_receive_window = DEFAULT_WINDOW
         self._send_window = SendWindow()
         self._receive_window = ReceiveWindow()
         self._credit = asyncio.Event()
@@ -164,12 +165,13 @@ class Session:
 
     # --- sending ---
 
-    async def send(self, frame: frames.Frame) -> None:
+    async def send(self, *sent: frames.Frame) -> None:
+        """Write ``sent`` in one go, then wait until the socket takes more."""
         if self.closed.is_set():
             raise StreamClosed("the SPDY connection is closed")
         # Encoding and writing happen with no await in between: header blocks
         # share one zlib stream, so they must reach the wire in encoding order.
-        self._writer.write(frames.encode(frame, self._codec))
+        self._writer.write(b"".join(frames.encode(frame, self._codec) for frame in sent))
         async with self._drain_lock:
             await self._writer.drain()
 
@@ -193,6 +195,23 @@ class Session:
                     stream_id and (stream.remote_closed or stream.reset)):
                 with contextlib.suppress(ConnectionError):
                     await self.send(frames.WindowUpdate(stream_id, delta))
+
+    async def announce_window(self, size: int) -> None:
+        """Let the peer send ``size`` bytes per stream, and on the connection, ahead of credit.
+
+        SETTINGS sets the window of every stream, open ones too; the
+        connection's window can only grow, by WINDOW_UPDATE on stream 0. Go's
+        spdystream ignores both frames, as it ignores all windows.
+        """
+        self.initial_receive_window = size
+        for stream in self.streams.values():
+            stream.receive_window.resize(size)
+        announced: list[frames.Frame] = [
+            frames.Settings({frames.SETTINGS_INITIAL_WINDOW_SIZE: size})]
+        if (grown := size - self._receive_window.size) > 0:
+            self._receive_window.resize(size)
+            announced.append(frames.WindowUpdate(0, grown))
+        await self.send(*announced)
 
     async def open_stream(self, headers: frames.Headers, *, fin: bool = False,
                           wait_reply: bool = True) -> Stream:

@@ -161,3 +161,45 @@ def test_a_session_ignoring_peer_windows_sends_past_them() -> None:
         assert received == b"x" * (2 * DEFAULT_WINDOW)
 
     with_pair(body)
+
+
+def test_an_announced_window_lets_a_flow_controlling_peer_send_that_much() -> None:
+    announced = 4 * DEFAULT_WINDOW
+
+    async def body(server: Session, client: Session) -> None:
+        client.peer_flow_control = True  # as our client with flow_control=True
+        await server.announce_window(announced)
+        opening = asyncio.create_task(client.open_stream({"streamtype": ["data"]}))
+        theirs = await server.incoming.get()
+        await theirs.reply()
+        ours = await opening
+        assert ours.send_window.available == announced
+        payload = bytes(range(256)) * 4096  # 1 MiB, four windows
+        writing = asyncio.create_task(ours.write(payload))
+        await asyncio.sleep(0.2)
+        # nobody reads: the client stops at the announced window, not at 64 KiB
+        assert not writing.done()
+        assert theirs._buffered == announced
+        assert client._send_window.available == 0
+        received = b""
+        while len(received) < len(payload):
+            received += await theirs.read()
+        await writing
+        assert received == payload
+
+    with_pair(body)
+
+
+def test_an_announced_window_applies_to_streams_already_open() -> None:
+    async def body(server: Session, client: Session) -> None:
+        opening = asyncio.create_task(client.open_stream({"streamtype": ["data"]}))
+        theirs = await server.incoming.get()
+        await theirs.reply()
+        ours = await opening
+        await server.announce_window(2 * DEFAULT_WINDOW)
+        await asyncio.sleep(0.05)
+        assert ours.send_window.available == 2 * DEFAULT_WINDOW
+        assert client._send_window.available == 2 * DEFAULT_WINDOW
+        assert theirs.receive_window.size == 2 * DEFAULT_WINDOW
+
+    with_pair(body)
