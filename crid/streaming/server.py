@@ -170,7 +170,7 @@ class StreamingServer:
         writer.write(http.send(h11.InformationalResponse(status_code=101, headers=headers))
                      or b"")
         await writer.drain()
-        return Reader(reader, http.trailing_data[0])
+        return Reader.take_over(reader, writer, http.trailing_data[0])
 
     async def _spdy(self, http: h11.Connection, headers: dict[str, list[str]],
                     pending: tokens.Request, reader: asyncio.StreamReader,

@@ -20,7 +20,8 @@ def with_pair(body: Body) -> None:
         sessions = []
         for sock, is_server in ((left, True), (right, False)):
             reader, writer = await asyncio.open_unix_connection(sock=sock)
-            sessions.append(Session(Reader(reader), writer, server=is_server))
+            sessions.append(Session(Reader.take_over(reader, writer), writer,
+                                    server=is_server))
         server, client = sessions
         tasks = [asyncio.create_task(s.run()) for s in sessions]
         try:
