@@ -23,13 +23,17 @@ from __future__ import annotations
 
 import asyncio
 
-CHUNK = 256 * 1024  # what one recv_into may fill at least
 HIGH_WATER = 256 * 1024
+CHUNK = 256 * 1024  # room for one receive on top of the high water mark
+# Exec sessions carry little: start small, since bytearray(n) zeroes all n
+# bytes; bulk transfers grow it.
+INITIAL = 64 * 1024
 
 
 class Reader(asyncio.BufferedProtocol):
     def __init__(self, high_water: int = HIGH_WATER) -> None:
-        self._buffer = bytearray(high_water + CHUNK)
+        self._buffer = bytearray(INITIAL)
+        self._largest = high_water + CHUNK  # unless one frame is larger
         self._start = self._end = 0  # unread bytes are _buffer[_start:_end]
         self._high_water = high_water
         self._wanted = 0  # what a waiting readexactly needs in total
@@ -117,12 +121,18 @@ class Reader(asyncio.BufferedProtocol):
         unread = self._end - self._start
         if unread == 0:
             self._start = self._end = 0
-        room = max(CHUNK, self._wanted - unread)
-        if len(self._buffer) - self._end < room:
-            size = max(len(self._buffer), unread + room)
+            if len(self._buffer) > self._largest:  # it held one huge frame
+                self._buffer = bytearray(INITIAL)
+        # Room for a large receive (once the buffer has grown to bulk size),
+        # or for the rest of the frame a reader waits for.
+        need = max(min(CHUNK, len(self._buffer) // 2), self._wanted - unread)
+        if len(self._buffer) - self._end < need:
+            size = len(self._buffer)
+            if unread + need > size // 2:  # moving the unread bytes down frees too little
+                size = max(min(2 * size, self._largest), unread + need)
             if size == len(self._buffer):
                 self._buffer[:unread] = self._buffer[self._start:self._end]
-            else:  # a frame larger than the buffer: a new one (the old may still be exported)
+            else:  # a new buffer: the old one may still be exported
                 grown = bytearray(size)
                 grown[:unread] = self._buffer[self._start:self._end]
                 self._buffer = grown

@@ -8,9 +8,9 @@ streams) and the test client (``open_stream``).
 Flow control: we always announce and return credit (WINDOW_UPDATE) for what
 our readers consume; the streaming server announces 1 MiB windows
 (``announce_window``) rather than SPDY's 64 KiB, so bulk uploads cost one
-WINDOW_UPDATE pair per 512 KiB instead of per 32 KiB frame. We only *hold back* our own DATA to the peer's windows
-once the peer has shown it takes part in flow control, by sending a SETTINGS
-or WINDOW_UPDATE frame. Go's spdystream, which kubelet, kubectl and crictl
+WINDOW_UPDATE pair per 512 KiB instead of per 32 KiB frame. We only *hold
+back* our own DATA to the peer's windows once the peer has shown it takes
+part in flow control, by sending a SETTINGS or WINDOW_UPDATE frame. Go's spdystream, which kubelet, kubectl and crictl
 use, does neither and never grants credit; waiting for credit from it would
 hang every exec after 64 KiB of output. (kubelet, its other end, does not
 throttle either.)

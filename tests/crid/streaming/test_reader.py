@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 
-from crid.streaming.reader import CHUNK, Reader
+from crid.streaming.reader import CHUNK, INITIAL, Reader
 
 # (our reader and writer after the take-over, the raw socket of the peer)
 Body = Callable[[Reader, asyncio.StreamWriter, socket.socket], Awaitable[None]]
@@ -61,13 +61,27 @@ def test_eof_part_way_is_an_incomplete_read_with_the_partial_bytes() -> None:
     with_connection(body)
 
 
+def test_small_messages_keep_the_buffer_small() -> None:
+    async def body(reader: Reader, _: asyncio.StreamWriter, theirs: socket.socket) -> None:
+        for _ in range(50):
+            await asyncio.get_running_loop().sock_sendall(theirs, b"z" * 3000)
+            assert await reader.readexactly(3000) == b"z" * 3000
+        assert len(reader._buffer) == INITIAL
+
+    with_connection(body)
+
+
 def test_a_frame_larger_than_the_buffer_is_read_whole() -> None:
     payload = bytes(range(256)) * (3 * CHUNK // 256 + 7)  # > high water + CHUNK
 
     async def body(reader: Reader, _: asyncio.StreamWriter, theirs: socket.socket) -> None:
-        sending = asyncio.create_task(asyncio.get_running_loop().sock_sendall(theirs, payload))
+        loop = asyncio.get_running_loop()
+        sending = asyncio.create_task(loop.sock_sendall(theirs, payload))
         assert await reader.readexactly(len(payload)) == payload
         await sending
+        await loop.sock_sendall(theirs, b"next")
+        assert await reader.readexactly(4) == b"next"
+        assert len(reader._buffer) == INITIAL  # the huge buffer was let go
 
     with_connection(body)
 
