@@ -10,9 +10,10 @@ our readers consume; the streaming server announces 1 MiB windows
 (``announce_window``) rather than SPDY's 64 KiB, so bulk uploads cost one
 WINDOW_UPDATE pair per 512 KiB instead of per 32 KiB frame. We only *hold
 back* our own DATA to the peer's windows once the peer has shown it takes
-part in flow control, by sending a SETTINGS or WINDOW_UPDATE frame. Go's spdystream, which kubelet, kubectl and crictl
-use, does neither and never grants credit; waiting for credit from it would
-hang every exec after 64 KiB of output. (kubelet, its other end, does not
+part in flow control, by sending a SETTINGS or WINDOW_UPDATE frame. Go's
+spdystream, which kubelet, kubectl and crictl use, does neither and never
+grants credit; waiting for credit from it would hang every exec after 64 KiB
+of output. (kubelet, its other end, does not
 throttle either.)
 
 Back-pressure on what the peer sends: while one stream holds more than
