@@ -63,7 +63,7 @@ def test_eof_part_way_is_an_incomplete_read_with_the_partial_bytes() -> None:
 
 def test_small_messages_keep_the_buffer_small() -> None:
     async def body(reader: Reader, _: asyncio.StreamWriter, theirs: socket.socket) -> None:
-        for _ in range(50):
+        for _round in range(50):
             await asyncio.get_running_loop().sock_sendall(theirs, b"z" * 3000)
             assert await reader.readexactly(3000) == b"z" * 3000
         assert len(reader._buffer) == INITIAL
