@@ -49,8 +49,7 @@ class Reader(asyncio.BufferedProtocol):
                   prefix: bytes = b"", high_water: int = HIGH_WATER) -> Reader:
         """Read ``writer``'s connection from now on; ``prefix``, then what ``reader`` held, first.
 
-        Call it with no await since ``reader`` was last read, so nothing new
-        lands in ``reader`` in between.
+        ``reader`` gets nothing more; nobody may read it afterwards.
         """
         self = cls(high_water)
         transport = writer.transport

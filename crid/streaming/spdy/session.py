@@ -13,8 +13,7 @@ back* our own DATA to the peer's windows once the peer has shown it takes
 part in flow control, by sending a SETTINGS or WINDOW_UPDATE frame. Go's
 spdystream, which kubelet, kubectl and crictl use, does neither and never
 grants credit; waiting for credit from it would hang every exec after 64 KiB
-of output. (kubelet, its other end, does not
-throttle either.)
+of output. (kubelet, its other end, does not throttle either.)
 
 Back-pressure on what the peer sends: while one stream holds more than
 ``READ_BUFFER_LIMIT`` unread bytes, the session stops reading the socket, so
