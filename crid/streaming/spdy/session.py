@@ -190,6 +190,8 @@ class Session:
         return wanted
 
     async def _consumed(self, stream: Stream, count: int) -> None:
+        if self.ignore_peer_windows:
+            return  # Go's spdystream grants no credit either
         for stream_id, window in ((stream.id, stream.receive_window),
                                   (0, self._receive_window)):
             delta = window.consumed(count)
