@@ -1,7 +1,8 @@
-"""The read side of an upgraded connection, straight from its socket.
+"""The read side of a connection that carries bulk data, straight from its socket.
 
-After the 101 the connection carries SPDY or WebSocket frames, often bulk
-data (port-forward, ``kubectl cp``). ``Reader.take_over`` swaps the
+An upgraded connection carries SPDY or WebSocket frames after the 101, and a
+forwarded connection to a pod carries whatever the pod sends, both often in
+bulk (port-forward, ``kubectl cp``). ``Reader.take_over`` swaps the
 transport's protocol for a ``BufferedProtocol`` that receives into one
 reusable buffer (``recv_into``), instead of a ``StreamReader`` that copies
 every received chunk into its buffer and again out of it.
