@@ -5,15 +5,16 @@ bidirectional SPDY stream with ``read``/``write``/``close`` like a socket.
 Both ends use it: the streaming server (``server=True``: the peer opens
 streams) and the test client (``open_stream``).
 
-Flow control: we always announce and return credit (WINDOW_UPDATE) for what
-our readers consume; the streaming server announces 1 MiB windows
-(``announce_window``) rather than SPDY's 64 KiB, so bulk uploads cost one
-WINDOW_UPDATE pair per 512 KiB instead of per 32 KiB frame. We only *hold
-back* our own DATA to the peer's windows once the peer has shown it takes
-part in flow control, by sending a SETTINGS or WINDOW_UPDATE frame. Go's
-spdystream, which kubelet, kubectl and crictl use, does neither and never
-grants credit; waiting for credit from it would hang every exec after 64 KiB
-of output. (kubelet, its other end, does not throttle either.)
+Flow control: we return credit (WINDOW_UPDATE) for what our readers consume,
+unless acting as Go's spdystream (``ignore_peer_windows``); the streaming
+server announces 1 MiB windows (``announce_window``) rather than SPDY's
+64 KiB, so bulk uploads cost one WINDOW_UPDATE pair per 512 KiB instead of
+per 32 KiB frame. We only *hold back* our own DATA to the peer's windows
+once the peer has shown it takes part in flow control, by sending a SETTINGS
+or WINDOW_UPDATE frame. Go's spdystream, which kubelet, kubectl and crictl
+use, does neither and never grants credit; waiting for credit from it would
+hang every exec after 64 KiB of output. (kubelet, its other end, does not
+throttle either.)
 
 Back-pressure on what the peer sends: while one stream holds more than
 ``READ_BUFFER_LIMIT`` unread bytes, the session stops reading the socket, so

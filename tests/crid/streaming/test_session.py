@@ -191,3 +191,17 @@ def test_an_announced_window_applies_to_streams_already_open() -> None:
         assert theirs.receive_window.size == 2 * DEFAULT_WINDOW
 
     with_pair(body)
+
+
+def test_a_session_ignoring_peer_windows_grants_no_credit() -> None:
+    # Neither does Go's spdystream; our server then never waits for credit.
+    async def body(server: Session, client: Session) -> None:
+        client.ignore_peer_windows = True
+        theirs, ours = await opened(server, client, "stdout")
+        await theirs.write(b"x" * (4 * DEFAULT_WINDOW))
+        assert await read_until(ours, 4 * DEFAULT_WINDOW) == b"x" * (4 * DEFAULT_WINDOW)
+        await client.ping()  # anything the client sent before has been handled
+        assert not server.peer_flow_control
+        assert server._send_window.available == DEFAULT_WINDOW  # never grown
+
+    with_pair(body)
