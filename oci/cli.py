@@ -63,6 +63,10 @@ def run(argv: list[str]) -> int:
         verb = argv[i]
         if verb not in VERBS:
             raise _invalid(f"no such command: {verb}")
+        if verb in ("create", "run", "exec"):
+            from crid.oci.cgroups import prime_attach
+
+            prime_attach()
         name = "list_" if verb == "list" else verb
         mod = getattr(__import__(f"crid.oci.verbs.{name}").oci.verbs, name)
         code: int = mod.main(ctx, argv[i + 1 :])

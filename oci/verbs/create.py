@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 
-from crid.oci import cgroups, config, hooks, process, state
+from crid.oci import cgroups, config, hooks, process, signals, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -28,6 +27,7 @@ from crid.errors import AlreadyExists
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     Json = dict[str, Any]
@@ -149,7 +149,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
     state.save(ctx.root, cid, st)
     ctx.step("state saved")
     if flags.get("pid_file"):
-        write_pid_file(flags["pid_file"], pid)
+        state.write_pid_file(flags["pid_file"], pid)
     return st
 
 
@@ -162,9 +162,7 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
     try:
         ch.child_side()
         if opts.get("release_signals"):
-            from crid.oci.verbs.run import release_signals
-
-            release_signals()
+            signals.release()
         sc = L.syscalls()
         _preload(cfg)
         # Opened here, as host root: a new user namespace may not reach --root.
@@ -239,20 +237,12 @@ def _oom_score_adj(ctx: Context, pid: int, adj: int | None) -> None:
         ctx.warn(f"oom_score_adj {adj} refused by the kernel ({e.strerror}); keeping {cur}")
 
 
-def write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
 def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
     start = state.proc_start_time(pid)
     if start is None:
         return
     try:
-        os.kill(pid, 9)  # SIGKILL; the signal module costs start-up time
+        os.kill(pid, signals.SIGKILL)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
