@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str]) -> int:
+    if {"create", "run", "exec"} & set(argv):  # the verb, or an id or path: no harm
+        from crid.oci import attach_prime
+
+        attach_prime.start()
     from crid.oci.context import Context, parse
 
     ctx = Context()
@@ -63,10 +67,6 @@ def run(argv: list[str]) -> int:
         verb = argv[i]
         if verb not in VERBS:
             raise _invalid(f"no such command: {verb}")
-        if verb in ("create", "run", "exec"):
-            from crid.oci.cgroups import prime_attach
-
-            prime_attach()
         name = "list_" if verb == "list" else verb
         mod = getattr(__import__(f"crid.oci.verbs.{name}").oci.verbs, name)
         code: int = mod.main(ctx, argv[i + 1 :])

@@ -113,36 +113,6 @@ def apply(paths: dict[str, str], resources: Json | None, on_create: bool) -> Non
         v1.apply(controllers_of(key), resources, d, on_create)
 
 
-def prime_attach() -> None:
-    """Start the kernel's wait for a cgroup move now, in a thread, so that it
-    overlaps our imports and set-up instead of delaying the container.
-
-    The first write to any ``cgroup.procs`` in a while blocks for an RCU grace
-    period (~15-20 ms here) while the kernel switches the global threadgroup
-    lock to writer mode; runc pays it in line on every create and exec. Moving
-    ourselves into the cgroup we are already in is a no-op that pays it at
-    once; the real move moments later finds the lock still in writer mode and
-    does not wait again. Best effort: any failure only loses the head start.
-    """
-    import _thread
-
-    _thread.start_new_thread(_move_into_own_cgroup, ())
-
-
-def _move_into_own_cgroup() -> None:
-    try:
-        mounts = {"": CGROUP_ROOT} if is_v2() else _v1_mounts()
-        for d in place("", _own_paths(), mounts).values():
-            fd = os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-            try:
-                os.write(fd, str(os.getpid()).encode())
-            finally:
-                os.close(fd)
-            return
-    except (OSError, ValueError):
-        pass
-
-
 def join(paths: dict[str, str], pid: int) -> None:
     for d in paths.values():
         fs.write(d, "cgroup.procs", str(pid))

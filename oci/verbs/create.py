@@ -85,21 +85,21 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
             d: str, sock: str | None, undo: list[Callable[[], None]]) -> Json:
     linux: Json = cfg.get("linux") or {}
     cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
-    made = cgroups.create(cg)
-    undo.append(lambda: _rmdirs(made))
-    resources = dict(linux.get("resources") or {})
-    resources["devices"] = list(resources.get("devices") or []) + [
-        {"allow": True, "type": dv["type"], "major": dv.get("major"), "minor": dv.get("minor"),
-         "access": "rwm"} for dv in linux.get("devices") or []]
-    cgroups.apply(cg, resources, on_create=True)
-    ctx.step("cgroup ready")
+    # A new cgroup namespace is unshared from inside the cgroup, so then the
+    # first child joins before it unshares. Otherwise we make the cgroup while
+    # the children set up namespaces and mounts, and move init in ourselves:
+    # making and joining a cgroup waits for the kernel (prime_attach), and
+    # this way the container's own set-up runs during that wait.
+    join_early = config.has_new_ns(cfg, "cgroup")
+    if join_early:
+        _make_cgroup(ctx, cg, linux, undo)
     fifo = os.path.join(d, state.FIFO)
     os.mkfifo(fifo, 0o622)
     os.chmod(fifo, 0o622)
     opts: Json = {"id": cid, "bundle": bundle, "rootfs": rootfs, "fifo": fifo,
                   "console_socket": sock, "no_pivot": flags.get("no_pivot"),
                   "preserve_fds": flags.get("preserve_fds") or 0, "cgroup": cg,
-                  "release_signals": flags.get("release_signals")}
+                  "join_cgroup": join_early, "release_signals": flags.get("release_signals")}
     ch = Channel()
     first = os.fork()
     if first == 0:
@@ -113,6 +113,8 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
 
     undo.append(kill_init)
     try:
+        if not join_early:
+            _make_cgroup(ctx, cg, linux, undo)
         while True:
             msg = ch.from_child()
             if msg is None:
@@ -127,6 +129,10 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
                 ctx.step(f"init forked, pid {pid}")
                 os.waitpid(first, 0)
                 first = 0
+                if not join_early:  # before anything else init asks for: hooks see it there
+                    cgroups.join(cg, pid)
+                    ch.to_child({"cgroup": True})
+                    ctx.step("init joined its cgroup")
             elif "hooks" in msg:
                 hook_state = _hook_state(cfg, cid, bundle, pid, "created")
                 hooks.run(cfg, "prestart", hook_state)
@@ -136,6 +142,8 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
                 ctx.step("init ready")
                 break
     finally:
+        # On failure this also stops a child we have no pid for yet: init
+        # exits when its next message to us finds the pipe closed.
         ch.close_parent()
         if first:
             os.waitpid(first, 0)
@@ -153,6 +161,20 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
     return st
 
 
+def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Json,
+                 undo: list[Callable[[], None]]) -> None:
+    made = cgroups.create(cg)
+    # Removed after init is killed (a cgroup with a process in it is busy),
+    # before the state dir: undo runs last to first.
+    undo.insert(1, lambda: _rmdirs(made))
+    resources = dict(linux.get("resources") or {})
+    resources["devices"] = list(resources.get("devices") or []) + [
+        {"allow": True, "type": dv["type"], "major": dv.get("major"), "minor": dv.get("minor"),
+         "access": "rwm"} for dv in linux.get("devices") or []]
+    cgroups.apply(cg, resources, on_create=True)
+    ctx.step("cgroup ready")
+
+
 def _rfc3339_now() -> str:
     ns = time.time_ns()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
@@ -167,7 +189,8 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
         _preload(cfg)
         # Opened here, as host root: a new user namespace may not reach --root.
         opts["fifo_fd"] = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
-        cgroups.join(opts["cgroup"], os.getpid())
+        if opts["join_cgroup"]:
+            cgroups.join(opts["cgroup"], os.getpid())
         nss = config.namespaces(cfg)
         ns.join(sc, ns.open_paths(nss))
         if config.has_new_ns(cfg, "user"):
