@@ -7,7 +7,9 @@ to writer mode; runc pays it in line on every create and exec. Moving
 ourselves into the cgroup we are already in is a no-op that starts that wait
 at once, in a thread, while the main thread imports and reads the bundle; the
 real move a little later finds it over. Making cgroup dirs waits behind it
-too, which is why ``create`` forks the container's children first.
+too, which is why ``create`` forks the container's children first. crid's
+daemon calls it as well, just before it starts conmon (for create) or the
+runtime's exec, so the wait also overlaps their start-up.
 
 Best effort: on any failure we only lose the head start. Imports nothing
 beyond ``os`` (it runs before everything else), so it finds our cgroup dir
