@@ -30,6 +30,7 @@ from typing import Any
 from crid import errors, logs
 from crid.config import Handler
 from crid.oci import attach_prime
+from crid.streaming.process import exit_code
 
 CONMON = "/usr/bin/conmon"
 SYNC_TIMEOUT = 60.0
@@ -189,7 +190,7 @@ class Monitor:
         finally:
             spec_file.unlink(missing_ok=True)
             pid_file.unlink(missing_ok=True)
-        return ExecResult(exit_code=_exit_code(proc.returncode), stdout=stdout, stderr=stderr)
+        return ExecResult(exit_code=exit_code(proc.returncode or 0), stdout=stdout, stderr=stderr)
 
     async def runtime(self, *args: str) -> bytes:
         proc = await asyncio.create_subprocess_exec(
@@ -302,12 +303,6 @@ def _parse_sync(report: bytes) -> tuple[int, str]:
 
 def _read_pid(path: Path) -> int:
     return int(path.read_text().strip())
-
-
-def _exit_code(returncode: int | None) -> int:
-    if returncode is None:
-        return 255
-    return 128 - returncode if returncode < 0 else returncode
 
 
 def _runtime_error(data: bytes) -> str:
