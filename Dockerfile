@@ -14,6 +14,7 @@ COPY image image
 COPY network network
 RUN python3 -m venv /opt/crid \
  && /opt/crid/bin/pip install --no-cache-dir . \
+ && /opt/crid/bin/python -m crid.oci.launcher \
  && ln -s /opt/crid/bin/crid /usr/local/bin/crid \
  && ln -s /opt/crid/bin/crid-runtime /usr/local/bin/crid-runtime \
  && rm -rf /src

@@ -40,11 +40,13 @@ apt-install:
 
 # A "compat" editable install is a plain path entry: no import hook runs at
 # every Python start-up (crid-runtime starts for every container); crid's
-# __init__ finds api/, oci/, image/, network/ beside it.
-$(VENV)/.installed: setup.cfg pyproject.toml
+# __init__ finds api/, oci/, image/, network/ beside it. The launcher then
+# replaces pip's crid-runtime wrapper with one that skips site (`-IS`).
+$(VENV)/.installed: setup.cfg pyproject.toml oci/launcher.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
+	$(BIN)/python -m crid.oci.launcher
 	touch $@
 
 lint: $(VENV)/.installed

@@ -32,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(argv: list[str]) -> int:
+    if {"create", "run", "exec"} & set(argv):  # the verb, or an id or path: no harm
+        from crid.oci import attach_prime
+
+        attach_prime.start()
     from crid.oci.context import Context, parse
 
     ctx = Context()

@@ -7,9 +7,9 @@ nothing behind.
 
 from __future__ import annotations
 
-import json
 import os
 
+from crid.oci import jsonc
 from crid.oci.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
@@ -59,7 +59,7 @@ def load_bundle(bundle: str) -> tuple[str, Json, str]:
     except OSError as e:
         raise InvalidArgument(f"{path}: cannot read config.json: {e.strerror}") from None
     try:
-        cfg = json.loads(raw)
+        cfg = jsonc.loads(raw)
     except ValueError as e:
         raise InvalidArgument(f"{path}: config.json is not valid JSON: {e}") from None
     _type(cfg, dict, "top level")

@@ -32,9 +32,9 @@ class Context:
             with open(self.log, "a") as f:
                 stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
                 if self.log_format == "json":
-                    import json
+                    from crid.oci import jsonc
 
-                    f.write(json.dumps({"level": level, "msg": msg, "time": stamp}) + "\n")
+                    f.write(jsonc.dumps({"level": level, "msg": msg, "time": stamp}) + "\n")
                 else:
                     f.write(f'time="{stamp}" level={level} msg="{msg}"\n')
         except OSError:

@@ -3,9 +3,9 @@ timeout; a failing hook fails the stage except poststart/poststop (warned)."""
 
 from __future__ import annotations
 
-import json
 import sys
 
+from crid.oci import jsonc
 from crid.oci.errors import CridError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
@@ -23,7 +23,7 @@ def run(cfg: Json, stage: str, state: Json) -> None:
         return
     import subprocess
 
-    payload = json.dumps(state).encode()
+    payload = jsonc.dumps(state).encode()
     for h in hooks:
         args = h.get("args") or [h["path"]]
         env = dict(e.split("=", 1) for e in h.get("env") or [] if "=" in e)

@@ -48,12 +48,15 @@ class Init:
             import subprocess  # noqa: F401  (hooks run after pivot_root, away from the stdlib)
         privs = process.Privileges(sc, self.proc)
         in_userns = any(n["type"] == "user" for n in self.linux.get("namespaces") or [])
-        fs = Rootfs(sc, cfg, opts["rootfs"], opts["bundle"], opts["cgroup"], in_userns)
+        fs = Rootfs(sc, cfg, opts["rootfs"], opts["bundle"], opts["cgroup"], in_userns,
+                    await_cgroup=None if opts["join_cgroup"] else self._await_cgroup)
         fs.prepare()
         fs.mount_all()
         fs.create_devices()
+        fs.await_cgroup()  # hooks and the process must find us in our cgroup
         self.ch.to_parent({"hooks": "createRuntime"})
-        self.ch.from_parent()
+        if self.ch.from_parent() is None:  # the runtime gave up on us
+            os._exit(1)
         hooks.run(cfg, "createContainer", self.state("created"))
         fs.pivot(bool(opts.get("no_pivot")))
         if cfg.get("hostname"):
@@ -102,6 +105,11 @@ class Init:
         if filt is not None:
             filt.load()
         os.execve(path, self.proc["args"], env)
+
+    def _await_cgroup(self) -> None:
+        """Wait until the runtime has made our cgroup and moved us into it."""
+        if self.ch.from_parent() is None:  # the runtime gave up on us
+            os._exit(1)
 
     def state(self, status: str) -> Json:
         return {"ociVersion": self.cfg.get("ociVersion"), "id": self.opts["id"],

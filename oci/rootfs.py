@@ -14,6 +14,7 @@ from crid.oci import mounts, paths
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     Json = dict[str, Any]
@@ -37,7 +38,8 @@ _DEV_LINKS = [
 
 class Rootfs:
     def __init__(self, sc: L.Syscalls, cfg: Json, rootfs: str, bundle: str,
-                 cgroup_paths: dict[str, str], in_userns: bool) -> None:
+                 cgroup_paths: dict[str, str], in_userns: bool,
+                 await_cgroup: Callable[[], None] | None = None) -> None:
         self.sc = sc
         self.cfg = cfg
         self.linux: Json = cfg.get("linux") or {}
@@ -45,6 +47,9 @@ class Rootfs:
         self.bundle = bundle
         self.cgroup_paths = cgroup_paths
         self.in_userns = in_userns
+        # Called once before the cgroup dirs are first needed: the runtime may
+        # still be making them while we mount everything else.
+        self._await_cgroup = await_cgroup
         self.new_cgroupns = any(n.get("type") == "cgroup" and not n.get("path")
                                 for n in self.linux.get("namespaces") or [])
 
@@ -114,7 +119,14 @@ class Rootfs:
             locked = st.f_flag & (L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC | L.MS_RDONLY)
             self.sc.mount(None, dest, None, flags | locked, None)
 
+    def await_cgroup(self) -> None:
+        """Block (once) until the runtime has made our cgroup and moved us in."""
+        if self._await_cgroup is not None:
+            wait, self._await_cgroup = self._await_cgroup, None
+            wait()
+
     def _mount_cgroup(self, m: Json, opts: mounts.Options) -> None:
+        self.await_cgroup()
         dest = paths.ensure_target(self.rootfs, m["destination"], False)
         ro = bool(opts.flags & L.MS_RDONLY)
         base = opts.flags & ~L.MS_RDONLY

@@ -9,9 +9,9 @@ exec fifo exists, else ``running``.
 
 from __future__ import annotations
 
-import json
 import os
 
+from crid.oci import jsonc
 from crid.oci.errors import InvalidArgument, not_exist
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
@@ -41,7 +41,7 @@ def container_dir(root: str, cid: str) -> str:
 def load(root: str, cid: str) -> Json:
     try:
         with open(os.path.join(container_dir(root, cid), STATE_FILE), "rb") as f:
-            data: Json = json.load(f)
+            data: Json = jsonc.loads(f.read())
     except FileNotFoundError:
         raise not_exist() from None
     return data
@@ -51,8 +51,16 @@ def save(root: str, cid: str, data: Json) -> None:
     d = container_dir(root, cid)
     tmp = os.path.join(d, f".{STATE_FILE}.tmp")
     with open(tmp, "w") as f:
-        json.dump(data, f)
+        f.write(jsonc.dumps(data))
     os.rename(tmp, os.path.join(d, STATE_FILE))
+
+
+def write_pid_file(path: str, pid: int) -> None:
+    path = os.path.abspath(path)
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
 
 
 def proc_start_time(pid: int) -> int | None:

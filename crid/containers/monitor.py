@@ -29,6 +29,8 @@ from typing import Any
 
 from crid import errors, logs
 from crid.config import Handler
+from crid.oci import attach_prime
+from crid.streaming.process import exit_code
 
 CONMON = "/usr/bin/conmon"
 SYNC_TIMEOUT = 60.0
@@ -70,6 +72,14 @@ class Monitor:
         self.conmon = conmon
         self.log_level = "debug" if log_level == "debug" else "info"
 
+    @staticmethod
+    def prime_cgroup_move() -> None:
+        """We are about to run the runtime's create or exec, whose first move of
+        a process into a cgroup waits ~10-20 ms for the kernel (see
+        crid.oci.attach_prime): start that wait here, so it runs while conmon
+        and the runtime start up instead of after."""
+        attach_prime.start()
+
     # --- create: conmon + runtime create --------------------------------------
 
     async def create(self, container_id: str, name: str, bundle: Path, log_path: Path, *,
@@ -94,6 +104,7 @@ class Monitor:
             args.append("--leave-stdin-open")
         sync_read, sync_write = os.pipe()
         start_read, start_write = os.pipe()
+        self.prime_cgroup_move()
         try:
             process = await asyncio.create_subprocess_exec(
                 *args, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
@@ -161,6 +172,7 @@ class Monitor:
         spec_file = bundle / f"exec-{os.urandom(6).hex()}.json"
         pid_file = spec_file.with_suffix(".pid")
         spec_file.write_text(json.dumps(process))
+        self.prime_cgroup_move()
         try:
             proc = await asyncio.create_subprocess_exec(
                 *self._runtime_args("exec", "--process", str(spec_file),
@@ -178,7 +190,7 @@ class Monitor:
         finally:
             spec_file.unlink(missing_ok=True)
             pid_file.unlink(missing_ok=True)
-        return ExecResult(exit_code=_exit_code(proc.returncode), stdout=stdout, stderr=stderr)
+        return ExecResult(exit_code=exit_code(proc.returncode or 0), stdout=stdout, stderr=stderr)
 
     async def runtime(self, *args: str) -> bytes:
         proc = await asyncio.create_subprocess_exec(
@@ -291,12 +303,6 @@ def _parse_sync(report: bytes) -> tuple[int, str]:
 
 def _read_pid(path: Path) -> int:
     return int(path.read_text().strip())
-
-
-def _exit_code(returncode: int | None) -> int:
-    if returncode is None:
-        return 255
-    return 128 - returncode if returncode < 0 else returncode
 
 
 def _runtime_error(data: bytes) -> str:

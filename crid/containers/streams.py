@@ -65,6 +65,7 @@ class ContainerStreams:
             spec.write_text(json.dumps(process))
             command = [monitor.handler.path, "--root", str(monitor.runtime_root), "exec",
                        "--process", str(spec), "--pid-file", str(pid_file), container.id]
+            monitor.prime_cgroup_move()
             try:
                 return await run_process(command, tty=tty, stdin=stdin, stdout=stdout,
                                          stderr=stderr, resize=resize, relay=True)

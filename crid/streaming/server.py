@@ -30,6 +30,7 @@ from crid.streaming.backend import Backend
 from crid.streaming.reader import Reader
 from crid.streaming.spdy import portforward as spdy_portforward
 from crid.streaming.spdy import remotecommand as spdy_remotecommand
+from crid.streaming.spdy.flow import ANNOUNCED_WINDOW
 from crid.streaming.spdy.session import Session
 
 log = logs.get("crid.streaming")
@@ -169,7 +170,7 @@ class StreamingServer:
         writer.write(http.send(h11.InformationalResponse(status_code=101, headers=headers))
                      or b"")
         await writer.drain()
-        return Reader(reader, http.trailing_data[0])
+        return Reader.take_over(reader, writer, http.trailing_data[0])
 
     async def _spdy(self, http: h11.Connection, headers: dict[str, list[str]],
                     pending: tokens.Request, reader: asyncio.StreamReader,
@@ -185,6 +186,7 @@ class StreamingServer:
             ("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"),
             ("X-Stream-Protocol-Version", protocol)], reader, writer)
         session = Session(upgraded, writer, server=True)
+        await session.announce_window(ANNOUNCED_WINDOW)
         if isinstance(pending, tokens.PortForwardRequest):
             await spdy_portforward.serve(session, pending, self.backend)
         else:

@@ -24,20 +24,30 @@ from e2e.fixtures.bundle import REPO, RUNTIMES, Bundle
 PR_SET_CHILD_SUBREAPER = 36
 
 
-def lifecycle(binary: str, root: str, bundle: Path, tmp: Path) -> float:
+STEPS = ("create", "start", "wait", "delete")
+
+
+def lifecycle(binary: str, root: str, bundle: Path, tmp: Path) -> dict[str, float]:
+    """Seconds per step of one container's life, as conmon and crid drive it."""
     cid = f"bench-{uuid.uuid4().hex[:10]}"
     pid_file = tmp / f"{cid}.pid"
-    t0 = time.perf_counter()
-    subprocess.run([binary, "--root", root, "create", "--bundle", str(bundle), "--pid-file",
-                    str(pid_file), cid], check=True, stdin=subprocess.DEVNULL,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    t = [time.perf_counter()]
+    _quietly([binary, "--root", root, "create", "--bundle", str(bundle), "--pid-file",
+              str(pid_file), cid])
+    t.append(time.perf_counter())
     pid = int(pid_file.read_text())
-    subprocess.run([binary, "--root", root, "start", cid], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _quietly([binary, "--root", root, "start", cid])
+    t.append(time.perf_counter())
     os.waitpid(pid, 0)
-    subprocess.run([binary, "--root", root, "delete", cid], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    t.append(time.perf_counter())
+    _quietly([binary, "--root", root, "delete", cid])
+    t.append(time.perf_counter())
+    return {step: t[i + 1] - t[i] for i, step in enumerate(STEPS)}
+
+
+def _quietly(cmd: list[str]) -> None:
+    subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
 
 
 def startup(cmd: list[str]) -> float:
@@ -50,9 +60,9 @@ def interpreter_costs(rounds: int) -> dict[str, float]:
     """Where a Python runtime's start-up goes: bare interpreter, site, our entry point."""
     py = str(REPO / ".venv" / "bin" / "python")
     cmds = {
-        "python -S -c pass (bare interpreter)": [py, "-S", "-c", "pass"],
+        "python -IS -c pass (bare interpreter)": [py, "-IS", "-c", "pass"],
         "python -c pass (+ site, incl. the editable-install finder)": [py, "-c", "pass"],
-        "crid-runtime --version (the console script)": [RUNTIMES["crid-runtime"], "--version"],
+        "crid-runtime --version (the -IS launcher)": [RUNTIMES["crid-runtime"], "--version"],
         "runc --version": [RUNTIMES["runc"], "--version"],
     }
     return {k: statistics.median(startup(c) for _ in range(rounds)) * 1000
@@ -73,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         # The minimal container: /bin/true with the default mounts and namespaces.
         b.config["linux"]["cgroupsPath"] = ""
         b.write(["/bin/true"])
-        times: dict[str, list[float]] = {n: [] for n in RUNTIMES}
+        times: dict[str, list[dict[str, float]]] = {n: [] for n in RUNTIMES}
         for name, binary in RUNTIMES.items():  # warm caches once each
             lifecycle(binary, str(tmp / f"root-{name}"), b.path, tmp)
         for _ in range(rounds):  # interleaved, so drift hits both alike
@@ -81,10 +91,13 @@ def main(argv: list[str] | None = None) -> int:
                 times[name].append(lifecycle(binary, str(tmp / f"root-{name}"), b.path, tmp))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {n: statistics.median(v) * 1000 for n, v in times.items()}
+    med = {n: statistics.median(sum(r.values()) for r in v) * 1000 for n, v in times.items()}
     print(f"create+start+wait+delete of /bin/true, median of {rounds} (ms):")
+    print(f"  {'':13s} {'total':>7s} " + " ".join(f"{s:>7s}" for s in STEPS))
     for n in RUNTIMES:
-        print(f"  {n:13s} {med[n]:7.1f}")
+        steps = " ".join(f"{statistics.median(r[s] for r in times[n]) * 1000:7.1f}"
+                         for s in STEPS)
+        print(f"  {n:13s} {med[n]:7.1f} {steps}")
     print("start-up, median (ms):")
     for what, ms in interpreter_costs(rounds).items():
         print(f"  {ms:6.1f}  {what}")

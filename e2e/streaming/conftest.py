@@ -9,10 +9,11 @@ their own event loop (our SPDY client) exactly as a remote client would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import socket
 import threading
-from collections.abc import Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
@@ -68,9 +69,9 @@ def streaming() -> Iterator[ServerThread]:
     server.stop()
 
 
-@pytest.fixture
-def digest_server() -> Iterator[int]:
-    """A loopback TCP server: reads to EOF, answers the sha256 hex of it."""
+@contextlib.contextmanager
+def loopback_server(answer: Callable[[socket.socket], None]) -> Iterator[int]:
+    """A TCP server on 127.0.0.1 running ``answer`` on each connection, on its own thread."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
@@ -83,6 +84,17 @@ def digest_server() -> Iterator[int]:
                 continue
             threading.Thread(target=answer, args=(conn,), daemon=True).start()
 
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    listener.close()
+
+
+@pytest.fixture
+def digest_server() -> Iterator[int]:
+    """A loopback TCP server: reads to EOF, answers the sha256 hex of it."""
     def answer(conn: socket.socket) -> None:
         with conn:
             digest = hashlib.sha256()
@@ -90,12 +102,8 @@ def digest_server() -> Iterator[int]:
                 digest.update(chunk)
             conn.sendall(digest.hexdigest().encode())
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    listener.close()
+    with loopback_server(answer) as port:
+        yield port
 
 
 def wait_for_size(size: str) -> str:

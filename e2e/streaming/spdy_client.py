@@ -59,7 +59,7 @@ async def upgrade(url: str, protocols: list[str], *, flow_control: bool = True) 
         raise UpgradeRefused(status, head)
     chosen = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")
                    if line.lower().startswith("x-stream-protocol-version:")), "")
-    session = Session(Reader(reader), writer, server=False)
+    session = Session(Reader.take_over(reader, writer), writer, server=False)
     session.ignore_peer_windows = not flow_control  # as Go's spdystream
     reading = asyncio.create_task(session.run())
     if flow_control:

@@ -10,14 +10,14 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
 from crid.streaming.tokens import AttachRequest, ExecRequest, PortForwardRequest
 from e2e.streaming import spdy_client
-from e2e.streaming.conftest import ServerThread, wait_for_size
+from e2e.streaming.conftest import ServerThread, loopback_server, wait_for_size
 
 T = TypeVar("T")
 
@@ -167,6 +167,33 @@ def test_port_forward_moves_100_megabytes(streaming: ServerThread, digest_server
     reply, problem = run(spdy_client.port_forward(url, digest_server, payload))
     assert problem == b""
     assert reply.decode() == hashlib.sha256(payload).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def sending_server() -> Iterator[tuple[int, bytes]]:
+    """A loopback TCP server that sends the same 20 MiB to each connection, then closes it."""
+    payload = os.urandom(20 << 20)
+
+    def send(conn: socket.socket) -> None:
+        with conn, contextlib.suppress(OSError):
+            conn.sendall(payload)
+
+    with loopback_server(send) as port:
+        yield port, payload
+
+
+@pytest.mark.parametrize("flow_control", [True, False], ids=["windows", "no-windows"])
+def test_port_forward_brings_20_megabytes_back(streaming: ServerThread,
+                                               sending_server: tuple[int, bytes],
+                                               flow_control: bool) -> None:
+    # From the pod to the client: crid holds to a flow-controlling client's
+    # windows, and sends freely to one that grants no credit (kubectl).
+    port, payload = sending_server
+    url = streaming.url_for(PortForwardRequest("pod-1", (port,)))
+    reply, problem = run(spdy_client.port_forward(url, port, b"", flow_control=flow_control))
+    assert problem == b""
+    assert (len(reply), hashlib.sha256(reply).hexdigest()) == (
+        len(payload), hashlib.sha256(payload).hexdigest())
 
 
 def test_port_forward_carries_several_connections(streaming: ServerThread,

@@ -141,10 +141,9 @@ def is_frozen(paths: dict[str, str]) -> bool:
     fd = _freezer_dir(paths)
     if fd is None:
         return False
-    from crid.oci.cgroups.v1 import freezer as f1
-    from crid.oci.cgroups.v2 import freezer as f2
+    from crid.oci.cgroups import freezer
 
-    return f2.is_frozen(fd[0]) if fd[1] else f1.is_frozen(fd[0])
+    return freezer.is_frozen(fd[0], v2=fd[1])
 
 
 def freeze(paths: dict[str, str], frozen: bool) -> None:
@@ -153,10 +152,9 @@ def freeze(paths: dict[str, str], frozen: bool) -> None:
         from crid.oci.errors import FailedPrecondition
 
         raise FailedPrecondition("no freezer cgroup for this container")
-    from crid.oci.cgroups.v1 import freezer as f1
-    from crid.oci.cgroups.v2 import freezer as f2
+    from crid.oci.cgroups import freezer
 
-    (f2 if fd[1] else f1).set_frozen(fd[0], frozen)
+    freezer.set_frozen(fd[0], frozen, v2=fd[1])
 
 
 def destroy(paths: dict[str, str], timeout: float = 5.0) -> None:

@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
 
-from crid.oci import cgroups, config, hooks, process, state
+from crid.oci import cgroups, config, hooks, process, signals, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -28,6 +27,7 @@ from crid.errors import AlreadyExists
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     Json = dict[str, Any]
@@ -85,21 +85,21 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
             d: str, sock: str | None, undo: list[Callable[[], None]]) -> Json:
     linux: Json = cfg.get("linux") or {}
     cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
-    made = cgroups.create(cg)
-    undo.append(lambda: _rmdirs(made))
-    resources = dict(linux.get("resources") or {})
-    resources["devices"] = list(resources.get("devices") or []) + [
-        {"allow": True, "type": dv["type"], "major": dv.get("major"), "minor": dv.get("minor"),
-         "access": "rwm"} for dv in linux.get("devices") or []]
-    cgroups.apply(cg, resources, on_create=True)
-    ctx.step("cgroup ready")
+    # A new cgroup namespace is unshared from inside the cgroup, so then the
+    # first child joins before it unshares. Otherwise we make the cgroup while
+    # the children set up namespaces and mounts, and move init in ourselves:
+    # making and joining a cgroup waits for the kernel (prime_attach), and
+    # this way the container's own set-up runs during that wait.
+    join_early = config.has_new_ns(cfg, "cgroup")
+    if join_early:
+        _make_cgroup(ctx, cg, linux, undo)
     fifo = os.path.join(d, state.FIFO)
     os.mkfifo(fifo, 0o622)
     os.chmod(fifo, 0o622)
     opts: Json = {"id": cid, "bundle": bundle, "rootfs": rootfs, "fifo": fifo,
                   "console_socket": sock, "no_pivot": flags.get("no_pivot"),
                   "preserve_fds": flags.get("preserve_fds") or 0, "cgroup": cg,
-                  "release_signals": flags.get("release_signals")}
+                  "join_cgroup": join_early, "release_signals": flags.get("release_signals")}
     ch = Channel()
     first = os.fork()
     if first == 0:
@@ -113,6 +113,8 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
 
     undo.append(kill_init)
     try:
+        if not join_early:
+            _make_cgroup(ctx, cg, linux, undo)
         while True:
             msg = ch.from_child()
             if msg is None:
@@ -127,6 +129,10 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
                 ctx.step(f"init forked, pid {pid}")
                 os.waitpid(first, 0)
                 first = 0
+                if not join_early:  # before anything else init asks for: hooks see it there
+                    cgroups.join(cg, pid)
+                    ch.to_child({"cgroup": True})
+                    ctx.step("init joined its cgroup")
             elif "hooks" in msg:
                 hook_state = _hook_state(cfg, cid, bundle, pid, "created")
                 hooks.run(cfg, "prestart", hook_state)
@@ -136,6 +142,8 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
                 ctx.step("init ready")
                 break
     finally:
+        # On failure this also stops a child we have no pid for yet: init
+        # exits when its next message to us finds the pipe closed.
         ch.close_parent()
         if first:
             os.waitpid(first, 0)
@@ -149,8 +157,22 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
     state.save(ctx.root, cid, st)
     ctx.step("state saved")
     if flags.get("pid_file"):
-        write_pid_file(flags["pid_file"], pid)
+        state.write_pid_file(flags["pid_file"], pid)
     return st
+
+
+def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Json,
+                 undo: list[Callable[[], None]]) -> None:
+    made = cgroups.create(cg)
+    # Removed after init is killed (a cgroup with a process in it is busy),
+    # before the state dir: undo runs last to first.
+    undo.insert(1, lambda: _rmdirs(made))
+    resources = dict(linux.get("resources") or {})
+    resources["devices"] = list(resources.get("devices") or []) + [
+        {"allow": True, "type": dv["type"], "major": dv.get("major"), "minor": dv.get("minor"),
+         "access": "rwm"} for dv in linux.get("devices") or []]
+    cgroups.apply(cg, resources, on_create=True)
+    ctx.step("cgroup ready")
 
 
 def _rfc3339_now() -> str:
@@ -162,14 +184,13 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
     try:
         ch.child_side()
         if opts.get("release_signals"):
-            from crid.oci.verbs.run import release_signals
-
-            release_signals()
+            signals.release()
         sc = L.syscalls()
         _preload(cfg)
         # Opened here, as host root: a new user namespace may not reach --root.
         opts["fifo_fd"] = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
-        cgroups.join(opts["cgroup"], os.getpid())
+        if opts["join_cgroup"]:
+            cgroups.join(opts["cgroup"], os.getpid())
         nss = config.namespaces(cfg)
         ns.join(sc, ns.open_paths(nss))
         if config.has_new_ns(cfg, "user"):
@@ -239,20 +260,12 @@ def _oom_score_adj(ctx: Context, pid: int, adj: int | None) -> None:
         ctx.warn(f"oom_score_adj {adj} refused by the kernel ({e.strerror}); keeping {cur}")
 
 
-def write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w") as f:
-        f.write(str(pid))
-    os.rename(tmp, path)
-
-
 def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
     start = state.proc_start_time(pid)
     if start is None:
         return
     try:
-        os.kill(pid, 9)  # SIGKILL; the signal module costs start-up time
+        os.kill(pid, signals.SIGKILL)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout

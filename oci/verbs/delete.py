@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import time
 
-from crid.oci import cgroups, hooks, state
+from crid.oci import cgroups, hooks, signals, state
 from crid.oci.context import Context, parse
 from crid.oci.errors import FailedPrecondition, NotFound
 
@@ -15,8 +15,6 @@ if TYPE_CHECKING:
     from typing import Any
 
     Json = dict[str, Any]
-
-SIGKILL = 9  # the signal module (and enum) would cost start-up time
 
 
 
@@ -58,7 +56,7 @@ def kill_all(st: Json, timeout: float = 10.0) -> None:
         victims.add(int(st["pid"]))
     for pid in victims:
         try:
-            os.kill(pid, SIGKILL)
+            os.kill(pid, signals.SIGKILL)
         except ProcessLookupError:
             pass
     if frozen:

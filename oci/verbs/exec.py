@@ -9,17 +9,14 @@ Without ``--detach`` we are the subreaper and exit with the process's code.
 
 from __future__ import annotations
 
-import json
 import os
 
-from crid.oci import cgroups, config, process, state
+from crid.oci import cgroups, config, jsonc, process, signals, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
 from crid.oci.errors import CridError, FailedPrecondition, InvalidArgument, describe
 from crid.oci.sync import Channel
-from crid.oci.verbs.create import write_pid_file
-from crid.oci.verbs.run import forward_signals, hold_signals, release_signals, wait_for
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
@@ -45,7 +42,7 @@ def build_process(cfg: Json, f: Json, args: list[str]) -> Json:
     if f.get("process"):
         try:
             with open(f["process"]) as fh:
-                proc: Json = json.load(fh)
+                proc: Json = jsonc.loads(fh.read())
         except OSError as e:
             raise InvalidArgument(f"--process {f['process']}: {e.strerror}") from None
         except ValueError as e:
@@ -54,7 +51,7 @@ def build_process(cfg: Json, f: Json, args: list[str]) -> Json:
         return proc
     if not args:
         raise InvalidArgument("exec needs a command (or --process FILE)")
-    base: Json = json.loads(json.dumps(cfg.get("process") or {}))
+    base: Json = jsonc.loads(jsonc.dumps(cfg.get("process") or {}))
     base["args"] = args
     base["terminal"] = bool(f.get("tty"))
     if f.get("cwd"):
@@ -104,12 +101,12 @@ def main(ctx: Context, argv: list[str]) -> int:
         relay, theirs = socket.socketpair()
     if not detach:
         L.syscalls().prctl(L.PR_SET_CHILD_SUBREAPER, 1)
-        hold_signals()
+        signals.hold()
     ch = Channel()
     first = os.fork()
     if first == 0:
         if not detach:
-            release_signals()
+            signals.release()
         _first_child(ch, st, cfg, proc, sock, int(a.flags.get("preserve_fds") or 0),
                      theirs.detach() if relay else None)
     if relay:
@@ -131,17 +128,17 @@ def main(ctx: Context, argv: list[str]) -> int:
     if not pid:
         raise CridError("exec failed before the process started")
     if a.flags.get("pid_file"):
-        write_pid_file(a.flags["pid_file"], pid)
+        state.write_pid_file(a.flags["pid_file"], pid)
     if detach:
         return 0
     if relay:
         from crid.oci import console
 
         master = console.receive_master(relay)
-        forward_signals(pid, resize_from=(0, master))
-        return console.relay(master, pid, wait_for)
-    forward_signals(pid)
-    return wait_for(pid)
+        signals.forward(pid, resize_from=(0, master))
+        return console.relay(master, pid, signals.wait_for)
+    signals.forward(pid)
+    return signals.wait_for(pid)
 
 
 def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,

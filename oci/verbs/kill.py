@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import signal
 
-from crid.oci import cgroups, state
+from crid.oci import cgroups, signals, state
 from crid.oci.context import Context, parse
 from crid.oci.errors import InvalidArgument, not_running
 
@@ -16,10 +15,10 @@ def parse_signal(raw: str) -> int:
     name = raw.upper()
     if not name.startswith("SIG"):
         name = "SIG" + name
-    try:
-        return int(signal.Signals[name])
-    except KeyError:
-        raise InvalidArgument(f"unknown signal {raw!r}") from None
+    num = signals.by_name(name)
+    if num is None:
+        raise InvalidArgument(f"unknown signal {raw!r}")
+    return num
 
 
 def main(ctx: Context, argv: list[str]) -> int:
@@ -37,7 +36,7 @@ def main(ctx: Context, argv: list[str]) -> int:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
-        if frozen and sig == signal.SIGKILL:
+        if frozen and sig == signals.SIGKILL:
             cgroups.freeze(paths, False)
         return 0
     try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from crid.oci.cgroups.v1 import blkio, cpu, cpuset, devices, freezer, hugetlb, memory, pids
+from crid.oci.cgroups import freezer
+from crid.oci.cgroups.v1 import blkio, cpu, cpuset, devices, hugetlb, memory, pids
 
 
 def _read(d: Path, name: str) -> str:
@@ -94,8 +95,8 @@ def test_devices_apply_order(tmp_path: Path) -> None:
 
 def test_freezer(tmp_path: Path) -> None:
     (tmp_path / "freezer.state").write_text("THAWED")
-    assert not freezer.is_frozen(str(tmp_path))
-    freezer.set_frozen(str(tmp_path), True)
-    assert freezer.is_frozen(str(tmp_path))
-    freezer.set_frozen(str(tmp_path), False)
+    assert not freezer.is_frozen(str(tmp_path), v2=False)
+    freezer.set_frozen(str(tmp_path), True, v2=False)
+    assert freezer.is_frozen(str(tmp_path), v2=False)
+    freezer.set_frozen(str(tmp_path), False, v2=False)
     assert _read(tmp_path, "freezer.state") == "THAWED"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 from crid.oci import cgroups
-from crid.oci.cgroups import v2
-from crid.oci.cgroups.v2 import cpu, freezer, io, memory, pids, unified
+from crid.oci.cgroups import freezer, v2
+from crid.oci.cgroups.v2 import cpu, io, memory, pids, unified
 from crid.oci.errors import InvalidArgument
 
 
@@ -85,6 +85,6 @@ def test_apply_all(tmp_path: Path) -> None:
 
 def test_freezer(tmp_path: Path) -> None:
     (tmp_path / "cgroup.events").write_text("populated 1\nfrozen 1\n")
-    freezer.set_frozen(str(tmp_path), True)
-    assert freezer.is_frozen(str(tmp_path))
+    freezer.set_frozen(str(tmp_path), True, v2=True)
+    assert freezer.is_frozen(str(tmp_path), v2=True)
     assert cgroups.is_frozen({"": str(tmp_path)})

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from crid.streaming.spdy.frames import MAX_STREAM_ID
 
+# What SPDY/3.1 assumes for every stream and for the connection until the
+# receiver says otherwise (SETTINGS, WINDOW_UPDATE on stream 0).
 DEFAULT_WINDOW = 64 * 1024
+# What the streaming server announces instead: with 64 KiB a bulk transfer
+# (port-forward, ``kubectl cp``'s stdin) costs two WINDOW_UPDATEs, two more
+# writes, per 32 KiB frame. It is also the most a stream can hold unread from
+# a peer that honours windows.
+ANNOUNCED_WINDOW = 1024 * 1024
 MAX_WINDOW = MAX_STREAM_ID  # 2^31 - 1
 
 
@@ -59,6 +66,11 @@ class ReceiveWindow:
         """
         self.available -= count
         return self.available >= 0
+
+    def resize(self, size: int) -> None:
+        """The peer was told a new window size (SETTINGS, or credit on stream 0)."""
+        self.available += size - self.size
+        self.size = size
 
     def consumed(self, count: int) -> int:
         """Record that the reader took ``count`` bytes; the update to send, or 0."""

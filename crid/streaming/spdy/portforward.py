@@ -16,6 +16,7 @@ import contextlib
 from crid import logs
 from crid.errors import CridError
 from crid.streaming.backend import Backend
+from crid.streaming.reader import Reader
 from crid.streaming.spdy.session import Session, Stream
 from crid.streaming.tokens import PortForwardRequest
 
@@ -83,7 +84,8 @@ async def _forward(request: PortForwardRequest, backend: Backend, data: Stream,
         await data.close()
         return
     try:
-        await asyncio.gather(_to_pod(data, writer), _from_pod(reader, data))
+        await asyncio.gather(_to_pod(data, writer),
+                             _from_pod(Reader.take_over(reader, writer), data))
     finally:
         writer.close()
         await error.close()
@@ -98,7 +100,7 @@ async def _to_pod(data: Stream, writer: asyncio.StreamWriter) -> None:
             writer.write_eof()
 
 
-async def _from_pod(reader: asyncio.StreamReader, data: Stream) -> None:
+async def _from_pod(reader: Reader, data: Stream) -> None:
     with contextlib.suppress(ConnectionError):
         while chunk := await reader.read(COPY_CHUNK):
             await data.write(chunk)

@@ -5,8 +5,11 @@ bidirectional SPDY stream with ``read``/``write``/``close`` like a socket.
 Both ends use it: the streaming server (``server=True``: the peer opens
 streams) and the test client (``open_stream``).
 
-Flow control: we always announce and return credit (WINDOW_UPDATE) for what
-our readers consume. We only *hold back* our own DATA to the peer's windows
+Flow control: we return credit (WINDOW_UPDATE) for what our readers consume,
+unless acting as Go's spdystream (``ignore_peer_windows``); the streaming
+server announces 1 MiB windows (``announce_window``) rather than SPDY's
+64 KiB, so bulk uploads cost one WINDOW_UPDATE pair per 512 KiB instead of
+per 32 KiB frame. We only *hold back* our own DATA to the peer's windows
 once the peer has shown it takes part in flow control, by sending a SETTINGS
 or WINDOW_UPDATE frame. Go's spdystream, which kubelet, kubectl and crictl
 use, does neither and never grants credit; waiting for credit from it would
@@ -59,7 +62,7 @@ class Stream:
         self.local_closed = False
         self.reset = False
         self.send_window = SendWindow(session.initial_send_window)
-        self.receive_window = ReceiveWindow(DEFAULT_WINDOW)
+        self.receive_window = ReceiveWindow(session.initial_receive_window)
 
     def header(self, name: str) -> str:
         """The first value of header ``name`` (any case), or ''."""
@@ -152,6 +155,7 @@ class Session:
         self._pings: dict[int, asyncio.Future[None]] = {}
         self._last_peer_stream = 0
         self.initial_send_window = DEFAULT_WINDOW
+        self.initial_receive_window = DEFAULT_WINDOW
         self._send_window = SendWindow()
         self._receive_window = ReceiveWindow()
         self._credit = asyncio.Event()
@@ -164,12 +168,13 @@ class Session:
 
     # --- sending ---
 
-    async def send(self, frame: frames.Frame) -> None:
+    async def send(self, *sent: frames.Frame) -> None:
+        """Write ``sent`` in one go, then wait until the socket takes more."""
         if self.closed.is_set():
             raise StreamClosed("the SPDY connection is closed")
         # Encoding and writing happen with no await in between: header blocks
         # share one zlib stream, so they must reach the wire in encoding order.
-        self._writer.write(frames.encode(frame, self._codec))
+        self._writer.write(b"".join(frames.encode(frame, self._codec) for frame in sent))
         async with self._drain_lock:
             await self._writer.drain()
 
@@ -186,6 +191,8 @@ class Session:
         return wanted
 
     async def _consumed(self, stream: Stream, count: int) -> None:
+        if self.ignore_peer_windows:
+            return  # Go's spdystream grants no credit either
         for stream_id, window in ((stream.id, stream.receive_window),
                                   (0, self._receive_window)):
             delta = window.consumed(count)
@@ -193,6 +200,23 @@ class Session:
                     stream_id and (stream.remote_closed or stream.reset)):
                 with contextlib.suppress(ConnectionError):
                     await self.send(frames.WindowUpdate(stream_id, delta))
+
+    async def announce_window(self, size: int) -> None:
+        """Let the peer send ``size`` bytes per stream, and on the connection, ahead of credit.
+
+        SETTINGS sets the window of every stream, open ones too; the
+        connection's window can only grow, by WINDOW_UPDATE on stream 0. Go's
+        spdystream ignores both frames, as it ignores all windows.
+        """
+        self.initial_receive_window = size
+        for stream in self.streams.values():
+            stream.receive_window.resize(size)
+        announced: list[frames.Frame] = [
+            frames.Settings({frames.SETTINGS_INITIAL_WINDOW_SIZE: size})]
+        if (grown := size - self._receive_window.size) > 0:
+            self._receive_window.resize(size)
+            announced.append(frames.WindowUpdate(0, grown))
+        await self.send(*announced)
 
     async def open_stream(self, headers: frames.Headers, *, fin: bool = False,
                           wait_reply: bool = True) -> Stream:

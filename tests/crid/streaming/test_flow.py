@@ -52,3 +52,15 @@ def test_receive_window_reports_an_overrun() -> None:
     window = ReceiveWindow(100)
     assert window.received(100)
     assert not window.received(1)
+
+
+def test_receive_window_resized_keeps_what_is_in_flight() -> None:
+    window = ReceiveWindow(DEFAULT_WINDOW)
+    assert window.received(60_000)
+    window.resize(4 * DEFAULT_WINDOW)
+    assert window.available == 4 * DEFAULT_WINDOW - 60_000
+    assert window.received(4 * DEFAULT_WINDOW - 60_000)
+    assert not window.received(1)
+    # credit now comes back per half of the new size
+    assert window.consumed(DEFAULT_WINDOW) == 0
+    assert window.consumed(DEFAULT_WINDOW) == 2 * DEFAULT_WINDOW

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable
 from crid.streaming.reader import Reader
 from crid.streaming.spdy import frames
 from crid.streaming.spdy.flow import DEFAULT_WINDOW
-from crid.streaming.spdy.session import Session
+from crid.streaming.spdy.session import Session, Stream
 
 Body = Callable[[Session, Session], Awaitable[None]]
 
@@ -20,7 +20,8 @@ def with_pair(body: Body) -> None:
         sessions = []
         for sock, is_server in ((left, True), (right, False)):
             reader, writer = await asyncio.open_unix_connection(sock=sock)
-            sessions.append(Session(Reader(reader), writer, server=is_server))
+            sessions.append(Session(Reader.take_over(reader, writer), writer,
+                                    server=is_server))
         server, client = sessions
         tasks = [asyncio.create_task(s.run()) for s in sessions]
         try:
@@ -31,6 +32,33 @@ def with_pair(body: Body) -> None:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     asyncio.run(run())
+
+
+async def opened(server: Session, client: Session, kind: str) -> tuple[Stream, Stream]:
+    """A stream the client opens and the server accepts: (the server's end, the client's)."""
+    opening = asyncio.create_task(client.open_stream({"streamtype": [kind]}))
+    theirs = await server.incoming.get()
+    await theirs.reply()
+    return theirs, await opening
+
+
+async def read_until(stream: Stream, size: int) -> bytes:
+    received = b""
+    while len(received) < size:
+        received += await stream.read()
+    return received
+
+
+async def held_back_then_delivered(sender: Stream, receiver: Stream, payload: bytes,
+                                   window: int) -> None:
+    """``sender`` stops after ``window`` bytes until ``receiver`` reads; then all arrive."""
+    writing = asyncio.create_task(sender.write(payload))
+    await asyncio.sleep(0.2)
+    assert not writing.done()
+    assert receiver._buffered == window
+    received = await read_until(receiver, len(payload))
+    await writing
+    assert received == payload
 
 
 async def accepted(server: Session) -> frames.Headers:
@@ -60,20 +88,8 @@ def test_a_flow_controlling_peer_gets_no_more_than_its_window() -> None:
     async def body(server: Session, client: Session) -> None:
         await client.send(frames.Settings({frames.SETTINGS_INITIAL_WINDOW_SIZE:
                                            DEFAULT_WINDOW}))
-        opening = asyncio.create_task(client.open_stream({"streamtype": ["stdout"]}))
-        theirs = await server.incoming.get()
-        await theirs.reply()
-        ours = await opening
-        payload = bytes(range(256)) * 1024  # 256 KiB
-        writing = asyncio.create_task(theirs.write(payload))
-        await asyncio.sleep(0.2)
-        assert not writing.done()  # held back by the window
-        assert ours._buffered == DEFAULT_WINDOW
-        received = b""
-        while len(received) < len(payload):
-            received += await ours.read()
-        await writing
-        assert received == payload
+        theirs, ours = await opened(server, client, "stdout")
+        await held_back_then_delivered(theirs, ours, bytes(range(256)) * 1024, DEFAULT_WINDOW)
 
     with_pair(body)
 
@@ -81,10 +97,7 @@ def test_a_flow_controlling_peer_gets_no_more_than_its_window() -> None:
 def test_a_peer_that_never_grants_credit_is_not_waited_for() -> None:
     # Go's spdystream neither sends SETTINGS nor WINDOW_UPDATE.
     async def body(server: Session, client: Session) -> None:
-        opening = asyncio.create_task(client.open_stream({"streamtype": ["stdout"]}))
-        theirs = await server.incoming.get()
-        await theirs.reply()
-        ours = await opening
+        theirs, ours = await opened(server, client, "stdout")
         await theirs.write(b"x" * (4 * DEFAULT_WINDOW))
         await asyncio.sleep(0.1)
         assert ours._buffered == 4 * DEFAULT_WINDOW
@@ -127,10 +140,7 @@ def test_data_that_arrived_before_a_reset_is_still_read() -> None:
     # kubelet's (and containerd's) server writes the exec status on the error
     # stream, then resets it: the status must not be lost.
     async def body(server: Session, client: Session) -> None:
-        opening = asyncio.create_task(client.open_stream({"streamtype": ["error"]}))
-        theirs = await server.incoming.get()
-        await theirs.reply()
-        ours = await opening
+        theirs, ours = await opened(server, client, "error")
         await theirs.write(b'{"status":"Success"}')
         await theirs.abort()
         await asyncio.wait_for(ours._changed.wait(), 5)
@@ -149,15 +159,49 @@ def test_a_session_ignoring_peer_windows_sends_past_them() -> None:
     async def body(server: Session, client: Session) -> None:
         client.ignore_peer_windows = True
         await server.send(frames.Settings({frames.SETTINGS_INITIAL_WINDOW_SIZE: 1024}))
-        opening = asyncio.create_task(client.open_stream({"streamtype": ["stdin"]}))
-        theirs = await server.incoming.get()
-        await theirs.reply()
-        ours = await opening
+        theirs, ours = await opened(server, client, "stdin")
         await asyncio.wait_for(ours.write(b"x" * (2 * DEFAULT_WINDOW)), 5)
         assert not client.peer_flow_control
-        received = b""
-        while len(received) < 2 * DEFAULT_WINDOW:
-            received += await theirs.read()
-        assert received == b"x" * (2 * DEFAULT_WINDOW)
+        assert await read_until(theirs, 2 * DEFAULT_WINDOW) == b"x" * (2 * DEFAULT_WINDOW)
+
+    with_pair(body)
+
+
+def test_an_announced_window_lets_a_flow_controlling_peer_send_that_much() -> None:
+    announced = 4 * DEFAULT_WINDOW
+
+    async def body(server: Session, client: Session) -> None:
+        client.peer_flow_control = True  # as our client with flow_control=True
+        await server.announce_window(announced)
+        theirs, ours = await opened(server, client, "data")
+        assert ours.send_window.available == announced
+        # four windows: the client stops at the announced one, not at 64 KiB
+        await held_back_then_delivered(ours, theirs, bytes(range(256)) * 4096, announced)
+
+    with_pair(body)
+
+
+def test_an_announced_window_applies_to_streams_already_open() -> None:
+    async def body(server: Session, client: Session) -> None:
+        theirs, ours = await opened(server, client, "data")
+        await server.announce_window(2 * DEFAULT_WINDOW)
+        await asyncio.sleep(0.05)
+        assert ours.send_window.available == 2 * DEFAULT_WINDOW
+        assert client._send_window.available == 2 * DEFAULT_WINDOW
+        assert theirs.receive_window.size == 2 * DEFAULT_WINDOW
+
+    with_pair(body)
+
+
+def test_a_session_ignoring_peer_windows_grants_no_credit() -> None:
+    # Neither does Go's spdystream; our server then never waits for credit.
+    async def body(server: Session, client: Session) -> None:
+        client.ignore_peer_windows = True
+        theirs, ours = await opened(server, client, "stdout")
+        await theirs.write(b"x" * (4 * DEFAULT_WINDOW))
+        assert await read_until(ours, 4 * DEFAULT_WINDOW) == b"x" * (4 * DEFAULT_WINDOW)
+        await client.ping()  # anything the client sent before has been handled
+        assert not server.peer_flow_control
+        assert server._send_window.available == DEFAULT_WINDOW  # never grown
 
     with_pair(body)
