@@ -4,6 +4,9 @@ Every RPC passes through ``CallInterceptor``: it times the call, turns
 ``crid.errors`` into gRPC status codes (anything else becomes INTERNAL with
 its traceback logged), writes one JSON log line per call (method, duration,
 code and the ids the request names) and counts the call in the metrics.
+A call that succeeded is logged at debug, as cri-o and containerd do:
+kubelet makes several calls a second, and rendering and writing each line
+cost ~13 µs of a ~0.6 ms call. Failed calls are logged at warning.
 """
 
 from __future__ import annotations
@@ -114,7 +117,7 @@ class CallInterceptor(grpc.aio.ServerInterceptor):
         counted[1].observe(duration)
         if code != "OK":
             self._metrics.operation_errors.labels(operation, code).inc()
-        level = "info" if code == "OK" else "warning"
+        level = "debug" if code == "OK" else "warning"
         getattr(self._log, level)(
             "cri call", method=method, code=code,
             duration_ms=round(duration * 1000, 3), **_request_ids(request),
