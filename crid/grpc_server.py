@@ -170,7 +170,10 @@ class GrpcServer:
             call.task.cancel()
 
     def _serve(self, call: _Call, message: bytes | None) -> None:
-        if call.cancelled or message is None:  # gone before its request arrived
+        if message is None:  # gone before its request arrived, or it sent none
+            self._finish(call, "INTERNAL", "the call carried no request message")
+            return
+        if call.cancelled:
             return
         serve = self._stream if call.method.streaming else self._unary
         call.task = asyncio.get_running_loop().create_task(serve(call, message))
@@ -234,7 +237,10 @@ class GrpcServer:
             operations.append(cygrpc.SendMessageOperation(response, _NO_FLAGS))
         operations.append(cygrpc.SendStatusFromServerOperation(
             (), _code(code), details.encode(), _NO_FLAGS))
-        call.core.start_server_batch(tuple(operations), None)
+        try:
+            call.core.start_server_batch(tuple(operations), None)
+        except Exception as exc:  # the core ended the call meanwhile: nobody to tell
+            log.debug("call ended before its status was sent", error=repr(exc))
 
 
 def _deserialize(method: Method, message: bytes) -> Any:
