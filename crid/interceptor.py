@@ -59,6 +59,18 @@ class CallInterceptor:
 
         return call
 
+    def inline(self, method: str, answer: Callable[[Any], Any]) -> Callable[[Any], Any]:
+        """For an answer made outside the loop: recorded when it answered; an error
+        or None leaves the call to ``unary``, which records it then."""
+        def call(request: Any) -> Any:
+            started = self._clock.monotonic()
+            response = answer(request)
+            if response is not None:
+                self._record(method, request, "OK", started)
+            return response
+
+        return call
+
     def streaming(self, method: str, behavior: Streaming) -> Streaming:
         async def call(request: Any) -> AsyncIterator[Any]:
             started = self._clock.monotonic()

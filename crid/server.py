@@ -9,7 +9,7 @@ An RPC no family serves answers UNIMPLEMENTED with its own name.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
-from typing import Any, cast
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -53,13 +53,16 @@ def _method(rpc: services.Rpc, families: list[object], interceptor: CallIntercep
         (getattr(f, rpc.name) for f in families if hasattr(f, rpc.name)),
         None,
     )
+    inline = next((f.inline_calls()[rpc.name] for f in families
+                   if hasattr(f, "inline_calls") and rpc.name in f.inline_calls()), None)
     if rpc.server_streaming:
         return Method(streaming=True, deserialize=rpc.request.FromString,
                       serialize=rpc.response.SerializeToString,
                       behavior=interceptor.streaming(rpc.path, _streaming(rpc, implementation)))
     return Method(streaming=False, deserialize=rpc.request.FromString,
                   serialize=_serialize_again_only_when_new(),
-                  behavior=interceptor.unary(rpc.path, _unary(rpc, implementation)))
+                  behavior=interceptor.unary(rpc.path, _unary(rpc, implementation)),
+                  inline=None if inline is None else interceptor.inline(rpc.path, inline))
 
 
 def _unary(
@@ -90,13 +93,16 @@ def _serialize_again_only_when_new() -> Callable[[Message], bytes]:
     the very object it serialized last (a list call answering from its cache:
     ListContainers' 100 items take ~25 µs to serialize, ~120 µs to copy into a
     new response). Handlers never change a response after returning it."""
-    last: list[Any] = [None, b""]
+    # One tuple, replaced whole: the polling thread and the loop both serialize.
+    last: tuple[Message | None, bytes] = (None, b"")
 
     def serialize(response: Message) -> bytes:
-        if response is last[0]:
-            return cast(bytes, last[1])
+        nonlocal last
+        seen, data = last
+        if response is seen:
+            return data
         data = response.SerializeToString()
-        last[0], last[1] = response, data
+        last = (response, data)
         return data
 
     return serialize

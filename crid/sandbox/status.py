@@ -71,11 +71,12 @@ def verbose_info(sandbox: records.Sandbox) -> dict[str, object]:
     }
 
 
-async def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
-                         ) -> api_pb2.ListPodSandboxResponse:
+def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
+                   ) -> api_pb2.ListPodSandboxResponse:
     """The response made last time for the same request while the table and every
     pod's state (its infra process's liveness, asked on each call) are unchanged;
-    the gRPC layer then serializes nothing again."""
+    the gRPC layer then serializes nothing again. Thread-safe: the gRPC layer
+    calls it from its polling thread."""
     key = request.SerializeToString(deterministic=True)
     generation = ctx.records.generation()  # before the rows: a racing write only misses
     wanted = request.filter

@@ -4,6 +4,7 @@ streams, cancellation at the deadline, and draining on stop."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -26,6 +27,12 @@ class Handlers:
 
     async def version(self, request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
         return api_pb2.VersionResponse(version=request.version or "none")
+
+    def version_now(self, request: api_pb2.VersionRequest) -> api_pb2.VersionResponse | None:
+        """Answers "now" in the calling thread, leaves anything else to the loop."""
+        if request.version != "now":
+            return None
+        return api_pb2.VersionResponse(version=threading.current_thread().name)
 
     async def status(self, request: api_pb2.ContainerStatusRequest) -> Any:
         raise Aborted("NOT_FOUND", f"container {request.container_id!r} not found")
@@ -56,8 +63,9 @@ class Running:
 
     def __init__(self, socket: Path, handlers: Handlers) -> None:
         self.server = GrpcServer({
-            f"{SERVICE}/Version": _method(handlers.version, api_pb2.VersionRequest,
-                                          api_pb2.VersionResponse),
+            f"{SERVICE}/Version": dataclasses.replace(
+                _method(handlers.version, api_pb2.VersionRequest, api_pb2.VersionResponse),
+                inline=handlers.version_now),
             f"{SERVICE}/ContainerStatus": _method(handlers.status,
                                                   api_pb2.ContainerStatusRequest,
                                                   api_pb2.ContainerStatusResponse),
@@ -102,6 +110,8 @@ def test_unary_answers_and_statuses(served: tuple[grpc.Channel, Handlers, Runnin
     channel, _, _ = served
     version = _unary(channel, "Version", api_pb2.VersionResponse)
     assert version(api_pb2.VersionRequest(version="v1"), timeout=10).version == "v1"
+    # An inline answer comes from the polling thread, without the loop.
+    assert version(api_pb2.VersionRequest(version="now"), timeout=10).version == "grpc-poll"
     with pytest.raises(grpc.RpcError) as failed:
         _unary(channel, "ContainerStatus", api_pb2.ContainerStatusResponse)(
             api_pb2.ContainerStatusRequest(container_id="abc"), timeout=10)

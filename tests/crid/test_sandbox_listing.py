@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import os
 import subprocess
@@ -27,8 +26,7 @@ class FakeSandboxes:
 
 
 def list_all(ctx: FakeSandboxes) -> api_pb2.ListPodSandboxResponse:
-    return asyncio.run(status.list_sandboxes(
-        ctx, api_pb2.ListPodSandboxRequest()))  # type: ignore[arg-type]
+    return status.list_sandboxes(ctx, api_pb2.ListPodSandboxRequest())  # type: ignore[arg-type]
 
 
 def test_reused_until_a_write_or_an_infra_process_dies(tmp_path: Path) -> None:
