@@ -57,6 +57,9 @@ def _code(name: str) -> int:
     return int(grpc.StatusCode[name].value[0])
 
 
+_OK = _code("OK")
+
+
 class _Call:
     """One RPC: its core call, and the task serving it once it reached the loop."""
 
@@ -150,18 +153,23 @@ class GrpcServer:
             ), None)
             return
         call = _Call(core, method)
-        # Completes when the call ends; cancelled when the client went away or
-        # its deadline passed: then the handler is cancelled, as grpc.aio does.
-        core.start_server_batch((cygrpc.ReceiveCloseOnServerOperation(_NO_FLAGS),),
-                                lambda event: self._closed(call, event))
+        if method.inline is None:  # else once it is known not to be answered inline
+            self._watch_close(call)
         core.start_server_batch((cygrpc.ReceiveMessageOperation(_NO_FLAGS),),
                                 lambda event: self._received(call, event))
 
+    def _watch_close(self, call: _Call) -> None:
+        # Completes when the call ends; cancelled when the client went away or
+        # its deadline passed: then the handler is cancelled, as grpc.aio does.
+        call.core.start_server_batch((cygrpc.ReceiveCloseOnServerOperation(_NO_FLAGS),),
+                                     lambda event: self._closed(call, event))
+
     def _received(self, call: _Call, event: Any) -> None:
         message = event.batch_operations[0].message() if event.success else None
-        if message is not None and call.method.inline is not None and self._answered(
-                call, message):
-            return
+        if call.method.inline is not None:
+            if message is not None and self._answered(call, message):
+                return
+            self._watch_close(call)
         assert self._loop is not None
         self._loop.call_soon_threadsafe(self._serve, call, message)
 
@@ -180,7 +188,8 @@ class GrpcServer:
         call.core.start_server_batch((
             cygrpc.SendInitialMetadataOperation((), _NO_FLAGS),
             cygrpc.SendMessageOperation(payload, _NO_FLAGS),
-            cygrpc.SendStatusFromServerOperation((), _code("OK"), b"", _NO_FLAGS),
+            cygrpc.SendStatusFromServerOperation((), _OK, b"", _NO_FLAGS),
+            cygrpc.ReceiveCloseOnServerOperation(_NO_FLAGS),
         ), None)
         return True
 

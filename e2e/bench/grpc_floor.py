@@ -5,19 +5,20 @@ crid code: servers that answer ``Version`` with a constant.
 The same Python client asks each server in turn, as list_calls does:
 
 - ``containerd``: Debian's containerd 1.6 (Go), its CRI plugin's Version;
-- ``grpc.aio``: a ``grpc.aio`` server with crid's ``GRPC_EXPERIMENTS``
-  (``crid.grpc_loader``: the iomgr listener);
+- ``grpc.aio``: a ``grpc.aio`` server (crid's transport before 2026-11-28)
+  with crid's ``GRPC_EXPERIMENTS`` (``crid.grpc_loader``: the iomgr listener);
 - ``grpc.aio, EventEngine listener``: the same with grpcio's default listener;
 - ``one thread on cygrpc``: grpcio's core driven from a single thread through
-  ``grpc._cython.cygrpc`` (private API: a measurement, not something crid
-  uses) that polls the completion queue and answers in place, so no call
-  crosses a thread.
+  ``grpc._cython.cygrpc`` that polls the completion queue and answers in
+  place, so no call crosses a thread: the floor;
+- ``crid's GrpcServer``: crid's transport (``crid.grpc_server``), whose
+  polling thread hands each call to the asyncio loop once.
 
 grpc.aio hands every completion (the call, its message, the send) from the
 thread that polls gRPC's completion queue to the asyncio loop through a
 socketpair, four round trips per unary call; on a VM each thread wake-up
 costs tens of microseconds. The single-thread server shows what is left
-without them.
+without them; crid's own transport (since 2026-11-28) is built on that.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ SERVERS = {
     "grpc.aio": "aio",
     "grpc.aio, EventEngine listener": "aio-event-engine",
     "one thread on cygrpc": "cygrpc",
+    "crid's GrpcServer": "crid",
 }
 WARMUP = 20
 
@@ -99,8 +101,27 @@ def _serve_cygrpc(socket: str) -> None:
             ), "done")
 
 
+def _serve_crid(socket: str) -> None:
+    import asyncio
+
+    from crid.grpc_server import GrpcServer, Method
+
+    async def version(request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
+        return ANSWER
+
+    async def serve() -> None:
+        server = GrpcServer({"/runtime.v1.RuntimeService/Version": Method(
+            streaming=False, deserialize=api_pb2.VersionRequest.FromString,
+            serialize=api_pb2.VersionResponse.SerializeToString, behavior=version)}, ())
+        server.add_insecure_port(f"unix://{socket}")
+        await server.start()
+        await asyncio.Event().wait()
+
+    asyncio.run(serve())
+
+
 def serve(kind: str, socket: str) -> None:
-    (_serve_cygrpc if kind == "cygrpc" else _serve_aio)(socket)
+    {"cygrpc": _serve_cygrpc, "crid": _serve_crid}.get(kind, _serve_aio)(socket)
 
 
 @contextlib.contextmanager
