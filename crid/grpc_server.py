@@ -115,7 +115,7 @@ class GrpcServer:
     # --- the polling thread -----------------------------------------------------
 
     def _poll(self) -> None:
-        shut_down = accepting = False
+        shut_down, accepting = False, True  # start() asked for the first call
         while not (shut_down and not accepting):
             event = self._queue.poll()  # waits without the GIL
             tag = event.tag

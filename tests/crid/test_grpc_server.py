@@ -147,24 +147,26 @@ def test_the_handler_is_cancelled_at_the_deadline(
     assert handlers.cancelled.wait(10)
 
 
-def test_stop_lets_a_call_in_flight_finish(
-        served: tuple[grpc.Channel, Handlers, Running]) -> None:
+def _stop_during_slow_call(served: tuple[grpc.Channel, Handlers, Running], seconds: int,
+                           grace: float) -> Any:
     channel, handlers, running = served
     slow = _unary(channel, "StopContainer", api_pb2.StopContainerResponse).future(
-        api_pb2.StopContainerRequest(timeout=1), timeout=20)
+        api_pb2.StopContainerRequest(timeout=seconds), timeout=30)
     assert handlers.slow_started.wait(10)
-    running.stop(grace=10)
+    running.stop(grace=grace)
+    return slow
+
+
+def test_stop_lets_a_call_in_flight_finish(
+        served: tuple[grpc.Channel, Handlers, Running]) -> None:
+    slow = _stop_during_slow_call(served, seconds=1, grace=10)
     assert slow.result(timeout=20) == api_pb2.StopContainerResponse()
-    assert not handlers.cancelled.is_set()
+    assert not served[1].cancelled.is_set()
 
 
 def test_stop_cancels_what_outlives_the_grace(
         served: tuple[grpc.Channel, Handlers, Running]) -> None:
-    channel, handlers, running = served
-    slow = _unary(channel, "StopContainer", api_pb2.StopContainerResponse).future(
-        api_pb2.StopContainerRequest(timeout=60), timeout=30)
-    assert handlers.slow_started.wait(10)
-    running.stop(grace=0.2)
-    assert handlers.cancelled.wait(10)
+    slow = _stop_during_slow_call(served, seconds=60, grace=0.2)
+    assert served[1].cancelled.wait(10)
     with pytest.raises(grpc.RpcError):
         slow.result(timeout=20)
