@@ -23,10 +23,11 @@ from pathlib import Path
 from typing import TypeVar
 
 from crid.network import nsthread, sysctls
-from crid.network.syscalls import (
+from crid.oci.linux import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
     CLONE_NEWUTS,
+    MNT_DETACH,
     MS_BIND,
     Syscalls,
     fs_magic,
@@ -111,7 +112,7 @@ def unpin(pinned: Pinned, syscalls: Syscalls | None = None) -> None:
     calls = syscalls or Syscalls()
     for target in pinned.paths.values():
         with contextlib.suppress(OSError):  # not mounted (any more)
-            calls.umount(target)
+            calls.umount2(target, MNT_DETACH)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(target)
 

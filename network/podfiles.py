@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from crid.network.syscalls import Syscalls
+from crid.oci.linux import MNT_DETACH, Syscalls
 
 from crid.errors import InvalidArgument
 
@@ -82,6 +82,6 @@ def mount_shm(target: Path, size_bytes: int = DEFAULT_SHM_BYTES,
 
 def unmount_shm(target: Path, syscalls: Syscalls | None = None) -> None:
     with contextlib.suppress(OSError):  # not mounted: nothing to do
-        (syscalls or Syscalls()).umount(str(target))
+        (syscalls or Syscalls()).umount2(str(target), MNT_DETACH)
     with contextlib.suppress(OSError):
         target.rmdir()

@@ -1,9 +1,11 @@
-"""The one seam between crid-runtime and the kernel: a ``Syscalls`` object over ctypes.
+"""The one seam between crid and the kernel: a ``Syscalls`` object over ctypes.
 
-Everything the runtime asks of the kernel that Python's ``os`` does not offer
-(mount, pivot_root, unshare, setns, capset, prctl, mount_setattr, ...) goes
-through here, so unit tests can record the calls with a subclass instead of
-changing the host. Failures raise ``OSError`` with the errno and the call.
+Everything crid-runtime and the daemon's pod and rootfs code ask of the kernel
+that Python's ``os`` does not offer (mount, pivot_root, unshare, setns, capset,
+prctl, mount_setattr, statfs, ...) goes through here, so unit tests can record
+the calls with a subclass instead of changing the host. Failures raise
+``OSError`` with the errno and the call. Namespace calls act on the calling
+*thread* only.
 """
 
 from __future__ import annotations
@@ -116,9 +118,8 @@ class Syscalls:
             raise OSError(err, f"{what}: {os.strerror(err)}")
         return ret
 
-    def mount(
-        self, source: str | None, target: str, fstype: str | None, flags: int, data: str | None
-    ) -> None:
+    def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
+              data: str | None = None) -> None:
         self._check(
             self._libc.mount(_b(source), _b(target), _b(fstype), ctypes.c_ulong(flags), _b(data)),
             f"mount {source or fstype} on {target}",
@@ -146,12 +147,15 @@ class Syscalls:
     def unshare(self, flags: int) -> None:
         self._check(self._libc.unshare(flags), f"unshare {flags:#x}")
 
-    def setns(self, fd: int, nstype: int) -> None:
+    def setns(self, fd: int, nstype: int = 0) -> None:
         self._check(self._libc.setns(fd, nstype), "setns")
 
     def sethostname(self, name: str) -> None:
         raw = name.encode()
         self._check(self._libc.sethostname(raw, len(raw)), "sethostname")
+
+    def gettid(self) -> int:
+        return int(self._libc.gettid())
 
     def setdomainname(self, name: str) -> None:
         raw = name.encode()
@@ -201,6 +205,14 @@ class Syscalls:
             self._check(self._libc.ioctl(fd, 0x8914, ifr), "SIOCSIFFLAGS lo")
         finally:
             os.close(fd)
+
+
+def fs_magic(path: str) -> int | None:
+    """The filesystem type (``f_type`` of statfs) of ``path``; None when it cannot be read."""
+    buf = ctypes.create_string_buffer(120)  # struct statfs; f_type is its first field
+    if syscalls()._libc.statfs(os.fsencode(path), buf) != 0:
+        return None
+    return int(ctypes.c_long.from_buffer(buf).value)
 
 
 _default: Syscalls | None = None

@@ -13,7 +13,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from crid.network.syscalls import Syscalls
+from crid.oci.linux import MNT_DETACH, Syscalls
 
 EINVAL = 22
 
@@ -37,7 +37,7 @@ def unmount(target: Path, sys: Syscalls | None = None) -> None:
     if not os.path.ismount(target):
         return
     try:
-        (sys or Syscalls()).umount(str(target))
+        (sys or Syscalls()).umount2(str(target), MNT_DETACH)
     except OSError as exc:
         if exc.errno != EINVAL:
             raise

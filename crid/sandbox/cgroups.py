@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Protocol
 
 from crid.errors import InvalidArgument
-from crid.network.syscalls import fs_magic
+from crid.oci.linux import fs_magic
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 CGROUP2_MAGIC = 0x63677270

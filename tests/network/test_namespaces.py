@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from crid.network import namespaces
-from crid.network.syscalls import Syscalls
+from crid.oci.linux import Syscalls
 
 from crid.errors import InvalidArgument
 
@@ -49,6 +49,7 @@ def test_failure_part_way_leaves_nothing(pin_dir: Path) -> None:
 
 class Recording(Syscalls):
     def __init__(self) -> None:
+        super().__init__()
         self.unshared: list[int] = []
 
     def unshare(self, flags: int) -> None:

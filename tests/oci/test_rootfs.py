@@ -14,7 +14,7 @@ class Recorder(L.Syscalls):
         self.calls: list[tuple[Any, ...]] = []
 
     def mount(self, source: str | None, target: str, fstype: str | None, flags: int,
-              data: str | None) -> None:
+              data: str | None = None) -> None:
         self.calls.append(("mount", source, target, fstype, flags, data))
 
     def mount_setattr(self, path: str, flags: int, attr_set: int, attr_clr: int,
