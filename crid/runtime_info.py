@@ -25,18 +25,20 @@ POD_CIDR_KEY = "runtime.pod_cidr"
 class RuntimeInfo:
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
+        # One object: the gRPC layer then serializes it once (server.py).
+        self._version = api_pb2.VersionResponse(
+            version=KUBELET_API_VERSION,
+            runtime_name=RUNTIME_NAME,
+            runtime_version=crid.__version__,
+            runtime_api_version=RUNTIME_API_VERSION,
+        )
 
     def inline_calls(self) -> dict[str, Callable[[Any], Any]]:
         """Calls the gRPC layer may answer outside the loop (``crid.grpc_server``)."""
         return {"Version": self.version}
 
     def version(self, request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
-        return api_pb2.VersionResponse(
-            version=KUBELET_API_VERSION,
-            runtime_name=RUNTIME_NAME,
-            runtime_version=crid.__version__,
-            runtime_api_version=RUNTIME_API_VERSION,
-        )
+        return self._version
 
     async def Version(self, request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
         return self.version(request)
