@@ -58,7 +58,10 @@ def test_exec_over_spdy_with_stdin_and_with_a_tty(env: Env, pod: Pod) -> None:
     tty = asyncio.run(spdy_client.remote_command(
         exec_url(env, cid, "/bin/sh", "-c", "stty size; tty", tty=True),
         tty=True, stderr=False, sizes=((91, 33),)))
-    lines = tty.stdout.decode().split("\r\n")
+    # Line ends are the terminals' business, not this test's: under runc an
+    # early line now and then comes out "\r\r\n" (its foreground relay resets
+    # the container terminal's ONLCR concurrently with the process starting).
+    lines = tty.stdout.decode().replace("\r", "").split("\n")
     assert lines[0] == "33 91" and lines[1].startswith("/dev/pts/")
     assert tty.exit_code == 0
 
