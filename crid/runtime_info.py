@@ -7,6 +7,8 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import json
+from collections.abc import Callable
+from typing import Any
 
 from cri_api.v1 import api_pb2
 
@@ -23,14 +25,23 @@ POD_CIDR_KEY = "runtime.pod_cidr"
 class RuntimeInfo:
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
-
-    async def Version(self, request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
-        return api_pb2.VersionResponse(
+        # One object: the gRPC layer then serializes it once (server.py).
+        self._version = api_pb2.VersionResponse(
             version=KUBELET_API_VERSION,
             runtime_name=RUNTIME_NAME,
             runtime_version=crid.__version__,
             runtime_api_version=RUNTIME_API_VERSION,
         )
+
+    def inline_calls(self) -> dict[str, Callable[[Any], Any]]:
+        """Calls the gRPC layer may answer outside the loop (``crid.grpc_server``)."""
+        return {"Version": self.version}
+
+    def version(self, request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
+        return self._version
+
+    async def Version(self, request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
+        return self.version(request)
 
     async def Status(self, request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
         config = self._daemon.config

@@ -41,7 +41,7 @@ class StreamLists:
         self.images = Images(daemon)
 
     async def StreamPodSandboxes(self, request: Any) -> AsyncIterator[Message]:
-        found = await sandbox_status.list_sandboxes(
+        found = sandbox_status.list_sandboxes(
             self.sandboxes, api_pb2.ListPodSandboxRequest(filter=request.filter))
         async for message in batches("StreamPodSandboxes", found.items):
             yield message

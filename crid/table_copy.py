@@ -26,6 +26,9 @@ class TableCopy(Generic[T]):
         self._decode = decode
         self._lock = threading.Lock()
         self._loaded: dict[str, T] | None = None
+        # Bumped by every write: readers that keep something made from the rows
+        # (a whole list response) know by it whether that is still current.
+        self.generation = 0
 
     def _rows(self) -> dict[str, T]:
         """The copy, loaded on first use (call with the lock held)."""
@@ -57,6 +60,7 @@ class TableCopy(Generic[T]):
         with self._lock:
             self._execute(f"INSERT INTO {self._table} ({names}) VALUES ({marks})", row)
             self._rows()[row["id"]] = record
+            self.generation += 1
 
     def update(self, record_id: str, values: dict[str, Any],
                change: Callable[[T], T]) -> T | None:
@@ -67,6 +71,7 @@ class TableCopy(Generic[T]):
             self._execute(f"UPDATE {self._table} SET {assignments} WHERE id = :id",
                           {**values, "id": record_id})
             rows = self._rows()
+            self.generation += 1
             current = rows.get(record_id)
             if current is None:
                 return None
@@ -77,3 +82,4 @@ class TableCopy(Generic[T]):
         with self._lock:
             self._execute(f"DELETE FROM {self._table} WHERE id = ?", (record_id,))
             self._rows().pop(record_id, None)
+            self.generation += 1

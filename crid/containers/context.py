@@ -55,6 +55,10 @@ class Containers:
         self._exited: dict[str, asyncio.Event] = {}
         # ListContainers' item per container, with the record it was made from.
         self.listed: dict[str, tuple[Container, api_pb2.Container]] = {}
+        # ListContainers' whole response per request, with the generations it was
+        # made at (the table's, then the exit watches').
+        self.listings: dict[bytes, tuple[tuple[int, int], api_pb2.ListContainersResponse]] = {}
+        self.watch_generation = 0
 
     # --- lookups ------------------------------------------------------------
 
@@ -126,6 +130,11 @@ class Containers:
         self.changed(updated)
         return updated
 
+    def settled(self, container: Container) -> bool:
+        """Whether ``current`` is ``container`` itself until the table changes: its
+        exit is either recorded already or will be by the watch on its conmon."""
+        return container.id in self._watched or container.state not in (CREATED, RUNNING)
+
     def current(self, container: Container) -> Container:
         """``container`` as list calls report it: a container whose conmon is watched
         is refreshed by the watch the moment conmon exits, so only the unwatched
@@ -144,6 +153,7 @@ class Containers:
             self._monitor_gone(container)
             return
         self._watched[container.id] = pidfd
+        self.watch_generation += 1
         self._exited.setdefault(container.id, asyncio.Event())
         asyncio.get_running_loop().add_reader(pidfd, self._on_monitor_exit, container.id)
 
@@ -152,6 +162,7 @@ class Containers:
         if pidfd is not None:
             asyncio.get_running_loop().remove_reader(pidfd)
             os.close(pidfd)
+            self.watch_generation += 1
         self._exited.pop(container_id, None)
         self._locks.pop(container_id, None)
 
@@ -170,6 +181,7 @@ class Containers:
         if pidfd is not None:
             asyncio.get_running_loop().remove_reader(pidfd)
             os.close(pidfd)
+            self.watch_generation += 1
         container = self.records.get(container_id)
         if container is None:
             return

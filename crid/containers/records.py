@@ -148,6 +148,10 @@ class ContainerRecords:
     def count(self) -> int:
         return self._copy.count()
 
+    def generation(self) -> int:
+        """Changes with every write to the table."""
+        return self._copy.generation
+
     def image_in_use(self, image_id: str) -> bool:
         return any(c.image_id == image_id for c in self._copy.all())
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from cri_api.v1 import api_pb2
 
 from crid.containers import create, exec_sync, lifecycle, status
@@ -58,6 +61,11 @@ class ContainerCalls:
     async def ContainerStatus(self, request: api_pb2.ContainerStatusRequest
                               ) -> api_pb2.ContainerStatusResponse:
         return await status.status(self.containers, request)
+
+    def inline_calls(self) -> dict[str, Callable[[Any], Any]]:
+        """Calls the gRPC layer may answer outside the loop (``crid.grpc_server``):
+        only an unchanged listing, which reads nothing but the cache."""
+        return {"ListContainers": lambda request: status.cached_listing(self.containers, request)}
 
     async def ListContainers(self, request: api_pb2.ListContainersRequest
                              ) -> api_pb2.ListContainersResponse:

@@ -44,6 +44,10 @@ class Sandboxes:
         self.listeners: list[PodListener] = []
         # ListPodSandbox's item per pod, with the record it was made from.
         self.listed: dict[str, tuple[Sandbox, api_pb2.PodSandbox]] = {}
+        # ListPodSandbox's whole response per request, with the table's generation
+        # and the pods' states it was made at.
+        self.listings: dict[bytes, tuple[int, tuple[int, ...],
+                                         api_pb2.ListPodSandboxResponse]] = {}
 
     def changed(self, sandbox: Sandbox, *kinds: str) -> None:
         """Tell listeners (events) what just happened to ``sandbox``, in order."""

@@ -17,9 +17,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import select
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 
@@ -89,32 +91,81 @@ class InfraProcesses:
         if parent is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 parent.wait(timeout=STOP_TIMEOUT)
+            _pidfds.forget(infra)
             return
         # Started by an earlier crid: not our child; wait until it is gone or a zombie.
         deadline = time.monotonic() + STOP_TIMEOUT
         while is_alive(infra) and time.monotonic() < deadline:
             time.sleep(0.005)
+        _pidfds.forget(infra)
+
+
+class _Pidfds:
+    """pidfds held open on live infra processes. Whether one has exited is then
+    one poll (~1 µs) instead of a read of ``/proc/<pid>/stat`` (~12 µs), and
+    ListPodSandbox asks it of every ready pod on each call. A pidfd turns
+    readable when its process exits, zombie or not, and cannot be fooled by a
+    recycled pid; the start time is checked once, when it is opened."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # stop() runs in worker threads
+        self._open: dict[Infra, int] = {}
+
+    def alive(self, infra: Infra) -> bool:
+        with self._lock:
+            fd = self._open.get(infra)
+            if fd is None:
+                fd = self._open_if_alive(infra)
+                if fd is None:
+                    return False
+                self._open[infra] = fd
+            poller = select.poll()  # not select(): crid's fds go past FD_SETSIZE
+            poller.register(fd, select.POLLIN)
+            if not poller.poll(0):
+                return True
+            del self._open[infra]
+            os.close(fd)
+            return False
+
+    def forget(self, infra: Infra) -> None:
+        with self._lock:
+            fd = self._open.pop(infra, None)
+        if fd is not None:
+            os.close(fd)
+
+    @staticmethod
+    def _open_if_alive(infra: Infra) -> int | None:
+        try:
+            fd = os.pidfd_open(infra.pid)
+        except ProcessLookupError:
+            return None
+        # Checked after opening: the pidfd then holds the process whose start time matched.
+        fields = _stat_fields(infra.pid)
+        if fields is None or int(fields[19]) != infra.start_time or fields[0] == "Z":
+            os.close(fd)
+            return None
+        return fd
+
+
+_pidfds = _Pidfds()
 
 
 def is_alive(infra: Infra) -> bool:
-    found = start_time(infra.pid)
-    return found is not None and found == infra.start_time and _state(infra.pid) != "Z"
+    return _pidfds.alive(infra)
 
 
 def start_time(pid: int) -> int | None:
-    try:
-        stat = open(f"/proc/{pid}/stat").read()  # noqa: SIM115 - one short read
-    except OSError:
-        return None
-    return int(stat.rpartition(")")[2].split()[19])
+    fields = _stat_fields(pid)
+    return None if fields is None else int(fields[19])
 
 
-def _state(pid: int) -> str:
+def _stat_fields(pid: int) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name: state first, start time at 19."""
     try:
         with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rpartition(")")[2].split()[0]
+            return handle.read().rpartition(")")[2].split()
     except OSError:
-        return "X"
+        return None
 
 
 def _first_child(pid: int) -> int:

@@ -118,6 +118,10 @@ class SandboxRecords:
     def count(self) -> int:
         return self._copy.count()
 
+    def generation(self) -> int:
+        """Changes with every write to the table."""
+        return self._copy.generation
+
 
 _UPDATABLE = ("state", "ips", "network_pending", "infra")
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from cri_api.v1 import api_pb2
 
 from crid.daemon import Daemon
@@ -29,9 +32,14 @@ class PodSandboxes:
                                ) -> api_pb2.PodSandboxStatusResponse:
         return await status.status(self.sandboxes, request)
 
+    def inline_calls(self) -> dict[str, Callable[[Any], Any]]:
+        """Calls the gRPC layer may answer outside the loop (``crid.grpc_server``):
+        the listing reads the records' locked copy and the infra pidfds only."""
+        return {"ListPodSandbox": lambda request: status.list_sandboxes(self.sandboxes, request)}
+
     async def ListPodSandbox(self, request: api_pb2.ListPodSandboxRequest
                              ) -> api_pb2.ListPodSandboxResponse:
-        return await status.list_sandboxes(self.sandboxes, request)
+        return status.list_sandboxes(self.sandboxes, request)
 
     async def UpdatePodSandboxResources(
         self, request: api_pb2.UpdatePodSandboxResourcesRequest

@@ -10,6 +10,7 @@ from crid.sandbox import records
 from crid.sandbox.context import Sandboxes
 from crid.sandbox.infra import is_alive
 
+MAX_LISTINGS = 16
 _STATES = {records.READY: api_pb2.SANDBOX_READY, records.NOTREADY: api_pb2.SANDBOX_NOTREADY}
 
 
@@ -70,20 +71,33 @@ def verbose_info(sandbox: records.Sandbox) -> dict[str, object]:
     }
 
 
-async def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
-                         ) -> api_pb2.ListPodSandboxResponse:
+def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
+                   ) -> api_pb2.ListPodSandboxResponse:
+    """The response made last time for the same request while the table and every
+    pod's state (its infra process's liveness, asked on each call) are unchanged;
+    the gRPC layer then serializes nothing again. Thread-safe: the gRPC layer
+    calls it from its polling thread."""
+    key = request.SerializeToString(deterministic=True)
+    generation = ctx.records.generation()  # before the rows: a racing write only misses
     wanted = request.filter
     found = ctx.records.find_by_prefix(wanted.id) if wanted.id else ctx.records.all()
+    states = tuple(state_of(sandbox) for sandbox in found)
+    cached = ctx.listings.get(key)
+    if cached is not None and cached[:2] == (generation, states):
+        return cached[2]
     items = []
-    for sandbox in found:
-        state = state_of(sandbox)
+    for sandbox, state in zip(found, states, strict=True):
         if wanted.HasField("state") and wanted.state.state != state:
             continue
         labels = sandbox.config.labels
         if any(labels.get(k) != v for k, v in wanted.label_selector.items()):
             continue
         items.append(_listed(ctx, sandbox, state))
-    return api_pb2.ListPodSandboxResponse(items=items)
+    response = api_pb2.ListPodSandboxResponse(items=items)
+    if len(ctx.listings) >= MAX_LISTINGS:  # kubelet uses a handful of filters
+        ctx.listings.clear()
+    ctx.listings[key] = (generation, states, response)
+    return response
 
 
 def _listed(ctx: Sandboxes, sandbox: records.Sandbox,

@@ -82,10 +82,25 @@ def test_attach_sees_output_after_it_connects_and_sends_stdin(env: Env, pod: Pod
     assert result.stdout == b"got ping\nbye\n"
 
 
+def _wait_listening(env: Env, cid: str, port: int) -> None:
+    """Until the container's server listens: a running container's shell may not
+    have started ``nc`` yet when the next CRI call arrives."""
+    deadline = time.monotonic() + 10
+    while True:
+        table = exec_sync(env.daemon, cid, "cat", "/proc/net/tcp", "/proc/net/tcp6").stdout
+        # Columns: sl, local address:port (hex), remote, state (0A: LISTEN), ...
+        rows = [line.split() for line in table.decode().splitlines()[1:]]
+        if any(len(r) > 3 and r[1].endswith(f":{port:04X}") and r[3] == "0A" for r in rows):
+            return
+        assert time.monotonic() < deadline, f"nothing listens on {port}"
+        time.sleep(0.05)
+
+
 def test_port_forward_reaches_a_server_in_the_pod(env: Env, pod: Pod) -> None:
     cid = running(env, pod, "/bin/sh", "-c",
                   "nc -l -p 7070 | sha256sum > /tmp/sum; sleep 600")
     payload = bytes(range(256)) * 4096  # 1 MiB
+    _wait_listening(env, cid, 7070)
     url = env.daemon.runtime.PortForward(api_pb2.PortForwardRequest(
         pod_sandbox_id=pod.id, port=[7070])).url
     _, problem = asyncio.run(spdy_client.port_forward(url, 7070, payload))

@@ -146,7 +146,7 @@ def test_every_call_is_one_json_log_line(crid_daemon: CridDaemon) -> None:
              if '"cri call"' in line]
     by_method = {c["method"].rsplit("/", 1)[-1]: c for c in calls}
     version = by_method["Version"]
-    assert version["code"] == "OK" and version["level"] == "info"
+    assert version["code"] == "OK" and version["level"] == "debug"
     assert isinstance(version["duration_ms"], float)
     status = by_method["ContainerStatus"]
     assert status["code"] == "NOT_FOUND" and status["level"] == "warning"

@@ -1,0 +1,92 @@
+"""ListContainers' response cache: reused while nothing it was made from changed."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from cri_api.v1 import api_pb2
+
+from crid.containers import schema, status
+from crid.containers.records import (
+    CRI_STATE,
+    EXITED,
+    RUNNING,
+    Container,
+    ContainerRecords,
+    User,
+)
+from crid.store import Store
+
+
+def container(container_id: str, state: str = RUNNING) -> Container:
+    config = api_pb2.ContainerConfig(metadata=api_pb2.ContainerMetadata(name=container_id),
+                                     labels={"app": "web"})
+    return Container(
+        id=container_id, pod_id="pod1", name=container_id, attempt=0, state=state,
+        created_ns=1, handler="runc", image="busybox", image_ref="busybox@sha256:1",
+        image_id="sha256:1", config=config, resources=api_pb2.LinuxContainerResources(),
+        log_path="", bundle="/run/x", layer_dir="/var/x", user=User(0, 0, ()),
+        stop_signal="SIGTERM")
+
+
+class FakeContainers:
+    """The part of ``Containers`` listing reads; ``current`` counts exit-file reads."""
+
+    def __init__(self, records: ContainerRecords) -> None:
+        self.records = records
+        self.listed: dict[str, tuple[Container, api_pb2.Container]] = {}
+        self.listings: dict[bytes, tuple[tuple[int, int], api_pb2.ListContainersResponse]] = {}
+        self.watch_generation = 0
+        self.watched: set[str] = set()
+        self.exit_reads = 0
+
+    def settled(self, c: Container) -> bool:
+        return c.id in self.watched or c.state != RUNNING
+
+    def current(self, c: Container) -> Container:
+        if c.id not in self.watched:
+            self.exit_reads += 1
+        return c
+
+
+def list_all(ctx: FakeContainers, request: api_pb2.ListContainersRequest | None = None
+             ) -> api_pb2.ListContainersResponse:
+    return asyncio.run(status.list_containers(
+        ctx, request or api_pb2.ListContainersRequest()))  # type: ignore[arg-type]
+
+
+def test_watched_containers_are_answered_from_the_cache_until_a_write(tmp_path: Path) -> None:
+    records = ContainerRecords(Store(tmp_path / "db",
+                                     migrations={"containers": schema.MIGRATIONS}))
+    records.insert(container("a"))
+    records.insert(container("b"))
+    ctx = FakeContainers(records)
+    ctx.watched = {"a", "b"}
+    first = list_all(ctx)
+    assert [c.id for c in first.containers] == ["a", "b"]
+    assert list_all(ctx) is first
+    running = api_pb2.ListContainersRequest(filter=api_pb2.ContainerFilter(
+        state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_RUNNING)))
+    assert list_all(ctx, running) is not first  # another filter, another entry
+
+    records.update("a", state=EXITED, exit_code=0)  # what the exit watch does
+    after = list_all(ctx)
+    assert after is not first
+    assert [c.state for c in after.containers] == [CRI_STATE[EXITED], CRI_STATE[RUNNING]]
+    assert [c.id for c in list_all(ctx, running).containers] == ["b"]
+
+
+def test_an_unwatched_live_container_is_looked_at_on_every_call(tmp_path: Path) -> None:
+    records = ContainerRecords(Store(tmp_path / "db",
+                                     migrations={"containers": schema.MIGRATIONS}))
+    records.insert(container("a"))
+    ctx = FakeContainers(records)
+    first = list_all(ctx)
+    assert list_all(ctx) is not first
+    assert ctx.exit_reads == 2
+    ctx.watched.add("a")
+    ctx.watch_generation += 1  # what Containers.watch does
+    cached = list_all(ctx)
+    assert list_all(ctx) is cached
+    assert ctx.exit_reads == 2
