@@ -50,6 +50,7 @@ SERVERS = {
     "grpc.aio, EventEngine listener": "aio-event-engine",
     "one thread on cygrpc": "cygrpc",
     "crid's GrpcServer": "crid",
+    "crid's GrpcServer, answered inline": "crid-inline",
 }
 WARMUP = 20
 
@@ -101,7 +102,7 @@ def _serve_cygrpc(socket: str) -> None:
             ), "done")
 
 
-def _serve_crid(socket: str) -> None:
+def _serve_crid(socket: str, inline: bool = False) -> None:
     import asyncio
 
     from crid.grpc_server import GrpcServer, Method
@@ -112,7 +113,8 @@ def _serve_crid(socket: str) -> None:
     async def serve() -> None:
         server = GrpcServer({"/runtime.v1.RuntimeService/Version": Method(
             streaming=False, deserialize=api_pb2.VersionRequest.FromString,
-            serialize=api_pb2.VersionResponse.SerializeToString, behavior=version)}, ())
+            serialize=api_pb2.VersionResponse.SerializeToString, behavior=version,
+            inline=(lambda request: ANSWER) if inline else None)}, ())
         server.add_insecure_port(f"unix://{socket}")
         await server.start()
         await asyncio.Event().wait()
@@ -121,6 +123,9 @@ def _serve_crid(socket: str) -> None:
 
 
 def serve(kind: str, socket: str) -> None:
+    if kind == "crid-inline":
+        _serve_crid(socket, inline=True)
+        return
     {"cygrpc": _serve_cygrpc, "crid": _serve_crid}.get(kind, _serve_aio)(socket)
 
 
