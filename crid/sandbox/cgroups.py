@@ -15,9 +15,13 @@ import contextlib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from crid.errors import InvalidArgument
+from crid.oci.cgroups import v2
+from crid.oci.cgroups.v1 import cpu as v1_cpu
+from crid.oci.cgroups.v1 import cpuset as v1_cpuset
+from crid.oci.cgroups.v1 import memory as v1_memory
 from crid.oci.linux import fs_magic
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
@@ -91,48 +95,25 @@ class PodCgroup:
                     (new / name).write_text((new.parent / name).read_text())
 
     def apply(self, resources: Iterable[Resources | None]) -> None:
-        """Write the sum of ``resources`` (pod resources and overhead) as the pod's limits."""
+        """Write the sum of ``resources`` (pod resources and overhead) as the pod's limits,
+        through crid-runtime's controller writers (the same files and conversions)."""
         given = [r for r in resources if r is not None]
-        shares = sum(r.cpu_shares for r in given)
-        memory = sum(r.memory_limit_in_bytes for r in given)
-        period = next((r.cpu_period for r in given if r.cpu_period), 0)
         quota = sum(r.cpu_quota for r in given if r.cpu_quota > 0)
-        cpus = next((r.cpuset_cpus for r in given if r.cpuset_cpus), "")
-        mems = next((r.cpuset_mems for r in given if r.cpuset_mems), "")
+        cpu: dict[str, Any] = {
+            "shares": sum(r.cpu_shares for r in given),
+            "quota": quota or None,
+            "period": (next((r.cpu_period for r in given if r.cpu_period), 0)
+                       or CPU_PERIOD_DEFAULT) if quota else None,
+            "cpus": next((r.cpuset_cpus for r in given if r.cpuset_cpus), ""),
+            "mems": next((r.cpuset_mems for r in given if r.cpuset_mems), ""),
+        }
+        limits = {"cpu": cpu, "memory": {"limit": sum(r.memory_limit_in_bytes for r in given)}}
         if self.v2:
-            self._apply_v2(shares, memory, period, quota, cpus, mems)
-        else:
-            self._apply_v1(shares, memory, period, quota, cpus, mems)
-
-    def _apply_v1(self, shares: int, memory: int, period: int, quota: int,
-                  cpus: str, mems: str) -> None:
+            v2.apply(limits, str(self.dirs()[0]))
+            return
         rel = self.path.lstrip("/")
-        if shares:
-            _write(self.root / "cpu" / rel / "cpu.shares", shares)
-        if quota:
-            _write(self.root / "cpu" / rel / "cpu.cfs_period_us", period or CPU_PERIOD_DEFAULT)
-            _write(self.root / "cpu" / rel / "cpu.cfs_quota_us", quota)
-        if memory:
-            _write(self.root / "memory" / rel / "memory.limit_in_bytes", memory)
-        if cpus:
-            _write(self.root / "cpuset" / rel / "cpuset.cpus", cpus)
-        if mems:
-            _write(self.root / "cpuset" / rel / "cpuset.mems", mems)
-
-    def _apply_v2(self, shares: int, memory: int, period: int, quota: int,
-                  cpus: str, mems: str) -> None:
-        directory = self.dirs()[0]
-        if shares:
-            # The conversion runc and the kubelet use from v1 shares to v2 weight.
-            _write(directory / "cpu.weight", 1 + ((shares - 2) * 9999) // 262142)
-        if quota:
-            _write(directory / "cpu.max", f"{quota} {period or CPU_PERIOD_DEFAULT}")
-        if memory:
-            _write(directory / "memory.max", memory)
-        if cpus:
-            _write(directory / "cpuset.cpus", cpus)
-        if mems:
-            _write(directory / "cpuset.mems", mems)
+        for controller, writer in (("cpu", v1_cpu), ("cpuset", v1_cpuset), ("memory", v1_memory)):
+            writer.apply(limits, str(self.root / controller / rel))
 
     def add_process(self, pid: int) -> None:
         for directory in self.dirs():
