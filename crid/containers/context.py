@@ -31,6 +31,7 @@ from crid.containers.records import (
 )
 from crid.daemon import Daemon
 from crid.errors import InvalidArgument, NotFound
+from crid.listing_cache import ListingCache
 
 log = logs.get("crid.containers")
 
@@ -55,9 +56,9 @@ class Containers:
         self._exited: dict[str, asyncio.Event] = {}
         # ListContainers' item per container, with the record it was made from.
         self.listed: dict[str, tuple[Container, api_pb2.Container]] = {}
-        # ListContainers' whole response per request, with the generations it was
+        # ListContainers' whole responses, stamped with the generations they were
         # made at (the table's, then the exit watches').
-        self.listings: dict[bytes, tuple[tuple[int, int], api_pb2.ListContainersResponse]] = {}
+        self.listings: ListingCache[api_pb2.ListContainersResponse] = ListingCache()
         self.watch_generation = 0
 
     # --- lookups ------------------------------------------------------------

@@ -10,8 +10,6 @@ from cri_api.v1 import api_pb2
 from crid.containers.context import Containers
 from crid.containers.records import CRI_STATE, RUNNING, Container
 
-MAX_LISTINGS = 16
-
 
 async def status(ctx: Containers, request: api_pb2.ContainerStatusRequest
                  ) -> api_pb2.ContainerStatusResponse:
@@ -28,12 +26,10 @@ async def list_containers(ctx: Containers, request: api_pb2.ListContainersReques
     request was last answered: kubelet asks the same lists every second or so,
     and copying 100 items into a new response costs ~0.12 ms; the gRPC layer
     serializes the same response object only once."""
-    cached = cached_listing(ctx, request)
+    key, stamp = ctx.listings.key(request), _stamp(ctx)
+    cached = ctx.listings.get(key, stamp)
     if cached is not None:
         return cached
-    key = request.SerializeToString(deterministic=True)
-    # Read before the rows: a write racing this call then only makes the next miss.
-    generation = (ctx.records.generation(), ctx.watch_generation)
     wanted = request.filter
     found = []
     settled = True
@@ -53,9 +49,7 @@ async def list_containers(ctx: Containers, request: api_pb2.ListContainersReques
         found.append(_listed(ctx, container))
     response = api_pb2.ListContainersResponse(containers=found)
     if settled:
-        if len(ctx.listings) >= MAX_LISTINGS:  # kubelet uses a handful of filters
-            ctx.listings.clear()
-        ctx.listings[key] = (generation, response)
+        ctx.listings.put(key, stamp, response)
     return response
 
 
@@ -63,10 +57,12 @@ def cached_listing(ctx: Containers, request: api_pb2.ListContainersRequest
                    ) -> api_pb2.ListContainersResponse | None:
     """The last response to the same request if nothing changed since; reads only
     plain values, so the gRPC layer may call it from its polling thread."""
-    cached = ctx.listings.get(request.SerializeToString(deterministic=True))
-    if cached is not None and cached[0] == (ctx.records.generation(), ctx.watch_generation):
-        return cached[1]
-    return None
+    return ctx.listings.get(ctx.listings.key(request), _stamp(ctx))
+
+
+def _stamp(ctx: Containers) -> tuple[int, int]:
+    # Read before the rows: a write racing a listing then only makes the next miss.
+    return ctx.records.generation(), ctx.watch_generation
 
 
 def _listed(ctx: Containers, c: Container) -> api_pb2.Container:

@@ -18,6 +18,7 @@ from crid import logs
 from crid.config import Config, Handler
 from crid.daemon import Daemon
 from crid.errors import InvalidArgument, NotFound
+from crid.listing_cache import ListingCache
 from crid.network import namespaces, podfiles
 from crid.network.cni.args import PodNetwork, port_mapping
 from crid.sandbox import records
@@ -44,10 +45,9 @@ class Sandboxes:
         self.listeners: list[PodListener] = []
         # ListPodSandbox's item per pod, with the record it was made from.
         self.listed: dict[str, tuple[Sandbox, api_pb2.PodSandbox]] = {}
-        # ListPodSandbox's whole response per request, with the table's generation
-        # and the pods' states it was made at.
-        self.listings: dict[bytes, tuple[int, tuple[int, ...],
-                                         api_pb2.ListPodSandboxResponse]] = {}
+        # ListPodSandbox's whole responses, stamped with the table's generation
+        # and the pods' states they were made at.
+        self.listings: ListingCache[api_pb2.ListPodSandboxResponse] = ListingCache()
 
     def changed(self, sandbox: Sandbox, *kinds: str) -> None:
         """Tell listeners (events) what just happened to ``sandbox``, in order."""

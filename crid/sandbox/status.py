@@ -10,7 +10,6 @@ from crid.sandbox import records
 from crid.sandbox.context import Sandboxes
 from crid.sandbox.infra import is_alive
 
-MAX_LISTINGS = 16
 _STATES = {records.READY: api_pb2.SANDBOX_READY, records.NOTREADY: api_pb2.SANDBOX_NOTREADY}
 
 
@@ -77,14 +76,14 @@ def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
     pod's state (its infra process's liveness, asked on each call) are unchanged;
     the gRPC layer then serializes nothing again. Thread-safe: the gRPC layer
     calls it from its polling thread."""
-    key = request.SerializeToString(deterministic=True)
+    key = ctx.listings.key(request)
     generation = ctx.records.generation()  # before the rows: a racing write only misses
     wanted = request.filter
     found = ctx.records.find_by_prefix(wanted.id) if wanted.id else ctx.records.all()
     states = tuple(state_of(sandbox) for sandbox in found)
-    cached = ctx.listings.get(key)
-    if cached is not None and cached[:2] == (generation, states):
-        return cached[2]
+    cached = ctx.listings.get(key, (generation, states))
+    if cached is not None:
+        return cached
     items = []
     for sandbox, state in zip(found, states, strict=True):
         if wanted.HasField("state") and wanted.state.state != state:
@@ -94,9 +93,7 @@ def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
             continue
         items.append(_listed(ctx, sandbox, state))
     response = api_pb2.ListPodSandboxResponse(items=items)
-    if len(ctx.listings) >= MAX_LISTINGS:  # kubelet uses a handful of filters
-        ctx.listings.clear()
-    ctx.listings[key] = (generation, states, response)
+    ctx.listings.put(key, (generation, states), response)
     return response
 
 

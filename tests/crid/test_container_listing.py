@@ -16,6 +16,7 @@ from crid.containers.records import (
     ContainerRecords,
     User,
 )
+from crid.listing_cache import ListingCache
 from crid.store import Store
 
 
@@ -36,7 +37,7 @@ class FakeContainers:
     def __init__(self, records: ContainerRecords) -> None:
         self.records = records
         self.listed: dict[str, tuple[Container, api_pb2.Container]] = {}
-        self.listings: dict[bytes, tuple[tuple[int, int], api_pb2.ListContainersResponse]] = {}
+        self.listings: ListingCache[api_pb2.ListContainersResponse] = ListingCache()
         self.watch_generation = 0
         self.watched: set[str] = set()
         self.exit_reads = 0

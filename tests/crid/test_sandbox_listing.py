@@ -9,6 +9,7 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
+from crid.listing_cache import ListingCache
 from crid.sandbox import records, schema, status
 from crid.sandbox.infra import Infra, start_time
 from crid.store import Store
@@ -21,8 +22,7 @@ class FakeSandboxes:
     def __init__(self, table: records.SandboxRecords) -> None:
         self.records = table
         self.listed: dict[str, tuple[records.Sandbox, api_pb2.PodSandbox]] = {}
-        self.listings: dict[bytes, tuple[int, tuple[int, ...],
-                                         api_pb2.ListPodSandboxResponse]] = {}
+        self.listings: ListingCache[api_pb2.ListPodSandboxResponse] = ListingCache()
 
 
 def list_all(ctx: FakeSandboxes) -> api_pb2.ListPodSandboxResponse:
