@@ -48,18 +48,18 @@ def load(root: str, cid: str) -> Json:
 
 
 def save(root: str, cid: str, data: Json) -> None:
-    d = container_dir(root, cid)
-    tmp = os.path.join(d, f".{STATE_FILE}.tmp")
-    with open(tmp, "w") as f:
-        f.write(jsonc.dumps(data))
-    os.rename(tmp, os.path.join(d, STATE_FILE))
+    _replace(os.path.join(container_dir(root, cid), STATE_FILE), jsonc.dumps(data))
 
 
 def write_pid_file(path: str, pid: int) -> None:
-    path = os.path.abspath(path)
+    _replace(os.path.abspath(path), str(pid))
+
+
+def _replace(path: str, text: str) -> None:
+    """Write ``path`` whole or not at all: a temp file beside it, then rename."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
     with open(tmp, "w") as f:
-        f.write(str(pid))
+        f.write(text)
     os.rename(tmp, path)
 
 
