@@ -49,14 +49,13 @@ class Init:
         privs = process.Privileges(sc, self.proc)
         in_userns = any(n["type"] == "user" for n in self.linux.get("namespaces") or [])
         fs = Rootfs(sc, cfg, opts["rootfs"], opts["bundle"], opts["cgroup"], in_userns,
-                    await_cgroup=None if opts["join_cgroup"] else self._await_cgroup)
+                    await_cgroup=None if opts["join_cgroup"] else self._await_parent)
         fs.prepare()
         fs.mount_all()
         fs.create_devices()
         fs.await_cgroup()  # hooks and the process must find us in our cgroup
         self.ch.to_parent({"hooks": "createRuntime"})
-        if self.ch.from_parent() is None:  # the runtime gave up on us
-            os._exit(1)
+        self._await_parent()
         hooks.run(cfg, "createContainer", self.state("created"))
         fs.pivot(bool(opts.get("no_pivot")))
         if cfg.get("hostname"):
@@ -106,9 +105,10 @@ class Init:
             filt.load()
         os.execve(path, self.proc["args"], env)
 
-    def _await_cgroup(self) -> None:
-        """Wait until the runtime has made our cgroup and moved us into it."""
-        if self.ch.from_parent() is None:  # the runtime gave up on us
+    def _await_parent(self) -> None:
+        """Wait for the runtime's go-ahead (our cgroup made and joined, or the
+        createRuntime hooks run); exit if it gave up on us."""
+        if self.ch.from_parent() is None:
             os._exit(1)
 
     def state(self, status: str) -> Json:
