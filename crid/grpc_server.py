@@ -57,7 +57,6 @@ def _code(name: str) -> int:
     return int(grpc.StatusCode[name].value[0])
 
 
-_OK = _code("OK")
 
 
 class _Call:
@@ -145,12 +144,8 @@ class GrpcServer:
     def _accept(self, core: Any, path: bytes) -> None:
         method = self._methods.get(path)
         if method is None:
-            core.start_server_batch((
-                cygrpc.SendInitialMetadataOperation((), _NO_FLAGS),
-                cygrpc.SendStatusFromServerOperation(
-                    (), _code("UNIMPLEMENTED"), b"Method not found!", _NO_FLAGS),
-                cygrpc.ReceiveCloseOnServerOperation(_NO_FLAGS),
-            ), None)
+            core.start_server_batch((*_ending("UNIMPLEMENTED", "Method not found!"),
+                                     cygrpc.ReceiveCloseOnServerOperation(_NO_FLAGS)), None)
             return
         call = _Call(core, method)
         if method.inline is None:  # else once it is known not to be answered inline
@@ -185,12 +180,9 @@ class GrpcServer:
             payload = method.serialize(response)
         except Exception:
             return False
-        call.core.start_server_batch((
-            cygrpc.SendInitialMetadataOperation((), _NO_FLAGS),
-            cygrpc.SendMessageOperation(payload, _NO_FLAGS),
-            cygrpc.SendStatusFromServerOperation((), _OK, b"", _NO_FLAGS),
-            cygrpc.ReceiveCloseOnServerOperation(_NO_FLAGS),
-        ), None)
+        call.core.start_server_batch(
+            (*_ending("OK", "", payload), cygrpc.ReceiveCloseOnServerOperation(_NO_FLAGS)),
+            None)
         return True
 
     def _closed(self, call: _Call, event: Any) -> None:
@@ -266,17 +258,24 @@ class GrpcServer:
                 initial: bool = True) -> None:
         if call.cancelled:
             return
-        operations = []
-        if initial:
-            operations.append(cygrpc.SendInitialMetadataOperation((), _NO_FLAGS))
-        if response is not None:
-            operations.append(cygrpc.SendMessageOperation(response, _NO_FLAGS))
-        operations.append(cygrpc.SendStatusFromServerOperation(
-            (), _code(code), details.encode(), _NO_FLAGS))
         try:
-            call.core.start_server_batch(tuple(operations), None)
+            call.core.start_server_batch(_ending(code, details, response, initial), None)
         except Exception as exc:  # the core ended the call meanwhile: nobody to tell
             log.debug("call ended before its status was sent", error=repr(exc))
+
+
+def _ending(code: str, details: str, response: bytes | None = None,
+            initial: bool = True) -> tuple[Any, ...]:
+    """The operations that end a call: its metadata (unless sent already), the
+    response if any, and the status."""
+    operations = []
+    if initial:
+        operations.append(cygrpc.SendInitialMetadataOperation((), _NO_FLAGS))
+    if response is not None:
+        operations.append(cygrpc.SendMessageOperation(response, _NO_FLAGS))
+    operations.append(cygrpc.SendStatusFromServerOperation(
+        (), _code(code), details.encode(), _NO_FLAGS))
+    return tuple(operations)
 
 
 def _deserialize(method: Method, message: bytes) -> Any:
