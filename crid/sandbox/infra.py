@@ -26,6 +26,7 @@ import time
 from collections.abc import Mapping
 
 from crid.errors import FailedPrecondition
+from crid.oci.state import proc_start_time
 
 CATATONIT = "/usr/bin/catatonit"
 START_TIMEOUT = 5.0
@@ -80,7 +81,7 @@ class InfraProcesses:
         if parent.stderr:
             parent.stderr.close()
         self._parents[parent.pid] = parent
-        return Infra(pid=child, start_time=start_time(child) or 0, parent_pid=parent.pid)
+        return Infra(pid=child, start_time=proc_start_time(child) or 0, parent_pid=parent.pid)
 
     def stop(self, infra: Infra) -> None:
         """Kill the PID namespace (and so everything in it); gone already is fine."""
@@ -140,8 +141,7 @@ class _Pidfds:
         except ProcessLookupError:
             return None
         # Checked after opening: the pidfd then holds the process whose start time matched.
-        fields = _stat_fields(infra.pid)
-        if fields is None or int(fields[19]) != infra.start_time or fields[0] == "Z":
+        if proc_start_time(infra.pid) != infra.start_time:  # None for a zombie
             os.close(fd)
             return None
         return fd
@@ -152,20 +152,6 @@ _pidfds = _Pidfds()
 
 def is_alive(infra: Infra) -> bool:
     return _pidfds.alive(infra)
-
-
-def start_time(pid: int) -> int | None:
-    fields = _stat_fields(pid)
-    return None if fields is None else int(fields[19])
-
-
-def _stat_fields(pid: int) -> list[str] | None:
-    """``/proc/<pid>/stat`` after the command name: state first, start time at 19."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rpartition(")")[2].split()
-    except OSError:
-        return None
 
 
 def _first_child(pid: int) -> int:

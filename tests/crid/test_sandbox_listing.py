@@ -8,10 +8,11 @@ import subprocess
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
+from crid.oci.state import proc_start_time
 
 from crid.listing_cache import ListingCache
 from crid.sandbox import records, schema, status
-from crid.sandbox.infra import Infra, start_time
+from crid.sandbox.infra import Infra
 from crid.store import Store
 from tests.crid.test_sandbox_records import sandbox
 
@@ -34,7 +35,7 @@ def test_reused_until_a_write_or_an_infra_process_dies(tmp_path: Path) -> None:
     table = records.SandboxRecords(store)
     infra = subprocess.Popen(["sleep", "30"])
     try:
-        live = Infra(pid=infra.pid, start_time=start_time(infra.pid) or 0,
+        live = Infra(pid=infra.pid, start_time=proc_start_time(infra.pid) or 0,
                      parent_pid=os.getpid())
         table.insert(dataclasses.replace(sandbox("abc"), infra=live))
         ctx = FakeSandboxes(table)

@@ -8,8 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from crid.oci.state import proc_start_time
 
-from crid.sandbox.infra import Infra, _pidfds, is_alive, start_time
+from crid.sandbox.infra import Infra, _pidfds, is_alive
 
 
 def _wait_zombie(pid: int) -> None:
@@ -22,7 +23,7 @@ def _wait_zombie(pid: int) -> None:
 def test_alive_until_it_exits_and_then_its_pidfd_is_closed() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
-        started = start_time(child.pid)
+        started = proc_start_time(child.pid)
         assert started is not None
         infra = Infra(pid=child.pid, start_time=started, parent_pid=os.getpid())
         assert is_alive(infra)
@@ -41,7 +42,7 @@ def test_alive_until_it_exits_and_then_its_pidfd_is_closed() -> None:
 
 def test_a_recycled_pid_is_not_the_infra_process() -> None:
     me = os.getpid()
-    started = start_time(me)
+    started = proc_start_time(me)
     assert started is not None
     stale = Infra(pid=me, start_time=started + 1, parent_pid=1)
     assert not is_alive(stale)
@@ -51,7 +52,7 @@ def test_a_recycled_pid_is_not_the_infra_process() -> None:
 def test_forget_closes_the_pidfd() -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
-        infra = Infra(pid=child.pid, start_time=start_time(child.pid) or 0, parent_pid=1)
+        infra = Infra(pid=child.pid, start_time=proc_start_time(child.pid) or 0, parent_pid=1)
         assert is_alive(infra)
         fd = _pidfds._open[infra]
         _pidfds.forget(infra)
