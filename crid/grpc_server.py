@@ -110,6 +110,9 @@ class GrpcServer:
             self._server.cancel_all_calls()
             await self._stopped.wait()
         await asyncio.to_thread(self._thread.join)
+        # Only now: the shutdown completion can reach the poller while shutdown()
+        # is still inside the core, so destroying the server there frees it under us.
+        self._server.destroy()
 
     # --- the polling thread -----------------------------------------------------
 
@@ -119,15 +122,11 @@ class GrpcServer:
             event = self._queue.poll()  # waits without the GIL
             tag = event.tag
             if tag is _NEW_CALL:
-                accepting = False
-                if event.success and not self._stopping:
-                    self._server.request_call(self._queue, self._queue, _NEW_CALL)
-                    accepting = True
+                # Ask for the next call first, so that one is accepted while this
+                # one is set up; after a refusal by the core too, to keep listening.
+                accepting = self._request_call()
                 if event.success:
                     self._accept(event.call, event.call_details.method)
-                elif not self._stopping:  # the core refused: keep listening
-                    self._server.request_call(self._queue, self._queue, _NEW_CALL)
-                    accepting = True
             elif tag is _SHUTDOWN:
                 shut_down = True
             elif callable(tag):
@@ -136,10 +135,18 @@ class GrpcServer:
                 except Exception:  # this thread must go on, or no call is answered
                     log.exception("grpc completion failed")
             event = None  # a held event keeps its call alive
-        self._server.destroy()
         assert self._loop is not None and self._stopped is not None
         with contextlib.suppress(RuntimeError):  # the loop may be closing
             self._loop.call_soon_threadsafe(self._stopped.set)
+
+    def _request_call(self) -> bool:
+        if self._stopping:
+            return False
+        try:
+            self._server.request_call(self._queue, self._queue, _NEW_CALL)
+        except ValueError:  # stop() began shutting the server down meanwhile
+            return False
+        return True
 
     def _accept(self, core: Any, path: bytes) -> None:
         method = self._methods.get(path)
