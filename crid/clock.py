@@ -15,3 +15,7 @@ class Clock:
     def monotonic(self) -> float:
         """Seconds on a clock that never jumps; for durations and timeouts."""
         return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        """Block this thread (never the loop: callers run in a worker thread)."""
+        time.sleep(seconds)

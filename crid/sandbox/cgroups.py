@@ -1,4 +1,6 @@
-"""Pod cgroups on cgroupfs, v1 (one tree per controller) and v2 (one tree).
+"""The cgroups crid itself makes or cleans up on cgroupfs, v1 (one tree per
+controller) and v2 (one tree): pods', and a container's that a runtime left
+behind after a failed create.
 
 The pod's cgroup is created under every controller (v1) or once with the
 controllers enabled down the path (v2), its pod-level limits written, and
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
-from crid.errors import InvalidArgument
+from crid.clock import Clock
+from crid.errors import FailedPrecondition, InvalidArgument
 from crid.oci.cgroups import v2
 from crid.oci.cgroups.v1 import cpu as v1_cpu
 from crid.oci.cgroups.v1 import cpuset as v1_cpuset
@@ -30,6 +34,7 @@ V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio", "device
                   "freezer", "hugetlb", "net_cls", "perf_event")
 V2_CONTROLLERS = ("cpu", "cpuset", "memory", "pids", "io", "hugetlb")
 CPU_PERIOD_DEFAULT = 100_000
+KILL_WAIT_SECONDS = 5.0
 
 
 class Resources(Protocol):
@@ -60,8 +65,8 @@ def check_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-class PodCgroup:
-    """One pod cgroup; ``path`` is the cgroupfs path (``/kubepods/pod<uid>``)."""
+class Cgroup:
+    """One cgroup; ``path`` is the cgroupfs path (``/kubepods/pod<uid>``)."""
 
     def __init__(self, path: str, root: Path = CGROUP_ROOT, v2: bool | None = None) -> None:
         self.path = check_path(path)
@@ -120,19 +125,46 @@ class PodCgroup:
             _write(directory / "cgroup.procs", pid)
 
     def remove(self) -> None:
-        """Remove the pod's dirs (not its parents); gone already is fine.
+        """Remove the cgroup's dirs, deepest first (not its parents); gone already is
+        fine. A child left below (a runtime's, after a failure) goes too."""
+        for directory in self._all_dirs():
+            for below in sorted(_tree(directory), key=lambda d: len(d.parts), reverse=True):
+                with contextlib.suppress(FileNotFoundError):
+                    below.rmdir()
 
-        On a v1 node the runtime also makes the pod's dir in hierarchies crid
-        does not manage (``name=systemd``, the hybrid ``unified`` tree) when it
-        puts a container below it; those go too, or each pod would leave them.
-        """
+    def kill_and_remove(self, clock: Clock | None = None) -> None:
+        """Remove a cgroup that may still hold processes, in it or below: SIGKILL
+        them, wait up to ``KILL_WAIT_SECONDS`` for the kernel to take them out,
+        then remove it."""
+        clock = clock or Clock()
+        deadline = clock.monotonic() + KILL_WAIT_SECONDS
+        while pids := self._pids():
+            for pid in pids:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            if clock.monotonic() > deadline:
+                raise FailedPrecondition(
+                    f"cgroup {self.path} still holds processes {sorted(pids)} after SIGKILL")
+            clock.sleep(0.01)
+        self.remove()
+
+    def _all_dirs(self) -> list[Path]:
+        """:meth:`dirs`, and on a v1 node the same path in hierarchies crid does not
+        manage (``name=systemd``, the hybrid ``unified`` tree), where runtimes make
+        it too when they put a container below it: each pod would leave them."""
         relative = self.path.lstrip("/")
         extra = [] if self.v2 else [
             top / relative for top in sorted(self.root.iterdir())
             if top.name not in V1_CONTROLLERS and top.is_dir() and not top.is_symlink()]
-        for directory in [*self.dirs(), *extra]:
-            with contextlib.suppress(FileNotFoundError):
-                directory.rmdir()
+        return [*self.dirs(), *extra]
+
+    def _pids(self) -> set[int]:
+        pids: set[int] = set()
+        for directory in self._all_dirs():
+            for below in _tree(directory):
+                with contextlib.suppress(FileNotFoundError):
+                    pids.update(int(pid) for pid in (below / "cgroup.procs").read_text().split())
+        return pids
 
     def exists(self) -> bool:
         return any(d.is_dir() for d in self.dirs())
@@ -161,3 +193,12 @@ def _write(path: Path, value: int | str) -> None:
         raise InvalidArgument(f"cannot write {value!r} to {path}: {exc.strerror}") from None
     finally:
         os.close(fd)
+
+
+def _tree(directory: Path) -> list[Path]:
+    """``directory`` and every cgroup below it; none if it is gone."""
+    found = []
+    for top, subdirs, _ in os.walk(directory):
+        found.append(Path(top))
+        subdirs[:] = [d for d in subdirs if not os.path.islink(os.path.join(top, d))]
+    return found

@@ -15,7 +15,7 @@ from cri_api.v1 import api_pb2
 
 from crid import logs
 from crid.sandbox import records
-from crid.sandbox.cgroups import PodCgroup
+from crid.sandbox.cgroups import Cgroup
 from crid.sandbox.context import DELETED, Sandboxes, release_pod_dir
 from crid.sandbox.stop import detach, stop_sandbox
 
@@ -49,4 +49,5 @@ async def remove(ctx: Sandboxes, request: api_pb2.RemovePodSandboxRequest
 def _release(sandbox: records.Sandbox) -> None:
     release_pod_dir(Path(sandbox.pod_dir))
     if sandbox.cgroup_owned:
-        PodCgroup(sandbox.cgroup_parent).remove()
+        # The pod's containers are gone: anything still in its cgroup is a leak.
+        Cgroup(sandbox.cgroup_parent).kill_and_remove()

@@ -25,7 +25,7 @@ from crid.errors import AlreadyExists, CridError, FailedPrecondition, InvalidArg
 from crid.network import namespaces, podfiles, sysctls
 from crid.network.cni.args import PodNetwork
 from crid.sandbox import records
-from crid.sandbox.cgroups import PodCgroup, check_path
+from crid.sandbox.cgroups import Cgroup, check_path
 from crid.sandbox.context import CREATED, STARTED, Sandboxes
 from crid.sandbox.infra import Infra
 
@@ -97,7 +97,7 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
             await asyncio.to_thread(podfiles.mount_shm, Path(shm))
             undo.callback(podfiles.unmount_shm, Path(shm))
 
-        cgroup = PodCgroup(cgroup_path)
+        cgroup = Cgroup(cgroup_path)
         owned = not await asyncio.to_thread(cgroup.exists)
         await asyncio.to_thread(cgroup.create)
         if owned:

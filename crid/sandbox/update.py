@@ -6,7 +6,7 @@ import asyncio
 
 from cri_api.v1 import api_pb2
 
-from crid.sandbox.cgroups import PodCgroup
+from crid.sandbox.cgroups import Cgroup
 from crid.sandbox.context import Sandboxes
 
 
@@ -16,5 +16,5 @@ async def update_resources(ctx: Sandboxes, request: api_pb2.UpdatePodSandboxReso
     resources = [request.resources if request.HasField("resources") else None,
                  request.overhead if request.HasField("overhead") else None]
     async with ctx.lock(sandbox.id):
-        await asyncio.to_thread(PodCgroup(sandbox.cgroup_parent).apply, resources)
+        await asyncio.to_thread(Cgroup(sandbox.cgroup_parent).apply, resources)
     return api_pb2.UpdatePodSandboxResourcesResponse()

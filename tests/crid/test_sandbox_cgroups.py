@@ -10,7 +10,7 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from crid.errors import InvalidArgument
-from crid.sandbox.cgroups import PodCgroup, check_path
+from crid.sandbox.cgroups import Cgroup, check_path
 
 
 def v1_root(tmp_path: Path) -> Path:
@@ -23,7 +23,7 @@ def v1_root(tmp_path: Path) -> Path:
 
 def test_v1_create_apply_remove(tmp_path: Path) -> None:
     root = v1_root(tmp_path)
-    cgroup = PodCgroup("/kubepods/pod1", root=root, v2=False)
+    cgroup = Cgroup("/kubepods/pod1", root=root, v2=False)
     cgroup.create()
     assert sorted(p.parent.parent.name for p in cgroup.dirs()) == ["cpu", "cpuset", "memory",
                                                                    "pids"]
@@ -53,7 +53,7 @@ def test_v1_create_apply_remove(tmp_path: Path) -> None:
 
 def test_v1_remove_takes_the_dirs_a_runtime_made_in_other_hierarchies(tmp_path: Path) -> None:
     root = v1_root(tmp_path)
-    cgroup = PodCgroup("/kubepods/pod1", root=root, v2=False)
+    cgroup = Cgroup("/kubepods/pod1", root=root, v2=False)
     for other in ("systemd", "unified"):  # runc made these for a container of the pod
         (root / other / "kubepods/pod1").mkdir(parents=True)
     (root / "unrelated").write_text("")
@@ -66,7 +66,7 @@ def test_v1_remove_takes_the_dirs_a_runtime_made_in_other_hierarchies(tmp_path: 
 def test_v2_single_tree(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
     (tmp_path / "cgroup.subtree_control").write_text("")
-    cgroup = PodCgroup("/crid/pod2", root=tmp_path, v2=True)
+    cgroup = Cgroup("/crid/pod2", root=tmp_path, v2=True)
     # each new level needs its own controllers file on a real cgroup2; fake them
     (tmp_path / "crid").mkdir()
     (tmp_path / "crid" / "cgroup.controllers").write_text("cpu memory pids\n")
@@ -93,7 +93,7 @@ def test_real_cgroup2_tree_create_join_remove() -> None:
     if not (root / "cgroup.procs").exists():
         root = Path("/sys/fs/cgroup")  # a pure v2 node
     parent = f"/crid-unit-{uuid.uuid4().hex[:8]}"
-    cgroup = PodCgroup(f"{parent}/pod", root=root)
+    cgroup = Cgroup(f"{parent}/pod", root=root)
     assert cgroup.v2
     cgroup.create()
     sleeper = subprocess.Popen(["sleep", "30"])
@@ -106,3 +106,35 @@ def test_real_cgroup2_tree_create_join_remove() -> None:
     cgroup.remove()
     assert not cgroup.exists()
     (root / parent.lstrip("/")).rmdir()
+
+
+def test_remove_takes_a_child_left_below(tmp_path: Path) -> None:
+    root = v1_root(tmp_path)
+    cgroup = Cgroup("/kubepods/pod1", root=root, v2=False)
+    for directory in cgroup.dirs():  # a real cgroupfs has no files to delete
+        (directory / "leftover/deeper").mkdir(parents=True)
+    cgroup.remove()
+    assert not cgroup.exists()
+
+
+def test_real_kill_and_remove_takes_the_processes_in_and_below() -> None:
+    root = Path("/sys/fs/cgroup/unified")
+    if not (root / "cgroup.procs").exists():
+        root = Path("/sys/fs/cgroup")
+    parent = f"/crid-unit-{uuid.uuid4().hex[:8]}"
+    cgroup = Cgroup(f"{parent}/pod", root=root)
+    # Processes live in leaves (cgroup v2's rule), as containers below a pod.
+    leaves = [Cgroup(f"{parent}/pod/c1", root=root), Cgroup(f"{parent}/pod/c2/deeper", root=root)]
+    sleepers = [subprocess.Popen(["sleep", "30"]) for _ in leaves]
+    try:
+        for leaf, sleeper in zip(leaves, sleepers, strict=True):
+            leaf.create()
+            leaf.add_process(sleeper.pid)
+        cgroup.kill_and_remove()
+        assert [s.wait(timeout=5) for s in sleepers] == [-9, -9]
+        assert not cgroup.exists()
+    finally:
+        for sleeper in sleepers:
+            sleeper.kill()
+            sleeper.wait()
+        (root / parent.lstrip("/")).rmdir()
