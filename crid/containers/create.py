@@ -19,10 +19,12 @@ from cri_api.v1 import api_pb2
 from crid import logs
 from crid.containers import rootfs
 from crid.containers.context import Containers
+from crid.containers.monitor import Monitor
 from crid.containers.records import CREATED, Container, User
-from crid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from crid.errors import AlreadyExists, CridError, FailedPrecondition, InvalidArgument, NotFound
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 from crid.sandbox import records as sandbox_records
+from crid.sandbox.cgroups import Cgroup
 from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import Sandbox
 
@@ -73,10 +75,13 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         (bundle / "config.json").write_text(json.dumps(built.spec))
         log_path = _log_path(pod, config, undo)
 
+        # Before create: a runtime that fails part-way may leave its state and
+        # the container's cgroup (even a process in it) behind.
+        undo.push_async_callback(_discard_runtime_leftovers, monitor, container_id,
+                                 built.spec["linux"]["cgroupsPath"])
         created = await monitor.create(
             container_id, _monitor_name(pod, config), bundle, log_path,
             tty=config.tty, stdin=config.stdin, stdin_once=config.stdin_once)
-        undo.push_async_callback(monitor.delete, container_id, force=True)
         undo.callback(monitor.forget, container_id)
 
         resolved = built.user
@@ -96,6 +101,18 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
     log.info("container created", container_id=container_id, pod_sandbox_id=pod.id,
              name=meta.name, image=config.image.image)
     return api_pb2.CreateContainerResponse(container_id=container_id)
+
+
+async def _discard_runtime_leftovers(monitor: Monitor, container_id: str,
+                                     cgroups_path: str) -> None:
+    """Undo a create: the runtime's state and the container's cgroup go. Failing to
+    is logged, never raised: the caller is already reporting why create failed."""
+    try:
+        await monitor.delete(container_id, force=True)
+        await asyncio.to_thread(Cgroup(cgroups_path).kill_and_remove)
+    except (CridError, OSError) as exc:  # RuntimeFailed is a CridError
+        log.warning("could not undo a failed create", container_id=container_id,
+                    error=str(exc))
 
 
 def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig) -> PodFacts:

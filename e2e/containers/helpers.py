@@ -9,7 +9,8 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from e2e.fixtures.daemon import CridDaemon
+from e2e.containers.conftest import Env, Pod
+from e2e.fixtures.daemon import CridDaemon, mounts_under
 from e2e.fixtures.images import Image, push
 from e2e.fixtures.registry import Registry
 
@@ -98,3 +99,24 @@ def pull(daemon: CridDaemon, registry: Registry, image: Image) -> str:
     daemon.image.PullImage(api_pb2.PullImageRequest(
         image=api_pb2.ImageSpec(image=pushed.reference)))
     return pushed.reference
+
+
+def leftovers(env: Env, pod: Pod) -> dict[str, list[str]]:
+    """What a container leaves on the node. The pod's own cgroup dirs are the
+    pod's (the runtime adds them in hierarchies like name=systemd)."""
+    d = env.daemon
+    return {
+        "bundles": sorted(p.name for p in (d.runroot / "containers").glob("*")),
+        "layers": sorted(p.name for p in (d.root / "containers").glob("*")),
+        "mounts": mounts_under(d.runroot) + mounts_under(d.root),
+        "cgroups": sorted(str(p) for p in env.net.cgroup_dirs() if not p.name.endswith(pod.id)),
+        "rows": sorted(c.id for c in d.runtime.ListContainers(
+            api_pb2.ListContainersRequest()).containers),
+    }
+
+
+def assert_unchanged(env: Env, pod: Pod, before: dict[str, list[str]]) -> None:
+    after = leftovers(env, pod)
+    changed = {k: [f"+{x}" for x in sorted(set(after[k]) - set(before[k]))]
+               + [f"-{x}" for x in sorted(set(before[k]) - set(after[k]))] for k in after}
+    assert not any(changed.values()), changed

@@ -13,33 +13,11 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env, Pod
-from e2e.containers.helpers import create, pull, run, sh
-from e2e.fixtures.daemon import mounts_under
+from e2e.containers.helpers import assert_unchanged, create, leftovers, pull, run, sh
 from e2e.fixtures.images import RunConfig, busybox_image
 from e2e.fixtures.registry import Registry
 
 Code = grpc.StatusCode
-
-
-def leftovers(env: Env, pod: Pod) -> dict[str, list[str]]:
-    """What a container leaves on the node. The pod's own cgroup dirs are the
-    pod's (the runtime adds them in hierarchies like name=systemd)."""
-    d = env.daemon
-    return {
-        "bundles": sorted(p.name for p in (d.runroot / "containers").glob("*")),
-        "layers": sorted(p.name for p in (d.root / "containers").glob("*")),
-        "mounts": mounts_under(d.runroot) + mounts_under(d.root),
-        "cgroups": sorted(str(p) for p in env.net.cgroup_dirs() if not p.name.endswith(pod.id)),
-        "rows": sorted(c.id for c in d.runtime.ListContainers(
-            api_pb2.ListContainersRequest()).containers),
-    }
-
-
-def assert_unchanged(env: Env, pod: Pod, before: dict[str, list[str]]) -> None:
-    after = leftovers(env, pod)
-    changed = {k: [f"+{x}" for x in sorted(set(after[k]) - set(before[k]))]
-               + [f"-{x}" for x in sorted(set(before[k]) - set(after[k]))] for k in after}
-    assert not any(changed.values()), changed
 
 
 def refused(env: Env, pod: Pod, request: api_pb2.CreateContainerRequest, code: grpc.StatusCode,
