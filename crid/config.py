@@ -63,6 +63,7 @@ class Config:
     pinned_images: tuple[str, ...] = ()
     max_parallel_downloads: int = 3
     pull_progress_timeout: int = 300  # seconds without a byte before a pull fails
+    pull_with_sync_fs: bool = False  # syncfs(2) each unpacked layer before it is committed
     cgroup_parent: str = "/crid"
     default_handler: str = "crid"
     # How often the writable layers' disk usage is measured (stats read the cache).
@@ -181,6 +182,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.image.pinned_images", "pinned_images", list),
     Setting("crid.image.max_parallel_downloads", "max_parallel_downloads", int, _positive),
     Setting("crid.image.pull_progress_timeout", "pull_progress_timeout", int, _positive),
+    Setting("crid.image.pull_with_sync_fs", "pull_with_sync_fs", bool),
     Setting("crid.runtime.cgroup_parent", "cgroup_parent", str, _absolute),
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
     Setting("crid.stats.layer_refresh_seconds", "stats_layer_interval", int, _positive),

@@ -79,7 +79,7 @@ class ImageService:
         self.clock = clock
         self.in_use: Callable[[str], bool] = in_use or (lambda _image_id: False)
         self.content = ContentStore(self.root / "content")
-        self.snapshots = Snapshots(self.root / "snapshots")
+        self.snapshots = Snapshots(self.root / "snapshots", sync_fs=config.pull_with_sync_fs)
         self.records = ImageRecords(store)
         self.transport = Transport(float(config.pull_progress_timeout))
         self.puller = Puller(

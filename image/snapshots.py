@@ -6,8 +6,10 @@ Layout under its root::
     tmp-<random>/fs    a layer being unpacked; removed at start-up
 
 A layer is unpacked into a ``tmp-`` dir and renamed to its chain ID only once
-its digests are verified, so a committed dir is always complete. One lock per
-chain ID: two pulls sharing a layer unpack it once, the second waits.
+its digests are verified, so a committed dir is always complete (after a
+crash; after a power loss only with ``sync_fs``, which flushes the layer's
+data to disk before the rename). One lock per chain ID: two pulls sharing a
+layer unpack it once, the second waits.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 
 from crid.image.content import fsync_dir
 from crid.image.reference import is_digest
+from crid.oci.linux import Syscalls, syscalls
 
 TMP_PREFIX = "tmp-"
 
@@ -39,8 +42,11 @@ def chain_ids(diff_ids: Sequence[str]) -> list[str]:
 
 
 class Snapshots:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, sync_fs: bool = False,
+                 kernel: Syscalls | None = None) -> None:
         self.root = root
+        self.sync_fs = sync_fs
+        self._kernel = kernel
         root.mkdir(parents=True, exist_ok=True)
         for leftover in root.glob(TMP_PREFIX + "*"):
             shutil.rmtree(leftover, ignore_errors=True)
@@ -71,6 +77,8 @@ class Snapshots:
         fs.mkdir(mode=0o755)
         try:
             yield fs
+            if self.sync_fs:
+                (self._kernel or syscalls()).syncfs(str(fs))
             final = self.dir(chain_id).parent
             os.rename(staging, final)
             fsync_dir(self.root)

@@ -186,6 +186,14 @@ class Syscalls:
         data[1] = _CapData(effective >> 32, permitted >> 32, inheritable >> 32)
         self._check(self._libc.capset(ctypes.byref(hdr), data), "capset")
 
+    def syncfs(self, path: str) -> None:
+        """Write the dirty data of the filesystem holding ``path`` to disk (syncfs(2))."""
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            self._check(self._libc.syncfs(fd), f"syncfs {path}")
+        finally:
+            os.close(fd)
+
     def cloexec_from(self, first: int) -> None:
         """Mark every fd >= first close-on-exec (close_range(2) with CLOSE_RANGE_CLOEXEC):
         nothing the caller leaked reaches the container, yet our own pipes still

@@ -223,3 +223,12 @@ def test_pull_metrics(crid_daemon: CridDaemon, registry: Registry) -> None:
     assert values["crid_image_pulls_bytes_total"] >= busybox_layer().size
     assert values["crid_image_pulls_failures_total"] == 1
     assert values["crid_image_pulls_in_progress"] == 0
+
+
+def test_pull_with_sync_fs(crid_factory: DaemonFactory, registry: Registry) -> None:
+    # containerd's image_pull_with_sync_fs: every layer flushed before it is committed.
+    daemon = crid_factory(config_toml="[crid.image]\npull_with_sync_fs = true\n")
+    pushed = push_recipe(registry, "busybox", tag="synced")
+    assert pull(daemon, pushed.reference) == pushed.image_id
+    [chain] = chain_ids(daemon, pushed.reference)
+    assert os.access(layer_dir(daemon, chain) / "bin" / "busybox", os.X_OK)
