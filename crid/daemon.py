@@ -20,10 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from crid import listener, logs
+from crid import handler_features, listener, logs
 from crid.clock import Clock
 from crid.config import Config
 from crid.errors import FailedPrecondition
+from crid.handler_features import HandlerFeatures
 from crid.image import schema as image_schema
 from crid.image.service import ImageService
 from crid.metrics import Metrics
@@ -53,12 +54,19 @@ class Daemon:
     network: NetworkManager = dataclasses.field(init=False)
     # Where the container code plugs "stop/remove a pod's containers" in.
     pod_containers: PodContainers = dataclasses.field(default_factory=PodContainers)
+    # What each runtime handler can do, by handler name (asked at start-up).
+    handler_features: dict[str, HandlerFeatures] = dataclasses.field(default_factory=dict)
     sandboxes: Sandboxes = dataclasses.field(init=False)
     containers: Containers = dataclasses.field(init=False)
     streaming: StreamingServer = dataclasses.field(init=False)
 
     def __post_init__(self) -> None:
         self.network = NetworkManager(network_settings(self.config))
+
+    def features(self, handler_name: str) -> HandlerFeatures:
+        """What the handler can do; ``""`` is the default handler."""
+        return self.handler_features.get(handler_name or self.config.default_handler,
+                                         handler_features.NONE)
 
 
 def network_settings(config: Config) -> NetworkSettings:
@@ -102,7 +110,8 @@ async def serve(config: Config) -> None:
         clock = Clock()
         images = ImageService(config, store, metrics, clock)
         cleanup.callback(images.close)
-        daemon = Daemon(config=config, store=store, metrics=metrics, clock=clock, images=images)
+        daemon = Daemon(config=config, store=store, metrics=metrics, clock=clock, images=images,
+                        handler_features=await handler_features.probe_all(config.handlers))
         daemon.network.start()
         daemon.sandboxes = Sandboxes(daemon)
         daemon.containers = Containers(daemon)

@@ -49,7 +49,8 @@ class RuntimeInfo:
         network_ready = _network_condition(self._daemon.network.not_ready_reason())
         handlers = [
             api_pb2.RuntimeHandler(name=name, features=api_pb2.RuntimeHandlerFeatures(
-                recursive_read_only_mounts=False, user_namespaces=False))
+                recursive_read_only_mounts=self._daemon.features(name).recursive_read_only_mounts,
+                user_namespaces=False))
             # "" is the default handler, as kubelet asks for it by that name.
             for name in ["", *(h.name for h in config.handlers)]
         ]

@@ -53,6 +53,8 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
     if image is None:
         raise NotFound(f"image {config.image.image!r} not found; pull it first")
 
+    _check_handler_features(ctx, pod.runtime_handler, config)
+
     container_id = secrets.token_hex(32)
     bundle, layer_dir = ctx.bundle(container_id), ctx.layer_dir(container_id)
     monitor = ctx.monitor(pod.runtime_handler)
@@ -101,6 +103,19 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
     log.info("container created", container_id=container_id, pod_sandbox_id=pod.id,
              name=meta.name, image=config.image.image)
     return api_pb2.CreateContainerResponse(container_id=container_id)
+
+
+def _check_handler_features(ctx: Containers, handler: str,
+                            config: api_pb2.ContainerConfig) -> None:
+    """Refuse, before anything is made, what the pod's runtime handler cannot do."""
+    if ctx.daemon.features(handler).recursive_read_only_mounts:
+        return
+    for mount in config.mounts:
+        if mount.recursive_read_only:
+            raise InvalidArgument(
+                f"recursive read-only mount {mount.container_path}: runtime handler "
+                f"{handler or ctx.config.default_handler!r} does not support it (its runtime "
+                "lacks the rro mount option, or the kernel is older than 5.12)")
 
 
 async def _discard_runtime_leftovers(monitor: Monitor, container_id: str,

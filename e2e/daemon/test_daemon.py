@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import signal
 import socket
 import stat
@@ -57,6 +58,10 @@ def test_status_lists_runtime_handlers_and_verbose_config(crid_daemon: CridDaemo
     assert "" in names and "crid" in names  # "" is the default handler
     if Path("/usr/sbin/runc").exists():
         assert "runc" in names
+    # Both runtimes know "rro"; the kernel needs mount_setattr(2).
+    kernel = tuple(int(n) for n in platform.release().split("-")[0].split(".")[:2])
+    rro = {h.name: h.features.recursive_read_only_mounts for h in status.runtime_handlers}
+    assert rro == dict.fromkeys(names, kernel >= (5, 12))
     config = json.loads(status.info["config"])
     assert config["root"] == str(crid_daemon.root)
     assert config["listen"] == str(crid_daemon.socket)

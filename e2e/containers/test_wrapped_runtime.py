@@ -1,13 +1,17 @@
-"""A runtime that fails part-way through create and leaves the container's
-cgroup behind, with a process in it: crid kills the process and removes the
-cgroup, as it removes everything else of a failed create."""
+"""A handler whose runtime is runc wrapped, to be what crid must cope with:
+
+- a runtime that fails part-way through create and leaves the container's
+  cgroup behind, with a process in it: crid kills the process and removes the
+  cgroup, as it removes everything else of a failed create;
+- a runtime without the ``rro`` mount option: Status says the handler has no
+  recursive read-only mounts, and CreateContainer refuses one up front."""
 
 from __future__ import annotations
 
 import shutil
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import grpc
@@ -22,12 +26,17 @@ from e2e.sandbox.pods import pod_daemon
 
 MARKER = "leave-a-cgroup"
 
-# runc for everything, except a create whose process carries MARKER: then it
-# makes the container's cgroup in every hierarchy, leaves a process in it,
-# and fails, as a runtime that crashed part-way would.
-LEAKY_RUNTIME = """#!{python}
-import json, os, sys
+# runc for everything, except: `features` without "rro"; a create whose
+# process carries MARKER makes the container's cgroup in every hierarchy,
+# leaves a process in it, and fails, as a runtime that crashed part-way would.
+WRAPPED_RUNTIME = """#!{python}
+import json, os, subprocess, sys
 args = sys.argv[1:]
+if args == ["features"]:
+    features = json.loads(subprocess.run([{runc!r}, "features"], capture_output=True).stdout)
+    features["mountOptions"] = [o for o in features["mountOptions"] if o != "rro"]
+    print(json.dumps(features))
+    sys.exit(0)
 if "create" in args:
     bundle = args[args.index("--bundle") + 1]
     with open(os.path.join(bundle, "config.json")) as f:
@@ -63,23 +72,23 @@ os.execv({runc!r}, [{runc!r}, *args])
 
 
 @pytest.fixture(scope="module")
-def leaky(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def wrapped(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     runc = shutil.which("runc")
     if runc is None:
         pytest.skip("runc is not installed")
-    workdir = tmp_path_factory.mktemp("leaky")
-    script, pid_file = workdir / "leaky-runtime", workdir / "leaked.pid"
-    script.write_text(LEAKY_RUNTIME.format(python=sys.executable, marker=MARKER,
+    workdir = tmp_path_factory.mktemp("wrapped")
+    script, pid_file = workdir / "wrapped-runtime", workdir / "leaked.pid"
+    script.write_text(WRAPPED_RUNTIME.format(python=sys.executable, marker=MARKER,
                                            pid_file=str(pid_file), runc=runc))
     script.chmod(0o755)
     return script, pid_file
 
 
 @pytest.fixture(scope="module")
-def env(registry: Registry, leaky: tuple[Path, Path]) -> Iterator[Env]:
-    """The containers tests' daemon, with the leaky runtime as handler "leaky"."""
+def env(registry: Registry, wrapped: tuple[Path, Path]) -> Iterator[Env]:
+    """The containers tests' daemon, with the wrapped runtime as handler "wrapped"."""
     pushed = push(registry, "e2e/busybox", "1", busybox_image(config=RunConfig(cmd=("/bin/sh",))))
-    handler = f'[crid.runtime.handlers.leaky]\npath = "{leaky[0]}"\n'
+    handler = f'[crid.runtime.handlers.wrapped]\npath = "{wrapped[0]}"\n'
     with pod_daemon(extra_toml=handler) as (daemon, net):
         image_id = daemon.image.PullImage(api_pb2.PullImageRequest(
             image=api_pb2.ImageSpec(image=pushed.reference))).image_ref
@@ -88,19 +97,20 @@ def env(registry: Registry, leaky: tuple[Path, Path]) -> Iterator[Env]:
 
 @pytest.fixture
 def handler() -> str:
-    return "leaky"
+    return "wrapped"
 
 
-def _create(env: Env, pod: Pod, *command: str) -> str:
+def _create(env: Env, pod: Pod, *command: str, mounts: Sequence[api_pb2.Mount] = ()) -> str:
     return str(env.daemon.runtime.CreateContainer(api_pb2.CreateContainerRequest(
         pod_sandbox_id=pod.id, sandbox_config=pod.config, config=api_pb2.ContainerConfig(
             metadata=api_pb2.ContainerMetadata(name=f"c-{time.monotonic_ns()}"),
-            image=api_pb2.ImageSpec(image=env.image), command=list(command)))).container_id)
+            image=api_pb2.ImageSpec(image=env.image), command=list(command),
+            mounts=mounts))).container_id)
 
 
 def test_a_cgroup_left_by_a_failed_create_is_removed(
-        env: Env, pod: Pod, leaky: tuple[Path, Path]) -> None:
-    _, pid_file = leaky
+        env: Env, pod: Pod, wrapped: tuple[Path, Path]) -> None:
+    _, pid_file = wrapped
     before = leftovers(env, pod)
     with pytest.raises(grpc.RpcError) as raised:
         _create(env, pod, "/bin/echo", MARKER)
@@ -119,3 +129,18 @@ def _gone_or_zombie(pid: int) -> bool:
     except FileNotFoundError:
         return True
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
+
+
+def test_a_handler_without_rro_says_so_and_refuses_such_mounts(
+        env: Env, pod: Pod, tmp_path: Path) -> None:
+    status = env.daemon.runtime.Status(api_pb2.StatusRequest())
+    rro = {h.name: h.features.recursive_read_only_mounts for h in status.runtime_handlers}
+    assert rro["wrapped"] is False
+    before = leftovers(env, pod)
+    with pytest.raises(grpc.RpcError) as raised:
+        _create(env, pod, "/bin/true", mounts=[api_pb2.Mount(
+            container_path="/data", host_path=str(tmp_path), readonly=True,
+            recursive_read_only=True)])
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'wrapped' does not support it" in (raised.value.details() or "")
+    assert_unchanged(env, pod, before)
