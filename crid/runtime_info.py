@@ -61,7 +61,7 @@ class RuntimeInfo:
         return api_pb2.StatusResponse(
             status=api_pb2.RuntimeStatus(conditions=[runtime_ready, network_ready]),
             runtime_handlers=handlers,
-            features=api_pb2.RuntimeFeatures(supplemental_groups_policy=False),
+            features=api_pb2.RuntimeFeatures(supplemental_groups_policy=True),
             info=info,
         )
 

@@ -62,6 +62,8 @@ def test_status_lists_runtime_handlers_and_verbose_config(crid_daemon: CridDaemo
     kernel = tuple(int(n) for n in platform.release().split("-")[0].split(".")[:2])
     rro = {h.name: h.features.recursive_read_only_mounts for h in status.runtime_handlers}
     assert rro == dict.fromkeys(names, kernel >= (5, 12))
+    # Merge and Strict are both honoured (e2e/containers/test_users.py).
+    assert status.features.supplemental_groups_policy
     config = json.loads(status.info["config"])
     assert config["root"] == str(crid_daemon.root)
     assert config["listen"] == str(crid_daemon.socket)
