@@ -87,6 +87,7 @@ async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight calls and return."""
     # The gRPC layer and the domains; imported here to keep `crid version` light.
     from crid import server
+    from crid.containers import leftovers
     from crid.containers import schema as container_schema
     from crid.containers.context import Containers
     from crid.containers.streams import ContainerStreams
@@ -120,6 +121,7 @@ async def serve(config: Config) -> None:
             config, ContainerStreams(daemon.containers, daemon.sandboxes), clock, metrics)
 
         grpc_server = server.build(daemon)
+        await leftovers.remove_unrecorded(daemon.containers)
         grpc_server.add_insecure_port(f"unix://{socket_path}")
         await grpc_server.start()
         cleanup.callback(lambda: socket_path.unlink(missing_ok=True))

@@ -17,14 +17,12 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid import logs
-from crid.containers import rootfs
+from crid.containers import image_volumes, leftovers, rootfs
 from crid.containers.context import Containers
-from crid.containers.monitor import Monitor
 from crid.containers.records import CREATED, Container, User
-from crid.errors import AlreadyExists, CridError, FailedPrecondition, InvalidArgument, NotFound
+from crid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 from crid.sandbox import records as sandbox_records
-from crid.sandbox.cgroups import Cgroup
 from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import Sandbox
 
@@ -66,11 +64,16 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         await asyncio.to_thread(
             rootfs.mount, ctx.daemon.images.lower_dirs(image.id), layer_dir, target)
         undo.callback(rootfs.unmount, target)
+        spec_config = config  # the request's, with image volumes as binds of their mounts
+        if image_volumes.uses_images(config):
+            undo.callback(image_volumes.unmount_all, bundle)
+            spec_config = await asyncio.to_thread(
+                image_volumes.mount_all, config, ctx.daemon.images, bundle)
 
         built = await asyncio.to_thread(
             # The pod's own config, never the copy in the request: that one
             # could claim, say, a privileged pod (containerd and cri-o do the same).
-            build_spec, container_id, config, pod.config,
+            build_spec, container_id, spec_config, pod.config,
             ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
             str(target), image_name=config.image.image,
         )
@@ -79,7 +82,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
 
         # Before create: a runtime that fails part-way may leave its state and
         # the container's cgroup (even a process in it) behind.
-        undo.push_async_callback(_discard_runtime_leftovers, monitor, container_id,
+        undo.push_async_callback(leftovers.discard_runtime, monitor, container_id,
                                  built.spec["linux"]["cgroupsPath"])
         created = await monitor.create(
             container_id, _monitor_name(pod, config), bundle, log_path,
@@ -116,18 +119,6 @@ def _check_handler_features(ctx: Containers, handler: str,
                 f"recursive read-only mount {mount.container_path}: runtime handler "
                 f"{handler or ctx.config.default_handler!r} does not support it (its runtime "
                 "lacks the rro mount option, or the kernel is older than 5.12)")
-
-
-async def _discard_runtime_leftovers(monitor: Monitor, container_id: str,
-                                     cgroups_path: str) -> None:
-    """Undo a create: the runtime's state and the container's cgroup go. Failing to
-    is logged, never raised: the caller is already reporting why create failed."""
-    try:
-        await monitor.delete(container_id, force=True)
-        await asyncio.to_thread(Cgroup(cgroups_path).kill_and_remove)
-    except (CridError, OSError) as exc:  # RuntimeFailed is a CridError
-        log.warning("could not undo a failed create", container_id=container_id,
-                    error=str(exc))
 
 
 def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig) -> PodFacts:

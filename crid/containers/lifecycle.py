@@ -16,7 +16,7 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid import logs
-from crid.containers import rootfs
+from crid.containers import image_volumes, rootfs
 from crid.containers.context import Containers
 from crid.containers.monitor import Monitor, RuntimeFailed
 from crid.containers.records import CREATED, EXITED, RUNNING, UNKNOWN, Container
@@ -123,6 +123,7 @@ async def remove_container(ctx: Containers, container: Container) -> None:
         monitor = ctx.monitor(container.handler)
         await monitor.delete(container.id, force=True)
         await asyncio.to_thread(rootfs.unmount, Path(container.bundle) / "rootfs")
+        await asyncio.to_thread(image_volumes.unmount_all, Path(container.bundle))
         await asyncio.to_thread(shutil.rmtree, container.bundle, True)
         await asyncio.to_thread(rootfs.remove_layer, Path(container.layer_dir))
         monitor.forget(container.id)

@@ -23,6 +23,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
+from crid.containers import image_volumes
 from crid.store import Store
 from crid.table_copy import TableCopy
 
@@ -153,7 +154,9 @@ class ContainerRecords:
         return self._copy.generation
 
     def image_in_use(self, image_id: str) -> bool:
-        return any(c.image_id == image_id for c in self._copy.all())
+        """As the container's image, or as one of its image volumes."""
+        return any(c.image_id == image_id or image_id in image_volumes.image_ids(c.config)
+                   for c in self._copy.all())
 
     def count_by_state(self) -> dict[str, int]:
         return dict(collections.Counter(c.state for c in self._copy.all()))

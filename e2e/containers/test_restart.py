@@ -5,14 +5,26 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import time
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env, Pod
-from e2e.containers.helpers import create, exec_sync, run, status, wait_state
+from e2e.containers.helpers import (
+    assert_unchanged,
+    create,
+    exec_sync,
+    leftovers,
+    pull,
+    run,
+    status,
+    wait_state,
+)
 from e2e.fixtures.daemon import mounts_under
+from e2e.fixtures.images import multi_layer_image
+from e2e.fixtures.registry import Registry
 
 
 def test_containers_survive_a_killed_daemon_and_exits_meanwhile_are_reported(
@@ -68,3 +80,36 @@ def test_a_killed_monitor_leaves_a_container_that_can_still_be_removed(
     d.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
     assert not [m for m in mounts_under(d.runroot) if cid in m]
     assert not (d.root / "containers" / cid).exists()
+
+
+def test_a_container_created_without_its_row_is_removed_at_start(
+    env: Env, pod: Pod, registry: Registry
+) -> None:
+    # crid killed after conmon made the container, before the row was written:
+    # played here by deleting the row of a running container while crid is down.
+    d = env.daemon
+    volume_image = pull(d, registry, multi_layer_image())
+    before = leftovers(env, pod)
+    cid = run(d, pod.id, pod.config, env.image, mounts=[api_pb2.Mount(
+        container_path="/vol", readonly=True, image=api_pb2.ImageSpec(image=volume_image))])
+    pid = json.loads(d.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+        container_id=cid, verbose=True)).info["info"])["pid"]
+    d.kill()
+    with sqlite3.connect(d.root / "crid.db") as db:
+        assert db.execute("DELETE FROM containers WHERE id = ?", (cid,)).rowcount == 1
+    d.start()
+    assert _gone_or_zombie(pid)
+    assert_unchanged(env, pod, before)
+
+
+def _gone_or_zombie(pid: int) -> bool:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.05)
+    return False

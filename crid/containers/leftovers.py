@@ -1,0 +1,69 @@
+"""What a create that did not finish leaves behind, and removing it.
+
+A runtime that fails part-way may leave its state and the container's cgroup
+(even a process in it); CreateContainer undoes that. A crid killed in the
+middle of a create leaves a bundle (mounts included), a writable layer and
+perhaps a container that conmon went on to create, with no row to find them
+by: at start-up, before it serves, crid removes those too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+from pathlib import Path
+
+from crid import logs
+from crid.containers import image_volumes, rootfs
+from crid.containers.context import Containers
+from crid.containers.monitor import Monitor
+from crid.errors import CridError
+from crid.sandbox.cgroups import Cgroup
+
+log = logs.get("crid.containers")
+
+
+async def discard_runtime(monitor: Monitor, container_id: str, cgroups_path: str) -> None:
+    """The runtime's state and the container's cgroup go. Failing to is logged, never
+    raised: callers are already reporting (or recovering from) a failure."""
+    try:
+        await monitor.delete(container_id, force=True)
+        if cgroups_path:
+            await asyncio.to_thread(Cgroup(cgroups_path).kill_and_remove)
+    except (CridError, OSError) as exc:  # RuntimeFailed is a CridError
+        log.warning("could not undo a failed create", container_id=container_id,
+                    error=str(exc))
+
+
+async def remove_unrecorded(ctx: Containers) -> None:
+    """Remove bundles and writable layers no container row names."""
+    known = {c.id for c in ctx.records.all()}
+    for bundle in _entries(ctx.bundles_dir):
+        if bundle.name in known:
+            continue
+        log.warning("removing what an unfinished create left", container_id=bundle.name)
+        cgroups_path = _cgroups_path(bundle)
+        for handler in ctx.config.handlers:  # the row that named it is what is missing
+            await discard_runtime(ctx.monitor(handler.name), bundle.name, cgroups_path)
+        await asyncio.to_thread(_remove_bundle, bundle)
+    for layer in _entries(ctx.layers_dir):
+        if layer.name not in known:
+            await asyncio.to_thread(rootfs.remove_layer, layer)
+
+
+def _remove_bundle(bundle: Path) -> None:
+    rootfs.unmount(bundle / "rootfs")
+    image_volumes.unmount_all(bundle)
+    shutil.rmtree(bundle, ignore_errors=True)
+
+
+def _entries(directory: Path) -> list[Path]:
+    return sorted(directory.iterdir()) if directory.is_dir() else []
+
+
+def _cgroups_path(bundle: Path) -> str:
+    try:
+        return str(json.loads((bundle / "config.json").read_text())["linux"]["cgroupsPath"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""  # the spec was not written yet: no runtime saw this container
