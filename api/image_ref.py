@@ -22,8 +22,9 @@ def set_image_ref(spec: api_pb2.ImageSpec, ref: str) -> None:
 
 def image_ref(spec: api_pb2.ImageSpec) -> str:
     """The field's value ("" when unset); the last one wins, as protobuf reads scalars."""
-    found = ""
-    for field in UnknownFieldSet(spec):
+    found, fields = "", UnknownFieldSet(spec)
+    for index in range(len(fields)):  # the stubs give it no __iter__
+        field = fields[index]
         if field.field_number == FIELD and field.wire_type == _LENGTH_DELIMITED:
             found = bytes(field.data).decode()
     return found

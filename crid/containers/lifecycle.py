@@ -123,7 +123,8 @@ async def remove_container(ctx: Containers, container: Container) -> None:
         monitor = ctx.monitor(container.handler)
         await monitor.delete(container.id, force=True)
         await asyncio.to_thread(rootfs.unmount, Path(container.bundle) / "rootfs")
-        await asyncio.to_thread(image_volumes.unmount_all, Path(container.bundle))
+        if image_volumes.uses_images(container.config):
+            await asyncio.to_thread(image_volumes.unmount_all, Path(container.bundle))
         await asyncio.to_thread(shutil.rmtree, container.bundle, True)
         await asyncio.to_thread(rootfs.remove_layer, Path(container.layer_dir))
         monitor.forget(container.id)
