@@ -82,7 +82,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
 
         # Before create: a runtime that fails part-way may leave its state and
         # the container's cgroup (even a process in it) behind.
-        undo.push_async_callback(leftovers.discard_runtime, monitor, container_id,
+        undo.push_async_callback(leftovers.discard_runtime, [monitor], container_id,
                                  built.spec["linux"]["cgroupsPath"])
         created = await monitor.create(
             container_id, _monitor_name(pod, config), bundle, log_path,

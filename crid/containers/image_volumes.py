@@ -76,7 +76,10 @@ def mount_all(config: api_pb2.ContainerConfig, images: Images, bundle: Path,
 
 def unmount_all(bundle: Path, kernel: Syscalls | None = None) -> None:
     """Unmount every image volume of ``bundle`` (none, or gone already, is fine)."""
-    below = str((bundle / VOLUMES_DIR).resolve()) + "/"
+    volumes = bundle / VOLUMES_DIR
+    if not volumes.is_dir():  # no image volumes: no need to read the mount table
+        return
+    below = str(volumes.resolve()) + "/"
     with open("/proc/self/mountinfo", encoding="utf-8") as f:
         points = [p.mount_point for p in parse_mountinfo(f.read())]
     for point in sorted((p for p in points if p.startswith(below)), key=len, reverse=True):

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from crid import logs
-from crid.containers import image_volumes, rootfs
+from crid.containers import rootfs
 from crid.containers.context import Containers
 from crid.containers.monitor import Monitor
 from crid.errors import CridError
@@ -24,11 +24,13 @@ from crid.sandbox.cgroups import Cgroup
 log = logs.get("crid.containers")
 
 
-async def discard_runtime(monitor: Monitor, container_id: str, cgroups_path: str) -> None:
-    """The runtime's state and the container's cgroup go. Failing to is logged, never
-    raised: callers are already reporting (or recovering from) a failure."""
+async def discard_runtime(monitors: Sequence[Monitor], container_id: str,
+                          cgroups_path: str) -> None:
+    """The state of the container in each runtime, then its cgroup, go. Failing to is
+    logged, never raised: callers are already reporting (or recovering from) a failure."""
     try:
-        await monitor.delete(container_id, force=True)
+        for monitor in monitors:
+            await monitor.delete(container_id, force=True)
         if cgroups_path:
             await asyncio.to_thread(Cgroup(cgroups_path).kill_and_remove)
     except (CridError, OSError) as exc:  # RuntimeFailed is a CridError
@@ -43,19 +45,13 @@ async def remove_unrecorded(ctx: Containers) -> None:
         if bundle.name in known:
             continue
         log.warning("removing what an unfinished create left", container_id=bundle.name)
-        cgroups_path = _cgroups_path(bundle)
-        for handler in ctx.config.handlers:  # the row that named it is what is missing
-            await discard_runtime(ctx.monitor(handler.name), bundle.name, cgroups_path)
-        await asyncio.to_thread(_remove_bundle, bundle)
+        # Every handler's runtime: the row that named the one is what is missing.
+        await discard_runtime([ctx.monitor(h.name) for h in ctx.config.handlers],
+                              bundle.name, _cgroups_path(bundle))
+        await asyncio.to_thread(rootfs.remove_bundle, bundle)
     for layer in _entries(ctx.layers_dir):
         if layer.name not in known:
             await asyncio.to_thread(rootfs.remove_layer, layer)
-
-
-def _remove_bundle(bundle: Path) -> None:
-    rootfs.unmount(bundle / "rootfs")
-    image_volumes.unmount_all(bundle)
-    shutil.rmtree(bundle, ignore_errors=True)
 
 
 def _entries(directory: Path) -> list[Path]:

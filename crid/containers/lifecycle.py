@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import shutil
 import signal
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
 from crid import logs
-from crid.containers import image_volumes, rootfs
+from crid.containers import rootfs
 from crid.containers.context import Containers
 from crid.containers.monitor import Monitor, RuntimeFailed
 from crid.containers.records import CREATED, EXITED, RUNNING, UNKNOWN, Container
@@ -122,10 +121,7 @@ async def remove_container(ctx: Containers, container: Container) -> None:
     async with ctx.lock(container.id):
         monitor = ctx.monitor(container.handler)
         await monitor.delete(container.id, force=True)
-        await asyncio.to_thread(rootfs.unmount, Path(container.bundle) / "rootfs")
-        if image_volumes.uses_images(container.config):
-            await asyncio.to_thread(image_volumes.unmount_all, Path(container.bundle))
-        await asyncio.to_thread(shutil.rmtree, container.bundle, True)
+        await asyncio.to_thread(rootfs.remove_bundle, Path(container.bundle))
         await asyncio.to_thread(rootfs.remove_layer, Path(container.layer_dir))
         monitor.forget(container.id)
         ctx.records.delete(container.id)

@@ -13,6 +13,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from crid.containers import image_volumes
 from crid.oci.linux import MNT_DETACH, Syscalls
 
 EINVAL = 22
@@ -41,6 +42,14 @@ def unmount(target: Path, sys: Syscalls | None = None) -> None:
     except OSError as exc:
         if exc.errno != EINVAL:
             raise
+
+
+def remove_bundle(bundle: Path) -> None:
+    """The bundle dir, once what is mounted in it (the rootfs, image volumes) is
+    detached: removing it first would reach into the mounts."""
+    unmount(bundle / "rootfs")
+    image_volumes.unmount_all(bundle)
+    shutil.rmtree(bundle, ignore_errors=True)
 
 
 def remove_layer(layer_dir: Path) -> None:
