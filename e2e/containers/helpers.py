@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 from cri_api.v1 import api_pb2
@@ -120,3 +121,19 @@ def assert_unchanged(env: Env, pod: Pod, before: dict[str, list[str]]) -> None:
     changed = {k: [f"+{x}" for x in sorted(set(after[k]) - set(before[k]))]
                + [f"-{x}" for x in sorted(set(before[k]) - set(after[k]))] for k in after}
     assert not any(changed.values()), changed
+
+
+def gone_or_zombie(pid: int, within: float = 0.0) -> bool:
+    """Has ``pid`` exited (reaped, or a zombie nobody reaps), now or within ``within``
+    seconds?"""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return True
+        if state == "Z":
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)

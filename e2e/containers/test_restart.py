@@ -16,6 +16,7 @@ from e2e.containers.helpers import (
     assert_unchanged,
     create,
     exec_sync,
+    gone_or_zombie,
     leftovers,
     pull,
     run,
@@ -98,18 +99,6 @@ def test_a_container_created_without_its_row_is_removed_at_start(
     with sqlite3.connect(d.root / "crid.db") as db:
         assert db.execute("DELETE FROM containers WHERE id = ?", (cid,)).rowcount == 1
     d.start()
-    assert _gone_or_zombie(pid)
+    assert gone_or_zombie(pid, within=10)
     assert_unchanged(env, pod, before)
 
-
-def _gone_or_zombie(pid: int) -> bool:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
-            return True
-        if state == "Z":
-            return True
-        time.sleep(0.05)
-    return False

@@ -19,7 +19,7 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env, Pod
-from e2e.containers.helpers import assert_unchanged, leftovers
+from e2e.containers.helpers import assert_unchanged, gone_or_zombie, leftovers
 from e2e.fixtures.images import RunConfig, busybox_image, push
 from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import pod_daemon
@@ -116,31 +116,9 @@ def test_a_cgroup_left_by_a_failed_create_is_removed(
         _create(env, pod, "/bin/echo", MARKER)
     assert "gave up after making the cgroup" in (raised.value.details() or "")
     leaked = int(pid_file.read_text())
-    assert _gone_or_zombie(leaked), f"the leaked process {leaked} is still running"
+    assert gone_or_zombie(leaked), f"the leaked process {leaked} is still running"
     assert_unchanged(env, pod, before)
     # The handler is otherwise sound: the same pod still runs containers.
     container_id = _create(env, pod, "/bin/true")
     env.daemon.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=container_id))
 
-
-def _gone_or_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
-
-
-def test_a_handler_without_rro_says_so_and_refuses_such_mounts(
-        env: Env, pod: Pod, tmp_path: Path) -> None:
-    status = env.daemon.runtime.Status(api_pb2.StatusRequest())
-    rro = {h.name: h.features.recursive_read_only_mounts for h in status.runtime_handlers}
-    assert rro["wrapped"] is False
-    before = leftovers(env, pod)
-    with pytest.raises(grpc.RpcError) as raised:
-        _create(env, pod, "/bin/true", mounts=[api_pb2.Mount(
-            container_path="/data", host_path=str(tmp_path), readonly=True,
-            recursive_read_only=True)])
-    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert "'wrapped' does not support it" in (raised.value.details() or "")
-    assert_unchanged(env, pod, before)
