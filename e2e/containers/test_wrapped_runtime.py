@@ -122,3 +122,17 @@ def test_a_cgroup_left_by_a_failed_create_is_removed(
     container_id = _create(env, pod, "/bin/true")
     env.daemon.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=container_id))
 
+
+def test_a_handler_without_rro_says_so_and_refuses_such_mounts(
+        env: Env, pod: Pod, tmp_path: Path) -> None:
+    status = env.daemon.runtime.Status(api_pb2.StatusRequest())
+    rro = {h.name: h.features.recursive_read_only_mounts for h in status.runtime_handlers}
+    assert rro["wrapped"] is False
+    before = leftovers(env, pod)
+    with pytest.raises(grpc.RpcError) as raised:
+        _create(env, pod, "/bin/true", mounts=[api_pb2.Mount(
+            container_path="/data", host_path=str(tmp_path), readonly=True,
+            recursive_read_only=True)])
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "'wrapped' does not support it" in (raised.value.details() or "")
+    assert_unchanged(env, pod, before)
