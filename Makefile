@@ -15,7 +15,7 @@ TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit e2e bench setup test-setup apt-install clean
+.PHONY: run test lint unit e2e bench setup test-setup apt-install clean lock dist
 
 run: setup
 	$(BIN)/crid
@@ -38,24 +38,62 @@ apt-install:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 
-# A "compat" editable install is a plain path entry: no import hook runs at
-# every Python start-up (crid-runtime starts for every container); crid's
-# __init__ finds api/, oci/, image/, network/ beside it. The launcher then
-# replaces pip's crid-runtime wrapper with one that skips site (`-IS`).
-$(VENV)/.installed: setup.cfg pyproject.toml oci/launcher.py
+# Dependencies come from the lock files only (`make lock` writes them from
+# setup.cfg's ranges), with their hashes. Their wheels are fetched once into
+# $(WHEELS); every install after that (this venv, the wheel test's venv, the
+# node image) takes them from there and needs no index.
+LOCK        := requirements.txt
+TEST_LOCK   := requirements-test.txt
+WHEELS      := build/wheels
+PIP_OFFLINE := --no-index --find-links $(WHEELS) --require-hashes
+
+$(WHEELS)/.fetched: $(LOCK) $(TEST_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]' --config-settings editable_mode=compat
-	$(BIN)/python -m crid.oci.launcher
+	$(BIN)/pip download -q --no-deps --require-hashes -d $(WHEELS) -r $(TEST_LOCK)
 	touch $@
+
+$(VENV)/.locked: $(WHEELS)/.fetched
+	$(BIN)/pip install -q $(PIP_OFFLINE) -r $(TEST_LOCK)
+	touch $@
+
+# A "strict" editable install: setuptools links each source file into a tree
+# under build/ whose layout is the installed package's (api/ as crid/api, ...)
+# and puts that tree on the path, a plain path entry: no import hook runs at
+# every Python start-up (crid-runtime starts for every container). A new or
+# removed file changes its folder, which reinstalls.
+# The checkout itself goes on the path after it (crid-checkout.pth), for the
+# test packages e2e and tests; crid/ in the checkout lacks api/, oci/, ..., so
+# nothing may put the checkout first: pytest appends (setup.cfg) and Python is
+# run with -P (no script dir or cwd on the path) where it matters.
+# The launcher then replaces pip's crid-runtime wrapper with one that skips
+# site (`-IS`).
+SOURCE_DIRS := $(shell find crid api oci image network -type d -not -name __pycache__)
+$(VENV)/.installed: $(VENV)/.locked setup.cfg pyproject.toml $(SOURCE_DIRS)
+	$(BIN)/pip install -q --no-index --no-deps --no-build-isolation \
+	  -e . --config-settings editable_mode=strict
+	echo "$(CURDIR)" > "$$($(BIN)/python -P -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/crid-checkout.pth"
+	$(BIN)/python -P -m crid.oci.launcher
+	touch $@
+
+# Regenerate the lock files from setup.cfg's ranges: after changing a range
+# there, or to take newer releases (`make lock UPGRADE=1`). Commit both files.
+lock: $(VENV)/.locked
+	$(BIN)/pip-compile -q $(LOCK_FLAGS) -o $(LOCK) setup.cfg
+	$(BIN)/pip-compile -q $(LOCK_FLAGS) --extra test -c $(LOCK) -o $(TEST_LOCK) setup.cfg
+LOCK_FLAGS = --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+             --no-emit-find-links --no-emit-trusted-host $(if $(UPGRADE),--upgrade)
+
+# An sdist and a wheel in dist/, built from the locked setuptools (no index).
+dist: $(VENV)/.locked
+	rm -rf dist
+	$(BIN)/python -m build --no-isolation --outdir dist .
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
-	@rm -rf build/typecheck && mkdir -p build/typecheck/crid && \
-	  for f in crid/*; do ln -s "$$PWD/$$f" build/typecheck/crid/; done && \
-	  for d in api oci image network; do ln -s "$$PWD/$$d" build/typecheck/crid/$$d; done
-	$(BIN)/mypy -p crid
-	$(BIN)/mypy e2e tests
+	$(MYPY) -p crid
+	$(MYPY) e2e tests
+# crid as installed (the editable link tree), not the checkout's crid/ alone.
+MYPY = MYPYPATH="$$($(BIN)/python -P -c 'import crid, os; print(os.path.dirname(os.path.dirname(crid.__file__)))')" $(BIN)/mypy
 
 unit: $(VENV)/.installed
 	$(BIN)/pytest tests $(PYTEST_ARGS)
@@ -65,7 +103,7 @@ e2e: test-setup
 
 bench: test-setup
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"
-	$(BIN)/python -m e2e.bench
+	$(BIN)/python -P -m e2e.bench
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache

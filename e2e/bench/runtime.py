@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 30
     # Deployed code has bytecode caches (pip writes them); a dev tree may not.
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "oci"),
+    subprocess.run([sys.executable, "-P", "-m", "compileall", "-q", str(REPO / "oci"),
                     str(REPO / "crid")], check=True, stdout=subprocess.DEVNULL)
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

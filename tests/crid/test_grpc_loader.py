@@ -17,7 +17,7 @@ print(os.environ.get("GRPC_EXPERIMENTS", "<unset>"))
 
 def _probe(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # A fresh interpreter: this one imported grpc long ago.
-    return subprocess.run([sys.executable, "-c", PROBE], env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-P", "-c", PROBE], env=env, capture_output=True,
                           text=True, timeout=60, check=True)
 
 

@@ -40,7 +40,7 @@ def test_moving_into_our_own_cgroup_leaves_us_there() -> None:
         code = (f"import os; open({child!r} + '/cgroup.procs', 'w').write(str(os.getpid()))\n"
                 "from crid.oci import attach_prime; attach_prime._move_into_own_cgroup()\n"
                 "print(open('/proc/self/cgroup').read())")
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+        out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                              check=True).stdout
         assert os.path.basename(child) in out
     finally:

@@ -40,7 +40,7 @@ def test_errors_are_worded_without_json_imported_first() -> None:
             "assert 'json' not in sys.modules\n"
             "try:\n    jsonc.loads('{ not json')\n"
             "except ValueError as e:\n    print(type(e).__name__, e)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.startswith("JSONDecodeError Expecting property name"), out
 
