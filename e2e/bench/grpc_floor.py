@@ -105,7 +105,8 @@ def _serve_cygrpc(socket: str) -> None:
 def _serve_crid(socket: str, inline: bool = False) -> None:
     import asyncio
 
-    from crid.grpc_server import GrpcServer, Method
+    from crid.grpc_methods import Method
+    from crid.grpc_server import GrpcServer
 
     async def version(request: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
         return ANSWER
@@ -148,7 +149,8 @@ def _servers(workdir: Path) -> Iterator[dict[str, api_pb2_grpc.RuntimeServiceStu
                 (ctrd / "config.toml").write_text(config)
                 command = [CONTAINERD, "--config", str(ctrd / "config.toml")]
             else:
-                command = [sys.executable, "-P", "-m", "e2e.bench.grpc_floor", "serve", kind, socket]
+                command = [sys.executable, "-P", "-m", "e2e.bench.grpc_floor",
+                           "serve", kind, socket]
             env = plain if kind == "aio-event-engine" else as_crid
             processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL))
