@@ -50,6 +50,7 @@ class Config:
     listen: str = "/run/crid/crid.sock"
     stream_address: str = "127.0.0.1"
     stream_port: int = 0
+    grpc_fast_path: str = "auto"  # "off": serve on grpc.aio only (crid.grpc_transport)
     metrics_address: str = "127.0.0.1:9090"
     cni_config_dir: str = "/etc/cni/net.d"
     cni_plugin_dirs: tuple[str, ...] = ("/opt/cni/bin", "/usr/lib/cni")
@@ -169,6 +170,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.api.listen", "listen", str, _absolute),
     Setting("crid.api.stream_address", "stream_address", str, _not_empty),
     Setting("crid.api.stream_port", "stream_port", int, _port),
+    Setting("crid.api.grpc_fast_path", "grpc_fast_path", str, _one_of(("auto", "off"))),
     Setting("crid.metrics.address", "metrics_address", str, _host_port_or_empty),
     Setting("crid.network.cni_config_dir", "cni_config_dir", str, _absolute),
     Setting("crid.network.cni_plugin_dirs", "cni_plugin_dirs", list, _each_absolute),

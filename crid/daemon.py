@@ -86,7 +86,7 @@ def network_settings(config: Config) -> NetworkSettings:
 async def serve(config: Config) -> None:
     """Run until SIGTERM or SIGINT, then drain in-flight calls and return."""
     # The gRPC layer and the domains; imported here to keep `crid version` light.
-    from crid import server
+    from crid import grpc_transport, server
     from crid.containers import leftovers
     from crid.containers import schema as container_schema
     from crid.containers.context import Containers
@@ -120,7 +120,9 @@ async def serve(config: Config) -> None:
         daemon.streaming, _ = await start_streaming(
             config, ContainerStreams(daemon.containers, daemon.sandboxes), clock, metrics)
 
-        grpc_server = server.build(daemon)
+        transport = grpc_transport.choose(config.grpc_fast_path)
+        log.info("grpc transport", transport=transport.name, reason=transport.reason)
+        grpc_server = server.build(daemon, transport)
         await leftovers.remove_unrecorded(daemon.containers)
         grpc_server.add_insecure_port(f"unix://{socket_path}")
         await grpc_server.start()

@@ -14,23 +14,26 @@ the polling thread itself from thread-safe state, crossing no thread at all.
 That is the same core, the same HTTP/2, the same status codes and messages.
 
 grpcio has no public API for this: ``grpc._cython.cygrpc`` is what its own
-servers are built on (``grpc._server``), so a grpcio upgrade may need this
-module adjusted; the e2e suite covers every path here.
+servers are built on (``grpc._server``), with no stability promise. So this
+module is imported only after ``crid.grpc_transport`` found the installed
+grpcio to be a release it was tested with, with every name used here in
+place; otherwise, or when switched off, the daemon serves through
+``crid.grpc_aio_server``. The e2e suite runs on both.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 import grpc
 from grpc._cython import cygrpc  # type: ignore[attr-defined]
 
 from crid import logs
+from crid.grpc_methods import Method
 from crid.interceptor import Aborted
 
 log = logs.get("crid.grpc")
@@ -40,23 +43,8 @@ _SHUTDOWN = "shutdown"
 _NO_FLAGS = 0
 
 
-@dataclasses.dataclass(frozen=True)
-class Method:
-    streaming: bool  # server streaming; every CRI request is a single message
-    deserialize: Callable[[bytes], Any]
-    serialize: Callable[[Any], bytes]
-    # Unary: request -> response; streaming: request -> async iterator of them.
-    # Either raises Aborted for a status other than OK.
-    behavior: Callable[[Any], Any]
-    # Unary calls that only read thread-safe state may answer in the polling
-    # thread: the response, or None to be served on the loop after all.
-    inline: Callable[[Any], Any] | None = None
-
-
 def _code(name: str) -> int:
     return int(grpc.StatusCode[name].value[0])
-
-
 
 
 class _Call:

@@ -13,12 +13,12 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from crid import errors
+from crid import errors, grpc_transport
 from crid.api import services, stream_lists
 from crid.container_events import ContainerEvents
 from crid.containers.service import ContainerCalls
 from crid.daemon import Daemon
-from crid.grpc_server import GrpcServer, Method
+from crid.grpc_methods import Method, Transport
 from crid.images import Images
 from crid.interceptor import CallInterceptor
 from crid.runtime_info import RuntimeInfo
@@ -32,14 +32,16 @@ CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # ListContainers on a full node exceeds the 4 MiB default
 
 
-def build(daemon: Daemon, rpcs: Iterable[services.Rpc] | None = None) -> GrpcServer:
+def build(daemon: Daemon, transport: grpc_transport.Choice,
+          rpcs: Iterable[services.Rpc] | None = None) -> Transport:
     interceptor = CallInterceptor(daemon.metrics, daemon.clock)
     families = [make(daemon) for make in CALL_FAMILIES]
     # The stubs' RPCs and our supplementary ones (stream_lists) share
     # runtime.v1.RuntimeService and ImageService.
     if rpcs is None:
         rpcs = (*services.rpcs(), *stream_lists.rpcs())
-    return GrpcServer(
+    return grpc_transport.build(
+        transport,
         {rpc.path: _method(rpc, families, interceptor) for rpc in rpcs},
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),

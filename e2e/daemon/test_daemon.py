@@ -18,7 +18,7 @@ import pytest
 from cri_api.v1 import api_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
-from e2e.fixtures.daemon import CRID, CridDaemon, DaemonFactory
+from e2e.fixtures.daemon import CRID, GRPC_FAST_PATH, CridDaemon, DaemonFactory
 
 
 def conditions(daemon: CridDaemon) -> dict[str, api_pb2.RuntimeCondition]:
@@ -141,6 +141,38 @@ def test_a_regular_file_at_the_socket_path_is_not_deleted(crid_factory: DaemonFa
     assert result.returncode == 1
     assert "is not a socket" in result.stderr
     assert daemon.socket.read_text() == "precious"
+
+
+def _transport(daemon: CridDaemon) -> dict[str, str]:
+    lines = [json.loads(line) for line in daemon.stderr_text().splitlines()
+             if '"grpc transport"' in line]
+    assert len(lines) == 1, daemon.stderr_text()
+    return {"transport": lines[0]["transport"], "reason": lines[0]["reason"]}
+
+
+def test_the_grpc_transport_is_the_one_the_suite_runs_on(crid_daemon: CridDaemon) -> None:
+    # make e2e runs on the fast path over grpcio's core, make e2e-aio on grpc.aio.
+    expected = "grpc.aio" if GRPC_FAST_PATH == "off" else "grpc-core"
+    assert _transport(crid_daemon)["transport"] == expected
+    assert crid_daemon.runtime.Version(api_pb2.VersionRequest()).runtime_name == "crid"
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_grpc_fast_path_off_serves_every_call_alike_on_grpc_aio(
+        crid_factory: DaemonFactory, mode: str) -> None:
+    daemon = crid_factory(start=False)
+    (daemon.config_dir / "00-grpc-fast-path.toml").write_text(
+        f'[crid.api]\ngrpc_fast_path = "{mode}"\n')
+    daemon.start()
+    chosen = _transport(daemon)
+    assert chosen["transport"] == ("grpc.aio" if mode == "off" else "grpc-core"), chosen
+    assert daemon.runtime.Version(api_pb2.VersionRequest()).runtime_name == "crid"
+    with pytest.raises(grpc.RpcError) as missing:
+        daemon.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(container_id="abc123"))
+    assert missing.value.code() == grpc.StatusCode.NOT_FOUND
+    assert "abc123" in (missing.value.details() or "")
+    listed = daemon.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest())
+    assert list(listed.items) == []
 
 
 def test_every_call_is_one_json_log_line(crid_daemon: CridDaemon) -> None:
