@@ -5,8 +5,8 @@ sdist and the wheel are built offline from the checkout as ``make dist``
 builds them (``python -m build --no-isolation``: sdist first, the wheel from
 the unpacked sdist, so nothing stale in ``build/lib`` can leak in and the
 sdist is checked too), installed into a fresh venv from the locked wheels in
-``build/wheels`` (no index), finished with ``python -m crid.oci.launcher`` as
-the README says, and then that venv's ``crid`` daemon runs one pod with one
+``build/wheels`` (no index), finished with ``python -P -m crid.oci.launcher``
+as the README says, and then that venv's ``crid`` daemon runs one pod with one
 container on a private pod network, its handler pointing at that venv's
 ``crid-runtime``. Every other e2e test runs the editable install; this one
 catches what only a wheel can miss: a package or data file setup.cfg does not
@@ -106,7 +106,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     _run([*pip, "--find-links", WHEELS, "--require-hashes", "-r", RUNTIME_LOCK], cwd=top)
     _run([*pip, "--no-deps", wheel], cwd=top)
     installed = Installed(wheel, sdist, venv, top)
-    installed.run(installed.python, "-m", "crid.oci.launcher")
+    # As the README says, and from where one runs `pip install .`: the checkout,
+    # whose crid/ (without oci/) would hide the installed package but for -P.
+    _run([installed.python, "-P", "-m", "crid.oci.launcher"], cwd=CHECKOUT)
     return installed
 
 
