@@ -148,7 +148,8 @@ def _servers(workdir: Path) -> Iterator[dict[str, api_pb2_grpc.RuntimeServiceStu
                 (ctrd / "config.toml").write_text(config)
                 command = [CONTAINERD, "--config", str(ctrd / "config.toml")]
             else:
-                command = [sys.executable, "-P", "-m", "e2e.bench.grpc_floor", "serve", kind, socket]
+                command = [sys.executable, "-P", "-m", "e2e.bench.grpc_floor", "serve", kind,
+                           socket]
             env = plain if kind == "aio-event-engine" else as_crid
             processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL))
