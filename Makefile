@@ -103,8 +103,10 @@ e2e: test-setup
 
 # The suite again with the gRPC fast path off: every daemon serves on grpc.aio,
 # the transport crid falls back to on a grpcio its fast path was not tested with.
+# What only tests packaging (the wheel, the node image) runs once, above.
 e2e-aio: test-setup
-	CRID_E2E_GRPC_FAST_PATH=off $(BIN)/pytest e2e $(PYTEST_ARGS)
+	CRID_E2E_GRPC_FAST_PATH=off $(BIN)/pytest e2e --ignore=e2e/packaging \
+	  --ignore=e2e/deploy $(PYTEST_ARGS)
 
 bench: test-setup
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"

@@ -47,6 +47,12 @@ FLAGS: dict[str, str] = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    command = getattr(args, "command", None) or "serve"
+    # `crid --version` as with crio, runc and crid-runtime; it and `crid version`
+    # answer before the config is read: what is installed does not depend on it.
+    if args.version or command == "version":
+        print(_version_text())
+        return 0
     try:
         config = config_module.load(
             Path(args.config) if "config" in args else config_module.DEFAULT_CONFIG_FILE,
@@ -57,10 +63,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"crid: invalid configuration: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
 
-    command = getattr(args, "command", None) or "serve"
-    if command == "version":
-        print(_version_text())
-        return 0
     if command == "config":
         sys.stdout.write(config.to_toml())
         return 0
@@ -99,6 +101,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="crid", parents=[common],
         description="crid: a Kubernetes container runtime (CRI) in Python.",
     )
+    parser.add_argument("--version", action="store_true",
+                        help="print versions and exit (as `crid version`)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", parents=[common], help="serve the CRI on the socket (default)")
     sub.add_parser("config", parents=[common], help="print the effective config as TOML")

@@ -15,7 +15,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from e2e.fixtures.daemon import CridDaemon, remove_workdir
+from e2e.fixtures.daemon import CRID, CridDaemon, remove_workdir
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 
@@ -68,12 +68,14 @@ class PodNet:
 
 @contextlib.contextmanager
 def pod_daemon(extra_toml: str = "", extra_args: tuple[str, ...] = (),
-               cni_conflist: dict[str, Any] | None = None) -> Iterator[tuple[CridDaemon, PodNet]]:
-    """A started daemon on a private pod network; everything removed afterwards."""
+               cni_conflist: dict[str, Any] | None = None, *, crid: Path = CRID,
+               ) -> Iterator[tuple[CridDaemon, PodNet]]:
+    """A started daemon (``crid``: which install's) on a private pod network;
+    everything removed afterwards."""
     net = PodNet()
     workdir = Path(tempfile.mkdtemp(prefix="crid-pod-", dir="/tmp"))
     daemon = CridDaemon(workdir, extra_args=extra_args,
-                        config_toml=net.config_toml(extra_toml))
+                        config_toml=net.config_toml(extra_toml), crid=crid)
     if cni_conflist is not None:
         (daemon.cni_config_dir / "10-test.conflist").write_text(json.dumps(cni_conflist))
     try:

@@ -1,0 +1,1 @@
+"""crid as a built distribution: the wheel, installed the way an operator would."""
