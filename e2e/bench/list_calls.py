@@ -1,11 +1,13 @@
 """Benchmark: ListContainers, ListPodSandbox, ListContainerStats with 100 running
-containers, crid vs containerd.
+containers, crid vs containerd, and crid on each of its gRPC transports.
 
-``python -m e2e.bench.list_calls`` (root; Debian's containerd installed, as
-``make bench`` does). Both runtimes get the same pods (10 by default) of 10
+``python -P -m e2e.bench.list_calls`` (root; Debian's containerd installed, as
+``make bench`` does). Three daemons get the same pods (10 by default) of 10
 busybox containers each running ``sleep`` under runc, from the same loopback
-registry. Both run at once and the same Python CRI client asks each list call
-of one, then the other, many times over, so both see the same load on the
+registry: crid on its fast path over grpcio's core, crid on grpc.aio
+(``grpc_fast_path = "off"``, what crid runs on with an untested grpcio), and
+containerd. All run at once and the same Python CRI client asks each list
+call of one, then the next, many times over, so all see the same load on the
 machine; the medians are compared.
 """
 
@@ -23,6 +25,7 @@ from cri_api.v1 import api_pb2, api_pb2_grpc
 from e2e.bench._side_by_side import side_by_side
 from e2e.bench.sandbox import pod_config
 from e2e.fixtures.registry import Registry
+from e2e.sandbox.pods import pod_daemon
 
 CALLS: dict[str, Callable[[api_pb2_grpc.RuntimeServiceStub], object]] = {
     # The cost of any call: what a list call costs beyond it is the listing.
@@ -89,14 +92,22 @@ def run(pods: int, per_pod: int, calls: int,
         registry = stack.enter_context(Registry())
         both = stack.enter_context(side_by_side(registry, "bench/busybox"))
         crid, containerd = both.crid, both.containerd
-        # runc under both: the same OCI runtime, so the CRI servers are what differs.
+        aio, aio_net = stack.enter_context(pod_daemon(
+            extra_toml='[crid.api]\ngrpc_fast_path = "off"\n',
+            extra_args=("--log-level", "warning")))
+        aio.image.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=both.image)))
+        # runc under all: the same OCI runtime, so the CRI servers are what differs.
         crid_pods = populate(crid.runtime, both.image, both.crid_net.cgroup_parent, pods,
                              per_pod, handler="runc")
         stack.callback(teardown, crid.runtime, crid_pods)
+        aio_pods = populate(aio.runtime, both.image, aio_net.cgroup_parent, pods, per_pod,
+                            handler="runc")
+        stack.callback(teardown, aio.runtime, aio_pods)
         ctrd_pods = populate(containerd, both.image, both.containerd_net.cgroup_parent, pods,
                              per_pod)
         stack.callback(teardown, containerd, ctrd_pods)
-        crid_figures, ctrd_figures = measure([crid.runtime, containerd], calls)
+        crid_figures, aio_figures, ctrd_figures = measure(
+            [crid.runtime, aio.runtime, containerd], calls)
     report(f"List calls with {pods * per_pod} running containers in {pods} pods: "
            f"median of {calls} calls (ms), crid vs containerd; 'listing' is the call "
            "minus Version (the cost of any call)")
@@ -114,6 +125,15 @@ def run(pods: int, per_pod: int, calls: int,
         listing = "" if name == "Version" else f"{crid_own:14.2f}{ctrd_own:14.2f}{own_ratio}"
         report(f"{name:20}{crid_figures[name]:10.2f}{ctrd_figures[name]:12.2f}{ratio:8.2f}"
                + listing)
+    report("The same calls to crid on grpc.aio (grpc_fast_path off), in the same run (ms):")
+    report(f"{'':20}{'fast path':>10}{'grpc.aio':>10}{'containerd':>12}"
+           f"{'aio/fast':>10}{'aio/ctrd':>10}")
+    for name in CALLS:
+        figures.update({f"crid_aio_{name}_ms": aio_figures[name],
+                        f"{name}_aio_ratio": aio_figures[name] / ctrd_figures[name]})
+        report(f"{name:20}{crid_figures[name]:10.2f}{aio_figures[name]:10.2f}"
+               f"{ctrd_figures[name]:12.2f}{aio_figures[name] / crid_figures[name]:10.2f}"
+               f"{aio_figures[name] / ctrd_figures[name]:10.2f}")
     return figures
 
 
