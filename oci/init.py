@@ -101,6 +101,7 @@ class Init:
                 pass
         sc.cloexec_from(keep)
         privs.no_new_privs()
+        process.default_signals()
         if filt is not None:
             filt.load()
         os.execve(path, self.proc["args"], env)

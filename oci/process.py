@@ -4,6 +4,7 @@ user and groups, capabilities, no_new_privs, environment and program lookup.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # not signal: its enums cost start-up time
 import os
 import resource
 import sys
@@ -26,6 +27,16 @@ RLIMITS = {
     "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
 _INF = 2**64 - 1
+
+
+def default_signals() -> None:
+    """Hand the program the signal state a fresh process has. Python starts with
+    SIGPIPE and SIGXFSZ ignored, and an ignored signal stays ignored across
+    execve: without this, ``yes | head`` in a container printed "Broken pipe"
+    errors instead of ending quietly, as it does under runc."""
+    for signum in (_signal.SIGPIPE, _signal.SIGXFSZ):
+        _signal.signal(signum, _signal.SIG_DFL)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
 def check_unsupported(proc: Json) -> None:

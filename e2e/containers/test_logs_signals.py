@@ -11,7 +11,7 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env, Pod
-from e2e.containers.helpers import create, log_lines, pull, run, run_to_exit, status
+from e2e.containers.helpers import create, exec_sync, log_lines, pull, run, run_to_exit, status
 from e2e.fixtures.images import RunConfig, busybox_image
 from e2e.fixtures.registry import Registry
 
@@ -91,3 +91,24 @@ def test_a_long_line_is_split_into_partial_entries(env: Env, pod: Pod) -> None:
     assert len(lines) > 2 and all(tag == "P" for _, tag, _ in lines[:-2]), lines[:3]
     assert lines[-2][1] == "F" and lines[-1] == ("stdout", "F", "next")
     assert "".join(text for _, _, text in lines[:-1]) == "a" * 40000
+
+
+def _signal_masks(lines: list[str]) -> dict[str, str]:
+    return {line.split(":")[0]: line.split()[1] for line in lines
+            if line.startswith(("SigIgn:", "SigBlk:"))}
+
+
+def test_container_processes_start_with_no_signal_ignored_or_blocked(env: Env, pod: Pod) -> None:
+    """crid-runtime is Python, which starts with SIGPIPE and SIGXFSZ ignored; an
+    ignored signal survives execve. A container's first process and its execs
+    must get a fresh process's signal state, as under runc (`yes | head` ends
+    quietly)."""
+    clean = {"SigIgn": "0000000000000000", "SigBlk": "0000000000000000"}
+    _, first = run_to_exit(env.daemon, pod.id, pod.config, env.image,
+                           command=["/bin/cat", "/proc/self/status"])
+    assert _signal_masks(first) == clean
+    cid = run(env.daemon, pod.id, pod.config, env.image)
+    execed = exec_sync(env.daemon, cid, "/bin/cat", "/proc/self/status")
+    assert _signal_masks(execed.stdout.decode().splitlines()) == clean
+    piped = exec_sync(env.daemon, cid, "/bin/sh", "-c", "yes | head -c 10")
+    assert (piped.exit_code, piped.stdout, piped.stderr) == (0, b"y\ny\ny\ny\ny\n", b"")

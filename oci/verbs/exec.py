@@ -212,6 +212,7 @@ def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: A
         except OSError:
             pass
     sc.cloexec_from(3 + preserve)
+    process.default_signals()
     if filt is not None:
         filt.load()
     os.execve(path, proc["args"], env)
