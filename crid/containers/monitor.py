@@ -29,6 +29,7 @@ from typing import Any
 
 from crid import errors, logs
 from crid.config import Handler
+from crid.containers import exec_output
 from crid.oci import attach_prime
 from crid.streaming.process import exit_code
 
@@ -162,8 +163,10 @@ class Monitor:
         await self.runtime("update", "--resources", str(path), container_id)
 
     async def exec_sync(self, container_id: str, process: dict[str, Any], bundle: Path,
-                        timeout: float | None) -> ExecResult:
-        """Run a process in the container and collect its output.
+                        timeout: float | None,
+                        output_limit: int = exec_output.DEFAULT_LIMIT) -> ExecResult:
+        """Run a process in the container and collect its output, both streams
+        together capped at ``output_limit`` bytes (``crid.containers.exec_output``).
 
         On timeout the process is killed (by its host pid, since killing the
         runtime's exec command would leave it running in the container) and
@@ -180,8 +183,13 @@ class Monitor:
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
             )
+            assert proc.stdout is not None and proc.stderr is not None
+            budget = exec_output.Budget(output_limit)
+            reading = asyncio.gather(exec_output.read_capped(proc.stdout, budget),
+                                     exec_output.read_capped(proc.stderr, budget),
+                                     proc.wait())
             try:
-                stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout or None)
+                stdout, stderr, _ = await asyncio.wait_for(reading, timeout or None)
             except TimeoutError:
                 await stop_exec(pid_file, proc)
                 raise errors.DeadlineExceeded(
@@ -190,7 +198,10 @@ class Monitor:
         finally:
             spec_file.unlink(missing_ok=True)
             pid_file.unlink(missing_ok=True)
-        return ExecResult(exit_code=exit_code(proc.returncode or 0), stdout=stdout, stderr=stderr)
+        notices = (exec_output.truncation_notice("stdout", stdout, budget)
+                   + exec_output.truncation_notice("stderr", stderr, budget))
+        return ExecResult(exit_code=exit_code(proc.returncode or 0), stdout=stdout.kept,
+                          stderr=stderr.kept + notices)
 
     async def runtime(self, *args: str) -> bytes:
         proc = await asyncio.create_subprocess_exec(
