@@ -154,6 +154,20 @@ def processes_naming(*words: str) -> list[str]:
     return found
 
 
+def remove_inner_pods(sock: Path) -> None:
+    """Best effort: stop and remove every pod the inner crid has."""
+    if not sock.exists():
+        return
+    with grpc.insecure_channel(f"unix://{sock}") as channel, \
+            contextlib.suppress(grpc.RpcError):
+        stub = api_pb2_grpc.RuntimeServiceStub(channel)
+        for pod in stub.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=5).items:
+            stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod.id),
+                                timeout=STOP_TIMEOUT)
+            stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod.id),
+                                  timeout=STOP_TIMEOUT)
+
+
 def run_inner_pod(stub: api_pb2_grpc.RuntimeServiceStub,
                   images: api_pb2_grpc.ImageServiceStub, image: str, node: NodeRoot,
                   inner: PodNet) -> list[str]:
@@ -261,6 +275,10 @@ def test_daemonset_runs_its_own_image(registry: Registry) -> None:
             assert not outer_net.cgroup_dirs() and not inner.cgroup_dirs()
             assert not processes_naming(pod_id, container_id)
         finally:
+            # After a failure: the inner crid's pods outlive it (their conmon and
+            # processes are not in the node container's cgroup); remove them
+            # while it still runs, before pod_daemon removes the node container.
+            remove_inner_pods(node.path("/run/crid/crid.sock"))
             inner.cleanup()
     # Seen in the test's output (-rA or a failure): the budget is 3 minutes.
     print(f"image built and pushed in {built_in:.0f} s, "
