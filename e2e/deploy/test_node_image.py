@@ -13,6 +13,7 @@ everything is stopped and nothing may be left behind.
 from __future__ import annotations
 
 import contextlib
+import os
 import subprocess
 import tempfile
 import time
@@ -246,7 +247,12 @@ def test_daemonset_runs_its_own_image(registry: Registry) -> None:
                 version = wait_for_inner(outer, container_id, plan, stub)
                 assert version.runtime_name == "crid"
                 assert version.runtime_version == crid.__version__
-                assert_same_crid(verbose_pid(outer, container_id))
+                crid_pid = verbose_pid(outer, container_id)
+                assert_same_crid(crid_pid)
+                # hostNetwork, hostPID, hostIPC: the node's own namespaces.
+                for kind in ("net", "pid", "ipc"):
+                    assert os.readlink(f"/proc/{crid_pid}/ns/{kind}") == \
+                        os.readlink(f"/proc/self/ns/{kind}"), kind
                 name, *texts = run_inner_pod(
                     stub, api_pb2_grpc.ImageServiceStub(channel),
                     f"{INNER_REGISTRY}/e2e/busybox:inner", node, inner)
