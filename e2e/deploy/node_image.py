@@ -10,11 +10,11 @@ Owns three steps and their caches:
 2. the build context (``build/node-image/context``): the Dockerfile, the
    runtime lock, ``manifests/crid.toml``, crid's wheel built from the checkout
    and the locked runtime wheels taken from ``build/wheels``;
-3. ``podman build --pull=never`` of it as ``localhost/crid-node:<key>`` (the
-   key hashes the context and the base), then ``skopeo copy`` to a registry.
+3. ``podman build --pull=never`` of it as ``localhost/crid-node-<checkout>:<key>``
+   (the key hashes the context and the base), then ``skopeo copy`` to a registry.
 
-Caches are bounded: one base tarball, and one tag of each podman repository;
-older ones are removed when a new one is made. podman's layer cache keeps
+Caches are bounded: one base tarball, one base image, and one node image per
+checkout; older ones are removed when a new one is made. podman's layer cache keeps
 the apt step of the Dockerfile between runs while the base is unchanged.
 
 ``python -P -m e2e.deploy.node_image [TAG]`` (``make image``) builds the
@@ -39,7 +39,9 @@ WHEELS = CHECKOUT / "build" / "wheels"
 PYTHON = Path(sys.executable)
 
 BASE_REPOSITORY = "localhost/crid-node-base"
-NODE_REPOSITORY = "localhost/crid-node"
+# One per checkout: checkouts side by side (worktrees) building at the same
+# time must not remove each other's image while it is pushed.
+NODE_REPOSITORY = f"localhost/crid-node-{hashlib.sha256(str(CHECKOUT).encode()).hexdigest()[:8]}"
 
 # What debian:bookworm-slim is: minbase, without docs, man pages and
 # translations (dpkg keeps excluding them for packages installed later).
@@ -93,10 +95,12 @@ def _image_exists(reference: str) -> bool:
 
 
 def _remove_other_tags(repository: str, keep: str) -> None:
-    """Bound the cache: other tags of ``repository`` go (and their untagged layers)."""
+    """Bound the cache: other tags of ``repository`` go (and their untagged layers).
+    A base that another checkout's node image still sits on stays until that
+    one is rebuilt (podman refuses to remove it)."""
     for name in _tags(repository):
         if name != keep:
-            _run("podman", "rmi", name)
+            subprocess.run(["podman", "rmi", name], capture_output=True, check=False)
 
 
 def base_image() -> str:
@@ -156,14 +160,15 @@ def build(tag: str | None = None) -> str:
     base = base_image()
     context = build_context()
     reference = f"{NODE_REPOSITORY}:{_digest(base.encode(), context.key.encode())}"
-    # Node images sit on a base: old ones go first, then old bases can.
-    _remove_other_tags(NODE_REPOSITORY, keep=reference)
-    _remove_other_tags(BASE_REPOSITORY, keep=base)
     if not _image_exists(reference):
         # --network=host: apt in the Dockerfile reaches Debian's mirror the way
         # the host does. --pull=never: the base is local, nothing is pulled.
         _run("podman", "build", "--pull=never", "--network=host", "--layers",
              "--build-arg", f"BASE={base}", "--tag", reference, str(context.path))
+    # Only now: the old image's layers (apt's above all) were the build's cache.
+    # Node images sit on a base: old ones go first, then old bases can.
+    _remove_other_tags(NODE_REPOSITORY, keep=reference)
+    _remove_other_tags(BASE_REPOSITORY, keep=base)
     if tag is not None:
         _run("podman", "tag", reference, tag)
     return reference
