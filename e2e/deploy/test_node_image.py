@@ -156,7 +156,7 @@ def processes_naming(*words: str) -> list[str]:
 
 
 def remove_inner_pods(sock: Path) -> None:
-    """Best effort: stop and remove every pod the inner crid has."""
+    """Best effort: stop and remove every pod the inner crid has (if it still runs)."""
     if not sock.exists():
         return
     with grpc.insecure_channel(f"unix://{sock}") as channel, \
@@ -281,9 +281,10 @@ def test_daemonset_runs_its_own_image(registry: Registry) -> None:
             assert not outer_net.cgroup_dirs() and not inner.cgroup_dirs()
             assert not processes_naming(pod_id, container_id)
         finally:
-            # After a failure: the inner crid's pods outlive it (their conmon and
-            # processes are not in the node container's cgroup); remove them
-            # while it still runs, before pod_daemon removes the node container.
+            # After a failure: the inner crid's pods outlive it (stopping the node
+            # container kills crid, not their conmons nor their processes in
+            # their own cgroups); remove them while it still runs, before
+            # pod_daemon removes the node container.
             remove_inner_pods(node.path("/run/crid/crid.sock"))
             inner.cleanup()
     # Seen in the test's output (-rA or a failure): the budget is 3 minutes.
