@@ -6,7 +6,8 @@ Owns three steps and their caches:
 1. the base, a ``debian:bookworm-slim``-like root made by ``mmdebstrap`` from
    Debian's mirror, cached as ``build/node-image/base-<key>.tar`` and imported
    into podman's storage as ``localhost/crid-node-base:<key>`` (the key hashes
-   mmdebstrap's arguments and version: new inputs, new base);
+   mmdebstrap's arguments and version and the host's Debian sources: new
+   inputs, new base);
 2. the build context (``build/node-image/context``): the Dockerfile, the
    runtime lock, ``manifests/crid.toml``, crid's wheel built from the checkout
    and the locked runtime wheels taken from ``build/wheels``;
@@ -55,6 +56,9 @@ MMDEBSTRAP_ARGS = (
     "--dpkgopt=path-exclude=/usr/share/lintian/*",
     "bookworm",
 )
+# The Debian mirrors the host's apt uses (deb822), which are what a closed
+# network lets through: mmdebstrap's own default adds security.debian.org.
+HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 
 # Minutes, not seconds: apt and pip run inside, on 2 shared cores.
 BUILD_TIMEOUT = 600
@@ -106,7 +110,8 @@ def _remove_other_tags(repository: str, keep: str) -> None:
 def base_image() -> str:
     """The mmdebstrap base in podman's storage; made (about 20 s) only when missing."""
     version = _run("mmdebstrap", "--version").strip()
-    key = _digest(version.encode(), *(arg.encode() for arg in MMDEBSTRAP_ARGS))
+    sources = HOST_SOURCES.read_bytes() if HOST_SOURCES.is_file() else b""
+    key = _digest(version.encode(), sources, *(arg.encode() for arg in MMDEBSTRAP_ARGS))
     reference = f"{BASE_REPOSITORY}:{key}"
     if _image_exists(reference):
         return reference
@@ -118,7 +123,8 @@ def base_image() -> str:
         # Renamed when complete: an interrupted run leaves no tarball that looks
         # finished. (mmdebstrap picks its output format from the ".tar" suffix.)
         making = CACHE / f"making-{key}.tar"
-        _run("mmdebstrap", *MMDEBSTRAP_ARGS, str(making))
+        mirrors = [str(HOST_SOURCES)] if sources else []
+        _run("mmdebstrap", *MMDEBSTRAP_ARGS, str(making), *mirrors)
         making.rename(tarball)
     _run("podman", "import", str(tarball), reference)
     return reference
