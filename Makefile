@@ -18,7 +18,7 @@ TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit e2e bench setup test-setup apt-install clean lock dist image
+.PHONY: run test lint unit e2e bench setup test-setup apt-install clean lock dist
 
 run: setup
 	$(BIN)/crid
@@ -95,6 +95,7 @@ dist: $(VENV)/.locked
 # on a Debian base made with mmdebstrap: no Docker Hub, no Python index.
 # IMAGE names it besides its content-keyed localhost/crid-node tag.
 IMAGE ?= crid:latest
+.PHONY: image
 image: test-setup
 	$(BIN)/python -P -m e2e.deploy.node_image $(IMAGE)
 
