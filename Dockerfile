@@ -5,11 +5,12 @@
 #   Dockerfile, requirements.txt (the runtime lock, with hashes),
 #   crid.toml (manifests/crid.toml) and
 #   wheels/ (crid's own wheel and every wheel requirements.txt locks).
-# `make image` (e2e/deploy/node_image.py) assembles it under build/node-image/
-# from the checkout and build/wheels, and builds it with podman on a base made
-# with mmdebstrap from Debian's mirror (no Docker Hub): BASE is any Debian
-# bookworm root. apt needs the build's network to reach a Debian mirror
-# (podman build --network=host where the default network is closed).
+# `make node-image` (e2e/deploy/node_image.py) assembles it under
+# build/node-image/ from the checkout and build/wheels, and builds it with
+# podman on a base made with mmdebstrap from Debian's mirror (no Docker Hub):
+# BASE is any Debian bookworm root. apt needs the build's network to reach a
+# Debian mirror (podman build --network=host where the default network is
+# closed).
 ARG BASE=debian:bookworm-slim
 FROM ${BASE}
 RUN apt-get update \

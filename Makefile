@@ -93,10 +93,11 @@ dist: $(VENV)/.locked
 
 # The node image (Dockerfile, manifests/daemonset.yaml) in podman's storage,
 # on a Debian base made with mmdebstrap: no Docker Hub, no Python index.
-# IMAGE names it besides its content-keyed localhost/crid-node tag.
+# IMAGE names it besides its content-keyed localhost/crid-node-<checkout> tag.
+# (Not "image": that is the image/ folder, a prerequisite of the install.)
 IMAGE ?= crid:latest
-.PHONY: image
-image: test-setup
+.PHONY: node-image
+node-image: test-setup
 	$(BIN)/python -P -m e2e.deploy.node_image $(IMAGE)
 
 lint: $(VENV)/.installed

@@ -18,7 +18,7 @@ Caches are bounded: one base tarball, one base image, and one node image per
 checkout; older ones are removed when a new one is made. podman's layer cache keeps
 the apt step of the Dockerfile between runs while the base is unchanged.
 
-``python -P -m e2e.deploy.node_image [TAG]`` (``make image``) builds the
+``python -P -m e2e.deploy.node_image [TAG]`` (``make node-image``) builds the
 image into podman's storage by hand.
 """
 
