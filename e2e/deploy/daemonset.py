@@ -1,14 +1,16 @@
 """A DaemonSet's pod template as the CRI calls kubelet would make for it.
 
-Owns reading a manifest into the ``kubernetes`` client's models (its own
-deserializer, so a field the models do not know is dropped the way the API
-server would drop it, and nothing here parses pod spec fields by hand), and
-turning the template into a ``PodSandboxConfig`` and ``ContainerConfig``s:
-host namespaces, privilege, args, env and hostPath volumes with their
-propagation. The node the pod lands on is a ``NodeRoot``: hostPaths are
-re-rooted under a temporary directory, except those that must be the
-host's own (the cgroup tree). Only what the test's DaemonSet uses is
-supported; anything else raises instead of being silently ignored.
+Owns reading a manifest into the ``kubernetes`` client's models (with the
+client's own deserializer, so nothing here parses pod spec fields by hand;
+like it, this drops fields the models do not know), and turning the template
+into a ``PodSandboxConfig`` and ``ContainerConfig``s: host namespaces,
+privilege, command, args, env and hostPath volumes with their propagation.
+The node the pod lands on is a ``NodeRoot``: hostPaths are re-rooted under a
+temporary directory, except those that must be the host's own (the cgroup
+tree). Fields that would change the CRI calls but are not translated here
+(resources, other security settings, host ports, ...) raise rather than
+being dropped; scheduling fields (tolerations, priority) do not concern the
+node's runtime and are ignored.
 """
 
 from __future__ import annotations
@@ -135,6 +137,29 @@ def _mounts(container: client.V1Container, volumes: dict[str, client.V1Volume],
     return found
 
 
+def _refuse_untranslated(spec: client.V1PodSpec, container: client.V1Container) -> None:
+    """What kubelet would turn into CRI fields that ``plan_pod`` does not make."""
+    context = container.security_context
+    found = {
+        "initContainers": spec.init_containers,
+        "pod securityContext": spec.security_context,
+        "shareProcessNamespace": spec.share_process_namespace,
+        "resources": container.resources and (container.resources.limits
+                                              or container.resources.requests),
+        "ports": container.ports,
+        "envFrom": container.env_from,
+        "volumeDevices": container.volume_devices,
+        "stdin/tty": container.stdin or container.tty,
+        "lifecycle": container.lifecycle,
+        "securityContext beyond privileged": context is not None and any(
+            value is not None for key, value in context.to_dict().items()
+            if key != "privileged"),
+    }
+    named = [name for name, value in found.items() if value]
+    if named:
+        raise NotImplementedError(f"container {container.name}: {', '.join(named)}")
+
+
 def _env(var: client.V1EnvVar) -> api_pb2.KeyValue:
     if var.value_from is not None:
         raise NotImplementedError(f"valueFrom of env {var.name}")
@@ -148,8 +173,8 @@ def plan_pod(daemonset: client.V1DaemonSet, node: NodeRoot, images: dict[str, st
     kustomize or a registry mirror would give); ``log_root`` is the node's
     /var/log/pods as the caller's daemon sees it."""
     spec = pod_spec(daemonset)
-    if spec.init_containers:
-        raise NotImplementedError("init containers")
+    for container in spec.containers:
+        _refuse_untranslated(spec, container)
     metadata = _given(daemonset.metadata, "metadata")
     template_metadata = _given(daemonset.spec.template.metadata, "pod template metadata")
     namespace = metadata.namespace or "default"
