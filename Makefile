@@ -8,10 +8,13 @@ BIN         := $(VENV)/bin
 # What crid needs to run, and what only its tests need (a registry, image
 # tools, and Go with spdystream: e2e/streaming builds a SPDY client from the
 # library kubelet, kubectl and crictl use, to check our server against it;
-# containerd, whose streaming server checks our SPDY client in turn).
+# containerd, whose streaming server checks our SPDY client in turn; mmdebstrap
+# and podman, which make the node image's Debian base and build the Dockerfile
+# on it for e2e/deploy).
 APT_PACKAGES := conmon containernetworking-plugins iptables catatonit runc
 TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
-                     golang-go golang-github-docker-spdystream-dev containerd
+                     golang-go golang-github-docker-spdystream-dev containerd \
+                     mmdebstrap podman
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
@@ -87,6 +90,15 @@ LOCK_FLAGS = --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url
 dist: $(VENV)/.locked
 	rm -rf dist
 	$(BIN)/python -m build --no-isolation --outdir dist .
+
+# The node image (Dockerfile, manifests/daemonset.yaml) in podman's storage,
+# on a Debian base made with mmdebstrap: no Docker Hub, no Python index.
+# IMAGE names it besides its content-keyed localhost/crid-node-<checkout> tag.
+# (Not "image": that is the image/ folder, a prerequisite of the install.)
+IMAGE ?= crid:latest
+.PHONY: node-image
+node-image: test-setup
+	$(BIN)/python -P -m e2e.deploy.node_image $(IMAGE)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -12,7 +12,7 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env, Pod, PodMaker
-from e2e.containers.helpers import create, exec_sync, run, status, wait_state
+from e2e.containers.helpers import create, exec_sync, gone_or_zombie, run, status, wait_state
 from e2e.fixtures.daemon import mounts_under
 
 
@@ -187,6 +187,26 @@ def test_removing_the_pod_removes_its_containers(env: Env, pod: Pod) -> None:
         status(d, cid)
     # No cgroup of the pod or container in any hierarchy, the runtime's own included.
     assert not [p for p in env.net.cgroup_dirs() if pod.id in str(p) or cid in str(p)]
+
+
+def test_remove_ends_what_a_container_left_in_the_pods_pid_namespace(
+        env: Env, pod: Pod) -> None:
+    """The pod shares one PID namespace (the CRI's default): when the container's
+    init exits, a child it started lives on in the container's cgroup. Removing
+    the container ends it and frees the cgroup, with either runtime (runc's
+    delete kills such leftovers; crid-runtime left the cgroup busy)."""
+    d = env.daemon
+    cid = create(d, pod.id, pod.config, env.image,
+                 command=["/bin/sh", "-c", "sleep 600 & exit 0"])
+    d.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+    assert wait_state(d, cid, api_pb2.CONTAINER_EXITED).exit_code == 0
+    # In every hierarchy (v1) or the one (v2): the processes in its cgroup.
+    left = sorted({int(pid) for d in env.net.cgroup_dirs() if d.name == cid
+                   for pid in (d / "cgroup.procs").read_text().split()})
+    assert len(left) == 1 and b"sleep" in Path(f"/proc/{left[0]}/cmdline").read_bytes()
+    d.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
+    assert gone_or_zombie(left[0], within=10)
+    assert not [p for p in env.net.cgroup_dirs() if p.name == cid]
 
 
 def test_list_filters_and_verbose_status(env: Env, pod: Pod, make_pod: PodMaker) -> None:

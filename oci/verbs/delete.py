@@ -39,13 +39,22 @@ def delete(ctx: Context, cid: str, force: bool) -> None:
     if s not in ("stopped", "created") and not force:
         raise FailedPrecondition(f"cannot delete container {cid} that is not stopped: {s}")
     paths: dict[str, str] = st.get("cgroup") or {}
-    if s != "stopped":
+    cfg: Json = st.get("config") or {}
+    # When init exits the kernel ends the rest of its PID namespace, but not
+    # of a shared one (the pod's, the host's): what the container started
+    # there lives on in its cgroup, which then cannot be removed. runc's
+    # delete kills those too.
+    if s != "stopped" or not _own_pid_namespace(cfg):
         kill_all(st)
     cgroups.destroy(paths)
-    cfg: Json = st.get("config") or {}
     _remove_dir(state.container_dir(ctx.root, cid))
     if (cfg.get("hooks") or {}).get("poststop"):
         hooks.run(cfg, "poststop", {**state.oci_state(ctx.root, st), "status": "stopped"})
+
+
+def _own_pid_namespace(cfg: Json) -> bool:
+    spaces = (cfg.get("linux") or {}).get("namespaces") or []
+    return any(n.get("type") == "pid" and not n.get("path") for n in spaces)
 
 
 def kill_all(st: Json, timeout: float = 10.0) -> None:
