@@ -168,9 +168,7 @@ def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Json,
     # before the state dir: undo runs last to first.
     undo.insert(1, lambda: _rmdirs(made))
     resources = dict(linux.get("resources") or {})
-    resources["devices"] = list(resources.get("devices") or []) + [
-        {"allow": True, "type": dv["type"], "major": dv.get("major"), "minor": dv.get("minor"),
-         "access": "rwm"} for dv in linux.get("devices") or []]
+    resources["devices"] = cgroups.with_device_nodes(resources.get("devices"), linux)
     cgroups.apply(cg, resources, on_create=True)
     ctx.step("cgroup ready")
 
