@@ -202,6 +202,9 @@ def test_update_swaps_the_device_program(crid_runtime: Runtime, bundle: Bundle,
     after = attached_device_programs(v2_dir)
     assert [name for _, name in after] == ["crid_devices"], after
     assert after[0][0] != before[0][0], "update kept the old program"
+    listing = Path(v1_dir, "devices.list").read_text().split("\n")
+    assert "c 10:237 rw" in listing and not [x for x in listing if x.startswith("c 10:229")], (
+        listing)
     # v1 follows the new list too; open it wide so the program alone decides.
     Path(v1_dir, "devices.allow").write_text("a")
     res = _exec_probe(crid_runtime, cid, ["/fuse", "/loopctl", "/disk", "/dev/null"])

@@ -354,3 +354,31 @@ def _ok(rules: list[dict[str, Any]]) -> bool:
     except InvalidArgument:
         return False
     return True
+
+
+# --- v1 update: only the difference is written ---------------------------------------
+
+def test_v1_listing_and_transition() -> None:
+    from crid.oci.cgroups.v1 import devices as v1
+
+    assert v1.current("a *:* rwm\n") is None
+    have = v1.current("c 1:3 rwm\nc 10:229 rw\nc *:* m\n")
+    assert have == {("c", 1, 3): M | R | W, ("c", 10, 229): R | W, ("c", -1, -1): M}
+    want = {("c", 1, 3): M | R | W, ("c", 10, 237): R | W, ("c", -1, -1): M,
+            ("c", 10, 229): R}
+    assert v1.transition(have, want) == [("devices.allow", "c 10:237 rw"),
+                                         ("devices.deny", "c 10:229 w")]
+
+
+def test_v1_update_writes_the_difference_only(tmp_path: Path) -> None:
+    from crid.oci.cgroups.v1 import devices as v1
+
+    listing = [v1.rule(r) for r in model.DEFAULT_ALLOW] + ["c 10:229 rw"]
+    (tmp_path / "devices.list").write_text("\n".join(listing) + "\n")
+    v1.apply({"devices": [DENY_ALL, {"allow": True, "type": "c", "major": 10, "minor": 237,
+                                     "access": "rw"}]}, str(tmp_path), on_create=False)
+    assert (tmp_path / "devices.allow").read_text() == "c 10:237 rw"
+    assert (tmp_path / "devices.deny").read_text() == "c 10:229 rw"  # never "a"
+    (tmp_path / "devices.list").write_text("a *:* rwm\n")  # allow-all: replayed whole
+    v1.apply({"devices": [DENY_ALL]}, str(tmp_path), on_create=False)
+    assert (tmp_path / "devices.deny").read_text() == "a"
