@@ -106,27 +106,44 @@ def create(paths: dict[str, str]) -> list[str]:
     return made
 
 
-def apply(paths: dict[str, str], resources: Json | None, on_create: bool) -> None:
+def load_device_program(paths: dict[str, str], rules: list[Json] | None) -> int | None:
+    """Load the cgroup2 device program for ``rules`` ahead of :func:`apply` (its fd),
+    None when the container has no cgroup2 dir."""
+    if "" not in paths:
+        return None
+    from crid.oci.cgroups.v2 import devices
+
+    return devices.load(rules)
+
+
+def apply(paths: dict[str, str], resources: Json | None, on_create: bool,
+          device_program: int | None = None) -> None:
     """Write ``resources`` to the container's cgroups. Device rules are applied at
     create and whenever ``resources`` holds a ``devices`` list (each time as the
     whole list: deny all, the rules, the defaults); on cgroup2 (pure v2, or the
-    hybrid tree) as a BPF program."""
+    hybrid tree) as a BPF program: ``device_program`` when it was loaded ahead
+    for the same rules (this closes it)."""
     if resources is None:
         return
-    if "" in paths and len(paths) == 1:
-        from crid.oci.cgroups import v2
+    try:
+        if "" in paths and len(paths) == 1:
+            from crid.oci.cgroups import v2
 
-        v2.apply(resources, paths[""])
-    else:
-        from crid.oci.cgroups import v1
+            v2.apply(resources, paths[""])
+        else:
+            from crid.oci.cgroups import v1
 
-        for key, d in paths.items():
-            if key:
-                v1.apply(controllers_of(key), resources, d, on_create)
+            for key, d in paths.items():
+                if key:
+                    v1.apply(controllers_of(key), resources, d, on_create)
+    except BaseException:
+        if device_program is not None:
+            os.close(device_program)
+        raise
     if "" in paths and (on_create or resources.get("devices") is not None):
         from crid.oci.cgroups.v2 import devices
 
-        devices.apply(resources.get("devices"), paths[""])
+        devices.apply(resources.get("devices"), paths[""], prog=device_program)
 
 
 def with_device_nodes(rules: list[Json] | None, linux: Json) -> list[Json]:

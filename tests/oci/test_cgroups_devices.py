@@ -283,9 +283,8 @@ def test_attach_replaces_without_a_gap(tmp_path: Path, attached: list[int],
     sc = Recorder(attached)
     assert v2dev.apply([DENY_ALL], str(tmp_path), sc) == 99
     n = len(v2dev.build([DENY_ALL]).insns)
-    assert sc.calls == [("query", L.BPF_CGROUP_DEVICE),
-                        ("load", L.BPF_PROG_TYPE_CGROUP_DEVICE, n, "Apache", "crid_devices"),
-                        *expected]
+    assert sc.calls == [("load", L.BPF_PROG_TYPE_CGROUP_DEVICE, n, "Apache", "crid_devices"),
+                        ("query", L.BPF_CGROUP_DEVICE), *expected]
 
 
 def test_attach_failure_names_the_cgroup(tmp_path: Path) -> None:
@@ -300,7 +299,7 @@ def test_attach_failure_names_the_cgroup(tmp_path: Path) -> None:
 def test_apply_attaches_in_the_hybrid_cgroup2_tree(monkeypatch: pytest.MonkeyPatch,
                                                    tmp_path: Path) -> None:
     seen: list[tuple[Any, str]] = []
-    monkeypatch.setattr(v2dev, "apply", lambda rules, d: seen.append((rules, d)))
+    monkeypatch.setattr(v2dev, "apply", lambda rules, d, prog=None: seen.append((rules, d)))
     (tmp_path / "devices").mkdir()
     (tmp_path / "unified").mkdir()
     paths = {"devices": str(tmp_path / "devices"), "": str(tmp_path / "unified")}

@@ -80,31 +80,45 @@ def build(rules: list[dict[str, Any]] | None) -> bpf.Program:
     return program(rules_model.effective(rules))
 
 
-def apply(rules: list[dict[str, Any]] | None, d: str, sc: Syscalls | None = None) -> int:
-    """Load the program for ``rules`` and make it the one filter on cgroup ``d``;
-    return its program id."""
-    code = build(rules).assemble()
-    if sc is None:
-        from crid.oci import linux
-
-        sc = linux.syscalls()
-    return attach(sc, code, d)
-
-
-def attach(sc: Syscalls, code: bytes, d: str) -> int:
+def load(rules: list[dict[str, Any]] | None, sc: Syscalls | None = None) -> int:
+    """Load (not attach) the program for ``rules``; return its fd. ``create`` does
+    this before it makes the cgroup dirs, whose mkdir waits for the kernel anyway."""
     from crid.oci import linux as L
 
+    code = build(rules).assemble()
+    sc = sc or L.syscalls()
     try:
-        cg = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return sc.bpf_prog_load(L.BPF_PROG_TYPE_CGROUP_DEVICE, code, LICENSE, PROG_NAME)
     except OSError as e:
-        raise CridError(f"device filter: cannot open cgroup {d}: {e.strerror}") from None
-    fds: list[int] = []
+        raise CridError(f"device filter: {e.strerror or e}") from None
+
+
+def apply(rules: list[dict[str, Any]] | None, d: str, sc: Syscalls | None = None,
+          prog: int | None = None) -> int:
+    """Make the program for ``rules`` (or the loaded ``prog``, whose fd this
+    closes) the one device filter on cgroup ``d``; return its program id."""
+    from crid.oci import linux as L
+
+    sc = sc or L.syscalls()
+    if prog is None:
+        prog = load(rules, sc)
+    return attach(sc, prog, d)
+
+
+def attach(sc: Syscalls, prog: int, d: str) -> int:
+    """Attach loaded ``prog`` to cgroup ``d`` in place of what is there (closes ``prog``)."""
+    from crid.oci import linux as L
+
+    fds = [prog]
     try:
         try:
-            old = sc.bpf_prog_query(cg, L.BPF_CGROUP_DEVICE)
-            prog = sc.bpf_prog_load(L.BPF_PROG_TYPE_CGROUP_DEVICE, code, LICENSE, PROG_NAME)
-            fds.append(prog)
-            old_fds = [sc.bpf_prog_get_fd_by_id(i) for i in old]
+            cg = os.open(d, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as e:
+            raise CridError(f"device filter: cannot open cgroup {d}: {e.strerror}") from None
+        fds.append(cg)
+        try:
+            old_fds = [sc.bpf_prog_get_fd_by_id(i)
+                       for i in sc.bpf_prog_query(cg, L.BPF_CGROUP_DEVICE)]
             fds += old_fds
             if len(old_fds) == 1:
                 sc.bpf_prog_attach(cg, prog, L.BPF_CGROUP_DEVICE,
@@ -119,4 +133,3 @@ def attach(sc: Syscalls, code: bytes, d: str) -> int:
     finally:
         for fd in fds:
             os.close(fd)
-        os.close(cg)
