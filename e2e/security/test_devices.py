@@ -212,5 +212,13 @@ def test_update_swaps_the_device_program(crid_runtime: Runtime, bundle: Bundle,
     _assert_allowed(res, "/loopctl", "after update")
     _assert_denied(res, "/disk", "after update")
     _assert_allowed(res, "/dev/null", "after update")
-    saved = crid_runtime.state(cid)
-    assert saved["status"] == "running"
+    assert crid_runtime.state(cid)["status"] == "running"
+
+    # A list a device cgroup cannot express is refused before anything changes.
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"devices": [
+        deny_all, {"allow": True, "type": "c", "access": "rw"},
+        {"allow": False, "type": "c", "major": 10, "minor": 237, "access": "w"}]}))
+    r = crid_runtime("update", "--resources", str(bad), cid)
+    assert r.returncode != 0 and "punch a hole" in r.stderr, r.stderr
+    assert attached_device_programs(v2_dir) == after

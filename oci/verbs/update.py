@@ -84,6 +84,9 @@ def main(ctx: Context, argv: list[str]) -> int:
             raise InvalidArgument("--resources: devices must be a list of rules")
         applied = {**res, "devices": cgroups.with_device_nodes(res["devices"],
                                                                cfg.get("linux") or {})}
+        from crid.oci.cgroups import devices
+
+        devices.effective(applied["devices"])  # refuse a bad list before writing anything
     cgroups.apply(st.get("cgroup") or {}, applied, on_create=False)
     merged = (cfg.setdefault("linux", {})).setdefault("resources", {})
     for k, v in res.items():
