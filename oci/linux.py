@@ -79,6 +79,20 @@ _CLOSE_RANGE_CLOEXEC = 4
 _SYS_MOUNT_SETATTR = 442
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
+# bpf(2): commands, the cgroup device program type and attach type, attach flags
+_SYS_BPF = {"x86_64": 321, "aarch64": 280, "ppc64le": 361, "s390x": 351, "riscv64": 280}
+BPF_PROG_LOAD = 5
+BPF_PROG_ATTACH = 8
+BPF_PROG_DETACH = 9
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_OBJ_GET_INFO_BY_FD = 15
+BPF_PROG_QUERY = 16
+BPF_PROG_TYPE_CGROUP_DEVICE = 15
+BPF_CGROUP_DEVICE = 6
+BPF_F_ALLOW_MULTI = 2
+BPF_F_REPLACE = 4
+_BPF_LOG_SIZE = 1 << 16
+
 
 class _CapHeader(ctypes.Structure):
     _fields_ = [("version", ctypes.c_uint32), ("pid", ctypes.c_int)]
@@ -98,6 +112,50 @@ class _MountAttr(ctypes.Structure):
         ("attr_clr", ctypes.c_uint64),
         ("propagation", ctypes.c_uint64),
         ("userns_fd", ctypes.c_uint64),
+    ]
+
+
+class _BpfProgLoad(ctypes.Structure):
+    _fields_ = [
+        ("prog_type", ctypes.c_uint32), ("insn_cnt", ctypes.c_uint32),
+        ("insns", ctypes.c_uint64), ("license", ctypes.c_uint64),
+        ("log_level", ctypes.c_uint32), ("log_size", ctypes.c_uint32),
+        ("log_buf", ctypes.c_uint64), ("kern_version", ctypes.c_uint32),
+        ("prog_flags", ctypes.c_uint32), ("prog_name", ctypes.c_char * 16),
+        ("prog_ifindex", ctypes.c_uint32), ("expected_attach_type", ctypes.c_uint32),
+    ]
+
+
+class _BpfProgAttach(ctypes.Structure):
+    _fields_ = [
+        ("target_fd", ctypes.c_uint32), ("attach_bpf_fd", ctypes.c_uint32),
+        ("attach_type", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
+        ("replace_bpf_fd", ctypes.c_uint32),
+    ]
+
+
+class _BpfProgQuery(ctypes.Structure):
+    _fields_ = [
+        ("target_fd", ctypes.c_uint32), ("attach_type", ctypes.c_uint32),
+        ("query_flags", ctypes.c_uint32), ("attach_flags", ctypes.c_uint32),
+        ("prog_ids", ctypes.c_uint64), ("prog_cnt", ctypes.c_uint32),
+        ("_pad", ctypes.c_uint32),
+    ]
+
+
+class _BpfGetInfo(ctypes.Structure):
+    _fields_ = [("bpf_fd", ctypes.c_uint32), ("info_len", ctypes.c_uint32),
+                ("info", ctypes.c_uint64)]
+
+
+class _BpfProgInfo(ctypes.Structure):  # the head of struct bpf_prog_info
+    _fields_ = [
+        ("type", ctypes.c_uint32), ("id", ctypes.c_uint32), ("tag", ctypes.c_uint8 * 8),
+        ("jited_prog_len", ctypes.c_uint32), ("xlated_prog_len", ctypes.c_uint32),
+        ("jited_prog_insns", ctypes.c_uint64), ("xlated_prog_insns", ctypes.c_uint64),
+        ("load_time", ctypes.c_uint64), ("created_by_uid", ctypes.c_uint32),
+        ("nr_map_ids", ctypes.c_uint32), ("map_ids", ctypes.c_uint64),
+        ("name", ctypes.c_char * 16),
     ]
 
 
@@ -185,6 +243,79 @@ class Syscalls:
         data[0] = _CapData(effective & m, permitted & m, inheritable & m)
         data[1] = _CapData(effective >> 32, permitted >> 32, inheritable >> 32)
         self._check(self._libc.capset(ctypes.byref(hdr), data), "capset")
+
+    def _bpf(self, cmd: int, attr: ctypes.Structure, what: str) -> int:
+        nr = _SYS_BPF.get(os.uname().machine)
+        if nr is None:
+            raise OSError(38, f"{what}: bpf(2) number unknown on {os.uname().machine}")
+        return self._check(self._libc.syscall(nr, cmd, ctypes.byref(attr),
+                                              ctypes.sizeof(attr)), what)
+
+    def bpf_prog_load(self, prog_type: int, code: bytes, license: str, name: str = "") -> int:
+        """Load a program (8-byte instructions in ``code``); return its fd (close-on-exec).
+        On failure the OSError's message carries the verifier's log."""
+        insns = ctypes.create_string_buffer(code, len(code))
+        lic = ctypes.create_string_buffer(license.encode())
+        attr = _BpfProgLoad(prog_type=prog_type, insn_cnt=len(code) // 8,
+                            insns=ctypes.addressof(insns), license=ctypes.addressof(lic),
+                            prog_name=name.encode()[:15])
+        try:
+            return self._bpf(BPF_PROG_LOAD, attr, "bpf prog load")
+        except OSError as first:
+            # Load again with the verifier's log on, only to say why.
+            log = ctypes.create_string_buffer(_BPF_LOG_SIZE)
+            attr.log_level, attr.log_size = 1, _BPF_LOG_SIZE
+            attr.log_buf = ctypes.addressof(log)
+            try:
+                fd = self._bpf(BPF_PROG_LOAD, attr, "bpf prog load")
+            except OSError:
+                text = log.value.decode(errors="replace").strip()
+                raise OSError(first.errno, f"bpf prog load: {os.strerror(first.errno or 0)}"
+                              + (f"; verifier log:\n{text}" if text else "")) from None
+            return fd  # it passed the second time (a transient failure)
+
+    def bpf_prog_attach(self, target_fd: int, prog_fd: int, attach_type: int, flags: int,
+                        replace_fd: int = 0) -> None:
+        attr = _BpfProgAttach(target_fd=target_fd, attach_bpf_fd=prog_fd,
+                              attach_type=attach_type, attach_flags=flags,
+                              replace_bpf_fd=replace_fd)
+        self._bpf(BPF_PROG_ATTACH, attr, "bpf prog attach")
+
+    def bpf_prog_detach(self, target_fd: int, prog_fd: int, attach_type: int) -> None:
+        attr = _BpfProgAttach(target_fd=target_fd, attach_bpf_fd=prog_fd,
+                              attach_type=attach_type)
+        self._bpf(BPF_PROG_DETACH, attr, "bpf prog detach")
+
+    def bpf_prog_query(self, target_fd: int, attach_type: int) -> list[int]:
+        """Ids of the programs attached to ``target_fd`` (a cgroup) for ``attach_type``."""
+        size = 64
+        while True:
+            ids = (ctypes.c_uint32 * size)()
+            attr = _BpfProgQuery(target_fd=target_fd, attach_type=attach_type,
+                                 prog_ids=ctypes.addressof(ids), prog_cnt=size)
+            try:
+                self._bpf(BPF_PROG_QUERY, attr, "bpf prog query")
+            except OSError as e:
+                if e.errno == 28 and attr.prog_cnt > size:  # ENOSPC: the count is now known
+                    size = attr.prog_cnt
+                    continue
+                raise
+            return list(ids[:attr.prog_cnt])
+
+    def bpf_prog_get_fd_by_id(self, prog_id: int) -> int:
+        attr = _BpfGetInfo(bpf_fd=prog_id)  # prog_id is the first u32 of this command
+        return self._bpf(BPF_PROG_GET_FD_BY_ID, attr, f"bpf prog get fd by id {prog_id}")
+
+    def bpf_prog_info(self, prog_fd: int) -> tuple[int, int, str]:
+        """(program type, id, name) of a loaded program."""
+        info = _BpfProgInfo()
+        attr = _BpfGetInfo(bpf_fd=prog_fd, info_len=ctypes.sizeof(info),
+                           info=ctypes.addressof(info))
+        self._bpf(BPF_OBJ_GET_INFO_BY_FD, attr, "bpf obj get info")
+        return info.type, info.id, info.name.decode(errors="replace")
+
+    def bpf_prog_id(self, prog_fd: int) -> int:
+        return self.bpf_prog_info(prog_fd)[1]
 
     def syncfs(self, path: str) -> None:
         """Write the dirty data of the filesystem holding ``path`` to disk (syncfs(2))."""

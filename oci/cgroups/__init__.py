@@ -2,7 +2,10 @@
 
 A container's cgroup is a dict ``{hierarchy: dir}`` kept in its state: on v1
 one entry per mounted hierarchy (key = its controllers, e.g. ``"memory"`` or
-``"name=systemd"``), on v2 a single entry under the key ``""``. Each
+``"name=systemd"``), on v2 a single entry under the key ``""``. A hybrid
+node (v1 controllers plus a cgroup2 tree with none, at ``/sys/fs/cgroup/unified``)
+gets both: the v1 entries and ``""`` for the cgroup2 tree, where the v2 device
+program is attached beside the v1 ``devices`` rules. Each
 controller lives in its own module (``v1/memory.py``, ``v2/pids.py``) with
 ``apply(resources, cgroup_dir)``, so it can be tested against a tmp dir.
 """
@@ -29,12 +32,16 @@ def is_v2(root: str = CGROUP_ROOT) -> bool:
 
 
 def _v1_mounts() -> dict[str, str]:
-    """{hierarchy key: mount point} for the cgroup v1 hierarchies mounted here."""
+    """{hierarchy key: mount point} for the cgroup v1 hierarchies mounted here, and
+    ``""`` for a cgroup2 tree mounted beside them (hybrid)."""
     out: dict[str, str] = {}
     with open("/proc/self/mountinfo") as f:
         for line in f:
             parts = line.split()
             sep = parts.index("-")
+            if parts[sep + 1] == "cgroup2":
+                out.setdefault("", parts[4])
+                continue
             if parts[sep + 1] != "cgroup":
                 continue
             opts = [o for o in parts[sep + 3].split(",")
@@ -99,18 +106,56 @@ def create(paths: dict[str, str]) -> list[str]:
     return made
 
 
-def apply(paths: dict[str, str], resources: Json | None, on_create: bool) -> None:
+def load_device_program(paths: dict[str, str], rules: list[Json] | None) -> int | None:
+    """Load the cgroup2 device program for ``rules`` ahead of :func:`apply` (its fd),
+    None when the container has no cgroup2 dir."""
+    if "" not in paths:
+        return None
+    from crid.oci.cgroups.v2 import devices
+
+    return devices.load(rules)
+
+
+def apply(paths: dict[str, str], resources: Json | None, on_create: bool,
+          device_program: int | None = None) -> None:
+    """Write ``resources`` to the container's cgroups. Device rules are applied at
+    create and whenever ``resources`` holds a ``devices`` list (each time as the
+    whole list: deny all, the rules, the defaults); on cgroup2 (pure v2, or the
+    hybrid tree) as a BPF program: ``device_program`` when it was loaded ahead
+    for the same rules (this closes it)."""
     if resources is None:
         return
-    if "" in paths and len(paths) == 1:
-        from crid.oci.cgroups import v2
+    try:
+        if "" in paths and len(paths) == 1:
+            from crid.oci.cgroups import v2
 
-        v2.apply(resources, paths[""])
-        return
-    from crid.oci.cgroups import v1
+            v2.apply(resources, paths[""])
+        else:
+            from crid.oci.cgroups import v1
 
-    for key, d in paths.items():
-        v1.apply(controllers_of(key), resources, d, on_create)
+            for key, d in paths.items():
+                if key:
+                    v1.apply(controllers_of(key), resources, d, on_create)
+    except BaseException:
+        if device_program is not None:
+            os.close(device_program)
+        raise
+    if "" in paths and (on_create or resources.get("devices") is not None):
+        from crid.oci.cgroups.v2 import devices
+
+        devices.apply(resources.get("devices"), paths[""], prog=device_program)
+
+
+def with_device_nodes(rules: list[Json] | None, linux: Json) -> list[Json]:
+    """``rules`` followed by an allow rule for each node in ``linux.devices`` (a
+    ``u`` node is a char device; a fifo needs no rule), as at create."""
+    out = list(rules or [])
+    for dv in linux.get("devices") or []:
+        kind = {"u": "c"}.get(dv.get("type"), dv.get("type"))
+        if kind in ("b", "c"):
+            out.append({"allow": True, "type": kind, "major": dv.get("major"),
+                        "minor": dv.get("minor"), "access": "rwm"})
+    return out
 
 
 def join(paths: dict[str, str], pid: int) -> None:

@@ -163,15 +163,21 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
 
 def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Json,
                  undo: list[Callable[[], None]]) -> None:
-    made = cgroups.create(cg)
+    resources = dict(linux.get("resources") or {})
+    resources["devices"] = cgroups.with_device_nodes(resources.get("devices"), linux)
+    # Loaded before the dirs are made: mkdir waits for the kernel (see
+    # attach_prime), and this work fits in that wait.
+    prog = cgroups.load_device_program(cg, resources["devices"])
+    try:
+        made = cgroups.create(cg)
+    except BaseException:
+        if prog is not None:
+            os.close(prog)
+        raise
     # Removed after init is killed (a cgroup with a process in it is busy),
     # before the state dir: undo runs last to first.
     undo.insert(1, lambda: _rmdirs(made))
-    resources = dict(linux.get("resources") or {})
-    resources["devices"] = list(resources.get("devices") or []) + [
-        {"allow": True, "type": dv["type"], "major": dv.get("major"), "minor": dv.get("minor"),
-         "access": "rwm"} for dv in linux.get("devices") or []]
-    cgroups.apply(cg, resources, on_create=True)
+    cgroups.apply(cg, resources, on_create=True, device_program=prog)
     ctx.step("cgroup ready")
 
 

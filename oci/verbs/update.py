@@ -1,4 +1,5 @@
-"""``update ID --resources FILE | flags``: change a container's cgroup limits."""
+"""``update ID --resources FILE | flags``: change a container's cgroup limits,
+and its device rules when ``--resources`` holds a ``devices`` list."""
 
 from __future__ import annotations
 
@@ -73,9 +74,20 @@ def main(ctx: Context, argv: list[str]) -> int:
             raise InvalidArgument("--resources must hold a JSON object (linux.resources)")
     else:
         res = from_flags(a.flags)
-    res.pop("devices", None)  # device rules are fixed at create, as in runc
-    cgroups.apply(st.get("cgroup") or {}, res, on_create=False)
     cfg = st.setdefault("config", {})
+    applied = res
+    if res.get("devices") is not None:
+        # A new device list replaces the old one whole: deny all, these rules,
+        # the container's own nodes, the defaults (on cgroup2 a new program
+        # takes the old one's place).
+        if not isinstance(res["devices"], list):
+            raise InvalidArgument("--resources: devices must be a list of rules")
+        applied = {**res, "devices": cgroups.with_device_nodes(res["devices"],
+                                                               cfg.get("linux") or {})}
+        from crid.oci.cgroups import devices
+
+        devices.effective(applied["devices"])  # refuse a bad list before writing anything
+    cgroups.apply(st.get("cgroup") or {}, applied, on_create=False)
     merged = (cfg.setdefault("linux", {})).setdefault("resources", {})
     for k, v in res.items():
         merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) else v

@@ -22,5 +22,5 @@ def apply(controllers: list[str], resources: dict[str, Any], d: str, on_create: 
     for c in controllers:
         if c in _BY_NAME:
             _BY_NAME[c](resources, d)
-        elif c == "devices" and (on_create or resources.get("devices")):
-            devices.apply(resources, d)
+        elif c == "devices" and (on_create or resources.get("devices") is not None):
+            devices.apply(resources, d, on_create)

@@ -1,8 +1,10 @@
-"""cgroup v2 controllers, one module each, over the container's single dir."""
+"""cgroup v2 controllers, one module each, over the container's single dir.
+
+Imported lazily by ``apply``: a hybrid node loads this package only for the
+device program (``v2.devices``), and should not pay for the other controllers.
+"""
 
 from __future__ import annotations
-
-from crid.oci.cgroups.v2 import cpu, cpuset, hugetlb, io, memory, pids, unified
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
@@ -10,5 +12,7 @@ if TYPE_CHECKING:
 
 
 def apply(resources: dict[str, Any], d: str) -> None:
+    from crid.oci.cgroups.v2 import cpu, cpuset, hugetlb, io, memory, pids, unified
+
     for mod in (cpu, cpuset, memory, pids, hugetlb, io, unified):
         mod.apply(resources, d)
