@@ -202,7 +202,7 @@ def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: A
         filt = None
     privs.set_user()
     env = process.env_of(proc, process.home_of(os.getuid()))
-    os.chdir(proc.get("cwd") or "/")
+    process.enter_cwd(proc.get("cwd") or "/")
     path = process.lookup(proc["args"][0], env)
     privs.set_caps()
     privs.no_new_privs()
