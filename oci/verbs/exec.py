@@ -146,6 +146,9 @@ def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
     try:
         ch.child_side()
         sc = L.syscalls()
+        # Non-dumpable until execve: the container's processes may not reach
+        # our fds or our binary (the host's Python) through /proc/<pid>.
+        sc.prctl(L.PR_SET_DUMPABLE, 0)
         # Everything that imports or dlopens happens before we enter the container.
         if sock or sock_fd is not None:
             from crid.oci import console
