@@ -230,3 +230,45 @@ def test_exec_cwd_through_proc_self_fd_is_refused(runtime: Runtime, probe_bundle
             stdin=subprocess.DEVNULL)
         _assert_refused(runtime, r, fd, [*host_dirs, b.rootfs])
     runtime("kill", cid, "KILL")
+
+
+def test_created_init_is_out_of_the_containers_reach(runtime: Runtime,
+                                                     probe_bundle: Bundle) -> None:
+    """Before ``start`` the container's first process is still the runtime's
+    init, holding the exec fifo in the runtime's state dir, its binary the
+    host's interpreter. A process exec'd into the created container may not
+    read those through /proc/1 (the init is non-dumpable until execve).
+    crid-runtime only: runc 1.1.5's init lists its fds to the container."""
+    if runtime.name != "crid-runtime":
+        pytest.skip("runc 1.1.5's created init shows /proc/1/fd to the container")
+    b = probe_bundle
+    cri_config(b, ["/bin/fd_probe"], PLAIN)
+    cid = runtime.new_id()
+    outp, errp = b.path / f"{cid}.out", b.path / f"{cid}.err"
+    with open(outp, "w") as out, open(errp, "w") as err:
+        created = subprocess.run(runtime.cmd("create", "--bundle", str(b.path), cid),
+                                 stdin=subprocess.DEVNULL, stdout=out, stderr=err, timeout=30)
+    assert created.returncode == 0, errp.read_text()
+    init = int(runtime.state(cid)["pid"])
+    # From the host the init does hold a host path: the check below is not vacuous.
+    held = [os.readlink(f"/proc/{init}/fd/{n}") for n in os.listdir(f"/proc/{init}/fd")]
+    state_dir = str(runtime.root)
+    assert any(t.startswith(state_dir) for t in held), held
+    # The fd numbers may be listed; no link may be read or followed.
+    r = runtime("exec", cid, "/bin/sh", "-c",
+                "for n in $(ls /proc/1/fd); do readlink /proc/1/fd/$n; echo readlink$n=$?; "
+                "stat -L /proc/1/fd/$n >/dev/null; echo stat$n=$?; done; "
+                "readlink /proc/1/exe; echo exe=$?; readlink /proc/1/cwd; echo cwd=$?",
+                stdin=subprocess.DEVNULL)
+    assert r.returncode == 0, r.stderr
+    assert state_dir not in r.stdout and "python" not in r.stdout, r.stdout
+    results = dict(line.split("=", 1) for line in r.stdout.splitlines() if "=" in line)
+    assert {"readlink0", "stat0", "exe", "cwd"} <= set(results), r.stdout
+    assert "0" not in results.values(), r.stdout
+    runtime("start", cid, check=True)
+    deadline = time.monotonic() + 10
+    while "done" not in outp.read_text():
+        assert time.monotonic() < deadline, errp.read_text()
+        time.sleep(0.02)
+    inside, cwd = probe_output(outp.read_text())
+    assert sorted(inside) == [0, 1, 2] and cwd == "/", (inside, cwd)
