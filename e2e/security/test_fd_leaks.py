@@ -183,27 +183,40 @@ def test_exec_holds_only_its_stdio(runtime: Runtime, probe_bundle: Bundle) -> No
     runtime("kill", cid, "KILL")
 
 
-def _assert_refused(runtime: Runtime, r: subprocess.CompletedProcess[str], fd: int,
+def _assert_refused(runtime: Runtime, r: subprocess.CompletedProcess[str], cwd: str,
                     places: list[Path]) -> None:
-    assert r.returncode != 0, (runtime.name, fd, r.stdout)
-    assert "started" not in r.stdout, (runtime.name, fd)
+    assert r.returncode != 0, (runtime.name, cwd, r.stdout)
+    assert "started" not in r.stdout, (runtime.name, cwd)
     for place in places:
-        assert not (place / "escaped").exists(), (runtime.name, fd, place)
+        assert not (place / "escaped").exists(), (runtime.name, cwd, place)
     if runtime.name == "crid-runtime":
-        assert "cwd" in r.stderr and f"/proc/self/fd/{fd}" in r.stderr, r.stderr
+        assert f"process.cwd {cwd!r}" in r.stderr, r.stderr
 
 
 ESCAPE = ["/bin/sh", "-c", "touch escaped; echo started"]
 
 
 @pytest.mark.parametrize("preserved", [False, True], ids=["own-fds", "preserved-host-dirs"])
+@pytest.mark.parametrize("via", ["cwd", "symlink"])
 def test_cwd_through_proc_self_fd_is_refused(runtime: Runtime, bundle: Bundle,
-                                             host_dirs: list[Path], preserved: bool) -> None:
-    """The CVE's shape: process.cwd /proc/self/fd/N for N in 3..10. Whatever
-    fd N is inside the runtime (its own, or a host directory we pass), the
-    container must not start, and nothing may be written where cwd pointed."""
+                                             host_dirs: list[Path], preserved: bool,
+                                             via: str) -> None:
+    """The CVE's shape: process.cwd /proc/self/fd/N for N in 3..10, written
+    into config.json directly (crid's spec builder refuses it, but a runtime
+    must not rely on its caller), or as the image's innocent-looking
+    WorkingDir /work, a symlink to /proc/self/fd/N. Whatever fd N is inside
+    the runtime (its own, or a host directory we pass), the container must
+    not start, and nothing may be written where the cwd pointed."""
     for fd in range(3, 11):
-        cri_config(bundle, ESCAPE, PLAIN, working_dir=f"/proc/self/fd/{fd}")
+        if via == "symlink":
+            link = bundle.rootfs / "work"
+            link.unlink(missing_ok=True)
+            link.symlink_to(f"/proc/self/fd/{fd}")
+            cri_config(bundle, ESCAPE, PLAIN, working_dir="/work")
+        else:
+            cri_config(bundle, ESCAPE, PLAIN)
+            bundle.config["process"]["cwd"] = f"/proc/self/fd/{fd}"
+            bundle.write()
         cid = runtime.new_id()
         cmd = runtime.cmd("run", "--bundle", str(bundle.path), cid)
         if preserved:
@@ -211,9 +224,10 @@ def test_cwd_through_proc_self_fd_is_refused(runtime: Runtime, bundle: Bundle,
                 "run", "--preserve-fds", str(len(host_dirs)), "--bundle", str(bundle.path), cid))
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=30,
                            stdin=subprocess.DEVNULL)
-        _assert_refused(runtime, r, fd, [*host_dirs, bundle.rootfs, bundle.path])
+        cwd = bundle.config["process"]["cwd"]
+        _assert_refused(runtime, r, cwd, [*host_dirs, bundle.rootfs, bundle.path])
         if runtime.name == "crid-runtime" and preserved:
-            assert "outside" in r.stderr, r.stderr
+            assert "outside the container's root" in r.stderr, r.stderr
 
 
 def test_exec_cwd_through_proc_self_fd_is_refused(runtime: Runtime, probe_bundle: Bundle,
@@ -228,7 +242,7 @@ def test_exec_cwd_through_proc_self_fd_is_refused(runtime: Runtime, probe_bundle
             "exec", "--preserve-fds", str(len(host_dirs)), "--cwd", f"/proc/self/fd/{fd}",
             cid, *ESCAPE)), capture_output=True, text=True, timeout=30,
             stdin=subprocess.DEVNULL)
-        _assert_refused(runtime, r, fd, [*host_dirs, b.rootfs])
+        _assert_refused(runtime, r, f"/proc/self/fd/{fd}", [*host_dirs, b.rootfs])
     runtime("kill", cid, "KILL")
 
 
