@@ -118,3 +118,12 @@ def test_symlink_to_proc_self_fd_is_refused_by_the_runtime(cri: Cri, pod: Pod) -
         create(cri.daemon, pod.id, pod.config, cri.symlink_workdir)
     assert "/work" in str(refused.value.details()), refused.value.details()
     assert _containers(cri, pod) == []
+
+
+def test_exec_sync_holds_only_its_stdio(cri: Cri, pod: Pod) -> None:
+    """An ExecSync'd shell (conmon runs the runtime's exec) lists its own fds:
+    the glob's directory fd is closed again by the time ``-e`` follows it."""
+    cid = run(cri.daemon, pod.id, pod.config, cri.plain, working_dir="/tmp")
+    held = sh(cri.daemon, cid, 'for f in /proc/$$/fd/*; do [ -e "$f" ] && echo "${f##*/}"; done; '
+                               "readlink /proc/$$/cwd")
+    assert held.split() == ["0", "1", "2", "/tmp"], held
