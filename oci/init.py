@@ -81,7 +81,7 @@ class Init:
             filt = None
         privs.set_user()
         env = process.env_of(self.proc, process.home_of(os.getuid()))
-        os.chdir(self.proc.get("cwd") or "/")
+        process.enter_cwd(self.proc.get("cwd") or "/")
         path = process.lookup(self.proc["args"][0], env)
         privs.set_caps()
         self.ch.to_parent({"ready": True})

@@ -82,6 +82,31 @@ def home_of(uid: int) -> str:
     return "/"
 
 
+def enter_cwd(cwd: str) -> None:
+    """chdir(2) to ``process.cwd``, then prove the result is inside the root.
+
+    CVE-2024-21626: a cwd of ``/proc/self/fd/N`` (or a symlink to it) lands
+    in whatever directory fd N is, which may be a host directory (a runtime's
+    leaked fd, or one a caller passed with ``--preserve-fds``); the process
+    would start outside its root with the host's files under ``.``. Then
+    getcwd(2) finds no path from our root ("(unreachable)", which libc turns
+    into ENOENT), and we refuse before any of the container's code runs, as
+    runc does since 1.1.12.
+    """
+    try:
+        os.chdir(cwd)
+    except OSError as e:
+        raise InvalidArgument(f"process.cwd {cwd!r}: {e.strerror}") from None
+    try:
+        where = os.getcwd()
+    except OSError:
+        where = ""
+    if not where.startswith("/"):
+        raise InvalidArgument(
+            f"process.cwd {cwd!r} is outside the container's root: refused (a /proc/self/fd "
+            "path to a directory outside the container is a breakout, CVE-2024-21626)")
+
+
 def lookup(prog: str, env: dict[str, str]) -> str:
     if "/" in prog:
         if not os.path.isfile(prog) or not os.access(prog, os.X_OK):

@@ -9,6 +9,7 @@ envs, a later value of a name replacing an earlier one in place.
 
 from __future__ import annotations
 
+import posixpath
 from collections.abc import Iterable, Sequence
 
 from cri_api.v1 import api_pb2
@@ -61,10 +62,27 @@ def process_env(
 
 
 def working_dir(config: api_pb2.ContainerConfig, image: ImageConfig) -> str:
+    """The request's working dir, else the image's, else ``/``.
+
+    One under /proc is refused: the container's /proc is always procfs, and
+    /proc/self/fd/N, /proc/<pid>/cwd or /root there are magic links a
+    malicious image's WorkingDir uses to start its process outside its root
+    (CVE-2024-21626). A lexical check, for a clear early error; crid-runtime
+    checks where the cwd really resolves (a symlink in the image to
+    /proc/self/fd/N gets past this and is refused there).
+    """
     cwd = config.working_dir or image.working_dir or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"working directory {cwd!r} is not an absolute path")
+    if "proc" in (_first_component(cwd), _first_component(posixpath.normpath(cwd))):
+        raise InvalidArgument(
+            f"working directory {cwd!r} is under /proc: refused (a /proc magic link "
+            "would start the process outside the container, CVE-2024-21626)")
     return cwd
+
+
+def _first_component(path: str) -> str:
+    return path.lstrip("/").split("/", 1)[0]
 
 
 def build_process(

@@ -9,6 +9,17 @@ that makes it meaningful, in which case the rule for that capability adds it.
 ``clone`` without CAP_SYS_ADMIN may not create namespaces; ``clone3``, whose
 flags seccomp cannot inspect, answers ENOSYS so libc falls back to ``clone``.
 
+It is never weaker than moby's ``profiles/seccomp/default.json`` (a copy of
+a recent release is test data: tests/oci/spec/test_seccomp_vs_moby.py checks,
+for many capability sets, that crid allows nothing moby refuses). Hence:
+``io_uring_*`` is refused outright (its rings perform I/O that seccomp never
+sees, and it has been a steady source of kernel exploits; moby dropped it in
+25.0); ``kcmp``, ``pidfd_getfd`` (steals another process's fds) and
+``process_madvise`` need CAP_SYS_PTRACE; ``socket`` may not open AF_ALG or
+AF_VSOCK sockets (kernel crypto and host-guest sockets, both exploit-prone
+and useless to a container). ``ptrace`` and ``process_vm_*`` stay allowed as
+in moby: since kernel 4.8 seccomp re-checks after a tracer's changes.
+
 Names the kernel or libseccomp do not know are skipped by runtimes, so the
 lists hold the 32-bit variants too.
 """
@@ -41,19 +52,18 @@ ALLOWED = [
     "gettid", "gettimeofday", "getuid", "getuid32", "getxattr", "inotify_add_watch",
     "inotify_init", "inotify_init1", "inotify_rm_watch", "io_cancel", "ioctl", "io_destroy",
     "io_getevents", "io_pgetevents", "io_pgetevents_time64", "ioprio_get", "ioprio_set",
-    "io_setup", "io_submit", "io_uring_enter", "io_uring_register", "io_uring_setup", "ipc",
-    "kcmp", "kill", "landlock_add_rule", "landlock_create_ruleset", "landlock_restrict_self",
-    "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen", "listxattr", "llistxattr",
-    "_llseek", "lremovexattr", "lseek", "lsetxattr", "lstat", "lstat64", "madvise",
-    "map_shadow_stack", "membarrier", "memfd_create", "memfd_secret", "mincore", "mkdir",
-    "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap", "mmap2", "mprotect",
-    "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedreceive_time64",
-    "mq_timedsend", "mq_timedsend_time64", "mq_unlink", "mremap", "msgctl", "msgget", "msgrcv",
-    "msgsnd", "msync", "munlock", "munlockall", "munmap", "name_to_handle_at", "nanosleep",
-    "newfstatat", "_newselect", "open", "openat", "openat2", "pause", "pidfd_getfd", "pidfd_open",
-    "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free", "pkey_mprotect", "poll",
-    "ppoll", "ppoll_time64", "prctl", "pread64", "preadv", "preadv2", "prlimit64",
-    "process_madvise", "process_mrelease", "process_vm_readv", "process_vm_writev", "pselect6",
+    "io_setup", "io_submit", "ipc", "kill", "landlock_add_rule", "landlock_create_ruleset",
+    "landlock_restrict_self", "lchown", "lchown32", "lgetxattr", "link", "linkat", "listen",
+    "listxattr", "llistxattr", "_llseek", "lremovexattr", "lseek", "lsetxattr", "lstat", "lstat64",
+    "madvise", "map_shadow_stack", "membarrier", "memfd_create", "memfd_secret", "mincore",
+    "mkdir", "mkdirat", "mknod", "mknodat", "mlock", "mlock2", "mlockall", "mmap", "mmap2",
+    "mprotect", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive",
+    "mq_timedreceive_time64", "mq_timedsend", "mq_timedsend_time64", "mq_unlink", "mremap",
+    "msgctl", "msgget", "msgrcv", "msgsnd", "msync", "munlock", "munlockall", "munmap",
+    "name_to_handle_at", "nanosleep", "newfstatat", "_newselect", "open", "openat", "openat2",
+    "pause", "pidfd_open", "pidfd_send_signal", "pipe", "pipe2", "pkey_alloc", "pkey_free",
+    "pkey_mprotect", "poll", "ppoll", "ppoll_time64", "prctl", "pread64", "preadv", "preadv2",
+    "prlimit64", "process_mrelease", "process_vm_readv", "process_vm_writev", "pselect6",
     "pselect6_time64", "ptrace", "pwrite64", "pwritev", "pwritev2", "read", "readahead",
     "readlink", "readlinkat", "readv", "recv", "recvfrom", "recvmmsg", "recvmmsg_time64",
     "recvmsg", "remap_file_pages", "removexattr", "rename", "renameat", "renameat2",
@@ -69,8 +79,8 @@ ALLOWED = [
     "setresgid", "setresgid32", "setresuid", "setresuid32", "setreuid", "setreuid32", "setrlimit",
     "set_robust_list", "setsid", "setsockopt", "set_thread_area", "set_tid_address", "setuid",
     "setuid32", "setxattr", "shmat", "shmctl", "shmdt", "shmget", "shutdown", "sigaltstack",
-    "signalfd", "signalfd4", "sigprocmask", "sigreturn", "socket", "socketcall", "socketpair",
-    "splice", "stat", "stat64", "statfs", "statfs64", "statx", "symlink", "symlinkat", "sync",
+    "signalfd", "signalfd4", "sigprocmask", "sigreturn", "socketcall", "socketpair", "splice",
+    "stat", "stat64", "statfs", "statfs64", "statx", "symlink", "symlinkat", "sync",
     "sync_file_range", "syncfs", "sysinfo", "tee", "tgkill", "time", "timer_create",
     "timer_delete", "timer_getoverrun", "timer_gettime", "timer_gettime64", "timer_settime",
     "timer_settime64", "timerfd_create", "timerfd_gettime", "timerfd_gettime64", "timerfd_settime",
@@ -105,6 +115,7 @@ BY_CAPABILITY = {
     "CAP_SYS_CHROOT": ["chroot"],
     "CAP_SYS_MODULE": ["delete_module", "init_module", "finit_module"],
     "CAP_SYS_PACCT": ["acct"],
+    "CAP_SYS_PTRACE": ["kcmp", "pidfd_getfd", "process_madvise"],
     "CAP_SYS_RAWIO": ["iopl", "ioperm"],
     "CAP_SYS_TIME": ["settimeofday", "stime", "clock_settime", "clock_settime64"],
     "CAP_SYS_TTY_CONFIG": ["vhangup"],
@@ -117,6 +128,10 @@ BY_CAPABILITY = {
 # personality(2) personas that are harmless: PER_LINUX, UNAME26,
 # PER_LINUX32, PER_LINUX32|UNAME26, and the query value 0xffffffff.
 PERSONALITIES = (0x0, 0x0008, 0x20000, 0x20008, 0xFFFFFFFF)
+
+# socket(2) families refused: AF_ALG (kernel crypto API), AF_VSOCK (host-guest).
+AF_ALG = 38
+AF_VSOCK = 40
 
 # CLONE_NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
 CLONE_NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
@@ -138,6 +153,13 @@ def default_profile(
     rules += [
         _allow(["personality"], args=[{"index": 0, "value": p, "op": "SCMP_CMP_EQ"}])
         for p in PERSONALITIES
+    ]
+    # One rule per side of each refused family, as moby does: libseccomp ORs
+    # rules, and ANDs the conditions within one.
+    rules += [
+        _allow(["socket"], args=[{"index": 0, "value": AF_ALG, "op": "SCMP_CMP_LT"}]),
+        _allow(["socket"], args=[{"index": 0, "value": AF_ALG + 1, "op": "SCMP_CMP_EQ"}]),  # AF_NFC
+        _allow(["socket"], args=[{"index": 0, "value": AF_VSOCK, "op": "SCMP_CMP_GT"}]),
     ]
     caps = set(bounding_capabilities)
     for cap, names in BY_CAPABILITY.items():

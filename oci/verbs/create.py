@@ -192,6 +192,11 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
         if opts.get("release_signals"):
             signals.release()
         sc = L.syscalls()
+        # Out of the container's reach until execve makes the user's program
+        # dumpable again: without this a process exec'd into a created
+        # container reads our fds through /proc/1/fd (the exec fifo in the
+        # runtime's state dir) and /proc/1/exe (the host's Python).
+        sc.prctl(L.PR_SET_DUMPABLE, 0)
         _preload(cfg)
         # Opened here, as host root: a new user namespace may not reach --root.
         opts["fifo_fd"] = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)

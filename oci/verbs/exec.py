@@ -146,6 +146,9 @@ def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
     try:
         ch.child_side()
         sc = L.syscalls()
+        # Non-dumpable until execve: the container's processes may not reach
+        # our fds or our binary (the host's Python) through /proc/<pid>.
+        sc.prctl(L.PR_SET_DUMPABLE, 0)
         # Everything that imports or dlopens happens before we enter the container.
         if sock or sock_fd is not None:
             from crid.oci import console
@@ -202,7 +205,7 @@ def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: A
         filt = None
     privs.set_user()
     env = process.env_of(proc, process.home_of(os.getuid()))
-    os.chdir(proc.get("cwd") or "/")
+    process.enter_cwd(proc.get("cwd") or "/")
     path = process.lookup(proc["args"][0], env)
     privs.set_caps()
     privs.no_new_privs()

@@ -124,3 +124,20 @@ def test_image_config_from_json() -> None:
     assert ImageConfig.from_json({}) == ImageConfig()
     with pytest.raises(InvalidArgument, match="Env"):
         ImageConfig.from_json({"config": {"Env": "A=1"}})
+
+
+@pytest.mark.parametrize("cwd", [
+    "/proc/self/fd/7", "/proc/1/cwd", "/proc/thread-self/root/etc", "//proc/self/fd/3",
+    "/./proc/self/fd/3", "/tmp/../proc/self/fd/3", "/proc/self/fd/7/..", "/proc",
+])
+def test_working_dir_under_proc_is_refused(cwd: str) -> None:
+    """CVE-2024-21626's shape, from the request or from the image."""
+    with pytest.raises(InvalidArgument, match="under /proc"):
+        process.working_dir(container_config(working_dir=cwd), ImageConfig())
+    with pytest.raises(InvalidArgument, match="under /proc"):
+        process.working_dir(container_config(), ImageConfig(working_dir=cwd))
+
+
+@pytest.mark.parametrize("cwd", ["/procedures", "/srv/proc/self/fd/3", "/home/proc"])
+def test_working_dir_merely_named_proc_is_fine(cwd: str) -> None:
+    assert process.working_dir(container_config(working_dir=cwd), ImageConfig()) == cwd

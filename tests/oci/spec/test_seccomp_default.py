@@ -95,3 +95,23 @@ def test_arm64() -> None:
     profile = seccomp_default.default_profile(DEFAULT_CAPABILITIES, "aarch64")
     assert profile["architectures"] == ["SCMP_ARCH_AARCH64", "SCMP_ARCH_ARM"]
     assert not allowed(profile, "arch_prctl")
+
+
+@pytest.mark.parametrize("name", ["io_uring_setup", "io_uring_enter", "io_uring_register"])
+def test_io_uring_refused_even_with_all_capabilities(name: str) -> None:
+    assert action(DEFAULT, name) == ("SCMP_ACT_ERRNO", 1)
+    assert not allowed(seccomp_default.default_profile(ALL_CAPABILITIES, "x86_64"), name)
+
+
+@pytest.mark.parametrize("name", ["kcmp", "pidfd_getfd", "process_madvise"])
+def test_fd_and_memory_peeking_needs_sys_ptrace(name: str) -> None:
+    assert not allowed(DEFAULT, name)
+    assert allowed(seccomp_default.default_profile(
+        [*DEFAULT_CAPABILITIES, "CAP_SYS_PTRACE"], "x86_64"), name)
+
+
+def test_socket_families() -> None:
+    for family in (1, 2, 10, 16, 17, 39, 41, 45):  # unix, inet, inet6, netlink, packet, ...
+        assert allowed(DEFAULT, "socket", (family,)), family
+    for family in (seccomp_default.AF_ALG, seccomp_default.AF_VSOCK):
+        assert action(DEFAULT, "socket", (family,)) == ("SCMP_ACT_ERRNO", 1)
