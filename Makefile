@@ -10,11 +10,12 @@ BIN         := $(VENV)/bin
 # library kubelet, kubectl and crictl use, to check our server against it;
 # containerd, whose streaming server checks our SPDY client in turn; mmdebstrap
 # and podman, which make the node image's Debian base and build the Dockerfile
-# on it for e2e/deploy).
+# on it for e2e/deploy; gcc and libc6-dev, which build the static probes
+# e2e/security runs inside containers).
 APT_PACKAGES := conmon containernetworking-plugins iptables catatonit runc
 TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
                      golang-go golang-github-docker-spdystream-dev containerd \
-                     mmdebstrap podman
+                     mmdebstrap podman gcc libc6-dev
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 

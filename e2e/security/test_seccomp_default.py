@@ -34,7 +34,6 @@ CONTROLS = ("socket_unix", "socket_inet")  # allowed: the filter is not deny-all
 PROBES = (*ALWAYS_REFUSED, *PTRACE_GATED, *CONTROLS)
 EPERM = str(errno.EPERM)
 
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 
 
 @pytest.fixture(scope="module")
