@@ -75,8 +75,10 @@ class Target:
     process only after every setns and the check that init outlived them.
     """
 
-    def __init__(self, sc: L.Syscalls, pid: int, start: int | None, nss: list[Json]) -> None:
+    def __init__(self, sc: L.Syscalls, pid: int, start: int | None, nss: list[Json],
+                 proc: str = "/proc") -> None:
         self.pid = pid
+        self.proc = proc  # tests lay out a /proc/<pid> of their own
         self.pidfd = -1
         self.proc_dir = -1
         self.fds: list[tuple[str, int]] = []
@@ -99,7 +101,7 @@ class Target:
             if e.errno != 38:  # ENOSYS (kernel < 5.3): the /proc fd alone pins init
                 raise
         try:
-            self.proc_dir = os.open(f"/proc/{self.pid}",
+            self.proc_dir = os.open(f"{self.proc}/{self.pid}",
                                     os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
             raise self._gone("has exited") from None
