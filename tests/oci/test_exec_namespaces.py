@@ -214,3 +214,28 @@ def test_real_syscalls_pin_a_live_child_and_see_it_exit() -> None:
     with pytest.raises(OSError) as err:
         sc.pidfd_open(pid)
     assert err.value.errno == 3
+
+
+def test_init_exits_while_its_namespaces_are_opened(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A zombie still shows some namespaces (user, pid): the fds count only if
+    init was alive after the last was opened."""
+    before = _open_fds()
+    proc = fake_proc(tmp_path)
+    stat = proc / str(PID) / "stat"
+    real_fstat = os.fstat
+    seen = []
+
+    def fstat(fd: int) -> os.stat_result:
+        seen.append(fd)
+        if len(seen) == 3:
+            stat.write_text(_stat(state="Z"))
+        return real_fstat(fd)
+
+    monkeypatch.setattr(os, "fstat", fstat)
+    rec = Recorder()
+    with pytest.raises(FailedPrecondition, match="exited while its namespaces were opened"):
+        _target(rec, proc, ALL_OWN)
+    assert setns_flags(rec) == []
+    monkeypatch.undo()
+    assert _open_fds() == before
