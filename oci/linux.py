@@ -75,6 +75,7 @@ PR_CAP_AMBIENT_RAISE = 2
 PR_CAP_AMBIENT_CLEAR_ALL = 4
 
 _SYS_PIVOT_ROOT = 155
+_SYS_PIDFD_OPEN = 434  # one number on every architecture (added after the table was unified)
 _SYS_CLOSE_RANGE = 436
 _CLOSE_RANGE_CLOEXEC = 4
 _SYS_MOUNT_SETATTR = 442
@@ -105,6 +106,10 @@ class _CapData(ctypes.Structure):
         ("permitted", ctypes.c_uint32),
         ("inheritable", ctypes.c_uint32),
     ]
+
+
+class _PollFd(ctypes.Structure):
+    _fields_ = [("fd", ctypes.c_int), ("events", ctypes.c_short), ("revents", ctypes.c_short)]
 
 
 class _MountAttr(ctypes.Structure):
@@ -208,6 +213,19 @@ class Syscalls:
 
     def setns(self, fd: int, nstype: int = 0) -> None:
         self._check(self._libc.setns(fd, nstype), "setns")
+
+    def pidfd_open(self, pid: int) -> int:
+        """A pidfd (close-on-exec) for ``pid``: it names that process, never a
+        later one that reuses the number. ESRCH when no such process exists."""
+        return self._check(self._libc.syscall(_SYS_PIDFD_OPEN, ctypes.c_int(pid),
+                                              ctypes.c_uint(0)), f"pidfd_open {pid}")
+
+    def pidfd_exited(self, pidfd: int) -> bool:
+        """Whether the process of ``pidfd`` has exited (zombie or reaped): its
+        pidfd polls readable then, without waiting."""
+        pfd = _PollFd(pidfd, 1, 0)  # POLLIN
+        self._check(self._libc.poll(ctypes.byref(pfd), 1, 0), "poll pidfd")
+        return bool(pfd.revents)
 
     def sethostname(self, name: str) -> None:
         raw = name.encode()

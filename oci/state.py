@@ -63,11 +63,22 @@ def _replace(path: str, text: str) -> None:
     os.rename(tmp, path)
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Start time (clock ticks since boot) of a live, non-zombie process, else None."""
+def proc_start_time(pid: int, proc_dir: int | None = None) -> int | None:
+    """Start time (clock ticks since boot) of a live, non-zombie process, else None.
+
+    With ``proc_dir`` (an fd of its /proc/<pid>), read through that fd: it
+    keeps naming the process it was opened for, and fails once that is gone.
+    """
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read()
+        if proc_dir is None:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                raw = f.read()
+        else:
+            fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_dir)
+            try:
+                raw = os.read(fd, 4096)
+            finally:
+                os.close(fd)
     except OSError:
         return None
     fields = raw[raw.rindex(b")") + 2 :].split()

@@ -1,7 +1,8 @@
 """``exec``: run another process in a created or running container.
 
-A first child joins the container's cgroup and namespaces (read from its
-init's /proc/<pid>/ns), then forks the process, which takes the container's
+A first child joins the container's cgroup and namespaces (all opened from
+its init's /proc/<pid>/ns before any is joined, or none: ``namespaces.Target``),
+then forks the process, which takes the container's
 root from the joined mount namespace, drops to its user and capabilities and
 execs. Success is seen as EOF on a close-on-exec pipe; failure as a message.
 Without ``--detach`` we are the subreaper and exit with the process's code.
@@ -163,19 +164,13 @@ def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
             filt = seccomp.Filter(seccomp_cfg)
         privs = process.Privileges(sc, proc)
         cgroups.join(st.get("cgroup") or {}, os.getpid())
-        init = int(st["pid"])
-        fds = []
-        for t in ns.JOIN_ORDER:
-            name = ns.PROC_NAME[t]
-            theirs = f"/proc/{init}/ns/{name}"
-            try:
-                if os.stat(theirs).st_ino == os.stat(f"/proc/self/ns/{name}").st_ino:
-                    continue
-            except FileNotFoundError:
-                continue
-            fds.append((t, os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)))
-        ns.join(sc, fds)
-        if any(t == "user" for t, _ in fds):
+        # Every namespace is opened (and checked) before any is joined; any
+        # failure here ends this child before the process is forked.
+        target = ns.Target(sc, int(st["pid"]), st.get("pid_start"), config.namespaces(cfg))
+        target.join(sc)
+        joined_user = any(t == "user" for t, _ in target.fds)
+        target.close()
+        if joined_user:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
         pid = os.fork()

@@ -1,0 +1,67 @@
+"""``crid-runtime exec`` of ``/bin/true`` into one running container, this
+checkout against an earlier revision, same run.
+
+    python -P -m e2e.bench.exec_vs_rev [--against REV] [--rounds N]
+
+What a change to exec's path (its namespace join, its imports) costs every
+ExecSync and probe. Both trees are laid out as a wheel installs them and
+started through the ``-IS`` launcher, as in ``startup_vs_rev``; the
+container is made once (busybox bundle, ``sleep``), by the checkout's
+runtime, and both exec into it with the same ``--root`` (the state format is
+shared). Rounds alternate, so both see the same load; the ratio of the
+medians is the figure. ``--against`` defaults to ``HEAD``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from e2e.bench.startup_vs_rev import export, installed_layout, measure, runtime_script
+from e2e.fixtures.bundle import REPO, Bundle, _remove_cgroups
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -P -m e2e.bench.exec_vs_rev",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("--against", default="HEAD", help="git revision (default HEAD)")
+    parser.add_argument("--rounds", type=int, default=100, help="execs of each (default 100)")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="crid-exec-bench-") as tmp:
+        work = Path(tmp)
+        trees = {"checkout": installed_layout(REPO, work / "checkout"),
+                 args.against: installed_layout(export(args.against, work / "exported"),
+                                                work / "against")}
+        scripts = {name: str(runtime_script(tree, work / f"runtime-{index}"))
+                   for index, (name, tree) in enumerate(trees.items())}
+        root = str(work / "state")
+        name = f"crid-bench-exec-{work.name[-8:]}"
+        bundle = Bundle(work / "bundle", name).write(["sleep", "3600"])
+        cid = "bench-exec"
+        checkout = scripts["checkout"]
+        try:
+            with open(work / "init.out", "w") as out:
+                subprocess.run([checkout, "--root", root, "create", "--bundle",
+                                str(bundle.path), cid], check=True, stdin=subprocess.DEVNULL,
+                               stdout=out, stderr=out, timeout=30)
+            subprocess.run([checkout, "--root", root, "start", cid], check=True, timeout=30)
+            commands = {n: [s, "--root", root, "exec", cid, "true"] for n, s in scripts.items()}
+            for command in commands.values():  # each works, before anything is timed
+                subprocess.run(command, check=True, timeout=30)
+            medians = measure(commands, args.rounds)
+        finally:
+            subprocess.run([checkout, "--root", root, "delete", "--force", cid],
+                           capture_output=True, timeout=30)
+            _remove_cgroups(name)
+    print(f"crid-runtime exec true, median of {args.rounds} (ms):")
+    for n, median in medians.items():
+        print(f"  {median:7.2f}  {n}")
+    print(f"ratio checkout/{args.against}: {medians['checkout'] / medians[args.against]:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
