@@ -61,8 +61,12 @@ def _method(rpc: services.Rpc, families: list[object], interceptor: CallIntercep
         return Method(streaming=True, deserialize=rpc.request.FromString,
                       serialize=rpc.response.SerializeToString,
                       behavior=interceptor.streaming(rpc.path, _streaming(rpc, implementation)))
-    return Method(streaming=False, deserialize=rpc.request.FromString,
-                  serialize=_serialize_again_only_when_new(),
+    # Only the calls that answer from a cache return the same response object
+    # again; for the others a remembered response would only hold memory (an
+    # ExecSync answer is up to 16 MiB, twice over with its bytes).
+    serialize = (rpc.response.SerializeToString if inline is None
+                 else _serialize_again_only_when_new())
+    return Method(streaming=False, deserialize=rpc.request.FromString, serialize=serialize,
                   behavior=interceptor.unary(rpc.path, _unary(rpc, implementation)),
                   inline=None if inline is None else interceptor.inline(rpc.path, inline))
 
