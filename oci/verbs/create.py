@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from crid.oci import cgroups, config, hooks, process, signals, state
+from crid.oci import cgroups, config, hooks, process, procfs, signals, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -122,7 +122,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
             if "error" in msg:
                 raise CridError(msg["error"])
             if "userns" in msg:
-                ns.write_id_maps(int(msg["userns"]), linux)
+                ns.write_id_maps(L.syscalls(), int(msg["userns"]), linux)
                 ch.to_child({"ok": True})
             elif "pid" in msg:
                 pid = int(msg["pid"])
@@ -261,14 +261,16 @@ def _hook_state(cfg: Json, cid: str, bundle: str, pid: int, status: str) -> Json
 def _oom_score_adj(ctx: Context, pid: int, adj: int | None) -> None:
     if adj is None:
         return
-    path = f"/proc/{pid}/oom_score_adj"
+    sc = L.syscalls()
+    proc = procfs.open_root(sc)  # the host's, proved a procfs; nothing below it followed
     try:
-        with open(path, "w") as f:
-            f.write(str(adj))
-    except OSError as e:
-        with open(path) as f:
-            cur = f.read().strip()
-        ctx.warn(f"oom_score_adj {adj} refused by the kernel ({e.strerror}); keeping {cur}")
+        try:
+            procfs.write(sc, proc, f"{pid}/oom_score_adj", str(adj))
+        except OSError as e:
+            cur = procfs.read(sc, proc, f"{pid}/oom_score_adj").strip()
+            ctx.warn(f"oom_score_adj {adj} refused by the kernel ({e.strerror}); keeping {cur}")
+    finally:
+        os.close(proc)
 
 
 def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
