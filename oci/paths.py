@@ -171,10 +171,10 @@ def make_in_root(sc: L.Syscalls, root_fd: int, rel: str, is_file: bool,
     return cur
 
 
-def check_inside(root_fd: int, fd: int, what: str) -> str:
-    """The path (relative to the root) the kernel has for ``fd``; refuse one
-    that is not strictly below the root."""
-    root = where(root_fd).rstrip("/")
+def check_inside(root: str, fd: int, what: str) -> str:
+    """The path (relative to the root, whose path the kernel gave as ``root``)
+    the kernel has for ``fd``; refuse one that is not strictly below the root."""
+    root = root.rstrip("/")
     path = where(fd)
     if not path.startswith(root + "/"):
         raise InvalidArgument(f"{what}: resolved to {path}, not below the container's "

@@ -76,6 +76,7 @@ class Rootfs:
         self.new_cgroupns = any(n.get("type") == "cgroup" and not n.get("path")
                                 for n in self.linux.get("namespaces") or [])
         self.root_fd = -1  # the rootfs, O_PATH; every target is resolved under it
+        self.root_path = ""
         self.devnull = -1  # the container's /dev/null, verified: what masked files get
         self.proc_fd = -1  # after pivot_root: the container's /proc, verified
 
@@ -91,6 +92,7 @@ class Rootfs:
         if self.root_fd >= 0:
             os.close(self.root_fd)
         self.root_fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.root_path = paths.where(self.root_fd).rstrip("/")  # as the kernel spells it
 
     def close(self) -> None:
         for fd in (self.root_fd, self.devnull, self.proc_fd):
@@ -129,7 +131,7 @@ class Rootfs:
             raise InvalidArgument(f"mount on {dest!r} refused: it is the container's root")
         fd = paths.make_in_root(self.sc, self.root_fd, rel, is_file, resolve)
         try:
-            return fd, paths.check_inside(self.root_fd, fd, f"mount target {dest}")
+            return fd, paths.check_inside(self.root_path, fd, f"mount target {dest}")
         except BaseException:
             os.close(fd)
             raise
@@ -139,7 +141,7 @@ class Rootfs:
         again from the root without symlinks, and checked to be the same place
         and a different mount (a rename racing us would fail the check)."""
         new = paths.open_in_root(self.sc, self.root_fd, rel, resolve=L.RESOLVE_NO_SYMLINKS)
-        if paths.where(new) != paths.where(fd) or \
+        if paths.where(new) != f"{self.root_path}/{rel}" or \
                 self.sc.mount_id(new) == self.sc.mount_id(fd):
             os.close(new)
             raise InvalidArgument(f"mount target {dest} changed while it was mounted on")
@@ -407,7 +409,7 @@ class Rootfs:
             if fd < 0:
                 continue
             try:
-                rel = paths.check_inside(self.root_fd, fd, f"read-only path {p}")
+                rel = paths.check_inside(self.root_path, fd, f"read-only path {p}")
                 self.sc.mount(paths.fd_path(fd), paths.fd_path(fd), None,
                               L.MS_BIND | L.MS_REC, None)
                 new = self._reopen(fd, rel, p)
@@ -430,7 +432,7 @@ class Rootfs:
             if fd < 0:
                 continue
             try:
-                paths.check_inside(self.root_fd, fd, f"masked path {p}")
+                paths.check_inside(self.root_path, fd, f"masked path {p}")
                 target = paths.fd_path(fd)
                 if stat.S_ISDIR(os.fstat(fd).st_mode):
                     self.sc.mount("tmpfs", target, "tmpfs", L.MS_RDONLY, None)
