@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from crid.oci import hooks, process
+from crid.oci import hooks, process, procfs
 from crid.oci import linux as L
 from crid.oci.rootfs import Rootfs
 from crid.oci.sync import Channel
@@ -63,8 +63,7 @@ class Init:
         if cfg.get("domainname"):
             sc.setdomainname(cfg["domainname"])
         for key, value in (self.linux.get("sysctl") or {}).items():
-            with open("/proc/sys/" + key.replace(".", "/"), "w") as f:
-                f.write(value)
+            procfs.write_sysctl(sc, fs.proc(), key, value)
         fs.readonly_paths()
         fs.masked_paths()
         fs.finalize()

@@ -50,7 +50,19 @@ MOUNT_ATTR_STRICTATIME = 0x20
 MOUNT_ATTR_NODIRATIME = 0x80
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
 AT_FDCWD = -100
+AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
+
+# openat2(2) resolve flags
+RESOLVE_NO_XDEV = 0x01
+RESOLVE_NO_MAGICLINKS = 0x02
+RESOLVE_NO_SYMLINKS = 0x04
+RESOLVE_BENEATH = 0x08
+RESOLVE_IN_ROOT = 0x10
+
+# statfs(2) f_type of procfs; the root of a procfs is always inode 1
+PROC_SUPER_MAGIC = 0x9FA0
+PROC_ROOT_INO = 1
 
 # clone(2) / namespaces
 CLONE_NEWNS = 0x00020000
@@ -79,6 +91,11 @@ _SYS_PIDFD_OPEN = 434  # one number on every architecture (added after the table
 _SYS_CLOSE_RANGE = 436
 _CLOSE_RANGE_CLOEXEC = 4
 _SYS_MOUNT_SETATTR = 442
+_SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "ppc64le": 437, "s390x": 437, "riscv64": 437}
+_SYS_STATX = {"x86_64": 332, "aarch64": 291, "ppc64le": 383, "s390x": 379, "riscv64": 291}
+_OPENAT2_TRIES = 128
+_STATX_MNT_ID = 0x1000
+_STATX_MNT_ID_OFFSET = 0x90  # stx_mnt_id in struct statx
 _LINUX_CAPABILITY_VERSION_3 = 0x20080522
 
 # bpf(2): commands, the cgroup device program type and attach type, attach flags
@@ -119,6 +136,11 @@ class _MountAttr(ctypes.Structure):
         ("propagation", ctypes.c_uint64),
         ("userns_fd", ctypes.c_uint64),
     ]
+
+
+class _OpenHow(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
+                ("resolve", ctypes.c_uint64)]
 
 
 class _BpfProgLoad(ctypes.Structure):
@@ -207,6 +229,34 @@ class Syscalls:
             ),
             f"mount_setattr {path}",
         )
+
+    def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
+        """openat2(2): open ``path`` relative to ``dirfd`` under the ``RESOLVE_*`` rules;
+        the new fd. ``RESOLVE_IN_ROOT`` resolves as if ``dirfd`` were ``/``: no
+        symlink or ``..`` leads out of it, whatever the tree holds or becomes."""
+        how = _OpenHow(flags | os.O_CLOEXEC, mode, resolve)
+        nr, raw = _SYS_OPENAT2[os.uname().machine], _b(path)
+        # EAGAIN: a rename or mount anywhere raced a ".." step (the kernel
+        # cannot then prove it stayed inside); trying again is what it asks.
+        for _ in range(_OPENAT2_TRIES):
+            fd = self._libc.syscall(nr, dirfd, raw, ctypes.byref(how),
+                                    ctypes.c_size_t(ctypes.sizeof(how)))
+            if fd >= 0 or ctypes.get_errno() != 11:
+                break
+        return self._check(fd, f"openat2 {path}")
+
+    def fstatfs_type(self, fd: int) -> int:
+        """The filesystem type (``f_type`` of fstatfs(2)) of what ``fd`` is open on."""
+        buf = ctypes.create_string_buffer(120)  # struct statfs; f_type is its first field
+        self._check(self._libc.fstatfs(fd, buf), "fstatfs")
+        return int(ctypes.c_long.from_buffer(buf).value)
+
+    def mount_id(self, fd: int) -> int:
+        """The id of the mount ``fd`` is open on (statx(2) ``stx_mnt_id``)."""
+        buf = ctypes.create_string_buffer(256)
+        self._check(self._libc.syscall(_SYS_STATX[os.uname().machine], fd, b"",
+                                       AT_EMPTY_PATH, _STATX_MNT_ID, buf), "statx")
+        return int(ctypes.c_uint64.from_buffer(buf, _STATX_MNT_ID_OFFSET).value)
 
     def unshare(self, flags: int) -> None:
         self._check(self._libc.unshare(flags), f"unshare {flags:#x}")

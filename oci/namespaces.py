@@ -152,15 +152,23 @@ class Target:
         self.pidfd = self.proc_dir = -1
 
 
-def write_id_maps(pid: int, linux: Json) -> None:
+def write_id_maps(sc: L.Syscalls, pid: int, linux: Json) -> None:
+    """Write ``pid``'s uid and gid maps through the host's procfs, proved one
+    (``crid.oci.procfs``): never through a symlink or a mount in the way."""
     def fmt(maps: list[Json]) -> str:
         return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
 
     uid = linux.get("uidMappings") or []
     gid = linux.get("gidMappings") or []
-    if uid:
-        with open(f"/proc/{pid}/uid_map", "w") as f:
-            f.write(fmt(uid))
-    if gid:
-        with open(f"/proc/{pid}/gid_map", "w") as f:
-            f.write(fmt(gid))
+    if not (uid or gid):
+        return
+    from crid.oci import procfs
+
+    proc = procfs.open_root(sc)
+    try:
+        if uid:
+            procfs.write(sc, proc, f"{pid}/uid_map", fmt(uid))
+        if gid:
+            procfs.write(sc, proc, f"{pid}/gid_map", fmt(gid))
+    finally:
+        os.close(proc)

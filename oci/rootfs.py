@@ -10,7 +10,8 @@ import os
 import stat
 
 from crid.oci import linux as L
-from crid.oci import mounts, paths
+from crid.oci import mounts, paths, procfs
+from crid.oci.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
@@ -36,6 +37,28 @@ _DEV_LINKS = [
 ]
 
 
+# runc's list (libcontainer/rootfs_linux.go, checkProcMount): the only places
+# below /proc a mount may go, files lxcfs emulates.
+PROC_MOUNT_ALLOWED = frozenset({
+    "proc/cpuinfo", "proc/diskstats", "proc/meminfo", "proc/stat", "proc/swaps",
+    "proc/uptime", "proc/loadavg", "proc/slabinfo", "proc/sys/kernel/ns_last_pid",
+    "proc/sys/crypto/fips_enabled",
+})
+
+
+def check_proc_mount(rel: str, kind: str, is_bind: bool, source: str = "") -> None:
+    """Refuse a mount on /proc that is not a procfs, and one below /proc outside
+    runc's allow-list: such a mount would redirect what the runtime and the
+    kernel's readers find there (sysctls, /proc/self/attr, core_pattern; the
+    CVE-2025-52881 class). ``rel`` is the target relative to the root."""
+    if rel == "proc":
+        if kind == "proc" or (is_bind and L.fs_magic(source) == L.PROC_SUPER_MAGIC):
+            return
+        raise InvalidArgument("mount on /proc refused: only a procfs may be mounted there")
+    if rel.startswith("proc/") and rel not in PROC_MOUNT_ALLOWED:
+        raise InvalidArgument(f"mount on /{rel} refused: it is inside /proc")
+
+
 class Rootfs:
     def __init__(self, sc: L.Syscalls, cfg: Json, rootfs: str, bundle: str,
                  cgroup_paths: dict[str, str], in_userns: bool,
@@ -52,6 +75,10 @@ class Rootfs:
         self._await_cgroup = await_cgroup
         self.new_cgroupns = any(n.get("type") == "cgroup" and not n.get("path")
                                 for n in self.linux.get("namespaces") or [])
+        self.root_fd = -1  # the rootfs, O_PATH; every target is resolved under it
+        self.root_path = ""
+        self.devnull = -1  # the container's /dev/null, verified: what masked files get
+        self.proc_fd = -1  # after pivot_root: the container's /proc, verified
 
     # -- before pivot ----------------------------------------------------
     def prepare(self) -> None:
@@ -59,6 +86,27 @@ class Rootfs:
         self.sc.mount(None, "/", None, prop or (L.MS_SLAVE | L.MS_REC), None)
         self._make_parent_private(self.rootfs)
         self.sc.mount(self.rootfs, self.rootfs, None, L.MS_BIND | L.MS_REC, None)
+        self._open_root(self.rootfs)
+
+    def _open_root(self, path: str) -> None:
+        if self.root_fd >= 0:
+            os.close(self.root_fd)
+        self.root_fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.root_path = paths.where(self.root_fd).rstrip("/")  # as the kernel spells it
+
+    def close(self) -> None:
+        for fd in (self.root_fd, self.devnull, self.proc_fd):
+            if fd >= 0:
+                os.close(fd)
+        self.root_fd = self.devnull = self.proc_fd = -1
+
+    def proc(self) -> int:
+        """After pivot_root: an fd of the container's /proc, proved to be a
+        procfs root. Mounts after pivot_root go through its /proc/self/fd, and
+        sysctls are written below it (``crid.oci.procfs``)."""
+        if self.proc_fd < 0:
+            self.proc_fd = procfs.open_root(self.sc)
+        return self.proc_fd
 
     def _make_parent_private(self, path: str) -> None:
         # pivot_root refuses a shared parent mount; find the mount holding path.
@@ -75,40 +123,81 @@ class Rootfs:
         for m in self.cfg.get("mounts") or []:
             self.mount_one(m)
 
+    def _target(self, dest: str, is_file: bool, resolve: int = 0) -> tuple[int, str]:
+        """An O_PATH fd of the mount target ``dest`` inside the root (made if
+        missing), and where it resolved to (relative to the root)."""
+        rel = paths.relative(dest)
+        if not rel:
+            raise InvalidArgument(f"mount on {dest!r} refused: it is the container's root")
+        fd = paths.make_in_root(self.sc, self.root_fd, rel, is_file, resolve)
+        try:
+            return fd, paths.check_inside(self.root_path, fd, f"mount target {dest}")
+        except BaseException:
+            os.close(fd)
+            raise
+
+    def _reopen(self, fd: int, rel: str, dest: str) -> int:
+        """After a mount on ``fd``: an fd of the new mount on top. Resolved
+        again from the root without symlinks, and checked to be the same place
+        and a different mount (a rename racing us would fail the check)."""
+        new = paths.open_in_root(self.sc, self.root_fd, rel, resolve=L.RESOLVE_NO_SYMLINKS)
+        if paths.where(new) != f"{self.root_path}/{rel}" or \
+                self.sc.mount_id(new) == self.sc.mount_id(fd):
+            os.close(new)
+            raise InvalidArgument(f"mount target {dest} changed while it was mounted on")
+        return new
+
     def mount_one(self, m: Json) -> None:
         opts = mounts.parse(list(m.get("options") or []))
         kind = m.get("type") or ""
         if kind == "bind":
             opts.flags |= L.MS_BIND
+        src = m.get("source") or kind
+        lexical = paths.relative(m["destination"])
+        if opts.is_bind and not os.path.isabs(src):
+            src = os.path.join(self.bundle, src)
+        check_proc_mount(lexical, kind, opts.is_bind, src)
         if kind == "cgroup":
             self._mount_cgroup(m, opts)
             return
-        src = m.get("source") or kind
+        is_file = opts.is_bind and not os.path.isdir(src)
+        # procfs and sysfs go exactly where asked, never through a symlink (runc).
+        strict = L.RESOLVE_NO_SYMLINKS if kind in ("proc", "sysfs") else 0
+        fd, rel = self._target(m["destination"], is_file, strict)
+        try:
+            # What the target resolved to counts, not how it was spelled.
+            check_proc_mount(rel, kind, opts.is_bind, src)
+            self._mount_on(fd, rel, m["destination"], src, kind, opts)
+        finally:
+            os.close(fd)
+
+    def _mount_on(self, fd: int, rel: str, dest: str, src: str, kind: str,
+                  opts: mounts.Options) -> None:
+        target = paths.fd_path(fd)
         if opts.is_bind:
-            if not os.path.isabs(src):
-                src = os.path.join(self.bundle, src)
-            is_file = not os.path.isdir(src)
+            self.sc.mount(src, target, None, opts.flags & (L.MS_BIND | L.MS_REC), None)
         else:
-            is_file = False
-        dest = paths.ensure_target(self.rootfs, m["destination"], is_file)
-        if opts.is_bind:
-            self.sc.mount(src, dest, None, opts.flags & (L.MS_BIND | L.MS_REC), None)
-            extra = opts.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
-            if extra:
-                self._remount(dest, opts.flags | L.MS_REMOUNT)
-        else:
-            data = opts.data or None
             try:
-                self.sc.mount(src, dest, kind, opts.flags, data)
+                self.sc.mount(src, target, kind, opts.flags, opts.data or None)
             except OSError:
                 if kind != "sysfs" or not self.in_userns:
                     raise
                 # sysfs needs a net namespace owned by our userns; fall back like runc
-                self.sc.mount("/sys", dest, None, L.MS_BIND | L.MS_REC, None)
-        for p in opts.propagation:
-            self.sc.mount(None, dest, None, p, None)
-        if opts.attr_set or opts.attr_clr:
-            self.sc.mount_setattr(dest, L.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
+                self.sc.mount("/sys", target, None, L.MS_BIND | L.MS_REC, None)
+        extra = opts.is_bind and opts.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
+        if not (extra or opts.propagation or opts.attr_set or opts.attr_clr):
+            return
+        new = self._reopen(fd, rel, dest)
+        try:
+            top = paths.fd_path(new)
+            if extra:
+                self._remount(top, opts.flags | L.MS_REMOUNT)
+            for p in opts.propagation:
+                self.sc.mount(None, top, None, p, None)
+            if opts.attr_set or opts.attr_clr:
+                self.sc.mount_setattr(top, L.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
+        finally:
+            os.close(new)
 
     def _remount(self, dest: str, flags: int) -> None:
         try:
@@ -127,39 +216,63 @@ class Rootfs:
 
     def _mount_cgroup(self, m: Json, opts: mounts.Options) -> None:
         self.await_cgroup()
-        dest = paths.ensure_target(self.rootfs, m["destination"], False)
+        fd, rel = self._target(m["destination"], False)
+        try:
+            self._mount_cgroup_on(fd, rel, m["destination"], opts)
+        finally:
+            os.close(fd)
+
+    def _mount_cgroup_on(self, fd: int, rel: str, dest: str, opts: mounts.Options) -> None:
         ro = bool(opts.flags & L.MS_RDONLY)
         base = opts.flags & ~L.MS_RDONLY
+        target = paths.fd_path(fd)
         if self.cgroup_paths.get("") is not None and len(self.cgroup_paths) == 1:
             # cgroup v2
             if self.new_cgroupns:
-                self.sc.mount("cgroup2", dest, "cgroup2", opts.flags, None)
+                self.sc.mount("cgroup2", target, "cgroup2", opts.flags, None)
             else:
-                self.sc.mount(self.cgroup_paths[""], dest, None, L.MS_BIND | L.MS_REC, None)
+                self.sc.mount(self.cgroup_paths[""], target, None, L.MS_BIND | L.MS_REC, None)
                 if ro:
-                    self._remount(dest, L.MS_BIND | L.MS_REMOUNT | opts.flags)
+                    new = self._reopen(fd, rel, dest)
+                    try:
+                        self._remount(paths.fd_path(new), L.MS_BIND | L.MS_REMOUNT | opts.flags)
+                    finally:
+                        os.close(new)
             return
-        self.sc.mount("tmpfs", dest, "tmpfs", base | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC,
+        self.sc.mount("tmpfs", target, "tmpfs", base | L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC,
                       "mode=755")
-        for name, host_dir in sorted(self.cgroup_paths.items()):
-            if not name:
-                continue
-            sub = name.split("=", 1)[-1]
-            target = os.path.join(dest, sub)
-            os.makedirs(target, exist_ok=True)
-            if self.new_cgroupns:
-                # the hierarchy key is the mount's own option list ("cpu,cpuacct")
-                self.sc.mount("cgroup", target, "cgroup", opts.flags, name)
-            else:
-                self.sc.mount(host_dir, target, None, L.MS_BIND | L.MS_REC, None)
-                self._remount(target, L.MS_BIND | L.MS_REMOUNT | opts.flags)
-            if "," in sub:
-                for alias in sub.split(","):
-                    link = os.path.join(dest, alias)
-                    if not os.path.lexists(link):
-                        os.symlink(sub, link)
-        if ro:
-            self.sc.mount(None, dest, None, L.MS_REMOUNT | L.MS_RDONLY | base, None)
+        top = self._reopen(fd, rel, dest)  # the tmpfs we just made: all else goes in it
+        try:
+            for name, host_dir in sorted(self.cgroup_paths.items()):
+                if not name:
+                    continue
+                sub = name.split("=", 1)[-1]
+                os.mkdir(sub, 0o755, dir_fd=top)
+                sub_fd = self.sc.openat2(top, sub, os.O_PATH, paths.HERE)
+                try:
+                    where = paths.fd_path(sub_fd)
+                    if self.new_cgroupns:
+                        # the hierarchy key is the mount's own option list ("cpu,cpuacct")
+                        self.sc.mount("cgroup", where, "cgroup", opts.flags, name)
+                    else:
+                        self.sc.mount(host_dir, where, None, L.MS_BIND | L.MS_REC, None)
+                        new = self._reopen(sub_fd, rel + "/" + sub, dest)
+                        try:
+                            self._remount(paths.fd_path(new),
+                                          L.MS_BIND | L.MS_REMOUNT | opts.flags)
+                        finally:
+                            os.close(new)
+                finally:
+                    os.close(sub_fd)
+                if "," in sub:
+                    for alias in sub.split(","):
+                        if not _lexists(alias, top):
+                            os.symlink(sub, alias, dir_fd=top)
+            if ro:
+                self.sc.mount(None, paths.fd_path(top), None, L.MS_REMOUNT | L.MS_RDONLY | base,
+                              None)
+        finally:
+            os.close(top)
 
     def binds_dev(self) -> bool:
         return any(
@@ -180,35 +293,81 @@ class Rootfs:
             os.umask(old)
         if bind_dev:
             return
-        for src, link in [*_DEV_LINKS, *([("/proc/kcore", "/dev/core")]
-                                        if os.path.exists("/proc/kcore") else [])]:
-            path = paths.secure_join(self.rootfs, link)
-            if not os.path.lexists(path) and os.path.isdir(os.path.dirname(path)):
-                os.symlink(src, path)
-        ptmx = paths.secure_join(self.rootfs, "/dev/ptmx")
-        if os.path.isdir(os.path.dirname(ptmx)):
-            if os.path.lexists(ptmx):
-                os.unlink(ptmx)
-            os.symlink("pts/ptmx", ptmx)
+        try:
+            dev = paths.open_in_root(self.sc, self.root_fd, "dev", os.O_PATH | os.O_DIRECTORY)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        try:
+            for src, link in [*_DEV_LINKS, *([("/proc/kcore", "/dev/core")]
+                                            if os.path.exists("/proc/kcore") else [])]:
+                name = link[len("/dev/"):]
+                if not _lexists(name, dev):
+                    os.symlink(src, name, dir_fd=dev)
+            if _lexists("ptmx", dev):
+                os.unlink("ptmx", dir_fd=dev)
+            os.symlink("pts/ptmx", "ptmx", dir_fd=dev)
+        finally:
+            os.close(dev)
 
     def _device(self, d: Json) -> None:
-        dest = paths.secure_join(self.rootfs, d["path"])
-        os.makedirs(os.path.dirname(dest), 0o755, exist_ok=True)
+        rel = paths.relative(d["path"])
+        parent_rel, _, name = rel.rpartition("/")
+        if not name:
+            raise InvalidArgument(f"device path {d['path']!r} is not a file path")
+        parent, _ = self._target("/" + parent_rel, False) if parent_rel else \
+            (paths.open_in_root(self.sc, self.root_fd, "", os.O_PATH | os.O_DIRECTORY), "")
+        try:
+            self._device_in(d, parent, name)
+        finally:
+            os.close(parent)
+
+    def _device_in(self, d: Json, parent: int, name: str) -> None:
         kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK,
                 "p": stat.S_IFIFO}[d["type"]]
         mode = 0o666 if d.get("fileMode") is None else int(d["fileMode"])
         if self.in_userns:
             # mknod is not allowed in a user namespace: bind the host's node instead.
-            if not os.path.lexists(dest):
-                os.close(os.open(dest, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW, 0o600))
-            self.sc.mount(d["path"], dest, None, L.MS_BIND, None)
+            if not _lexists(name, parent):
+                os.close(os.open(name, os.O_CREAT | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                                 0o600, dir_fd=parent))
+            fd = self.sc.openat2(parent, name, os.O_PATH, paths.HERE)
+            try:
+                self.sc.mount(d["path"], paths.fd_path(fd), None, L.MS_BIND, None)
+            finally:
+                os.close(fd)
             return
-        if os.path.lexists(dest):
-            os.unlink(dest)
-        os.mknod(dest, kind | (mode & 0o7777),
-                 os.makedev(int(d.get("major") or 0), int(d.get("minor") or 0)))
-        os.chmod(dest, mode & 0o7777)
-        os.chown(dest, int(d.get("uid") or 0), int(d.get("gid") or 0))
+        if _lexists(name, parent):
+            os.unlink(name, dir_fd=parent)
+        os.mknod(name, kind | (mode & 0o7777),
+                 os.makedev(int(d.get("major") or 0), int(d.get("minor") or 0)), dir_fd=parent)
+        fd = self.sc.openat2(parent, name, os.O_PATH, paths.HERE)
+        try:
+            os.chmod(paths.fd_path(fd), mode & 0o7777)
+            os.chown(paths.fd_path(fd), int(d.get("uid") or 0), int(d.get("gid") or 0))
+        finally:
+            os.close(fd)
+
+    def open_devnull(self) -> int:
+        """The container's /dev/null as an fd (after pivot_root), proved to be
+        the null device (char 1:3), never reached through a symlink: masked
+        files are bind mounts of that very inode. An image or a container
+        sharing the /dev may have made /dev/null a symlink to anything, say
+        /proc/sys/kernel/core_pattern, which would then be bound writable over
+        the masked path (runc's CVE-2025-31133)."""
+        if self.devnull < 0:
+            try:
+                fd = paths.open_in_root(self.sc, self.root_fd, "dev/null",
+                                        resolve=L.RESOLVE_NO_SYMLINKS)
+            except OSError as e:
+                raise InvalidArgument(f"cannot mask paths: the container's /dev/null: "
+                                      f"{e.strerror}") from None
+            st = os.fstat(fd)
+            if not stat.S_ISCHR(st.st_mode) or st.st_rdev != os.makedev(1, 3):
+                os.close(fd)
+                raise InvalidArgument("cannot mask paths: the container's /dev/null is not the "
+                                      "null device (char 1:3)")
+            self.devnull = fd
+        return self.devnull
 
     def pivot(self, no_pivot: bool) -> None:
         if no_pivot:
@@ -216,6 +375,7 @@ class Rootfs:
             self.sc.mount(self.rootfs, "/", None, L.MS_MOVE, None)
             os.chroot(".")
             os.chdir("/")
+            self._open_root("/")
             return
         old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
@@ -230,27 +390,57 @@ class Rootfs:
             os.close(old)
             os.close(new)
         os.chdir("/")
+        self._open_root("/")
 
     # -- after pivot -----------------------------------------------------
+    def _existing(self, p: str) -> int:
+        """An O_PATH fd of ``p`` inside the root; -1 when it does not exist."""
+        try:
+            return paths.open_in_root(self.sc, self.root_fd, paths.relative(p))
+        except (FileNotFoundError, NotADirectoryError):
+            return -1
+
     def readonly_paths(self) -> None:
-        for p in self.linux.get("readonlyPaths") or []:
-            try:
-                self.sc.mount(p, p, None, L.MS_BIND | L.MS_REC, None)
-            except FileNotFoundError:
+        ro = self.linux.get("readonlyPaths") or []
+        if ro:
+            self.proc()
+        for p in ro:
+            fd = self._existing(p)
+            if fd < 0:
                 continue
-            flags = os.statvfs(p).f_flag & (L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
-            self.sc.mount(None, p, None,
-                          L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC | flags, None)
+            try:
+                rel = paths.check_inside(self.root_path, fd, f"read-only path {p}")
+                self.sc.mount(paths.fd_path(fd), paths.fd_path(fd), None,
+                              L.MS_BIND | L.MS_REC, None)
+                new = self._reopen(fd, rel, p)
+            finally:
+                os.close(fd)
+            try:
+                top = paths.fd_path(new)
+                flags = os.statvfs(top).f_flag & (L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
+                self.sc.mount(None, top, None,
+                              L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | L.MS_REC | flags, None)
+            finally:
+                os.close(new)
 
     def masked_paths(self) -> None:
-        for p in self.linux.get("maskedPaths") or []:
-            try:
-                if os.path.isdir(p):
-                    self.sc.mount("tmpfs", p, "tmpfs", L.MS_RDONLY, None)
-                else:
-                    self.sc.mount("/dev/null", p, None, L.MS_BIND, None)
-            except FileNotFoundError:
+        masked = self.linux.get("maskedPaths") or []
+        if masked:
+            self.proc()
+        for p in masked:
+            fd = self._existing(p)
+            if fd < 0:
                 continue
+            try:
+                paths.check_inside(self.root_path, fd, f"masked path {p}")
+                target = paths.fd_path(fd)
+                if stat.S_ISDIR(os.fstat(fd).st_mode):
+                    self.sc.mount("tmpfs", target, "tmpfs", L.MS_RDONLY, None)
+                else:
+                    self.sc.mount(paths.fd_path(self.open_devnull()), target, None, L.MS_BIND,
+                                  None)
+            finally:
+                os.close(fd)
 
     def finalize(self) -> None:
         if (self.cfg.get("root") or {}).get("readonly"):
@@ -259,6 +449,15 @@ class Rootfs:
         prop = self.linux.get("rootfsPropagation")
         if prop:
             self.sc.mount(None, "/", None, mounts.PROPAGATION[prop], None)
+        self.close()
+
+
+def _lexists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def _optional_fields(mountpoint: str) -> str:

@@ -6,11 +6,12 @@ bundle, ``image-volumes/<n>``: one layer is bind-mounted read-only, more are
 stacked by an overlay with lower dirs only (read-only by construction: the
 kernel wants two or more for that), an image without layers is an empty dir.
 The spec is then built from a copy of the request in which each image mount
-is a read-only bind of that dir, or of ``image_sub_path`` inside it, looked
-up the way the image sees its own paths (a symlink cannot lead out), and
-which must exist. ContainerStatus keeps reporting the request's own mounts,
-each image stamped with the ID of the image it resolved to (``image_ref``),
-which is also how RemoveImage knows the image is in use.
+is a read-only bind of that dir, or of ``image_sub_path`` inside it: opened
+by fd the way the image sees its own paths (a symlink cannot lead out),
+which must exist, and bound by that fd on ``<n>.sub`` beside the volume.
+ContainerStatus keeps reporting the request's own mounts, each image stamped
+with the ID of the image it resolved to (``image_ref``), which is also how
+RemoveImage knows the image is in use.
 
 The volumes are unmounted before their bundle is removed, on RemoveContainer,
 on a failed create, and for bundles a crash left without a container.
@@ -19,6 +20,7 @@ on a failed create, and for bundles a crash left without a container.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,8 +30,8 @@ from cri_api.v1 import api_pb2
 from crid.api.image_ref import image_ref, set_image_ref
 from crid.errors import InvalidArgument, NotFound
 from crid.oci.linux import MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, Syscalls, syscalls
+from crid.oci.paths import fd_path, open_in_root
 from crid.oci.spec.mounts import parse_mountinfo
-from crid.oci.spec.rootfs import scoped_path
 
 VOLUMES_DIR = "image-volumes"
 
@@ -67,7 +69,8 @@ def mount_all(config: api_pb2.ContainerConfig, images: Images, bundle: Path,
         set_image_ref(asked.image, image.id)
         root = bundle / VOLUMES_DIR / str(index)
         _mount_layers(images.lower_dirs(image.id), root, kernel or syscalls())
-        source = _sub_path(root, mount.image_sub_path, where, mount.image.image)
+        source = _sub_path(root, mount.image_sub_path, where, mount.image.image,
+                           kernel or syscalls())
         mount.ClearField("image")
         mount.image_sub_path = ""
         mount.host_path = source
@@ -102,12 +105,33 @@ def _mount_layers(lowers: Sequence[Path], root: Path, kernel: Syscalls) -> None:
     kernel.mount(None, str(root), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
 
 
-def _sub_path(root: Path, sub_path: str, where: str, image: str) -> str:
+def _sub_path(root: Path, sub_path: str, where: str, image: str, kernel: Syscalls) -> str:
+    """The host path the runtime binds for ``image_sub_path``: the sub path is
+    opened inside the volume with openat2(RESOLVE_IN_ROOT) (a symlink in the
+    image cannot lead out), and that very inode is bound read-only, by its fd,
+    on ``<n>.sub`` beside the volume: the runtime gets a path of ours, never
+    one it would resolve through the image again."""
     if not sub_path:
         return str(root)
     if os.path.isabs(sub_path) or ".." in sub_path.split("/"):
         raise InvalidArgument(f"{where}: sub path {sub_path!r} must be relative, without '..'")
-    source = scoped_path(str(root), sub_path)
-    if not os.path.exists(source):
-        raise InvalidArgument(f"{where}: sub path {sub_path!r} does not exist in image {image}")
-    return source
+    root_fd = os.open(root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        try:
+            fd = open_in_root(kernel, root_fd, sub_path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise InvalidArgument(f"{where}: sub path {sub_path!r} does not exist in image "
+                                  f"{image}") from None
+    finally:
+        os.close(root_fd)
+    try:
+        target = root.with_name(root.name + ".sub")
+        if stat.S_ISDIR(os.fstat(fd).st_mode):
+            target.mkdir()
+        else:
+            target.touch(0o444)
+        kernel.mount(fd_path(fd), str(target), None, MS_BIND)
+        kernel.mount(None, str(target), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+    finally:
+        os.close(fd)
+    return str(target)

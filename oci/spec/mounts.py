@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from cri_api.v1 import api_pb2
+from crid.oci.rootfs import check_proc_mount
 from crid.oci.spec.facts import PodFacts
 from crid.oci.spec.host import Host
 
@@ -142,6 +143,17 @@ def _check_propagation(source: str, propagation: str, host: Host,
         )
 
 
+def _check_proc(destination: str, source: str) -> None:
+    """runc's rule (checkProcMount), refused here with a clear message before
+    any bundle exists: nothing is mounted below /proc but the few files lxcfs
+    emulates, and on /proc itself only a procfs. A mount there would redirect
+    what the runtime writes (sysctls) and what the kernel's readers find."""
+    try:
+        check_proc_mount(destination.lstrip("/"), "bind", True, source)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"mount container path {destination!r}: {e.message}") from None
+
+
 def cri_mounts(mounts: list[api_pb2.Mount], host: Host) -> tuple[list[Mount], str]:
     """The request's mounts, and the rootfs propagation they need ("" for default)."""
     found: list[Mount] = []
@@ -163,6 +175,7 @@ def cri_mounts(mounts: list[api_pb2.Mount], host: Host) -> tuple[list[Mount], st
             raise InvalidArgument(f"mount propagation {m.propagation} for {destination} is "
                                   "unknown")
         source = host.realpath(m.host_path)
+        _check_proc(os.path.normpath(destination), source)
         _check_propagation(source, propagation, host, cache)
         options = ["rbind", propagation, "ro" if m.readonly else "rw"]
         if m.recursive_read_only:

@@ -15,12 +15,13 @@ import os
 import sys
 import time
 
-from crid.oci import cgroups, config, hooks, process, signals, state
+from crid.oci import cgroups, config, hooks, paths, process, procfs, signals, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
 from crid.oci.errors import CridError, InvalidArgument, describe
 from crid.oci.init import Init
+from crid.oci.rootfs import check_proc_mount
 from crid.oci.sync import Channel
 
 from crid.errors import AlreadyExists
@@ -63,6 +64,7 @@ def create(ctx: Context, cid: str, flags: Json) -> Json:
         raise InvalidArgument("cannot use console socket if runc will not detach or allocate tty")
     if not config.has_new_ns(cfg, "mount"):
         raise InvalidArgument("config.json: a new mount namespace is required")
+    _check_proc_mounts(cfg, bundle)
     os.makedirs(ctx.root, 0o711, exist_ok=True)
     d = state.container_dir(ctx.root, cid)
     try:
@@ -122,7 +124,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
             if "error" in msg:
                 raise CridError(msg["error"])
             if "userns" in msg:
-                ns.write_id_maps(int(msg["userns"]), linux)
+                ns.write_id_maps(L.syscalls(), int(msg["userns"]), linux)
                 ch.to_child({"ok": True})
             elif "pid" in msg:
                 pid = int(msg["pid"])
@@ -179,6 +181,21 @@ def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Json,
     undo.insert(1, lambda: _rmdirs(made))
     cgroups.apply(cg, resources, on_create=True, device_program=prog)
     ctx.step("cgroup ready")
+
+
+def _check_proc_mounts(cfg: Json, bundle: str) -> None:
+    """Refuse the bundle before anything is made if a mount is spelled to go on
+    /proc or below it against runc's rule; init checks again where each
+    target really resolves (``crid.oci.rootfs.check_proc_mount``)."""
+    for m in cfg.get("mounts") or []:
+        opts = m.get("options") or []
+        kind = m.get("type") or ""
+        bind = kind == "bind" or "bind" in opts or "rbind" in opts
+        try:
+            check_proc_mount(paths.relative(m["destination"]), kind, bind,
+                             os.path.join(bundle, m.get("source") or ""))
+        except InvalidArgument as e:
+            raise InvalidArgument(f"config.json: {e.message}") from None
 
 
 def _rfc3339_now() -> str:
@@ -261,14 +278,16 @@ def _hook_state(cfg: Json, cid: str, bundle: str, pid: int, status: str) -> Json
 def _oom_score_adj(ctx: Context, pid: int, adj: int | None) -> None:
     if adj is None:
         return
-    path = f"/proc/{pid}/oom_score_adj"
+    sc = L.syscalls()
+    proc = procfs.open_root(sc)  # the host's, proved a procfs; nothing below it followed
     try:
-        with open(path, "w") as f:
-            f.write(str(adj))
-    except OSError as e:
-        with open(path) as f:
-            cur = f.read().strip()
-        ctx.warn(f"oom_score_adj {adj} refused by the kernel ({e.strerror}); keeping {cur}")
+        try:
+            procfs.write(sc, proc, f"{pid}/oom_score_adj", str(adj))
+        except OSError as e:
+            cur = procfs.read(sc, proc, f"{pid}/oom_score_adj").strip()
+            ctx.warn(f"oom_score_adj {adj} refused by the kernel ({e.strerror}); keeping {cur}")
+    finally:
+        os.close(proc)
 
 
 def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:

@@ -178,3 +178,26 @@ def test_requested_dev_replaces_every_default_below_it() -> None:
     assert [m["destination"] for m in found if str(m["destination"]).startswith("/dev")] == [
         "/dev"]
     assert _by_dest(found)["/dev"]["type"] == "bind"
+
+
+@pytest.mark.parametrize("container_path", [
+    "/proc/sys/kernel/core_pattern", "/proc/self/attr/exec", "/proc/1/../sys/x", "/proc/",
+    "/proc", "/proc/sysrq-trigger", "/./proc/kcore",
+])
+def test_mounts_in_proc_are_refused(container_path: str) -> None:
+    with pytest.raises(InvalidArgument, match="proc"):
+        mounts.cri_mounts([_mount("/h", container_path)], FakeHost())
+
+
+@pytest.mark.parametrize("container_path", ["/proc/cpuinfo", "/proc/meminfo", "/proc/uptime",
+                                            "/proc/sys/kernel/ns_last_pid", "/procfs/x",
+                                            "/sys/kernel/x", "/sys/fs/cgroup/x"])
+def test_lxcfs_files_and_sys_are_allowed(container_path: str) -> None:
+    # runc's allow-list below /proc; /sys is the container's own read-only sysfs
+    found, _ = mounts.cri_mounts([_mount("/h", container_path)], FakeHost())
+    assert found[0]["destination"] == container_path
+
+
+def test_a_real_procfs_may_go_on_proc() -> None:
+    found, _ = mounts.cri_mounts([_mount("/proc", "/proc")], FakeHost())
+    assert found[0]["destination"] == "/proc"
