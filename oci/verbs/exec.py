@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 
-from crid.oci import cgroups, config, jsonc, process, signals, state
+from crid.oci import cgroups, config, jsonc, process, signals, state, sync, trampoline
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -120,6 +120,9 @@ def main(ctx: Context, argv: list[str]) -> int:
                 break
             if "error" in msg:
                 raise CridError(msg["error"])
+            if "exec_errno" in msg:  # from the trampoline: the program's execve failed
+                n = int(msg["exec_errno"])
+                raise CridError(f"exec failed: {os.strerror(n)}: {msg.get('path')}")
             if "pid" in msg:
                 pid = int(msg["pid"])
     finally:
@@ -178,10 +181,11 @@ def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
         if any(t == "user" for t, _ in fds):
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            sc.prctl(L.PR_SET_DUMPABLE, 0)  # a change of ids resets it to fs.suid_dumpable
         pid = os.fork()
         if pid == 0:
             try:
-                _exec_process(sc, proc, privs, filt, sock_fd, preserve)
+                _exec_process(sc, proc, privs, filt, sock_fd, preserve, ch.c_write)
             except BaseException as e:
                 ch.to_parent({"error": describe(e)})
             os._exit(127)
@@ -193,7 +197,7 @@ def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
 
 
 def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: Any,
-                  sock_fd: int | None, preserve: int) -> None:
+                  sock_fd: int | None, preserve: int, report: int) -> None:
     if sock_fd is not None:
         from crid.oci import console
 
@@ -215,7 +219,12 @@ def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: A
         except OSError:
             pass
     sc.cloexec_from(3 + preserve)
+    # Through the sealed trampoline: /proc/self/exe during the program's
+    # execve is never the host's Python. It reports a failed execve on
+    # `report` as {"exec_errno": "NNN"}, and closes it when execve succeeds.
+    tmpl = sync.message({"exec_errno": "000", "path": path[:1024]})
+    tramp = trampoline.prepare(path, report, tmpl, tmpl.find(b"000"))
     process.default_signals()
     if filt is not None:
         filt.load()
-    os.execve(path, proc["args"], env)
+    trampoline.run(tramp, path, proc["args"], env, report)
