@@ -80,7 +80,21 @@ int main(int argc, char **argv) {
 	fflush(stdout);
 	double deadline = now() + 10;
 	int maps_tries = 0;
+	unsigned long spins = 0;
 	while (fd < 0 && now() < deadline) {
+		if (!locked && ++spins % 256 == 0) {
+			/* the pid was used and is gone already: missed it entirely */
+			int last = 0;
+			FILE *l = fopen("/proc/sys/kernel/ns_last_pid", "r");
+			if (l) {
+				if (fscanf(l, "%d", &last) != 1)
+					last = 0;
+				fclose(l);
+			}
+			snprintf(path, sizeof path, "/proc/%d", first);
+			if (last >= first && access(path, F_OK) != 0)
+				break;
+		}
 		for (int p = first; p < first + window && fd < 0; p++) {
 			snprintf(path, sizeof path, "/proc/%d/exe", p);
 			int e = open(path, O_PATH | O_CLOEXEC);
@@ -124,6 +138,9 @@ int main(int argc, char **argv) {
 	printf("denied=%d\nmaps_denied=%d\nmaps_leak=%d\n", denied, maps_denied, maps_leak);
 	if (fd < 0) {
 		printf("exe=none\ndone\n");
+		fflush(stdout);
+		if (!race)
+			sleep(1); /* as below: the exec'd program may still run */
 		return 0;
 	}
 	snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
