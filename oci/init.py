@@ -106,7 +106,7 @@ class Init:
         # through a copy of it that the trampoline closes on success.
         report = sc.fcntl(2, L.F_DUPFD, keep) if _is_open(2) else -1
         tmpl = f"crid-runtime: exec failed: {path[:1024]}: errno 000\n".encode(errors="replace")
-        tramp = trampoline.prepare(path, report, tmpl, tmpl.rfind(b"000"))
+        tramp = trampoline.prepare(path, report, tmpl, tmpl.rfind(b"000"), status=1)
         privs.no_new_privs()
         process.default_signals()
         if filt is not None:

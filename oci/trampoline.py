@@ -23,7 +23,8 @@ The target path, and where and how to report a failed execve, are written
 into the image: before its execve the trampoline marks the report fd
 close-on-exec (success is EOF, as before; where a seccomp profile refuses
 fcntl it closes the fd and reports nothing), and on failure it writes a
-template with the errno's three digits filled in to that fd and exits 127.
+template with the errno's three digits filled in to that fd and exits
+(127 unless told otherwise; init exits 1, as it did before and runc's does).
 The memfd is made before the seccomp filter is loaded (``prepare``), and
 exec'd after (``run``): through execveat, or /proc/self/fd/N where a
 profile refuses execveat.
@@ -34,7 +35,11 @@ runtime execs the program directly, as before, protected only by being
 non-dumpable until then.
 
 The code, assembled with GNU as (``as t.s && objcopy -O binary -j .text``);
-DATA is 0x400200, where ``image`` puts the parameters::
+DATA is 0x400200, where ``image`` puts the parameters (u64 address of the
+target path, u64 address of the failure template, u32 its length, u32 the
+offset of its three digits, i32 the report fd or -1, u32 the exit status
+after a failure); tests/oci/test_trampoline.py assembles what follows and
+compares)::
 
     _start:
             mov     rbx, [rsp]                      # argc
@@ -113,8 +118,8 @@ DATA is 0x400200, where ``image`` puts the parameters::
             mov     rsi, rsp
             mov     edx, dword ptr [DATA+16]
             syscall
-    out:    mov     eax, 231                        # exit_group(127)
-            mov     edi, 127
+    out:    mov     eax, 231                        # exit_group(status)
+            mov     edi, dword ptr [DATA+28]
             syscall
 """
 
@@ -140,7 +145,7 @@ CODE = bytes.fromhex(
     "25100240004889ca4889e7f3a48b3c25140240004801e744"
     "89f0b90a00000031d2f7f180c23088570231d2f7f180c230"
     "88570131d2f7f180c2308817b8010000004c89ff4889e68b"
-    "1425100240000f05b8e7000000bf7f0000000f05"
+    "1425100240000f05b8e70000008b3c251c0240000f05"
 )
 BASE = 0x400000
 ENTRY = 64 + 2 * 56  # after the ELF header and two program headers
@@ -161,10 +166,11 @@ def _u(n: int, size: int) -> bytes:
     return n.to_bytes(size, "little", signed=n < 0)
 
 
-def image(target: str, errfd: int = -1, template: bytes = b"", digits: int = 0) -> bytes:
+def image(target: str, errfd: int = -1, template: bytes = b"", digits: int = 0,
+          status: int = EXIT_FAILED) -> bytes:
     """The trampoline for one execve of ``target``: on failure it writes
     ``template`` to ``errfd`` with the errno's three decimal digits at
-    ``digits``, then exits 127 (errfd -1: it only exits)."""
+    ``digits``, then exits with ``status`` (errfd -1: it only exits)."""
     if len(template) > MAX_TEMPLATE or (template and not 0 <= digits <= len(template) - 3):
         raise ValueError("trampoline: bad failure template")
     path = os.fsencode(target)
@@ -183,7 +189,7 @@ def image(target: str, errfd: int = -1, template: bytes = b"", digits: int = 0) 
     stack = _u(0x6474E551, 4) + _u(6, 4) + bytes(48)  # PT_GNU_STACK, RW: no executable stack
     head = ehdr + load + stack + CODE
     params = (_u(BASE + path_at, 8) + _u(BASE + tmpl_at, 8) + _u(len(template), 4)
-              + _u(digits, 4) + _u(errfd, 4) + bytes(4))
+              + _u(digits, 4) + _u(errfd, 4) + _u(status & 0xFF, 4))
     return head + bytes(DATA - len(head)) + params + template + path + b"\0"
 
 
@@ -204,13 +210,14 @@ def sealed(img: bytes) -> int:
     return fd
 
 
-def prepare(path: str, errfd: int = -1, template: bytes = b"", digits: int = 0) -> int:
+def prepare(path: str, errfd: int = -1, template: bytes = b"", digits: int = 0,
+            status: int = EXIT_FAILED) -> int:
     """The sealed trampoline that will exec ``path`` (-1 where unsupported);
     ``errfd`` is passed on whether close-on-exec or not, and closed by the
     trampoline when the program's execve succeeds."""
     if not SUPPORTED:
         return -1
-    img = image(path, errfd, template, digits)
+    img = image(path, errfd, template, digits, status)
     try:
         return sealed(img)
     except OSError:

@@ -22,7 +22,7 @@ F_GET_SEALS = 1034
 
 
 def run(path: str, args: list[str], env: dict[str, str], *,
-        stdout: int | None = None) -> tuple[int, dict[str, str] | None]:
+        stdout: int | None = None, status: int = 127) -> tuple[int, dict[str, str] | None]:
     """Exec ``path`` through the trampoline in a child: (exit code, the
     failure report or None)."""
     r, w = os.pipe()
@@ -33,7 +33,7 @@ def run(path: str, args: list[str], env: dict[str, str], *,
             if stdout is not None:
                 os.dup2(stdout, 1)
             tmpl = sync.message({"exec_errno": "000", "path": path})
-            fd = trampoline.prepare(path, w, tmpl, tmpl.find(b"000"))
+            fd = trampoline.prepare(path, w, tmpl, tmpl.find(b"000"), status)
             trampoline.run(fd, path, args, env, w)
         finally:
             os._exit(99)
@@ -78,6 +78,8 @@ def test_failed_execve_is_reported_with_its_errno(tmp_path: Path) -> None:
     plain.chmod(0o644)
     code, msg = run(str(plain), ["x"], {})
     assert (code, msg) == (127, {"exec_errno": "013", "path": str(plain)})  # EACCES
+    code, msg = run(str(plain), ["x"], {}, status=1)  # as init exits
+    assert (code, msg) == (1, {"exec_errno": "013", "path": str(plain)})
 
 
 def test_proc_self_exe_script_cannot_reenter(tmp_path: Path) -> None:
@@ -122,7 +124,7 @@ def test_image_refuses_what_it_cannot_carry() -> None:
                     reason="needs binutils")
 def test_code_is_its_listing(tmp_path: Path) -> None:
     doc = trampoline.__doc__ or ""
-    listing = doc.split("puts the parameters::\n", 1)[1]
+    listing = doc.split("compares)::\n", 1)[1]
     base = trampoline.BASE + trampoline.DATA
     source = re.sub(r"DATA\+(\d+)", lambda m: hex(base + int(m.group(1))), listing)
     (tmp_path / "t.s").write_text(".intel_syntax noprefix\n.globl _start\n" + source)
