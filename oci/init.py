@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 
-from crid.oci import hooks, process, procfs
+from crid.oci import hooks, process, procfs, trampoline
 from crid.oci import linux as L
 from crid.oci.rootfs import Rootfs
 from crid.oci.sync import Channel
@@ -99,11 +99,18 @@ class Init:
             except OSError:
                 pass
         sc.cloexec_from(keep)
+        # Through the sealed trampoline (see crid.oci.trampoline): the host's
+        # Python is never /proc/self/exe when the program is exec'd. Our
+        # channel is closed by now: a failed execve is reported on stderr,
+        # through a copy of it that the trampoline closes on success.
+        report = sc.fcntl(2, L.F_DUPFD, keep) if _is_open(2) else -1
+        tmpl = f"crid-runtime: exec failed: {path[:1024]}: errno 000\n".encode(errors="replace")
+        tramp = trampoline.prepare(path, report, tmpl, tmpl.rfind(b"000"), status=1)
         privs.no_new_privs()
         process.default_signals()
         if filt is not None:
             filt.load()
-        os.execve(path, self.proc["args"], env)
+        trampoline.run(tramp, path, self.proc["args"], env, report)
 
     def _await_parent(self) -> None:
         """Wait for the runtime's go-ahead (our cgroup made and joined, or the
@@ -115,3 +122,11 @@ class Init:
         return {"ociVersion": self.cfg.get("ociVersion"), "id": self.opts["id"],
                 "status": status, "pid": os.getpid(), "bundle": self.opts["bundle"],
                 "annotations": self.cfg.get("annotations") or {}}
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+    except OSError:
+        return False
+    return True

@@ -74,6 +74,9 @@ CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
 CLONE_NEWTIME = 0x00000080
 
+# fcntl(2)
+F_DUPFD = 0
+
 # prctl(2)
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
@@ -385,6 +388,10 @@ class Syscalls:
 
     def bpf_prog_id(self, prog_fd: int) -> int:
         return self.bpf_prog_info(prog_fd)[1]
+
+    def fcntl(self, fd: int, cmd: int, arg: int = 0) -> int:
+        """fcntl(2) with an integer argument (the ``fcntl`` module costs an import)."""
+        return self._check(self._libc.fcntl(fd, cmd, ctypes.c_int(arg)), f"fcntl {cmd}")
 
     def syncfs(self, path: str) -> None:
         """Write the dirty data of the filesystem holding ``path`` to disk (syncfs(2))."""

@@ -153,6 +153,9 @@ class Privileges:
             os.setgroups([int(g) for g in user.get("additionalGids") or []])
         os.setresgid(gid, gid, gid)
         os.setresuid(uid, uid, uid)
+        # The kernel resets dumpable to fs.suid_dumpable when ids change (and
+        # with 1 there, the container could reach us again): keep it off.
+        self.sc.prctl(L.PR_SET_DUMPABLE, 0)
         self.sc.prctl(L.PR_SET_KEEPCAPS, 0)
         if user.get("umask") is not None:
             os.umask(int(user["umask"]))
@@ -162,6 +165,7 @@ class Privileges:
             return
         c = self.caps
         self.sc.capset(c["effective"], c["permitted"], c["inheritable"])
+        self.sc.prctl(L.PR_SET_DUMPABLE, 0)  # as in set_user: gained caps reset it too
         # The kernel only raises an ambient cap that is permitted and inheritable;
         # runc skips the others silently (its default spec lists ambient caps
         # without inheritable ones), and so do we.

@@ -73,6 +73,11 @@ class Channel:
                 pass
 
 
-def _send(fd: int, msg: Json) -> None:
+def message(msg: Json) -> bytes:
+    """``msg`` as it travels: length, then marshal."""
     data = marshal.dumps(msg)
-    os.write(fd, len(data).to_bytes(_LEN, "little") + data)
+    return len(data).to_bytes(_LEN, "little") + data
+
+
+def _send(fd: int, msg: Json) -> None:
+    os.write(fd, message(msg))

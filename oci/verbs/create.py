@@ -228,6 +228,7 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
                 os._exit(1)
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            sc.prctl(L.PR_SET_DUMPABLE, 0)  # a change of ids resets it to fs.suid_dumpable
         flags = ns.new_flags(nss, exclude=("user",))
         if flags:
             sc.unshare(flags)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 
-from crid.oci import cgroups, config, jsonc, process, signals, state
+from crid.oci import cgroups, config, jsonc, process, signals, state, trampoline
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -104,12 +104,18 @@ def main(ctx: Context, argv: list[str]) -> int:
         L.syscalls().prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         signals.hold()
     ch = Channel()
+    # The trampoline reports a failed execve on a pipe of its own, never on
+    # the channel: for the microseconds it runs, the container can reach its
+    # fds, so what comes back is read as three digits and nothing more.
+    rep_r, rep_w = os.pipe()
     first = os.fork()
     if first == 0:
         if not detach:
             signals.release()
+        os.close(rep_r)
         _first_child(ch, st, cfg, proc, sock, int(a.flags.get("preserve_fds") or 0),
-                     theirs.detach() if relay else None)
+                     theirs.detach() if relay else None, rep_w)
+    os.close(rep_w)
     if relay:
         theirs.close()
     ch.parent_side()
@@ -123,11 +129,15 @@ def main(ctx: Context, argv: list[str]) -> int:
                 raise CridError(msg["error"])
             if "pid" in msg:
                 pid = int(msg["pid"])
+        failed = _exec_report(rep_r) if pid else None
     finally:
         ch.close_parent()
+        os.close(rep_r)
         os.waitpid(first, 0)
     if not pid:
         raise CridError("exec failed before the process started")
+    if failed is not None:
+        raise CridError(f"exec failed: {failed}: {proc['args'][0]}")
     if a.flags.get("pid_file"):
         state.write_pid_file(a.flags["pid_file"], pid)
     if detach:
@@ -142,8 +152,23 @@ def main(ctx: Context, argv: list[str]) -> int:
     return signals.wait_for(pid)
 
 
+def _exec_report(fd: int) -> str | None:
+    """What the trampoline said on ``fd`` (None: the program's execve worked)."""
+    data = b""
+    while len(data) < 16:
+        chunk = os.read(fd, 16)
+        if not chunk:
+            break
+        data += chunk
+    if not data:
+        return None
+    if len(data) == 3 and data.isdigit():
+        return os.strerror(int(data))
+    return "unreadable report from the exec trampoline"
+
+
 def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
-                 preserve: int, sock_fd: int | None) -> None:
+                 preserve: int, sock_fd: int | None, report: int) -> None:
     try:
         ch.child_side()
         sc = L.syscalls()
@@ -173,10 +198,11 @@ def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
         if joined_user:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
+            sc.prctl(L.PR_SET_DUMPABLE, 0)  # a change of ids resets it to fs.suid_dumpable
         pid = os.fork()
         if pid == 0:
             try:
-                _exec_process(sc, proc, privs, filt, sock_fd, preserve)
+                _exec_process(sc, proc, privs, filt, sock_fd, preserve, report)
             except BaseException as e:
                 ch.to_parent({"error": describe(e)})
             os._exit(127)
@@ -188,7 +214,7 @@ def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
 
 
 def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: Any,
-                  sock_fd: int | None, preserve: int) -> None:
+                  sock_fd: int | None, preserve: int, report: int) -> None:
     if sock_fd is not None:
         from crid.oci import console
 
@@ -210,7 +236,11 @@ def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: A
         except OSError:
             pass
     sc.cloexec_from(3 + preserve)
+    # Through the sealed trampoline: /proc/self/exe during the program's
+    # execve is never the host's Python. It writes a failed execve's errno
+    # to `report` as three digits, and closes it when execve succeeds.
+    tramp = trampoline.prepare(path, report, b"000", 0)
     process.default_signals()
     if filt is not None:
         filt.load()
-    os.execve(path, proc["args"], env)
+    trampoline.run(tramp, path, proc["args"], env, report)
