@@ -14,29 +14,21 @@ medians is the figure. ``--against`` defaults to ``HEAD``.
 
 from __future__ import annotations
 
-import argparse
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from e2e.bench.startup_vs_rev import export, installed_layout, measure, runtime_script
-from e2e.fixtures.bundle import REPO, Bundle, _remove_cgroups
+from e2e.bench._revisions import parser, report_ratio, runtimes
+from e2e.bench.startup_vs_rev import measure
+from e2e.fixtures.bundle import Bundle, _remove_cgroups
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -P -m e2e.bench.exec_vs_rev",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--against", default="HEAD", help="git revision (default HEAD)")
-    parser.add_argument("--rounds", type=int, default=100, help="execs of each (default 100)")
-    args = parser.parse_args(argv)
+    args = parser("e2e.bench.exec_vs_rev", __doc__ or "", 100, "execs").parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="crid-exec-bench-") as tmp:
         work = Path(tmp)
-        trees = {"checkout": installed_layout(REPO, work / "checkout"),
-                 args.against: installed_layout(export(args.against, work / "exported"),
-                                                work / "against")}
-        scripts = {name: str(runtime_script(tree, work / f"runtime-{index}"))
-                   for index, (name, tree) in enumerate(trees.items())}
+        scripts = runtimes(args.against, work)
         root = str(work / "state")
         name = f"crid-bench-exec-{work.name[-8:]}"
         bundle = Bundle(work / "bundle", name).write(["sleep", "3600"])
@@ -59,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"crid-runtime exec true, median of {args.rounds} (ms):")
     for n, median in medians.items():
         print(f"  {median:7.2f}  {n}")
-    print(f"ratio checkout/{args.against}: {medians['checkout'] / medians[args.against]:.3f}")
+    report_ratio(args.against, medians["checkout"], medians[args.against])
     return 0
 
 

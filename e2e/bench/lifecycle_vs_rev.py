@@ -13,7 +13,6 @@ figure. ``--against`` defaults to ``HEAD``.
 
 from __future__ import annotations
 
-import argparse
 import ctypes
 import shutil
 import statistics
@@ -22,27 +21,17 @@ import tempfile
 import uuid
 from pathlib import Path
 
+from e2e.bench._revisions import parser, report_ratio, runtimes
 from e2e.bench.runtime import PR_SET_CHILD_SUBREAPER, STEPS, lifecycle
-from e2e.bench.startup_vs_rev import REPO, export, installed_layout, runtime_script
 from e2e.fixtures.bundle import Bundle
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -P -m e2e.bench.lifecycle_vs_rev",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--against", default="HEAD", help="git revision (default HEAD)")
-    parser.add_argument("--rounds", type=int, default=40, help="lives of each (default 40)")
-    args = parser.parse_args(argv)
+    args = parser("e2e.bench.lifecycle_vs_rev", __doc__ or "", 40, "lives").parse_args(argv)
     ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     work = Path(tempfile.mkdtemp(prefix="crid-lifecycle-"))
     try:
-        binaries = {
-            "checkout": str(runtime_script(installed_layout(REPO, work / "checkout"),
-                                           work / "runtime-checkout")),
-            args.against: str(runtime_script(
-                installed_layout(export(args.against, work / "exported"), work / "against"),
-                work / "runtime-against")),
-        }
+        binaries = runtimes(args.against, work)
         bundle = Bundle(work / "bundle", f"crid-bench-{uuid.uuid4().hex[:8]}")
         bundle.config["linux"]["cgroupsPath"] = ""
         bundle.write(["/bin/true"])
@@ -61,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, lives in times.items():
         steps = " ".join(f"{statistics.median(r[s] for r in lives) * 1000:7.1f}" for s in STEPS)
         print(f"  {name[:10]:10s} {total[name]:7.1f} {steps}")
-    print(f"ratio checkout/{args.against}: {total['checkout'] / total[args.against]:.3f}")
+    report_ratio(args.against, total["checkout"], total[args.against])
     return 0
 
 

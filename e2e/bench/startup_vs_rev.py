@@ -15,45 +15,14 @@ uncommitted change.
 
 from __future__ import annotations
 
-import argparse
-import io
-import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
 
-from crid.oci import launcher
-
-REPO = Path(__file__).resolve().parents[2]
-FOLDERS = {"crid": "crid", "api": "crid/api", "oci": "crid/oci", "image": "crid/image",
-           "network": "crid/network"}
-
-
-def installed_layout(source: Path, target: Path) -> Path:
-    """``target`` holding crid as a wheel lays it out, from a tree shaped like the repo."""
-    for folder, where in FOLDERS.items():
-        shutil.copytree(source / folder, target / where, dirs_exist_ok=True,
-                        ignore=shutil.ignore_patterns("__pycache__"))
-    subprocess.run([sys.executable, "-P", "-m", "compileall", "-q", str(target)], check=True)
-    return target
-
-
-def export(revision: str, target: Path) -> Path:
-    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, *FOLDERS],
-                             check=True, capture_output=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
-    return target
-
-
-def runtime_script(tree: Path, path: Path) -> Path:
-    path.write_text(launcher.script(sys.executable, str(tree)))
-    path.chmod(0o755)
-    return path
+from e2e.bench._revisions import parser, report_ratio, runtimes
 
 
 def measure(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
@@ -67,26 +36,18 @@ def measure(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -P -m e2e.bench.startup_vs_rev",
-                                     description=__doc__.splitlines()[0])
-    parser.add_argument("--against", default="HEAD", help="git revision (default HEAD)")
-    parser.add_argument("--rounds", type=int, default=300, help="runs of each (default 300)")
-    args = parser.parse_args(argv)
+    args = parser("e2e.bench.startup_vs_rev", __doc__ or "", 300, "runs").parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="crid-startup-") as tmp:
         work = Path(tmp)
-        trees = {"checkout": installed_layout(REPO, work / "checkout"),
-                 args.against: installed_layout(export(args.against, work / "exported"),
-                                                work / "against")}
         state_root = work / "state"
         state_root.mkdir()
-        commands = {name: [str(runtime_script(tree, work / f"runtime-{index}")),
-                           "--root", str(state_root), "state", "no-such-container"]
-                    for index, (name, tree) in enumerate(trees.items())}
+        commands = {name: [script, "--root", str(state_root), "state", "no-such-container"]
+                    for name, script in runtimes(args.against, work).items()}
         medians = measure(commands, args.rounds)
     print(f"crid-runtime start-up (state of a missing container), median of {args.rounds} (ms):")
     for name, median in medians.items():
         print(f"  {median:7.2f}  {name}")
-    print(f"ratio checkout/{args.against}: {medians['checkout'] / medians[args.against]:.3f}")
+    report_ratio(args.against, medians["checkout"], medians[args.against])
     return 0
 
 

@@ -1,0 +1,65 @@
+"""What the ``*_vs_rev`` benchmarks share: this checkout and an earlier revision,
+each laid out as a wheel installs crid and started through the ``-IS``
+launcher, so a change is measured against what came before in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from crid.oci import launcher
+
+REPO = Path(__file__).resolve().parents[2]
+FOLDERS = {"crid": "crid", "api": "crid/api", "oci": "crid/oci", "image": "crid/image",
+           "network": "crid/network"}
+
+
+def parser(module: str, doc: str, rounds: int, what: str) -> argparse.ArgumentParser:
+    """``--against REV`` (default HEAD: the uncommitted change) and ``--rounds N``."""
+    found = argparse.ArgumentParser(prog=f"python -P -m {module}",
+                                    description=doc.splitlines()[0])
+    found.add_argument("--against", default="HEAD", help="git revision (default HEAD)")
+    found.add_argument("--rounds", type=int, default=rounds,
+                       help=f"{what} of each (default {rounds})")
+    return found
+
+
+def runtimes(against: str, work: Path) -> dict[str, str]:
+    """crid-runtime launchers for ``checkout`` and for ``against``, made under ``work``."""
+    trees = {"checkout": installed_layout(REPO, work / "checkout"),
+             against: installed_layout(export(against, work / "exported"), work / "against")}
+    return {name: str(runtime_script(tree, work / f"runtime-{index}"))
+            for index, (name, tree) in enumerate(trees.items())}
+
+
+def installed_layout(source: Path, target: Path) -> Path:
+    """``target`` holding crid as a wheel lays it out, from a tree shaped like the repo."""
+    for folder, where in FOLDERS.items():
+        shutil.copytree(source / folder, target / where, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run([sys.executable, "-P", "-m", "compileall", "-q", str(target)], check=True)
+    return target
+
+
+def export(revision: str, target: Path) -> Path:
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", revision, *FOLDERS],
+                             check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def runtime_script(tree: Path, path: Path) -> Path:
+    path.write_text(launcher.script(sys.executable, str(tree)))
+    path.chmod(0o755)
+    return path
+
+
+def report_ratio(against: str, checkout: float, earlier: float) -> None:
+    print(f"ratio checkout/{against}: {checkout / earlier:.3f}")
