@@ -1,6 +1,7 @@
 """Resolving a path inside a root without ever leaving it (a symlink in the
-rootfs pointing at ``/etc`` means ``<rootfs>/etc``, and ``..`` stops at the root),
-and creating mount targets that way.
+rootfs pointing at ``/etc`` means ``<rootfs>/etc``, and ``..`` stops at the root):
+as a string for the daemon, and by file descriptor (openat2) for the mount
+targets the runtime opens and creates.
 
 The daemon's spec generator reads image files through the same walk
 (``crid.oci.spec.rootfs``); this module stays import-free for the runtime.
@@ -47,27 +48,6 @@ def secure_join(root: str, unsafe: str) -> str:
             resolved = []
         parts = [p for p in target.split("/") if p] + parts
     return os.path.join(root, *resolved) if resolved else root
-
-
-def ensure_target(root: str, dest: str, is_file: bool) -> str:
-    """Create (if missing) the mount target for ``dest`` inside ``root``; return its path."""
-    if is_file:
-        # Create each missing parent through secure_join so no component escapes.
-        _mkdirs(root, os.path.dirname(dest))
-        path = secure_join(root, dest)
-        if not os.path.lexists(path):
-            os.close(os.open(path, os.O_CREAT | os.O_WRONLY | os.O_CLOEXEC | os.O_NOFOLLOW, 0o755))
-    else:
-        _mkdirs(root, dest)
-    return secure_join(root, dest)
-
-
-def _mkdirs(root: str, dest: str) -> None:
-    cur = "/"
-    for part in [p for p in dest.split("/") if p]:
-        cur = os.path.join(cur, part)
-        # The resolved path has no symlinks left, and lies inside root.
-        os.makedirs(secure_join(root, cur), 0o755, exist_ok=True)
 
 
 # -- by file descriptor ------------------------------------------------------

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 
-from crid.oci import cgroups, config, hooks, paths, process, procfs, signals, state
+from crid.oci import cgroups, config, hooks, mounts, paths, process, procfs, signals, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.context import Context, abspath, parse
@@ -188,9 +188,8 @@ def _check_proc_mounts(cfg: Json, bundle: str) -> None:
     /proc or below it against runc's rule; init checks again where each
     target really resolves (``crid.oci.rootfs.check_proc_mount``)."""
     for m in cfg.get("mounts") or []:
-        opts = m.get("options") or []
         kind = m.get("type") or ""
-        bind = kind == "bind" or "bind" in opts or "rbind" in opts
+        bind = kind == "bind" or mounts.parse(list(m.get("options") or [])).is_bind
         try:
             check_proc_mount(paths.relative(m["destination"]), kind, bind,
                              os.path.join(bundle, m.get("source") or ""))

@@ -12,7 +12,6 @@ from crid.oci.errors import InvalidArgument
 from crid.oci.paths import (
     IN_ROOT,
     check_inside,
-    ensure_target,
     make_in_root,
     open_in_root,
     relative,
@@ -49,14 +48,6 @@ def test_symlink_loop_is_an_error(tmp_path: Path) -> None:
         assert "too many symlinks" in str(e)
     else:
         raise AssertionError("expected an error")
-
-
-def test_ensure_target_file_and_dir(tmp_path: Path) -> None:
-    os.symlink("/elsewhere", tmp_path / "etc")
-    f = ensure_target(str(tmp_path), "/etc/hosts", True)
-    assert f == str(tmp_path / "elsewhere" / "hosts") and os.path.isfile(f)
-    d = ensure_target(str(tmp_path), "/x/y", False)
-    assert os.path.isdir(d)
 
 
 # -- by file descriptor: openat2(RESOLVE_IN_ROOT) on a tree with hostile links --
