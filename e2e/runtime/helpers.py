@@ -1,13 +1,19 @@
 """Small helpers shared by the runtime tests: run a script in a bundle and read
-what the container saw; wait for a state; receive a pty over a console socket."""
+what the container saw; wait for a state; receive a pty over a console socket;
+a bundle in a user namespace."""
 
 from __future__ import annotations
 
+import copy
 import os
+import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
+
+import pytest
 
 from e2e.fixtures.bundle import Bundle, Runtime
 
@@ -75,3 +81,27 @@ def read_all(fd: int, timeout: float = 10) -> bytes:
             break
         data += chunk
     return data
+
+
+USERNS_HOST_ID = 100000
+
+
+def userns_bundle(bundle: Bundle, request: pytest.FixtureRequest) -> Bundle:
+    """A copy of ``bundle`` in a user namespace: container root is host uid and gid
+    100000 (65536 ids), its rootfs owned by them, in a dir both runtimes can enter
+    as that uid; without the cgroup and sysfs mounts, which a user namespace may
+    not read here (cgroup v1 bind mounts)."""
+    outside = Path(tempfile.mkdtemp(prefix="crid-userns-"))
+    os.chmod(outside, 0o755)
+    request.addfinalizer(lambda: shutil.rmtree(outside))
+    made = Bundle(outside / "bundle", bundle.cgroup_name)
+    made.config = copy.deepcopy(made.config)
+    subprocess.run(["chown", "-hR", f"{USERNS_HOST_ID}:{USERNS_HOST_ID}", str(made.rootfs)],
+                   check=True)
+    made.config["linux"]["namespaces"].append({"type": "user"})
+    for key in ("uidMappings", "gidMappings"):
+        made.config["linux"][key] = [{"containerID": 0, "hostID": USERNS_HOST_ID,
+                                      "size": 65536}]
+    made.config["mounts"] = [m for m in made.config["mounts"]
+                             if m["type"] not in ("cgroup", "sysfs")]
+    return made

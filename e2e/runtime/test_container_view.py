@@ -3,18 +3,15 @@ test runs once per runtime (the ``runtime`` fixture) on the same busybox bundle.
 
 from __future__ import annotations
 
-import copy
 import os
-import shutil
 import subprocess
-import tempfile
 import uuid
 from pathlib import Path
 
 import pytest
 
 from e2e.fixtures.bundle import Bundle, Runtime
-from e2e.runtime.helpers import out, sees
+from e2e.runtime.helpers import out, sees, userns_bundle
 
 # --- process: identity, environment, limits ---------------------------------
 
@@ -192,21 +189,7 @@ def test_cgroup_namespace(runtime: Runtime, bundle: Bundle) -> None:
 
 def test_user_namespace_with_mappings(runtime: Runtime, bundle: Bundle,
                                       request: pytest.FixtureRequest) -> None:
-    # Both runtimes enter the rootfs as host uid 100000: it must be reachable and owned.
-    outside = Path(tempfile.mkdtemp(prefix="crid-userns-"))
-    os.chmod(outside, 0o755)
-    request.addfinalizer(lambda: shutil.rmtree(outside))
-    bundle = Bundle(outside / "bundle", bundle.cgroup_name)
-    bundle.config = copy.deepcopy(bundle.config)
-    subprocess.run(["chown", "-hR", "100000:100000", str(bundle.rootfs)], check=True)
-    bundle.config["linux"]["namespaces"].append({"type": "user"})
-    bundle.config["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000,
-                                              "size": 65536}]
-    bundle.config["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000,
-                                              "size": 65536}]
-    # cgroup v1 bind mounts are not allowed to be read in a userns here: drop that mount
-    bundle.config["mounts"] = [m for m in bundle.config["mounts"]
-                               if m["type"] not in ("cgroup", "sysfs")]
+    bundle = userns_bundle(bundle, request)
     seen = out(runtime, bundle, "cat /proc/self/uid_map /proc/self/gid_map; id -u")
     assert seen.split() == ["0", "100000", "65536", "0", "100000", "65536", "0"]
 

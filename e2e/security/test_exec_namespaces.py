@@ -17,13 +17,10 @@ init killed at the chosen point through the syscall seam.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from e2e.fixtures.bundle import REPO, Bundle, Runtime
-from e2e.runtime.helpers import wait_status
+from e2e.runtime.helpers import userns_bundle, wait_status
 
 
 class Marker:
@@ -182,18 +179,7 @@ def test_exec_joins_a_user_namespace_first(runtime: Runtime, bundle: Bundle, tmp
                                            request: pytest.FixtureRequest) -> None:
     """With a user namespace (mapped to host uid 100000), the exec'd process is
     in it and in every other namespace of the container, as the container's root."""
-    # Both runtimes enter the rootfs as host uid 100000: it must be reachable and owned.
-    outside = Path(tempfile.mkdtemp(prefix="crid-userns-"))
-    os.chmod(outside, 0o755)
-    request.addfinalizer(lambda: shutil.rmtree(outside))
-    b = Bundle(outside / "bundle", bundle.cgroup_name)
-    b.config = copy.deepcopy(b.config)
-    subprocess.run(["chown", "-hR", "100000:100000", str(b.rootfs)], check=True)
-    b.config["linux"]["namespaces"].append({"type": "user"})
-    for k in ("uidMappings", "gidMappings"):
-        b.config["linux"][k] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
-    # cgroup v1 bind mounts are not allowed to be read in a userns here: drop that mount
-    b.config["mounts"] = [m for m in b.config["mounts"] if m["type"] not in ("cgroup", "sysfs")]
+    b = userns_bundle(bundle, request)
     cid, init = start_sleeper(runtime, b)
     pid = _exec_detached_sleeper(runtime, cid, tmp_path)
     try:
