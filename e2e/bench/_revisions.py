@@ -63,3 +63,11 @@ def runtime_script(tree: Path, path: Path) -> Path:
 
 def report_ratio(against: str, checkout: float, earlier: float) -> None:
     print(f"ratio checkout/{against}: {checkout / earlier:.3f}")
+
+
+def report_medians(title: str, medians: dict[str, float], against: str) -> None:
+    """``title``, each median (ms) with its tree's name, and the ratio."""
+    print(f"{title}, median (ms):")
+    for name, median in medians.items():
+        print(f"  {median:7.2f}  {name}")
+    report_ratio(against, medians["checkout"], medians[against])

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from e2e.bench._revisions import parser, report_ratio, runtimes
+from e2e.bench._revisions import parser, report_medians, runtimes
 from e2e.bench.startup_vs_rev import measure
 from e2e.fixtures.bundle import Bundle, _remove_cgroups
 
@@ -48,10 +48,7 @@ def main(argv: list[str] | None = None) -> int:
             subprocess.run([checkout, "--root", root, "delete", "--force", cid],
                            capture_output=True, timeout=30)
             _remove_cgroups(name)
-    print(f"crid-runtime exec true, median of {args.rounds} (ms):")
-    for n, median in medians.items():
-        print(f"  {median:7.2f}  {n}")
-    report_ratio(args.against, medians["checkout"], medians[args.against])
+    report_medians(f"crid-runtime exec true, {args.rounds} runs", medians, args.against)
     return 0
 
 

@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import ctypes
 import shutil
-import statistics
 import sys
 import tempfile
 import uuid
 from pathlib import Path
 
 from e2e.bench._revisions import parser, report_ratio, runtimes
-from e2e.bench.runtime import PR_SET_CHILD_SUBREAPER, STEPS, lifecycle
+from e2e.bench.runtime import PR_SET_CHILD_SUBREAPER, interleaved_lives, report_lives
 from e2e.fixtures.bundle import Bundle
 
 
@@ -35,21 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         bundle = Bundle(work / "bundle", f"crid-bench-{uuid.uuid4().hex[:8]}")
         bundle.config["linux"]["cgroupsPath"] = ""
         bundle.write(["/bin/true"])
-        times: dict[str, list[dict[str, float]]] = {name: [] for name in binaries}
-        for name, binary in binaries.items():  # warm caches once each
-            lifecycle(binary, str(work / f"root-{name[:8]}"), bundle.path, work)
-        for _ in range(args.rounds):
-            for name, binary in binaries.items():
-                times[name].append(lifecycle(binary, str(work / f"root-{name[:8]}"),
-                                             bundle.path, work))
+        times = interleaved_lives(binaries, bundle.path, work, args.rounds)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    print(f"create+start+wait+delete of /bin/true, median of {args.rounds} (ms):")
-    print(f"  {'':10s} {'total':>7s} " + " ".join(f"{s:>7s}" for s in STEPS))
-    total = {n: statistics.median(sum(r.values()) for r in v) * 1000 for n, v in times.items()}
-    for name, lives in times.items():
-        steps = " ".join(f"{statistics.median(r[s] for r in lives) * 1000:7.1f}" for s in STEPS)
-        print(f"  {name[:10]:10s} {total[name]:7.1f} {steps}")
+    total = report_lives(times, args.rounds)
     report_ratio(args.against, total["checkout"], total[args.against])
     return 0
 

@@ -45,6 +45,32 @@ def lifecycle(binary: str, root: str, bundle: Path, tmp: Path) -> dict[str, floa
     return {step: t[i + 1] - t[i] for i, step in enumerate(STEPS)}
 
 
+def interleaved_lives(binaries: dict[str, str], bundle: Path, work: Path, rounds: int
+                      ) -> dict[str, list[dict[str, float]]]:
+    """``rounds`` lives of ``bundle`` per runtime binary, each with its own
+    ``--root`` under ``work``, after one to warm caches; interleaved, so drift
+    on the machine hits all alike."""
+    roots = {name: str(work / f"root-{index}") for index, name in enumerate(binaries)}
+    for name, binary in binaries.items():
+        lifecycle(binary, roots[name], bundle, work)
+    times: dict[str, list[dict[str, float]]] = {name: [] for name in binaries}
+    for _ in range(rounds):
+        for name, binary in binaries.items():
+            times[name].append(lifecycle(binary, roots[name], bundle, work))
+    return times
+
+
+def report_lives(times: dict[str, list[dict[str, float]]], rounds: int) -> dict[str, float]:
+    """Print the median of each step and of the whole life; the medians of the whole (ms)."""
+    total = {n: statistics.median(sum(r.values()) for r in v) * 1000 for n, v in times.items()}
+    print(f"create+start+wait+delete of /bin/true, median of {rounds} (ms):")
+    print(f"  {'':13s} {'total':>7s} " + " ".join(f"{s:>7s}" for s in STEPS))
+    for name, lives in times.items():
+        steps = " ".join(f"{statistics.median(r[s] for r in lives) * 1000:7.1f}" for s in STEPS)
+        print(f"  {name[:13]:13s} {total[name]:7.1f} {steps}")
+    return total
+
+
 def _quietly(cmd: list[str]) -> None:
     subprocess.run(cmd, check=True, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                    stderr=subprocess.DEVNULL)
@@ -83,21 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         # The minimal container: /bin/true with the default mounts and namespaces.
         b.config["linux"]["cgroupsPath"] = ""
         b.write(["/bin/true"])
-        times: dict[str, list[dict[str, float]]] = {n: [] for n in RUNTIMES}
-        for name, binary in RUNTIMES.items():  # warm caches once each
-            lifecycle(binary, str(tmp / f"root-{name}"), b.path, tmp)
-        for _ in range(rounds):  # interleaved, so drift hits both alike
-            for name, binary in RUNTIMES.items():
-                times[name].append(lifecycle(binary, str(tmp / f"root-{name}"), b.path, tmp))
+        times = interleaved_lives(RUNTIMES, b.path, tmp, rounds)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    med = {n: statistics.median(sum(r.values()) for r in v) * 1000 for n, v in times.items()}
-    print(f"create+start+wait+delete of /bin/true, median of {rounds} (ms):")
-    print(f"  {'':13s} {'total':>7s} " + " ".join(f"{s:>7s}" for s in STEPS))
-    for n in RUNTIMES:
-        steps = " ".join(f"{statistics.median(r[s] for r in times[n]) * 1000:7.1f}"
-                         for s in STEPS)
-        print(f"  {n:13s} {med[n]:7.1f} {steps}")
+    med = report_lives(times, rounds)
     print("start-up, median (ms):")
     for what, ms in interpreter_costs(rounds).items():
         print(f"  {ms:6.1f}  {what}")

@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from e2e.bench._revisions import parser, report_ratio, runtimes
+from e2e.bench._revisions import parser, report_medians, runtimes
 
 
 def measure(commands: dict[str, list[str]], rounds: int) -> dict[str, float]:
@@ -44,10 +44,8 @@ def main(argv: list[str] | None = None) -> int:
         commands = {name: [script, "--root", str(state_root), "state", "no-such-container"]
                     for name, script in runtimes(args.against, work).items()}
         medians = measure(commands, args.rounds)
-    print(f"crid-runtime start-up (state of a missing container), median of {args.rounds} (ms):")
-    for name, median in medians.items():
-        print(f"  {median:7.2f}  {name}")
-    report_ratio(args.against, medians["checkout"], medians[args.against])
+    report_medians(f"crid-runtime start-up (state of a missing container), {args.rounds} runs",
+                   medians, args.against)
     return 0
 
 
