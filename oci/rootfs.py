@@ -15,7 +15,7 @@ from crid.oci.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
     from typing import Any
 
     Json = dict[str, Any]
@@ -393,28 +393,30 @@ class Rootfs:
         self._open_root("/")
 
     # -- after pivot -----------------------------------------------------
-    def _existing(self, p: str) -> int:
-        """An O_PATH fd of ``p`` inside the root; -1 when it does not exist."""
-        try:
-            return paths.open_in_root(self.sc, self.root_fd, paths.relative(p))
-        except (FileNotFoundError, NotADirectoryError):
-            return -1
-
-    def readonly_paths(self) -> None:
-        ro = self.linux.get("readonlyPaths") or []
-        if ro:
+    def _each_existing(self, listed: list[str], what: str) -> Iterator[tuple[int, str, str]]:
+        """For each of ``listed`` that exists in the root: an O_PATH fd of it,
+        checked to be strictly inside the root, its path relative to the root,
+        and the path as listed; the fd is closed when the caller moves on. The
+        container's /proc is verified first: these mounts go through its
+        /proc/self/fd."""
+        if listed:
             self.proc()
-        for p in ro:
-            fd = self._existing(p)
-            if fd < 0:
+        for p in listed:
+            try:
+                fd = paths.open_in_root(self.sc, self.root_fd, paths.relative(p))
+            except (FileNotFoundError, NotADirectoryError):
                 continue
             try:
-                rel = paths.check_inside(self.root_path, fd, f"read-only path {p}")
-                self.sc.mount(paths.fd_path(fd), paths.fd_path(fd), None,
-                              L.MS_BIND | L.MS_REC, None)
-                new = self._reopen(fd, rel, p)
+                yield fd, paths.check_inside(self.root_path, fd, f"{what} {p}"), p
             finally:
                 os.close(fd)
+
+    def readonly_paths(self) -> None:
+        for fd, rel, p in self._each_existing(self.linux.get("readonlyPaths") or [],
+                                              "read-only path"):
+            self.sc.mount(paths.fd_path(fd), paths.fd_path(fd), None, L.MS_BIND | L.MS_REC,
+                          None)
+            new = self._reopen(fd, rel, p)
             try:
                 top = paths.fd_path(new)
                 flags = os.statvfs(top).f_flag & (L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
@@ -424,23 +426,13 @@ class Rootfs:
                 os.close(new)
 
     def masked_paths(self) -> None:
-        masked = self.linux.get("maskedPaths") or []
-        if masked:
-            self.proc()
-        for p in masked:
-            fd = self._existing(p)
-            if fd < 0:
-                continue
-            try:
-                paths.check_inside(self.root_path, fd, f"masked path {p}")
-                target = paths.fd_path(fd)
-                if stat.S_ISDIR(os.fstat(fd).st_mode):
-                    self.sc.mount("tmpfs", target, "tmpfs", L.MS_RDONLY, None)
-                else:
-                    self.sc.mount(paths.fd_path(self.open_devnull()), target, None, L.MS_BIND,
-                                  None)
-            finally:
-                os.close(fd)
+        for fd, _, _ in self._each_existing(self.linux.get("maskedPaths") or [],
+                                            "masked path"):
+            target = paths.fd_path(fd)
+            if stat.S_ISDIR(os.fstat(fd).st_mode):
+                self.sc.mount("tmpfs", target, "tmpfs", L.MS_RDONLY, None)
+            else:
+                self.sc.mount(paths.fd_path(self.open_devnull()), target, None, L.MS_BIND, None)
 
     def finalize(self) -> None:
         if (self.cfg.get("root") or {}).get("readonly"):
