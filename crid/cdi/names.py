@@ -29,21 +29,21 @@ _DEVICE = re.compile(r"[A-Za-z0-9]([A-Za-z0-9_.:-]*[A-Za-z0-9])?")
 
 def vendor_or_class_problem(text: str) -> str | None:
     """Why ``text`` is no vendor or class name, or None when it is one."""
-    if len(text) > MAX_NAME:
-        return f"{text[:40]!r}... is longer than {MAX_NAME} characters"
-    if not _VENDOR_OR_CLASS.fullmatch(text):
-        return (f"{text!r} must start with a letter, end with a letter or digit and "
-                "hold only letters, digits, '_', '-' and '.'")
-    return None
+    return _problem(text, _VENDOR_OR_CLASS, "start with a letter, end with a letter or digit "
+                    "and hold only letters, digits, '_', '-' and '.'")
 
 
 def device_name_problem(text: str) -> str | None:
     """Why ``text`` is no device name (the part after ``=``), or None."""
+    return _problem(text, _DEVICE, "start and end with a letter or digit and hold only "
+                    "letters, digits, '_', '-', '.' and ':'")
+
+
+def _problem(text: str, pattern: re.Pattern[str], rule: str) -> str | None:
     if len(text) > MAX_NAME:
         return f"{text[:40]!r}... is longer than {MAX_NAME} characters"
-    if not _DEVICE.fullmatch(text):
-        return (f"{text!r} must start and end with a letter or digit and hold only "
-                "letters, digits, '_', '-', '.' and ':'")
+    if not pattern.fullmatch(text):
+        return f"{text!r} must {rule}"
     return None
 
 
