@@ -222,14 +222,18 @@ def _env(w: _Where, value: Any, where: str) -> tuple[str, ...]:
     return found
 
 
-def _path(w: _Where, value: Any, where: str) -> str:
-    """An absolute path without '..'; returned normalised."""
+def _path(w: _Where, value: Any, where: str, *, in_container: bool = False) -> str:
+    """An absolute path without '..'; returned normalised. One in the container
+    must name something below its root, never the root itself."""
     text = _str(w, value, where)
     if not text.startswith("/"):
         raise w.fail(where, f"{text!r} is not an absolute path")
     if ".." in text.split("/"):
         raise w.fail(where, f"{text!r} contains '..'")
-    return os.path.normpath(text)
+    path = os.path.normpath("/" + text.lstrip("/"))  # normpath keeps a leading "//"
+    if in_container and path == "/":
+        raise w.fail(where, "must name a path below the container's root, not '/'")
+    return path
 
 
 def _annotations(w: _Where, value: Any, where: str) -> bool:
@@ -343,7 +347,7 @@ def _node(w: _Where, value: Any, where: str, need: _Needs) -> DeviceNode:
     d = _object(w, value, where, {"path": True, "hostPath": False, "type": False,
                                   "major": False, "minor": False, "fileMode": False,
                                   "permissions": False, "uid": False, "gid": False})
-    path = _path(w, d["path"], f"{where}.path")
+    path = _path(w, d["path"], f"{where}.path", in_container=True)
     host_path = path
     if d.get("hostPath"):
         need.at_least("0.5.0", "hostPath of a device node")
@@ -382,7 +386,8 @@ def _mount(w: _Where, value: Any, where: str, need: _Needs) -> Mount:
         source = _path(w, m["hostPath"], f"{where}.hostPath")
     else:  # tmpfs, proc, ...: the source is a name, not a host path
         source = _str(w, m["hostPath"], f"{where}.hostPath")
-    return Mount(source, _path(w, m["containerPath"], f"{where}.containerPath"), kind, options)
+    target = _path(w, m["containerPath"], f"{where}.containerPath", in_container=True)
+    return Mount(source, target, kind, options)
 
 
 def _hook(w: _Where, value: Any, where: str) -> Hook:

@@ -114,6 +114,8 @@ def test_broken_specs_are_refused_naming_file_and_field(tree: Any, words: str) -
     ({"deviceNodes": [{"path": "/dev/x", "fileMode": 0o4755}]}, "out of range"),
     ({"deviceNodes": [{"path": "/dev/x", "uid": True}]}, "expected an integer, got bool"),
     ({"deviceNodes": [{"path": "/dev/x\0y"}]}, "NUL"),
+    ({"deviceNodes": [{"path": "//"}]}, "not '/'"),
+    ({"mounts": [{"hostPath": "/x", "containerPath": "/."}]}, "not '/'"),
     ({"deviceNodes": [{"hostPath": "/dev/null"}]}, "'path' is required"),
     ({"mounts": [{"hostPath": "etc", "containerPath": "/x"}]}, "not an absolute path"),
     ({"mounts": [{"hostPath": "/etc/../root", "containerPath": "/x"}]}, "contains '..'"),
