@@ -69,6 +69,8 @@ class Config:
     default_handler: str = "crid"
     # How often the writable layers' disk usage is measured (stats read the cache).
     stats_layer_interval: int = 10
+    # CDI spec files: later dirs override earlier ones (crid.cdi.registry).
+    cdi_spec_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
     handlers: tuple[Handler, ...] = ()
 
     def handler(self, name: str) -> Handler | None:
@@ -188,6 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.runtime.cgroup_parent", "cgroup_parent", str, _absolute),
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
     Setting("crid.stats.layer_refresh_seconds", "stats_layer_interval", int, _positive),
+    Setting("crid.cdi.spec_dirs", "cdi_spec_dirs", list, _each_absolute),
 )
 SETTING_BY_FIELD = {s.field: s for s in SETTINGS}
 HANDLER_KEYS: Mapping[str, Check] = {"path": _absolute, "root": _absolute_or_empty}
