@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
-from crid import logs
+from crid import logs, private
 from crid.containers import image_volumes, leftovers, rootfs
 from crid.containers.context import Containers
 from crid.containers.records import CREATED, Container, User
@@ -77,7 +77,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
             str(target), image_name=config.image.image,
         )
-        (bundle / "config.json").write_text(json.dumps(built.spec))
+        private.write_text(bundle / "config.json", json.dumps(built.spec))  # env: secrets
         log_path = _log_path(pod, config, undo)
 
         # Before create: a runtime that fails part-way may leave its state and
