@@ -17,6 +17,7 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid import logs, private
+from crid.api import names
 from crid.containers import image_volumes, leftovers, rootfs
 from crid.containers.context import Containers
 from crid.containers.records import CREATED, Container, User
@@ -38,6 +39,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         raise InvalidArgument("CreateContainer: config.metadata.name is required")
     if not config.image.image:
         raise InvalidArgument("CreateContainer: config.image.image is required")
+    names.check_container(config)
     pod = sandboxes.require(request.pod_sandbox_id)
     if pod.state != sandbox_records.READY:
         raise FailedPrecondition(f"pod sandbox {pod.id} is not ready; cannot add containers")
