@@ -98,10 +98,9 @@ async def serve(config: Config) -> None:
     root, runroot, socket_path = Path(config.root), Path(config.runroot), Path(config.listen)
     socket_group = listener.group_id(config.listen_group)  # before anything is made
     with contextlib.ExitStack() as cleanup:
-        # The root holds the database, whose rows hold containers' specs
-        # (their env: secrets); the state dir must stay passable (its socket,
-        # the pods' resolv.conf for crictl and kubelet's tools) but the
-        # runtimes' state there holds specs too.
+        # The root holds the database, whose rows hold containers' specs (their
+        # env: secrets). The state dir stays passable, for the socket's group;
+        # what in it holds specs is private (bundles, the runtimes' state).
         private.directory(root)
         runroot.mkdir(parents=True, exist_ok=True, mode=0o711)
         private.directory(runroot / "runtimes")
