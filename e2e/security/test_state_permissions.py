@@ -8,8 +8,9 @@ dir is opened up (0755) so that crid's own modes are all that stand between
 ``nobody`` and the files. Then, as ``nobody`` (setpriv):
 
 - every file under --root and --runroot is opened and read; none that holds
-  the secret may be read, while the pod's resolv.conf (which containers
-  running as any user read) still is: the probe reaches the state dir;
+  the secret may be read, nor any other but the pod's resolv.conf, hosts and
+  hostname (which containers running as any user read): those are, so the
+  probe does reach the state dir;
 - connecting to the socket fails, and succeeds for ``nobody`` given the
   configured ``listen_group``;
 - while a daemon starts, ``nobody`` connects in a tight loop and is never
@@ -185,10 +186,11 @@ def test_nobody_reads_no_state_that_holds_a_secret(node: Node, running: Running)
     stolen = sorted(path for path, what in seen.items() if what == "secret")
     assert stolen == [], f"nobody read the secret from {stolen}"
     assert all(seen[str(p)] != "read" for p in holders)
-    # The probe itself works: the pod's resolv.conf is nobody's to read, as
-    # a container's user needs it to be.
-    resolv = d.runroot / "pods" / running.pod_id / "resolv.conf"
-    assert seen[str(resolv)] == "read", seen.get(str(resolv))
+    # Nothing else is readable but what a container's user must read: the
+    # pod's files (so the probe itself can read, where it may).
+    readable = sorted(path for path, what in seen.items() if what == "read")
+    pod_dir = d.runroot / "pods" / running.pod_id
+    assert readable == [str(pod_dir / name) for name in ("hostname", "hosts", "resolv.conf")]
 
     # The modes themselves (not only a dir in the way): root's only.
     assert stat.S_IMODE(d.root.stat().st_mode) == 0o700
