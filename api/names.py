@@ -22,7 +22,6 @@ import dataclasses
 import ipaddress
 import re
 from collections.abc import Sequence
-from pathlib import PurePosixPath
 
 from cri_api.v1 import api_pb2
 
@@ -88,7 +87,7 @@ def check_container(config: api_pb2.ContainerConfig) -> None:
 def check_log_path(log_path: str) -> None:
     """A path below the pod's log directory: relative, and never up through ``..``."""
     _check_path("config.log_path", log_path)
-    if log_path.startswith("/") or ".." in PurePosixPath(log_path).parts:
+    if log_path.startswith("/") or ".." in log_path.split("/"):
         raise InvalidArgument(
             f"config.log_path {_shown(log_path)} must be relative to the pod's log "
             "directory and stay inside it (no leading '/', no '..')")
