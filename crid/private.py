@@ -15,17 +15,20 @@ import os
 from pathlib import Path
 
 DIR_MODE = 0o700
+PASSABLE_DIR_MODE = 0o711
 FILE_MODE = 0o600
 _CREATE = os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW
 
 
-def directory(path: Path) -> None:
-    """``path`` is a dir only its owner may enter (tightened if an older crid
-    made it looser); its missing parents are made as usual."""
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
+def directory(path: Path, mode: int = DIR_MODE) -> None:
+    """``path`` is a dir only its owner may enter or write in (``mode`` 0711:
+    others may pass through to what they know the name of); tightened if an
+    older crid, or a daemon started with umask 0, made it looser. Its missing
+    parents are made as usual."""
+    path.mkdir(parents=True, exist_ok=True, mode=mode)
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
     try:
-        os.fchmod(fd, DIR_MODE)
+        os.fchmod(fd, mode)
     finally:
         os.close(fd)
 

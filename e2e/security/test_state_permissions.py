@@ -11,6 +11,8 @@ dir is opened up (0755) so that crid's own modes are all that stand between
   the secret may be read, nor any other but the pod's resolv.conf, hosts and
   hostname (which containers running as any user read): those are, so the
   probe does reach the state dir;
+- no dir there lets ``nobody`` make a file (a planted symlink could send a
+  root write, conmon's exit file, elsewhere);
 - connecting to the socket fails, and succeeds for ``nobody`` given the
   configured ``listen_group``;
 - while a daemon starts, ``nobody`` connects in a tight loop and is never
@@ -60,6 +62,22 @@ for path in json.load(sys.stdin):
     os.close(fd)
     found[path] = "secret" if sys.argv[1].encode() in data else "read"
 print(json.dumps(found))
+"""
+
+# Try to make a file in each dir (a symlink there could send a root write
+# elsewhere: conmon writes the exit file as root); remove what was made.
+WRITE_EACH = """
+import json, os, sys
+made = []
+for d in json.load(sys.stdin):
+    probe = os.path.join(d, ".nobody-was-here")
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except OSError:
+        continue
+    os.unlink(probe)
+    made.append(d)
+print(json.dumps(made))
 """
 
 CONNECT = """
@@ -147,16 +165,19 @@ def running(request: pytest.FixtureRequest, node: Node) -> Iterator[Running]:
         stop_remove(node.daemon, pod_id)
 
 
-def state_files(daemon: CridDaemon) -> list[Path]:
-    """Every file under --root and --runroot, mounts (rootfs, shm, namespaces) left out."""
+def state_tree(daemon: CridDaemon) -> tuple[list[Path], list[Path]]:
+    """Every dir and file under --root and --runroot, mounts (rootfs, the pod's
+    /dev/shm, namespaces) left out."""
     mounts = set(mounts_under(daemon.root) + mounts_under(daemon.runroot))
-    found: list[Path] = []
+    dirs: list[Path] = []
+    files: list[Path] = []
     for top in (daemon.root, daemon.runroot):
         for dirpath, dirnames, filenames in os.walk(top):
             dirnames[:] = [d for d in dirnames if os.path.join(dirpath, d) not in mounts]
-            found.extend(Path(dirpath, f) for f in filenames
+            dirs.append(Path(dirpath))
+            files.extend(Path(dirpath, f) for f in filenames
                          if os.path.join(dirpath, f) not in mounts)
-    return found
+    return dirs, files
 
 
 def holds_secret(path: Path) -> bool:
@@ -170,7 +191,7 @@ def holds_secret(path: Path) -> bool:
 
 def test_nobody_reads_no_state_that_holds_a_secret(node: Node, running: Running) -> None:
     d = node.daemon
-    files = state_files(d)
+    _, files = state_tree(d)
     holders = {p for p in files if holds_secret(p)}
     names = {p.name for p in holders}
     # The secret is there to steal: in the database and the bundle's config,
@@ -199,6 +220,16 @@ def test_nobody_reads_no_state_that_holds_a_secret(node: Node, running: Running)
         assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, f"{path} is {path.stat().st_mode:o}"
     for name in ("crid.db", "crid.db-wal", "crid.db-shm"):
         assert stat.S_IMODE((d.root / name).stat().st_mode) == 0o600, name
+
+
+def test_nobody_writes_in_any_state_dir(node: Node, running: Running) -> None:
+    dirs, _ = state_tree(node.daemon)
+    assert node.daemon.runroot / "exits" in dirs and node.daemon.runroot / "pods" in dirs
+    made = json.loads(as_nobody(WRITE_EACH, stdin=json.dumps([str(p) for p in dirs])))
+    assert made == [], f"nobody made files in {made}"
+    # The probe can write where others may: the pod's /dev/shm (mode 1777).
+    shm = node.daemon.runroot / "pods" / running.pod_id / "shm"
+    assert json.loads(as_nobody(WRITE_EACH, stdin=json.dumps([str(shm)]))) == [str(shm)]
 
 
 def test_only_root_and_the_listen_group_connect(node: Node) -> None:

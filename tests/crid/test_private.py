@@ -34,6 +34,13 @@ def test_a_directory_is_made_and_tightened(tmp_path: Path) -> None:
     assert mode(older) == 0o700
 
 
+def test_a_passable_directory_is_tightened_to_0711(tmp_path: Path) -> None:
+    open_to_all = tmp_path / "pods"
+    open_to_all.mkdir(0o777)  # what a daemon started with umask 0 made
+    private.directory(open_to_all, private.PASSABLE_DIR_MODE)
+    assert mode(open_to_all) == 0o711
+
+
 def test_a_file_is_owner_only_from_its_creation(tmp_path: Path) -> None:
     path = tmp_path / "config.json"
     private.write_text(path, '{"env": ["TOKEN=secret"]}')
