@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 import shutil
 import sys
 import tomllib
@@ -48,6 +49,7 @@ class Config:
     runroot: str = "/run/crid"
     log_level: str = "info"
     listen: str = "/run/crid/crid.sock"
+    listen_group: str = ""  # who may connect besides root: a group name or gid; "" = root's
     stream_address: str = "127.0.0.1"
     stream_port: int = 0
     grpc_fast_path: str = "auto"  # "off": serve on grpc.aio only (crid.grpc_transport)
@@ -157,6 +159,20 @@ def _subnet(value: Any) -> str | None:
     return None
 
 
+# A group as /etc/group names it (shadow-utils' rule, as groupadd checks it),
+# or a gid; where it exists on the node is asked when the daemon starts.
+_GROUP_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,30}\$?", re.IGNORECASE)
+_MAX_GID = 2**32 - 2  # (gid_t)-1 means "unchanged" to chown
+
+
+def _group_or_empty(value: Any) -> str | None:
+    if value == "" or _GROUP_NAME.fullmatch(value):
+        return None
+    if value.isdigit() and value.isascii():
+        return None if int(value) <= _MAX_GID else f"{value} is out of range 0..{_MAX_GID}"
+    return f"{value!r} is not a group name or gid (\"\" = root's group)"
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     key: str  # dotted TOML key
@@ -170,6 +186,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.runroot", "runroot", str, _absolute),
     Setting("crid.log_level", "log_level", str, _one_of(LOG_LEVELS)),
     Setting("crid.api.listen", "listen", str, _absolute),
+    Setting("crid.api.listen_group", "listen_group", str, _group_or_empty),
     Setting("crid.api.stream_address", "stream_address", str, _not_empty),
     Setting("crid.api.stream_port", "stream_port", int, _port),
     Setting("crid.api.grpc_fast_path", "grpc_fast_path", str, _one_of(("auto", "off"))),

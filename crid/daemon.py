@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from crid import handler_features, listener, logs
+from crid import handler_features, listener, logs, private
 from crid.clock import Clock
 from crid.config import Config
 from crid.errors import FailedPrecondition
@@ -96,9 +96,14 @@ async def serve(config: Config) -> None:
 
     log = logs.get("crid")
     root, runroot, socket_path = Path(config.root), Path(config.runroot), Path(config.listen)
+    socket_group = listener.group_id(config.listen_group)  # before anything is made
     with contextlib.ExitStack() as cleanup:
-        for directory in (root, runroot):
-            directory.mkdir(parents=True, exist_ok=True, mode=0o711)
+        # The root holds the database, whose rows hold containers' specs (their
+        # env: secrets). The state dir stays passable, for the socket's group;
+        # what in it holds specs is private (bundles, the runtimes' state).
+        private.directory(root)
+        runroot.mkdir(parents=True, exist_ok=True, mode=0o711)
+        private.directory(runroot / "runtimes")
         cleanup.enter_context(_exclusive(root / "crid.lock"))
         listener.claim(socket_path)
         store = Store(root / DATABASE, migrations={
@@ -124,10 +129,10 @@ async def serve(config: Config) -> None:
         log.info("grpc transport", transport=transport.name, reason=transport.reason)
         grpc_server = server.build(daemon, transport)
         await leftovers.remove_unrecorded(daemon.containers)
-        grpc_server.add_insecure_port(f"unix://{socket_path}")
-        await grpc_server.start()
+        with listener.staged(socket_path, socket_group) as private_path:
+            grpc_server.add_insecure_port(f"unix://{private_path}")
+            await grpc_server.start()
         cleanup.callback(lambda: socket_path.unlink(missing_ok=True))
-        listener.restrict(socket_path)
         if config.metrics_address:
             host, port = metrics.serve(config.metrics_address)
             log.info("metrics listening", address=f"{host}:{port}")
@@ -150,6 +155,7 @@ async def serve(config: Config) -> None:
 @contextlib.contextmanager
 def _exclusive(lock_path: Path) -> Iterator[IO[str]]:
     """Hold an flock on the root for the daemon's life: one crid per root."""
+    private.create(lock_path)
     handle = open(lock_path, "a+")  # noqa: SIM115 - held open for the daemon's life
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

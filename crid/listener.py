@@ -1,17 +1,31 @@
-"""Claiming the daemon's unix socket.
+"""Claiming the daemon's unix socket, and putting it in place with its final mode.
 
 A socket file left by a crid that died is replaced; one that a live process
 still answers on is refused, so two daemons never fight over one endpoint.
+
+Whoever can connect to the socket runs containers as root, so nobody but
+root and the configured group (``crid.api.listen_group``) may, at any moment:
+the server binds in a private 0700 dir beside the final path, the socket
+gets mode 0660 and its group there, and only then is it renamed into place.
+(A chmod after bind would leave a window in which the socket has the mode
+the umask gave it; changing the umask instead would change it for every
+thread of the daemon.)
 """
 
 from __future__ import annotations
 
+import contextlib
+import grp
 import os
+import secrets
 import socket
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
 from crid.errors import FailedPrecondition
+
+SOCKET_MODE = 0o660
 
 
 def claim(path: Path) -> None:
@@ -33,9 +47,38 @@ def claim(path: Path) -> None:
     path.unlink()  # stale: its owner died without cleaning up
 
 
-def restrict(path: Path) -> None:
-    """Owner and group may connect; nobody else (kubelet runs as root)."""
-    os.chmod(path, 0o660)
+def group_id(group: str) -> int:
+    """The gid of ``crid.api.listen_group``: a number, a group's name, or ""
+    for the daemon's own group (root's, on a node)."""
+    if not group:
+        return os.getegid()
+    if group.isdigit():
+        return int(group)
+    try:
+        return grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise FailedPrecondition(
+            f"crid.api.listen_group: there is no group {group!r} on this node; "
+            "create it or give a gid") from None
+
+
+@contextlib.contextmanager
+def staged(path: Path, gid: int) -> Iterator[Path]:
+    """A path to bind the server to, in a fresh dir only we may enter; when the
+    block ends the socket there gets its mode and group and is moved to ``path``.
+    On an error the private dir goes and ``path`` is left as it was."""
+    private_dir = path.parent / f".{secrets.token_hex(3)}"
+    os.mkdir(private_dir, 0o700)
+    private_path = private_dir / "s"
+    try:
+        yield private_path
+        os.chown(private_path, -1, gid)
+        os.chmod(private_path, SOCKET_MODE)
+        os.rename(private_path, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            private_path.unlink()
+        private_dir.rmdir()
 
 
 def _answers(path: Path) -> bool:

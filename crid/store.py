@@ -2,7 +2,9 @@
 
 One database file under the root dir, in WAL mode, written only inside
 transactions, so a daemon killed at any moment leaves either the old or the
-new row, never half of one.
+new row, never half of one. Rows hold containers' specs, their env among
+them, so the file is 0600 before SQLite first opens it; SQLite gives its
+``-wal`` and ``-shm`` files the database's mode.
 
 The schema is versioned per *component* (``crid``, ``image``, ...): each
 component owns its tables and an ordered list of migrations, and the store
@@ -18,6 +20,8 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from crid import private
 
 Migrations = Mapping[str, Sequence[str]]
 
@@ -43,6 +47,10 @@ class Store:
     def __init__(self, path: Path, migrations: Migrations | None = None) -> None:
         self.path = path
         self._lock = threading.RLock()
+        private.create(path)
+        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if companion.exists():  # left by an older crid, with a looser mode
+                private.create(companion)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a
         # transaction spans exactly the block the caller wrote.
         self._db = sqlite3.connect(

@@ -1,7 +1,10 @@
 """Per-container state under ``--root/<id>/``: the state file, the exec fifo, status.
 
 ``state.json`` is written atomically (temp file + rename) so a reader never sees
-half a file. Status is derived, not stored: a container is ``stopped`` when its
+half a file, and is readable by root only: it holds the bundle's config, the
+process's env among it (runc's too: its root is 0700, its state file 0600).
+
+Status is derived, not stored: a container is ``stopped`` when its
 init process is gone (or is a zombie, or its pid was reused — we keep the
 process start time), ``paused`` when its freezer says so, ``created`` while the
 exec fifo exists, else ``running``.
@@ -21,6 +24,7 @@ if TYPE_CHECKING:
     Json = dict[str, Any]
 
 STATE_FILE = "state.json"
+ROOT_MODE, FILE_MODE = 0o700, 0o600
 FIFO = "exec.fifo"
 
 
@@ -56,9 +60,12 @@ def write_pid_file(path: str, pid: int) -> None:
 
 
 def _replace(path: str, text: str) -> None:
-    """Write ``path`` whole or not at all: a temp file beside it, then rename."""
+    """Write ``path`` whole or not at all: a temp file beside it, then rename.
+    The temp file is 0600 from its creation (and a leftover one made so)."""
     tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp")
-    with open(tmp, "w") as f:
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
+    os.fchmod(fd, FILE_MODE)
+    with open(fd, "w") as f:
         f.write(text)
     os.rename(tmp, path)
 

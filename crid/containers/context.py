@@ -18,7 +18,7 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
-from crid import logs
+from crid import logs, private
 from crid.cdi.registry import Registry as CdiRegistry
 from crid.containers import monitor as monitors
 from crid.containers.monitor import Monitor
@@ -205,7 +205,11 @@ class Containers:
         self.changed(updated)
 
     def recover(self) -> None:
-        """After a (re)start: read exits that happened meanwhile, watch the living."""
+        """After a (re)start: read exits that happened meanwhile, watch the living.
+        The dirs of bundles and exit files are root's (exit files are read as
+        the truth, and conmon writes them as root: no one may plant one)."""
+        private.directory(self.bundles_dir)
+        private.directory(self.exits_dir)
         for container in self.records.all():
             current = self.refresh(container)
             if current.state not in (CREATED, RUNNING):

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
-from crid import logs
+from crid import logs, private
+from crid.api import names
 from crid.cdi import names as cdi_names
 from crid.containers import image_volumes, leftovers, rootfs
 from crid.containers.context import Containers
@@ -39,6 +40,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         raise InvalidArgument("CreateContainer: config.metadata.name is required")
     if not config.image.image:
         raise InvalidArgument("CreateContainer: config.image.image is required")
+    names.check_container(config)
     pod = sandboxes.require(request.pod_sandbox_id)
     if pod.state != sandbox_records.READY:
         raise FailedPrecondition(f"pod sandbox {pod.id} is not ready; cannot add containers")
@@ -80,7 +82,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         )
         if cdi_devices := cdi_names.requested(config):  # CDI devices: nodes, mounts, env, hooks
             await asyncio.to_thread(ctx.cdi.apply, built.spec, cdi_devices)
-        (bundle / "config.json").write_text(json.dumps(built.spec))
+        private.write_text(bundle / "config.json", json.dumps(built.spec))  # env: secrets
         log_path = _log_path(pod, config, undo)
 
         # Before create: a runtime that fails part-way may leave its state and

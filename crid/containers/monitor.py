@@ -27,7 +27,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from crid import errors, logs
+from crid import errors, logs, private
 from crid.config import Handler
 from crid.containers import exec_output
 from crid.oci import attach_prime
@@ -159,7 +159,7 @@ class Monitor:
 
     async def update(self, container_id: str, resources: dict[str, Any], bundle: Path) -> None:
         path = bundle / "resources.json"
-        path.write_text(json.dumps(resources))
+        private.write_text(path, json.dumps(resources))
         await self.runtime("update", "--resources", str(path), container_id)
 
     async def exec_sync(self, container_id: str, process: dict[str, Any], bundle: Path,
@@ -174,7 +174,7 @@ class Monitor:
         """
         spec_file = bundle / f"exec-{os.urandom(6).hex()}.json"
         pid_file = spec_file.with_suffix(".pid")
-        spec_file.write_text(json.dumps(process))
+        private.write_text(spec_file, json.dumps(process))  # env: secrets
         self.prime_cgroup_move()
         try:
             proc = await asyncio.create_subprocess_exec(

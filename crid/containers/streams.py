@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from crid import private
 from crid.containers.context import Containers
 from crid.containers.exec_sync import exec_process, require_running
 from crid.errors import FailedPrecondition, NotFound
@@ -62,7 +63,7 @@ class ContainerStreams:
         monitor = self.containers.monitor(container.handler)
         with tempfile.TemporaryDirectory(prefix="exec-", dir=bundle) as scratch:
             spec, pid_file = Path(scratch) / "process.json", Path(scratch) / "pid"
-            spec.write_text(json.dumps(process))
+            private.write_text(spec, json.dumps(process))  # env: secrets
             command = [monitor.handler.path, "--root", str(monitor.runtime_root), "exec",
                        "--process", str(spec), "--pid-file", str(pid_file), container.id]
             monitor.prime_cgroup_move()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
-from crid import logs
+from crid import logs, private
 from crid.config import Config, Handler
 from crid.daemon import Daemon
 from crid.errors import InvalidArgument, NotFound
@@ -103,6 +103,7 @@ class Sandboxes:
     def recover(self) -> None:
         """After a restart: clean pod dirs no row owns (a crash mid-create); a pod
         whose namespaces vanished (a reboot emptied the state dir) is not ready."""
+        private.directory(self.pods_dir, private.PASSABLE_DIR_MODE)  # no one plants a pod dir
         known = {s.id: s for s in self.records.all()}
         with contextlib.suppress(FileNotFoundError):
             for pod_dir in self.pods_dir.iterdir():

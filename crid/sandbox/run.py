@@ -20,6 +20,7 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid import logs
+from crid.api import names
 from crid.api.validation import require
 from crid.errors import AlreadyExists, CridError, FailedPrecondition, InvalidArgument
 from crid.network import namespaces, podfiles, sysctls
@@ -38,6 +39,7 @@ async def run(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest
     require(request, "config", "config.metadata", "config.metadata.name",
             "config.metadata.uid", "config.metadata.namespace")
     config = request.config
+    names.check_pod(config)
     meta = config.metadata
     handler = ctx.handler(request.runtime_handler)
     options = config.linux.security_context.namespace_options

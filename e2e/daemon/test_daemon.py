@@ -143,6 +143,18 @@ def test_a_regular_file_at_the_socket_path_is_not_deleted(crid_factory: DaemonFa
     assert daemon.socket.read_text() == "precious"
 
 
+def test_an_unknown_listen_group_stops_the_start_before_anything_is_made(
+    crid_factory: DaemonFactory,
+) -> None:
+    daemon = crid_factory(start=False)
+    (daemon.config_dir / "50-group.toml").write_text(
+        '[crid.api]\nlisten_group = "no-such-group-here"\n')
+    result = subprocess.run(daemon.command(), capture_output=True, text=True, timeout=30)
+    assert result.returncode == 1
+    assert "no group 'no-such-group-here'" in result.stderr
+    assert not daemon.root.exists() and not daemon.socket.exists()
+
+
 def _transport(daemon: CridDaemon) -> dict[str, str]:
     lines = [json.loads(line) for line in daemon.stderr_text().splitlines()
              if '"grpc transport"' in line]

@@ -65,7 +65,7 @@ def create(ctx: Context, cid: str, flags: Json) -> Json:
     if not config.has_new_ns(cfg, "mount"):
         raise InvalidArgument("config.json: a new mount namespace is required")
     _check_proc_mounts(cfg, bundle)
-    os.makedirs(ctx.root, 0o711, exist_ok=True)
+    os.makedirs(ctx.root, state.ROOT_MODE, exist_ok=True)
     d = state.container_dir(ctx.root, cid)
     try:
         os.mkdir(d, 0o711)

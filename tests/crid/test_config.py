@@ -55,6 +55,10 @@ def test_flags_win_over_files(tmp_path: Path) -> None:
     ("[crid.api]\nstream_port = -1\n", "crid.api.stream_port", "out of range"),
     ("[crid.api]\nstream_port = true\n", "crid.api.stream_port", "expected an integer, got bool"),
     ('[crid.api]\nlisten = "crid.sock"\n', "crid.api.listen", "relative path"),
+    ('[crid.api]\nlisten_group = "k8s admins"\n', "crid.api.listen_group", "not a group name"),
+    ('[crid.api]\nlisten_group = "-x"\n', "crid.api.listen_group", "not a group name"),
+    ('[crid.api]\nlisten_group = "4294967295"\n', "crid.api.listen_group", "out of range"),
+    ("[crid.api]\nlisten_group = 0\n", "crid.api.listen_group", "expected a string"),
     ('[crid.network]\ncni_plugin_dirs = "/opt"\n', "crid.network.cni_plugin_dirs",
      "expected a list of strings"),
     ('[crid.network]\ncni_plugin_dirs = ["/opt", "bin"]\n', "crid.network.cni_plugin_dirs",
@@ -106,6 +110,11 @@ def test_configured_handlers_join_the_built_in_ones(tmp_path: Path) -> None:
     assert kata is not None and kata.path == "/usr/bin/kata"
     assert loaded.handler("crid") is not None
     assert loaded.handler("missing") is None
+
+
+@pytest.mark.parametrize("group", ["", "crid", "kube_admins", "_crid", "build$", "0", "64999"])
+def test_a_listen_group_is_a_name_or_a_gid(tmp_path: Path, group: str) -> None:
+    assert load(tmp_path, f'[crid.api]\nlisten_group = "{group}"\n').listen_group == group
 
 
 def test_to_toml_round_trips(tmp_path: Path) -> None:

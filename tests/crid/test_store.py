@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import stat
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,19 @@ def test_meta_values_persist(tmp_path: Path) -> None:
 def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
     store = Store(tmp_path / "db")
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
+
+
+def test_the_database_and_its_wal_and_shm_are_owner_only(tmp_path: Path) -> None:
+    old = os.umask(0)  # what SQLite would otherwise give them: 0644 less the umask
+    try:
+        for leftover in ("db-wal", "db-shm"):  # an older crid's, world-readable
+            (tmp_path / leftover).touch(0o644)
+        (tmp_path / "db-wal").unlink()
+        store = Store(tmp_path / "db", {"pets": PETS})
+        with store.transaction() as db:
+            db.execute("INSERT INTO pets (name) VALUES ('rex')")
+        modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+        store.close()
+    finally:
+        os.umask(old)
+    assert modes == {"db": 0o600, "db-wal": 0o600, "db-shm": 0o600}

@@ -1,9 +1,6 @@
 from __future__ import annotations
 
-import pytest
 from crid.network import podfiles
-
-from crid.errors import InvalidArgument
 
 
 def test_resolv_conf_from_dns_config() -> None:
@@ -13,11 +10,6 @@ def test_resolv_conf_from_dns_config() -> None:
 
 def test_resolv_conf_falls_back_to_the_host() -> None:
     assert podfiles.resolv_conf([], [], [], "nameserver 1.2.3.4\n") == "nameserver 1.2.3.4\n"
-
-
-def test_too_many_search_domains() -> None:
-    with pytest.raises(InvalidArgument, match="33 search domains"):
-        podfiles.resolv_conf([], [f"d{i}" for i in range(33)], [], "")
 
 
 def test_hosts_names_the_pod_on_each_ip() -> None:
