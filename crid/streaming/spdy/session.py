@@ -48,6 +48,10 @@ log = logs.get("crid.streaming.spdy")
 
 MAX_DATA_FRAME = 32 * 1024
 READ_BUFFER_LIMIT = 1024 * 1024
+# How long a peer we cut off has to read our GOAWAY: closing a socket whose
+# input we have not read sends RST at once, and that destroys what we sent
+# but the peer has not yet taken.
+CUT_OFF_GRACE = 0.5
 
 
 class StreamClosed(ConnectionError):
@@ -177,6 +181,7 @@ class Session:
         self.closed = asyncio.Event()
         self._max_streams = max_streams
         self._refused = 0  # streams of the peer's we refused or reset
+        self._cutting_off = False
         self._activity = activity or _nothing
         self._unread = 0  # bytes the streams hold that nobody has read yet
         self._room = asyncio.Event()  # _unread is within READ_BUFFER_LIMIT
@@ -208,11 +213,22 @@ class Session:
             await self.cut_off(f"{self._refused} streams refused or reset")
 
     async def cut_off(self, reason: str) -> None:
-        """End the connection now (GOAWAY with PROTOCOL_ERROR): the peer misbehaves."""
-        if not self.closed.is_set():
-            log.warning("cutting off a SPDY peer", reason=reason)
-            await self.go_away(frames.GOAWAY_PROTOCOL_ERROR)
-            self._close()
+        """End the connection (GOAWAY with PROTOCOL_ERROR): the peer misbehaves.
+
+        Nothing the peer sends is read any more; it gets ``CUT_OFF_GRACE``
+        seconds to read why, then the connection closes.
+        """
+        if self.closed.is_set() or self._cutting_off:
+            return
+        self._cutting_off = True
+        log.warning("SPDY protocol error; closing the connection", error=reason)
+        await self.go_away(frames.GOAWAY_PROTOCOL_ERROR)
+        with contextlib.suppress(OSError, RuntimeError):
+            if self._writer.can_write_eof():
+                self._writer.write_eof()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.closed.wait(), CUT_OFF_GRACE)
+        self._close()
 
     async def _reserve(self, stream: Stream, wanted: int) -> int:
         """How many bytes ``stream`` may send now; waits for credit if enforced."""
@@ -329,8 +345,7 @@ class Session:
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except (frames.FrameError, FlowControlError) as exc:
-            log.warning("SPDY protocol error; closing the connection", error=str(exc))
-            await self.go_away(frames.GOAWAY_PROTOCOL_ERROR)
+            await self.cut_off(str(exc))
         finally:
             self._close()
 
