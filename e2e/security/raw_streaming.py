@@ -76,6 +76,11 @@ class SpdyPeer:
     def of(self, kind: type[frames.Frame]) -> list[frames.Frame]:
         return [frame for frame in list(self.received) if isinstance(frame, kind)]
 
+    def data_on(self, stream_id: int) -> bytes:
+        """What the server sent on stream ``stream_id`` so far."""
+        return b"".join(frame.data for frame in list(self.received)
+                        if isinstance(frame, frames.Data) and frame.stream_id == stream_id)
+
     def close(self) -> None:
         self.sock.close()
 
@@ -87,7 +92,7 @@ class SpdyPeer:
                 frame = frames.decode(header, payload, self.codec)
                 if frame is not None:
                     self.received.append(frame)
-        except (EOFError, ConnectionResetError) as exc:
+        except (EOFError, OSError) as exc:  # the server ended it, or we closed the socket
             self.error = exc
         finally:
             self.ended_at = time.monotonic()

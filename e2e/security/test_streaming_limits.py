@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import socket
 import struct
+import subprocess
 import threading
 import time
 import urllib.parse
@@ -36,7 +37,7 @@ from e2e.fixtures.daemon import CridDaemon
 from e2e.fixtures.images import RunConfig, busybox_image, push
 from e2e.fixtures.pressure import Pressure
 from e2e.fixtures.registry import Registry
-from e2e.sandbox.pods import pod_config, pod_daemon, stop_remove
+from e2e.sandbox.pods import info, pod_config, pod_daemon, stop_remove
 from e2e.security.raw_streaming import SpdyPeer, upgrade
 from e2e.streaming import spdy_client
 
@@ -46,6 +47,8 @@ LIMITS = (f"[crid.streaming]\nhandshake_timeout = {TIMEOUT}\n"
 MIB = 1024 * 1024
 MAX_RSS_GROWTH = 64 * MIB
 VICTIM_EXEC_BOUND = 5.0  # seconds an exec into the other pod may take during an attack
+VICTIM_PORT = 7072
+BLACK_HOLE_PORT = 7071  # SYNs to it are dropped inside the attacker's pod
 
 
 @dataclasses.dataclass
@@ -90,6 +93,22 @@ class Node:
         assert taken < VICTIM_EXEC_BOUND, f"an exec into another pod took {taken:.1f} s"
         return taken
 
+    def victim_port_forward_works(self) -> float:
+        """Port-forward to the victim's pod; how long it took."""
+        deadline = time.monotonic() + 10
+        while True:  # nc is restarted after each connection: it may not listen yet
+            started = time.monotonic()
+            reply, problem = asyncio.run(asyncio.wait_for(spdy_client.port_forward(
+                self.port_forward_url(self.victim), VICTIM_PORT, b"ping\n",
+                flow_control=False), 30))
+            taken = time.monotonic() - started
+            if reply or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert (reply, problem) == (b"pong\n", b"")
+        assert taken < VICTIM_EXEC_BOUND, f"a port-forward to another pod took {taken:.1f} s"
+        return taken
+
 
 @pytest.fixture(scope="module")
 def node(registry: Registry) -> Iterator[Node]:
@@ -98,11 +117,13 @@ def node(registry: Registry) -> Iterator[Node]:
     with pod_daemon(LIMITS) as (daemon, _):
         daemon.image.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image)))
         pods = []
-        for _ in range(2):
+        # The victim's pod answers "pong" on VICTIM_PORT, one connection at a time.
+        serve = f"while true; do echo pong | nc -l -p {VICTIM_PORT}; done"
+        for command in (["/bin/sleep", "600"], ["/bin/sh", "-c", serve]):
             config = pod_config()
             pod_id = daemon.runtime.RunPodSandbox(
                 api_pb2.RunPodSandboxRequest(config=config)).pod_sandbox_id
-            pods.append(Pod(pod_id, run(daemon, pod_id, config, image)))
+            pods.append(Pod(pod_id, run(daemon, pod_id, config, image, command=command)))
         try:
             yield Node(daemon, *pods)
         finally:
@@ -294,4 +315,51 @@ def test_a_websocket_message_over_the_cap_closes_the_connection(node: Node) -> N
         sock.close()
     assert sent < 2 * cap, "the server read twice its message cap without closing"
     assert codes == [1009]
+    pressure.assert_served(MAX_RSS_GROWTH)
+
+
+def test_port_forwards_to_a_black_hole_hold_no_threads_and_stop_at_the_pods_cap(
+        node: Node) -> None:
+    cap = Config.stream_max_port_forwards_per_pod
+    netns = info(node.daemon, node.attacker.id)["netns"]
+    subprocess.run(["nsenter", f"--net={netns}", "iptables", "-I", "INPUT", "-p", "tcp",
+                    "--dport", str(BLACK_HOLE_PORT), "-j", "DROP"], check=True, timeout=30)
+    pairs = 100  # per connection; two connections: more than one pod may have
+    with node.pressure() as pressure:
+        peers = [SpdyPeer(node.port_forward_url(node.attacker), "portforward.k8s.io")
+                 for _ in range(2)]
+        for peer in peers:
+            peer.start_reading()
+            peer.send_raw(peer.encode(*(
+                frames.SynStream(2 * i + 1, {
+                    "streamtype": ["error" if i % 2 == 0 else "data"],
+                    "port": [str(BLACK_HOLE_PORT)], "requestid": [str(i // 2)]})
+                for i in range(2 * pairs))))
+        # Every dial the cap lets through now waits for a SYN-ACK that never comes.
+        time.sleep(1)
+        node.victim_port_forward_works()
+        node.victim_exec_works()
+        for peer in peers:
+            peer.close()
+    errors = [peer.data_on(4 * i + 1).decode() for peer in peers for i in range(pairs)]
+    refused = [e for e in errors if "max_port_forwards_per_pod" in e]
+    assert len(refused) == 2 * pairs - cap
+    pressure.assert_served(MAX_RSS_GROWTH)
+
+
+def test_a_pair_that_never_completes_is_dropped_at_the_creation_timeout(node: Node) -> None:
+    with node.pressure() as pressure:
+        peer = SpdyPeer(node.port_forward_url(node.attacker), "portforward.k8s.io")
+        peer.start_reading()
+        halves = [2 * i + 1 for i in range(50)]
+        peer.send_raw(peer.encode(*(frames.SynStream(stream_id, {
+            "streamtype": ["error"], "port": ["7070"], "requestid": [str(stream_id)]})
+            for stream_id in halves)))
+        time.sleep(TIMEOUT + 1)
+        node.victim_exec_works()
+        reset = {f.stream_id for f in peer.of(frames.RstStream) if isinstance(f, frames.RstStream)}
+        messages = {peer.data_on(stream_id) for stream_id in halves}
+        peer.close()
+    assert reset == set(halves)
+    assert messages == {b"timed out waiting for the other stream of the pair"}
     pressure.assert_served(MAX_RSS_GROWTH)
