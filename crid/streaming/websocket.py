@@ -141,8 +141,11 @@ class ChannelSocket:
                 return ord(text[0]) - ord("0"), base64.b64decode(text[1:])
             except ValueError:
                 return None
-        raw = b"".join(p for p in parts if isinstance(p, bytes))
-        return (raw[0], raw[1:]) if raw else None
+        chunks = [p for p in parts if isinstance(p, bytes) and p]
+        if not chunks:
+            return None
+        # The channel byte comes off the first chunk: one copy of the message, not two.
+        return chunks[0][0], b"".join([chunks[0][1:], *chunks[1:]])
 
     async def close(self, reading: asyncio.Task[None] | None = None) -> None:
         """Close handshake (1000), then wait for the client's side, then the TCP close."""
@@ -159,19 +162,23 @@ class ChannelSocket:
 
 
 class _QueueInput:
-    """stdin as the backend reads it: bytes from a bounded queue, b'' = EOF."""
+    """stdin as the backend reads it: client messages, one waiting at most; b'' = EOF.
+
+    Messages may be as large as the cap, so the queue holds one: a session
+    holds at most the message being read, one waiting and one arriving.
+    """
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
-        self._rest = b""
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1)
+        self._rest = memoryview(b"")  # slices of a view copy nothing
         self._eof = False
 
     async def read(self, limit: int = 65536) -> bytes:
         if not self._rest and not self._eof:
-            self._rest = await self.queue.get()
+            self._rest = memoryview(await self.queue.get())
             self._eof = not self._rest
         chunk, self._rest = self._rest[:limit], self._rest[limit:]
-        return chunk
+        return bytes(chunk)
 
 
 class _ChannelOutput:

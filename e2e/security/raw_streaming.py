@@ -44,6 +44,13 @@ def spdy_upgrade(url: str, protocol: str) -> socket.socket:
                          ("X-Stream-Protocol-Version", protocol), ("Content-Length", "0")])
 
 
+def websocket_upgrade(url: str, protocol: str) -> socket.socket:
+    return upgrade(url, [("Connection", "Upgrade"), ("Upgrade", "websocket"),
+                         ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
+                         ("Sec-WebSocket-Version", "13"),
+                         ("Sec-WebSocket-Protocol", protocol)], method="GET")
+
+
 class SpdyPeer:
     """A SPDY client that sends what it is told and reads only when told to."""
 

@@ -38,7 +38,7 @@ from e2e.fixtures.images import RunConfig, busybox_image, push
 from e2e.fixtures.pressure import Pressure
 from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import info, pod_config, pod_daemon, stop_remove
-from e2e.security.raw_streaming import SpdyPeer, upgrade
+from e2e.security.raw_streaming import SpdyPeer, websocket_upgrade
 from e2e.streaming import spdy_client
 
 TIMEOUT = 2  # seconds: handshake, idle and stream creation, for this daemon
@@ -292,10 +292,7 @@ def test_a_websocket_message_over_the_cap_closes_the_connection(node: Node) -> N
     cap = Config.stream_websocket_max_message
     url = node.exec_url(node.attacker, "/bin/cat", stdin=True)
     with node.pressure() as pressure:
-        sock = upgrade(url, [("Connection", "Upgrade"), ("Upgrade", "websocket"),
-                             ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="),
-                             ("Sec-WebSocket-Version", "13"),
-                             ("Sec-WebSocket-Protocol", "v4.channel.k8s.io")], method="GET")
+        sock = websocket_upgrade(url, "v4.channel.k8s.io")
         ws = Connection(ConnectionType.CLIENT)
         chunk = bytes(MIB)
         sent = 0
@@ -363,3 +360,29 @@ def test_a_pair_that_never_completes_is_dropped_at_the_creation_timeout(node: No
     assert reset == set(halves)
     assert messages == {b"timed out waiting for the other stream of the pair"}
     pressure.assert_served(MAX_RSS_GROWTH)
+
+
+def test_a_session_whose_streams_never_come_ends_at_the_creation_timeout(node: Node) -> None:
+    marker = uuid.uuid4().hex
+    peer = SpdyPeer(node.exec_url(node.attacker, "/bin/echo", marker), "v4.channel.k8s.io")
+    started = time.monotonic()
+    peer.start_reading()
+    # Only the error stream: stdout (asked for) never comes.
+    peer.send_raw(peer.encode(frames.SynStream(1, {"streamtype": ["error"]}, fin=True)))
+    assert peer.wait_ended(TIMEOUT + 10), "a session missing its streams was kept"
+    peer.close()
+    assert TIMEOUT - 0.5 < peer.ended_at - started < TIMEOUT + 10
+    assert peer.data_on(1) == b""  # the command never ran
+
+
+def test_an_idle_websocket_session_is_closed_at_the_idle_timeout(node: Node) -> None:
+    url = node.exec_url(node.attacker, "/bin/sleep", "600", stdin=True)
+    sock = websocket_upgrade(url, "v4.channel.k8s.io")
+    started = time.monotonic()
+    sock.settimeout(TIMEOUT + 10)
+    with contextlib.suppress(ConnectionResetError):
+        while sock.recv(65536):  # the "ready" message, then nothing until the end
+            pass
+    ended = time.monotonic() - started
+    sock.close()
+    assert TIMEOUT - 0.5 < ended < TIMEOUT + 10
