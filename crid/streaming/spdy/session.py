@@ -215,20 +215,14 @@ class Session:
     async def cut_off(self, reason: str) -> None:
         """End the connection (GOAWAY with PROTOCOL_ERROR): the peer misbehaves.
 
-        Nothing the peer sends is read any more; it gets ``CUT_OFF_GRACE``
-        seconds to read why, then the connection closes.
+        The peer gets ``CUT_OFF_GRACE`` seconds to read why, then the
+        connection closes.
         """
         if self.closed.is_set() or self._cutting_off:
             return
         self._cutting_off = True
         log.warning("SPDY protocol error; closing the connection", error=reason)
-        await self.go_away(frames.GOAWAY_PROTOCOL_ERROR)
-        with contextlib.suppress(OSError, RuntimeError):
-            if self._writer.can_write_eof():
-                self._writer.write_eof()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closed.wait(), CUT_OFF_GRACE)
-        self._close()
+        await self.shutdown(CUT_OFF_GRACE, frames.GOAWAY_PROTOCOL_ERROR)
 
     async def _reserve(self, stream: Stream, wanted: int) -> int:
         """How many bytes ``stream`` may send now; waits for credit if enforced."""
@@ -295,13 +289,13 @@ class Session:
             with contextlib.suppress(ConnectionError):
                 await self.send(frames.GoAway(self._last_peer_stream, status))
 
-    async def shutdown(self, linger: float = 5.0) -> None:
+    async def shutdown(self, linger: float = 5.0, status: int = frames.GOAWAY_OK) -> None:
         """GOAWAY, stop writing, let the peer close (up to ``linger`` s), then close.
 
         Closing a socket with unread input makes the kernel send RST, which can
         destroy output the peer has not read yet; so we read until the peer's EOF.
         """
-        await self.go_away()
+        await self.go_away(status)
         if not self.closed.is_set():
             with contextlib.suppress(OSError, RuntimeError):
                 if self._writer.can_write_eof():
