@@ -182,6 +182,7 @@ class Session:
         self._max_streams = max_streams
         self._refused = 0  # streams of the peer's we refused or reset
         self._cutting_off = False
+        self._finished_writing = False  # we sent our FIN (shutdown)
         self._activity = activity or _nothing
         self._unread = 0  # bytes the streams hold that nobody has read yet
         self._room = asyncio.Event()  # _unread is within READ_BUFFER_LIMIT
@@ -191,7 +192,7 @@ class Session:
 
     async def send(self, *sent: frames.Frame) -> None:
         """Write ``sent`` in one go, then wait until the socket takes more."""
-        if self.closed.is_set():
+        if self.closed.is_set() or self._finished_writing:
             raise StreamClosed("the SPDY connection is closed")
         # Encoding and writing happen with no await in between: header blocks
         # share one zlib stream, so they must reach the wire in encoding order.
@@ -297,6 +298,7 @@ class Session:
         """
         await self.go_away(status)
         if not self.closed.is_set():
+            self._finished_writing = True
             with contextlib.suppress(OSError, RuntimeError):
                 if self._writer.can_write_eof():
                     self._writer.write_eof()
