@@ -7,7 +7,7 @@ byte forwarded and per exec. Each revision's ``StreamingServer`` runs with
 the host backend in a process of its own (the earlier one from a
 ``git archive`` laid out as a wheel installs it, first on ``PYTHONPATH``);
 one client, our SPDY client without flow control as kubectl, alternates
-between them round by round: a port-forward of MEGABYTES MiB to a discard
+between them round by round, each first in every other round: a port-forward of MEGABYTES MiB to a discard
 server on loopback, then ten ``echo hi`` execs. The figures are the server
 process's CPU seconds per forward (from ``/proc/PID/stat``), which load on
 the machine disturbs less than wall time, the forward's MB/s and the median
@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         found: dict[str, list[tuple[float, float, float]]] = {s.name: [] for s in servers}
         try:
             for index in range(args.rounds + 1):  # the first round warms up
-                for server in servers:
+                # Each goes first in every other round: no order favours either.
+                for server in servers if index % 2 else servers[::-1]:
                     figures = sample(server, port, payload)
                     if index:
                         found[server.name].append(figures)
