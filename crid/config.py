@@ -69,6 +69,8 @@ class Config:
     default_handler: str = "crid"
     # How often the writable layers' disk usage is measured (stats read the cache).
     stats_layer_interval: int = 10
+    # CDI spec files: later dirs override earlier ones (crid.cdi.registry).
+    cdi_spec_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
     # The streaming server's limits (crid.streaming.limits; SECURITY.md).
     stream_handshake_timeout: int = 30  # seconds from connect to the 101
     stream_max_handshakes: int = 128  # connections not yet past the handshake
@@ -204,6 +206,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.runtime.cgroup_parent", "cgroup_parent", str, _absolute),
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
     Setting("crid.stats.layer_refresh_seconds", "stats_layer_interval", int, _positive),
+    Setting("crid.cdi.spec_dirs", "cdi_spec_dirs", list, _each_absolute),
     Setting("crid.streaming.handshake_timeout", "stream_handshake_timeout", int, _positive),
     Setting("crid.streaming.max_handshakes", "stream_max_handshakes", int, _positive),
     Setting("crid.streaming.stream_creation_timeout", "stream_creation_timeout", int,

@@ -19,6 +19,7 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid import logs
+from crid.cdi.registry import Registry as CdiRegistry
 from crid.containers import monitor as monitors
 from crid.containers.monitor import Monitor
 from crid.containers.records import (
@@ -46,6 +47,7 @@ class Containers:
         self.config = daemon.config
         self.clock = daemon.clock
         self.records = ContainerRecords(daemon.store)
+        self.cdi = CdiRegistry(daemon.config.cdi_spec_dirs)  # reads nothing until asked
         self.layers_dir = Path(daemon.config.root) / "containers"
         self.bundles_dir = Path(daemon.config.runroot) / "containers"
         self.exits_dir = Path(daemon.config.runroot) / "exits"

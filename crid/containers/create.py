@@ -17,6 +17,7 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid import logs
+from crid.cdi import names as cdi_names
 from crid.containers import image_volumes, leftovers, rootfs
 from crid.containers.context import Containers
 from crid.containers.records import CREATED, Container, User
@@ -77,6 +78,8 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
             str(target), image_name=config.image.image,
         )
+        if cdi_devices := cdi_names.requested(config):  # CDI devices: nodes, mounts, env, hooks
+            await asyncio.to_thread(ctx.cdi.apply, built.spec, cdi_devices)
         (bundle / "config.json").write_text(json.dumps(built.spec))
         log_path = _log_path(pod, config, undo)
 

@@ -30,12 +30,16 @@ def parser(module: str, doc: str, rounds: int, what: str) -> argparse.ArgumentPa
     return found
 
 
+def trees(against: str, work: Path) -> dict[str, Path]:
+    """``checkout`` and ``against``, each laid out as a wheel installs crid, under ``work``."""
+    return {"checkout": installed_layout(REPO, work / "checkout"),
+            against: installed_layout(export(against, work / "exported"), work / "against")}
+
+
 def runtimes(against: str, work: Path) -> dict[str, str]:
     """crid-runtime launchers for ``checkout`` and for ``against``, made under ``work``."""
-    trees = {"checkout": installed_layout(REPO, work / "checkout"),
-             against: installed_layout(export(against, work / "exported"), work / "against")}
     return {name: str(runtime_script(tree, work / f"runtime-{index}"))
-            for index, (name, tree) in enumerate(trees.items())}
+            for index, (name, tree) in enumerate(trees(against, work).items())}
 
 
 def installed_layout(source: Path, target: Path) -> Path:
@@ -57,6 +61,17 @@ def export(revision: str, target: Path) -> Path:
 
 def runtime_script(tree: Path, path: Path) -> Path:
     path.write_text(launcher.script(sys.executable, str(tree)))
+    path.chmod(0o755)
+    return path
+
+
+def daemon_script(tree: Path, path: Path) -> Path:
+    """A ``crid`` command that runs the daemon from ``tree`` with this venv's libraries."""
+    path.write_text(f"#!{sys.executable} -P\n"
+                    "import sys\n"
+                    f"sys.path.insert(0, {str(tree)!r})\n"
+                    "from crid.cli import main\n"
+                    "sys.exit(main())\n")
     path.chmod(0o755)
     return path
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,14 +24,21 @@ class Env:
     image_id: str
 
 
-@pytest.fixture(scope="module")
-def env(registry: Registry) -> Iterator[Env]:
+@contextlib.contextmanager
+def started_env(registry: Registry, extra_toml: str = "") -> Iterator[Env]:
+    """A daemon (with ``extra_toml`` in its config) and a pulled busybox."""
     run = RunConfig(cmd=("/bin/sh",), env=("PATH=/bin", "FROM=image"))
     pushed = push(registry, "e2e/busybox", "1", busybox_image(config=run))
-    with pod_daemon() as (daemon, net):
+    with pod_daemon(extra_toml) as (daemon, net):
         image_id = daemon.image.PullImage(api_pb2.PullImageRequest(
             image=api_pb2.ImageSpec(image=pushed.reference))).image_ref
         yield Env(daemon, net, pushed.reference, image_id)
+
+
+@pytest.fixture(scope="module")
+def env(registry: Registry) -> Iterator[Env]:
+    with started_env(registry) as found:
+        yield found
 
 
 # Every container test runs once per handler: crid's own runtime and runc.
