@@ -7,8 +7,9 @@ byte forwarded and per exec. Each revision's ``StreamingServer`` runs with
 the host backend in a process of its own (the earlier one from a
 ``git archive`` laid out as a wheel installs it, first on ``PYTHONPATH``);
 one client, our SPDY client without flow control as kubectl, alternates
-between them round by round, each first in every other round: a port-forward of MEGABYTES MiB to a discard
-server on loopback, then ten ``echo hi`` execs. The figures are the server
+between them round by round, each first in every other round: a
+port-forward of MEGABYTES MiB to a discard server on loopback, then ten
+``echo hi`` execs. The figures are the server
 process's CPU seconds per forward (from ``/proc/PID/stat``), which load on
 the machine disturbs less than wall time, the forward's MB/s and the median
 exec round trip. ``--against`` defaults to ``HEAD`` (the uncommitted change).
