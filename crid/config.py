@@ -73,6 +73,15 @@ class Config:
     stats_layer_interval: int = 10
     # CDI spec files: later dirs override earlier ones (crid.cdi.registry).
     cdi_spec_dirs: tuple[str, ...] = ("/etc/cdi", "/var/run/cdi")
+    # The streaming server's limits (crid.streaming.limits; SECURITY.md).
+    stream_handshake_timeout: int = 30  # seconds from connect to the 101
+    stream_max_handshakes: int = 128  # connections not yet past the handshake
+    stream_creation_timeout: int = 30  # kubelet's: seconds to open a session's streams
+    stream_idle_timeout: int = 4 * 3600  # kubelet's: seconds without a frame either way
+    stream_max_streams_per_connection: int = 250
+    stream_max_port_forwards_per_pod: int = 128
+    stream_websocket_max_message: int = 32 * 1024 * 1024  # kubelet's (x/net/websocket)
+    stream_dial_workers: int = 4  # threads that make port-forward sockets in pods
     handlers: tuple[Handler, ...] = ()
 
     def handler(self, name: str) -> Handler | None:
@@ -128,6 +137,13 @@ def _host_port_or_empty(value: Any) -> str | None:
 
 def _positive(value: Any) -> str | None:
     return None if value > 0 else f"{value} must be at least 1"
+
+
+def _at_least(least: int) -> Check:
+    def check(value: Any) -> str | None:
+        return None if value >= least else f"{value} must be at least {least}"
+
+    return check
 
 
 def _one_of(choices: Iterable[str]) -> Check:
@@ -208,6 +224,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
     Setting("crid.stats.layer_refresh_seconds", "stats_layer_interval", int, _positive),
     Setting("crid.cdi.spec_dirs", "cdi_spec_dirs", list, _each_absolute),
+    Setting("crid.streaming.handshake_timeout", "stream_handshake_timeout", int, _positive),
+    Setting("crid.streaming.max_handshakes", "stream_max_handshakes", int, _positive),
+    Setting("crid.streaming.stream_creation_timeout", "stream_creation_timeout", int,
+            _positive),
+    Setting("crid.streaming.stream_idle_timeout", "stream_idle_timeout", int, _positive),
+    Setting("crid.streaming.max_streams_per_connection", "stream_max_streams_per_connection",
+            int, _at_least(5)),
+    Setting("crid.streaming.max_port_forwards_per_pod", "stream_max_port_forwards_per_pod",
+            int, _positive),
+    Setting("crid.streaming.websocket_max_message", "stream_websocket_max_message", int,
+            _at_least(64 * 1024)),
+    Setting("crid.streaming.dial_workers", "stream_dial_workers", int, _positive),
 )
 SETTING_BY_FIELD = {s.field: s for s in SETTINGS}
 HANDLER_KEYS: Mapping[str, Check] = {"path": _absolute, "root": _absolute_or_empty}

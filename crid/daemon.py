@@ -91,6 +91,7 @@ async def serve(config: Config) -> None:
     from crid.containers import schema as container_schema
     from crid.containers.context import Containers
     from crid.containers.streams import ContainerStreams
+    from crid.network.dial import Dialer
     from crid.sandbox.context import Sandboxes
     from crid.streaming.server import start_streaming_server as start_streaming
 
@@ -122,8 +123,11 @@ async def serve(config: Config) -> None:
         daemon.sandboxes = Sandboxes(daemon)
         daemon.containers = Containers(daemon)
         metrics.count_containers(daemon.containers.records.count_by_state)
+        # Port-forward dials get threads of their own (crid.streaming.dial_workers).
+        dialer = Dialer(config.stream_dial_workers)
+        cleanup.callback(dialer.close)
         daemon.streaming, _ = await start_streaming(
-            config, ContainerStreams(daemon.containers, daemon.sandboxes), clock, metrics)
+            config, ContainerStreams(daemon.containers, daemon.sandboxes, dialer), clock, metrics)
 
         transport = grpc_transport.choose(config.grpc_fast_path)
         log.info("grpc transport", transport=transport.name, reason=transport.reason)

@@ -37,9 +37,11 @@ RESIZE_EVENT = 1
 
 
 class ContainerStreams:
-    def __init__(self, containers: Containers, sandboxes: Sandboxes) -> None:
+    def __init__(self, containers: Containers, sandboxes: Sandboxes,
+                 dialer: dial.Dialer) -> None:
         self.containers = containers
         self.sandboxes = sandboxes
+        self.dialer = dialer
 
     async def exec(self, container_id: str, cmd: list[str], *, tty: bool,
                    stdin: InputStream | None, stdout: OutputStream | None,
@@ -117,7 +119,7 @@ class ContainerStreams:
             raise NotFound(f"pod sandbox {pod_sandbox_id!r} not found")
         if not pod.netns:  # host network: the pod's localhost is the node's
             return await asyncio.open_connection("127.0.0.1", port)
-        return await dial.open_connection(pod.netns, port)
+        return await self.dialer.open_connection(pod.netns, port)
 
 
 async def _attach_in(source: InputStream, sock: socket.socket) -> None:

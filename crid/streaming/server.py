@@ -10,6 +10,15 @@ the first candidate the client lists that we support.
 
 h11 parses the HTTP; after the 101 the connection belongs to
 ``crid.streaming.spdy`` or ``crid.streaming.websocket``.
+
+The handshake is what anyone who reaches the port can do without a token, so
+it is bounded: the request head (64 KiB at most), the token check and the
+101 must all happen within ``handshake_timeout`` of connecting (a slowloris
+client trickling bytes is cut off then, whatever its pace), and at most
+``max_handshakes`` connections may be in that phase at once: one more closes
+the oldest, which has had the longest to finish (a real client sends its
+request at once). After the 101 the session's idle timeout applies
+(``crid.streaming.limits``).
 """
 
 from __future__ import annotations
@@ -17,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import urllib.parse
+from collections.abc import AsyncIterator
 from typing import Protocol
 
 import h11
@@ -27,6 +37,7 @@ from crid.clock import Clock
 from crid.config import Config
 from crid.streaming import tokens, websocket
 from crid.streaming.backend import Backend
+from crid.streaming.limits import IdleWatch, Limits, PodForwards
 from crid.streaming.reader import Reader
 from crid.streaming.spdy import portforward as spdy_portforward
 from crid.streaming.spdy import remotecommand as spdy_remotecommand
@@ -36,7 +47,6 @@ from crid.streaming.spdy.session import Session
 log = logs.get("crid.streaming")
 
 MAX_REQUEST_HEAD = 64 * 1024
-REQUEST_TIMEOUT = 30.0
 
 
 class HttpError(Exception):
@@ -66,9 +76,14 @@ class StreamingServer:
     """Serves streaming sessions for requests registered with ``url_for``."""
 
     def __init__(self, backend: Backend, clock: Clock, *, address: str = "127.0.0.1",
-                 port: int = 0, observer: SessionObserver | None = None) -> None:
+                 port: int = 0, observer: SessionObserver | None = None,
+                 limits: Limits | None = None) -> None:
         self.backend = backend
         self.observer = observer
+        self.limits = limits or Limits()
+        self.forwards = PodForwards(self.limits.max_port_forwards_per_pod)
+        # Connections still in their handshake, oldest first (dicts keep order).
+        self._handshaking: dict[asyncio.StreamWriter, None] = {}
         self.tokens = tokens.TokenCache(clock)
         self._address, self._port = address, port
         self._server: asyncio.Server | None = None
@@ -101,6 +116,13 @@ class StreamingServer:
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
+        if len(self._handshaking) >= self.limits.max_handshakes:
+            oldest = next(iter(self._handshaking))
+            del self._handshaking[oldest]
+            log.warning("too many streaming handshakes at once; closing the oldest",
+                        limit=self.limits.max_handshakes)
+            oldest.transport.abort()
+        self._handshaking[writer] = None
         try:
             await self._handle(reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
@@ -108,30 +130,28 @@ class StreamingServer:
         except Exception:
             log.exception("streaming session failed")
         finally:
+            self._handshaking.pop(writer, None)
             self._sessions.discard(task)
             writer.close()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
-        try:
-            request = await asyncio.wait_for(_read_request(http, reader), REQUEST_TIMEOUT)
-        except h11.RemoteProtocolError:
-            return
-        if request is None:
-            return
-        try:
-            await self._route(http, request, reader, writer)
-        except HttpError as exc:
-            body = (exc.message + "\n").encode()
-            headers = [("Content-Type", "text/plain; charset=utf-8"),
-                       ("Content-Length", str(len(body))), ("Connection", "close"), *exc.headers]
-            writer.write(http.send(h11.Response(status_code=exc.status, headers=headers)) or b"")
-            writer.write(http.send(h11.Data(data=body)) or b"")
-            writer.write(http.send(h11.EndOfMessage()) or b"")
-            await writer.drain()
+        deadline = asyncio.timeout(self.limits.handshake_timeout)
+        async with deadline:
+            try:
+                request = await _read_request(http, reader)
+            except h11.RemoteProtocolError:
+                return
+            if request is None:
+                return
+            try:
+                await self._route(http, request, reader, writer, deadline)
+            except HttpError as exc:
+                await _refuse(http, writer, exc)
 
     async def _route(self, http: h11.Connection, request: h11.Request,
-                     reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+                     reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     deadline: asyncio.Timeout) -> None:
         target = urllib.parse.urlsplit(request.target.decode("ascii", "replace"))
         parts = target.path.strip("/").split("/")
         if len(parts) != 2 or parts[0] not in tokens.KINDS:
@@ -139,16 +159,20 @@ class StreamingServer:
         pending = self.tokens.take(parts[0], parts[1])
         if pending is None:
             raise HttpError(404, f"unknown, expired or already used {parts[0]} token")
+        # A client with a good token came through the CRI: it no longer
+        # counts against the handshakes anyone may start.
+        self._handshaking.pop(writer, None)
         headers: dict[str, list[str]] = {}
         for name, value in request.headers:
             headers.setdefault(name.decode().lower(), []).append(value.decode("latin-1"))
         upgrade = ",".join(headers.get("upgrade", [])).lower()
         query = urllib.parse.parse_qs(target.query)
         log.info("streaming session", kind=pending.kind, upgrade=upgrade)
+        connection = _Upgrade(http, reader, writer, deadline)
         if "websocket" in upgrade:
-            serve = self._websocket(http, headers, query, pending, reader, writer)
+            serve = self._websocket(connection, headers, query, pending)
         elif "spdy/3.1" in upgrade:
-            serve = self._spdy(http, headers, pending, reader, writer)
+            serve = self._spdy(connection, headers, pending)
         else:
             raise HttpError(400, "this endpoint needs an upgrade to SPDY/3.1 or websocket")
         if self.observer is not None:
@@ -159,22 +183,8 @@ class StreamingServer:
             if self.observer is not None:
                 self.observer.session_ended(pending.kind)
 
-    async def _switch(self, http: h11.Connection, headers: list[tuple[str, str]],
-                      reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> Reader:
-        # h11 only lets us switch once the (empty) request body has been read.
-        while (event := http.next_event()) is not h11.PAUSED:
-            if event is h11.NEED_DATA:
-                if not (data := await reader.read(65536)):
-                    raise ConnectionResetError("client closed before the upgrade")
-                http.receive_data(data)
-        writer.write(http.send(h11.InformationalResponse(status_code=101, headers=headers))
-                     or b"")
-        await writer.drain()
-        return Reader.take_over(reader, writer, http.trailing_data[0])
-
-    async def _spdy(self, http: h11.Connection, headers: dict[str, list[str]],
-                    pending: tokens.Request, reader: asyncio.StreamReader,
-                    writer: asyncio.StreamWriter) -> None:
+    async def _spdy(self, connection: _Upgrade, headers: dict[str, list[str]],
+                    pending: tokens.Request) -> None:
         supported = (spdy_portforward.PROTOCOLS if isinstance(pending, tokens.PortForwardRequest)
                      else spdy_remotecommand.PROTOCOLS)
         protocol = negotiate(headers.get("x-stream-protocol-version", []), supported)
@@ -182,19 +192,23 @@ class StreamingServer:
             raise HttpError(403, "none of the requested stream protocols is supported",
                             [("X-Accepted-Stream-Protocol-Versions", ", ".join(supported))])
         protocol = protocol or supported[-1]  # a client that offers none speaks the oldest
-        upgraded = await self._switch(http, [
+        upgraded = await connection.switch([
             ("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1"),
-            ("X-Stream-Protocol-Version", protocol)], reader, writer)
-        session = Session(upgraded, writer, server=True)
-        await session.announce_window(ANNOUNCED_WINDOW)
-        if isinstance(pending, tokens.PortForwardRequest):
-            await spdy_portforward.serve(session, pending, self.backend)
-        else:
-            await spdy_remotecommand.serve(session, protocol, pending, self.backend)
+            ("X-Stream-Protocol-Version", protocol)])
+        async with connection.idle(pending.kind, self.limits) as idle:
+            session = Session(upgraded, connection.writer, server=True,
+                              max_streams=self.limits.max_streams_per_connection,
+                              activity=idle.touch)
+            await session.announce_window(ANNOUNCED_WINDOW)
+            if isinstance(pending, tokens.PortForwardRequest):
+                await spdy_portforward.serve(session, pending, self.backend, self.forwards,
+                                             self.limits.stream_creation_timeout)
+            else:
+                await spdy_remotecommand.serve(session, protocol, pending, self.backend,
+                                               self.limits.stream_creation_timeout)
 
-    async def _websocket(self, http: h11.Connection, headers: dict[str, list[str]],
-                         query: dict[str, list[str]], pending: tokens.Request,
-                         reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _websocket(self, connection: _Upgrade, headers: dict[str, list[str]],
+                         query: dict[str, list[str]], pending: tokens.Request) -> None:
         key = headers.get("sec-websocket-key", [""])[0]
         if not key or headers.get("sec-websocket-version", [""])[0] != "13":
             raise HttpError(400, "a WebSocket upgrade needs Sec-WebSocket-Key and version 13")
@@ -207,20 +221,69 @@ class StreamingServer:
         ports: list[int] = []
         if isinstance(pending, tokens.PortForwardRequest):
             try:
-                ports = websocket.ports_from_query(query)
+                ports = websocket.ports_from_query(query, self.limits.max_port_forwards_per_pod)
             except ValueError as exc:
                 raise HttpError(400, str(exc)) from None
         reply = [("Upgrade", "websocket"), ("Connection", "Upgrade"),
                  ("Sec-WebSocket-Accept", generate_accept_token(key.encode()).decode())]
         if protocol:
             reply.append(("Sec-WebSocket-Protocol", protocol))
-        upgraded = await self._switch(http, reply, reader, writer)
-        socket = websocket.ChannelSocket(upgraded, writer, protocol or "channel.k8s.io")
-        if isinstance(pending, tokens.PortForwardRequest):
-            await websocket.serve_portforward(socket, pending, ports, self.backend)
-        else:
-            await websocket.serve_remotecommand(socket, protocol or "channel.k8s.io", pending,
-                                                self.backend)
+        upgraded = await connection.switch(reply)
+        async with connection.idle(pending.kind, self.limits) as idle:
+            socket = websocket.ChannelSocket(upgraded, connection.writer,
+                                             protocol or "channel.k8s.io",
+                                             max_message=self.limits.websocket_max_message,
+                                             activity=idle.touch)
+            if isinstance(pending, tokens.PortForwardRequest):
+                await websocket.serve_portforward(socket, pending, ports, self.backend,
+                                                  self.forwards)
+            else:
+                await websocket.serve_remotecommand(socket, protocol or "channel.k8s.io",
+                                                    pending, self.backend)
+
+
+class _Upgrade:
+    """One connection between its request and its 101, and the session after it."""
+
+    def __init__(self, http: h11.Connection, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, deadline: asyncio.Timeout) -> None:
+        self.http, self.reader, self.writer, self.deadline = http, reader, writer, deadline
+
+    async def switch(self, headers: list[tuple[str, str]]) -> Reader:
+        """Answer 101; the upgraded connection's reader. The handshake deadline ends here."""
+        # h11 only lets us switch once the (empty) request body has been read.
+        while (event := self.http.next_event()) is not h11.PAUSED:
+            if event is h11.NEED_DATA:
+                if not (data := await self.reader.read(65536)):
+                    raise ConnectionResetError("client closed before the upgrade")
+                self.http.receive_data(data)
+        self.writer.write(self.http.send(h11.InformationalResponse(status_code=101,
+                                                                   headers=headers)) or b"")
+        await self.writer.drain()
+        self.deadline.reschedule(None)
+        return Reader.take_over(self.reader, self.writer, self.http.trailing_data[0])
+
+    @contextlib.asynccontextmanager
+    async def idle(self, kind: str, limits: Limits) -> AsyncIterator[IdleWatch]:
+        """The session's idle timeout, watched while the block runs."""
+        transport = self.writer.transport
+        assert isinstance(transport, asyncio.WriteTransport)
+        watch = IdleWatch(transport, limits.stream_idle_timeout, kind)
+        watching = asyncio.create_task(watch.run())
+        try:
+            yield watch
+        finally:
+            watching.cancel()
+
+
+async def _refuse(http: h11.Connection, writer: asyncio.StreamWriter, exc: HttpError) -> None:
+    body = (exc.message + "\n").encode()
+    headers = [("Content-Type", "text/plain; charset=utf-8"),
+               ("Content-Length", str(len(body))), ("Connection", "close"), *exc.headers]
+    writer.write(http.send(h11.Response(status_code=exc.status, headers=headers)) or b"")
+    writer.write(http.send(h11.Data(data=body)) or b"")
+    writer.write(http.send(h11.EndOfMessage()) or b"")
+    await writer.drain()
 
 
 async def _read_request(http: h11.Connection, reader: asyncio.StreamReader
@@ -243,5 +306,6 @@ async def start_streaming_server(config: Config, backend: Backend, clock: Clock,
                                  ) -> tuple[StreamingServer, str]:
     """Start the server on ``stream_address``:``stream_port`` (0 = any free port)."""
     server = StreamingServer(backend, clock, address=config.stream_address,
-                             port=config.stream_port, observer=observer)
+                             port=config.stream_port, observer=observer,
+                             limits=Limits.from_config(config))
     return server, await server.start()

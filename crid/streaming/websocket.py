@@ -17,6 +17,12 @@ data channel 2i and an error channel 2i+1, and the first message we send on
 each carries the port as 2 little-endian bytes.
 
 wsproto does the framing; this module owns the channels.
+
+Bounds: a client message is reassembled up to ``max_message`` bytes (kubelet,
+through golang.org/x/net/websocket, allows 32 MiB); a larger one closes the
+connection with 1009 (message too big). No extension is negotiated, so no
+message is inflated. Port-forward takes as many ports as a pod may have
+forwards open, and each counts against that limit (``PodForwards``).
 """
 
 from __future__ import annotations
@@ -24,15 +30,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from wsproto.connection import Connection, ConnectionState, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Message, Ping, TextMessage
+from wsproto.frame_protocol import CloseReason
 
 from crid import logs
 from crid.errors import CridError
 from crid.streaming import remotecommand
 from crid.streaming.backend import Backend
+from crid.streaming.limits import PodForwards
 from crid.streaming.reader import Reader
 from crid.streaming.tokens import AttachRequest, ExecRequest, PortForwardRequest
 
@@ -50,12 +58,15 @@ CLOSE_LINGER = 5.0
 class ChannelSocket:
     """A server-side WebSocket whose messages are (channel, bytes) pairs."""
 
-    def __init__(self, reader: Reader, writer: asyncio.StreamWriter, protocol: str) -> None:
+    def __init__(self, reader: Reader, writer: asyncio.StreamWriter, protocol: str, *,
+                 max_message: int, activity: Callable[[], None] | None = None) -> None:
         self._reader = reader
         self._writer = writer
         self._ws = Connection(ConnectionType.SERVER)
         self._base64 = "base64" in protocol
         self._lock = asyncio.Lock()
+        self._max_message = max_message
+        self._activity = activity or (lambda: None)
         self.closed = asyncio.Event()
 
     async def send(self, channel: int, data: bytes) -> None:
@@ -75,18 +86,26 @@ class ChannelSocket:
         self._writer.write(self._ws.send(event))
         async with self._lock:
             await self._writer.drain()
+        self._activity()
 
     async def messages(self) -> AsyncIterator[tuple[int, bytes]]:
         """Client messages until the connection closes."""
         parts: list[bytes | str] = []
+        size = 0
         try:
             while not self.closed.is_set():
                 data = await self._reader.read(65536)
+                self._activity()
                 self._ws.receive_data(data or None)
                 for event in self._ws.events():
                     if isinstance(event, Message):
                         parts.append(event.data)
+                        size += len(event.data)
+                        if size > self._max_message:
+                            await self._too_big()
+                            return
                         if event.message_finished:
+                            size = 0
                             message, parts = self._decode(parts), []
                             if message is not None:
                                 yield message
@@ -103,6 +122,16 @@ class ChannelSocket:
         finally:
             self.closed.set()
 
+    async def _too_big(self) -> None:
+        log.warning("WebSocket message too big; closing the connection",
+                    limit=self._max_message)
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            self._writer.write(self._ws.send(CloseConnection(
+                code=CloseReason.MESSAGE_TOO_BIG,
+                reason=f"a message may have at most {self._max_message} bytes")))
+            await self._writer.drain()
+        self._writer.transport.abort()
+
     def _decode(self, parts: list[bytes | str]) -> tuple[int, bytes] | None:
         if isinstance(parts[0], str):
             text = "".join(str(p) for p in parts)
@@ -112,8 +141,11 @@ class ChannelSocket:
                 return ord(text[0]) - ord("0"), base64.b64decode(text[1:])
             except ValueError:
                 return None
-        raw = b"".join(p for p in parts if isinstance(p, bytes))
-        return (raw[0], raw[1:]) if raw else None
+        chunks = [p for p in parts if isinstance(p, bytes) and p]
+        if not chunks:
+            return None
+        # The channel byte comes off the first chunk: one copy of the message, not two.
+        return chunks[0][0], b"".join([chunks[0][1:], *chunks[1:]])
 
     async def close(self, reading: asyncio.Task[None] | None = None) -> None:
         """Close handshake (1000), then wait for the client's side, then the TCP close."""
@@ -130,19 +162,23 @@ class ChannelSocket:
 
 
 class _QueueInput:
-    """stdin as the backend reads it: bytes from a bounded queue, b'' = EOF."""
+    """stdin as the backend reads it: client messages, one waiting at most; b'' = EOF.
+
+    Messages may be as large as the cap, so the queue holds one: a session
+    holds at most the message being read, one waiting and one arriving.
+    """
 
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
-        self._rest = b""
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue(maxsize=1)
+        self._rest = memoryview(b"")  # slices of a view copy nothing
         self._eof = False
 
     async def read(self, limit: int = 65536) -> bytes:
         if not self._rest and not self._eof:
-            self._rest = await self.queue.get()
+            self._rest = memoryview(await self.queue.get())
             self._eof = not self._rest
         chunk, self._rest = self._rest[:limit], self._rest[limit:]
-        return chunk
+        return bytes(chunk)
 
 
 class _ChannelOutput:
@@ -197,17 +233,25 @@ async def serve_remotecommand(ws: ChannelSocket, protocol: str,
         await ws.close(reading)
 
 
-def ports_from_query(query: dict[str, list[str]]) -> list[int]:
-    """The ``ports`` query values (repeated or comma-separated); ValueError if bad."""
-    ports = [int(p) for value in query.get("ports", []) for p in value.split(",") if p.strip()]
+def ports_from_query(query: dict[str, list[str]], most: int) -> list[int]:
+    """The ``ports`` query values (repeated or comma-separated), at most ``most``.
+
+    ValueError if they are not ports, or too many.
+    """
+    listed = [p for value in query.get("ports", []) for p in value.split(",") if p.strip()]
+    if len(listed) > most:
+        raise ValueError(f"{len(listed)} ports asked for; a pod may have at most {most} "
+                         "forwarded connections")
+    ports = [int(p) for p in listed]
     if not ports or not all(0 < p < 65536 for p in ports):
         raise ValueError("the ports query parameter must list ports 1-65535")
     return ports
 
 
 async def serve_portforward(ws: ChannelSocket, request: PortForwardRequest, ports: list[int],
-                            backend: Backend) -> None:
+                            backend: Backend, pods: PodForwards) -> None:
     writers: dict[int, asyncio.StreamWriter] = {}
+    held = 0  # forwards counted against the pod
     copies: list[asyncio.Task[None]] = []
     reading: asyncio.Task[None] | None = None
 
@@ -227,9 +271,15 @@ async def serve_portforward(ws: ChannelSocket, request: PortForwardRequest, port
             await ws.send(2 * index, prefix)
             await ws.send(2 * index + 1, prefix)
         for index, port in enumerate(ports):
+            if not pods.acquire(request.pod_sandbox_id):
+                await ws.send(2 * index + 1, pods.refusal(request.pod_sandbox_id).encode())
+                continue
+            held += 1
             try:
                 reader, writers[index] = await backend.port_forward(request.pod_sandbox_id, port)
             except (CridError, OSError) as exc:
+                held -= 1
+                pods.release(request.pod_sandbox_id)
                 await ws.send(2 * index + 1, f"error forwarding port {port} to pod "
                                              f"{request.pod_sandbox_id}: {exc}".encode())
                 continue
@@ -242,6 +292,8 @@ async def serve_portforward(ws: ChannelSocket, request: PortForwardRequest, port
     except ConnectionError:
         pass
     finally:
+        for _ in range(held):
+            pods.release(request.pod_sandbox_id)
         for task in copies:
             task.cancel()
         for writer in writers.values():

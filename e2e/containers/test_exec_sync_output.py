@@ -12,9 +12,6 @@ runs to its end), and stderr says what was cut. The test's client accepts
 from __future__ import annotations
 
 import re
-import threading
-import time
-from pathlib import Path
 
 import grpc
 from cri_api.v1 import api_pb2, api_pb2_grpc
@@ -22,60 +19,23 @@ from cri_api.v1 import api_pb2, api_pb2_grpc
 from crid.containers.exec_output import DEFAULT_LIMIT, KUBELET_MAX_MESSAGE
 from e2e.containers.conftest import Env, Pod
 from e2e.containers.helpers import exec_sync, run
+from e2e.fixtures.pressure import Pressure
 
 GIB = 1024 ** 3
 MAX_RSS_GROWTH = 64 * 1024 * 1024
 NOTICE = re.compile(rb"\ncrid: ExecSync (stdout|stderr) truncated: output is capped at "
                     rb"(\d+) bytes, kept (\d+), dropped (\d+)\n")
-OTHER_CLIENT_BOUND = 1.0  # seconds a second client's ListPodSandbox may take meanwhile
-
-
-def _status_kib(pid: int, field: str) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise AssertionError(f"no {field} in /proc/{pid}/status")
-
-
-class OtherClient(threading.Thread):
-    """A second CRI client listing pods over and over; keeps its slowest answer."""
-
-    def __init__(self, socket: Path) -> None:
-        super().__init__(daemon=True)
-        self.socket = socket
-        self.done = threading.Event()
-        self.slowest = 0.0
-        self.calls = 0
-
-    def run(self) -> None:
-        with grpc.insecure_channel(f"unix://{self.socket}") as channel:
-            runtime = api_pb2_grpc.RuntimeServiceStub(channel)
-            while not self.done.is_set():
-                started = time.monotonic()
-                runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=30)
-                self.slowest = max(self.slowest, time.monotonic() - started)
-                self.calls += 1
-                time.sleep(0.05)
 
 
 def test_a_gigabyte_of_output_is_capped_and_the_daemon_stays_small(env: Env, pod: Pod) -> None:
     cid = run(env.daemon, pod.id, pod.config, env.image)
     assert env.daemon.process is not None
-    daemon_pid = env.daemon.process.pid
-    Path(f"/proc/{daemon_pid}/clear_refs").write_text("5")  # peak RSS := current RSS
-    before = _status_kib(daemon_pid, "VmHWM") * 1024
-    other = OtherClient(env.daemon.socket)
-    other.start()
-    try:
-        with grpc.insecure_channel(f"unix://{env.daemon.socket}", options=[
+    with Pressure(env.daemon.process.pid, env.daemon.socket) as pressure, \
+            grpc.insecure_channel(f"unix://{env.daemon.socket}", options=[
                 ("grpc.max_receive_message_length", KUBELET_MAX_MESSAGE)]) as kubelet:
-            response = api_pb2_grpc.RuntimeServiceStub(kubelet).ExecSync(api_pb2.ExecSyncRequest(
-                container_id=cid, cmd=["/bin/sh", "-c", f"yes | head -c {GIB}; echo to-stderr >&2"],
-                timeout=300))
-    finally:
-        other.done.set()
-        other.join(30)
-    peak = _status_kib(daemon_pid, "VmHWM") * 1024
+        response = api_pb2_grpc.RuntimeServiceStub(kubelet).ExecSync(api_pb2.ExecSyncRequest(
+            container_id=cid, cmd=["/bin/sh", "-c", f"yes | head -c {GIB}; echo to-stderr >&2"],
+            timeout=300))
     assert response.exit_code == 0  # the command ran to its end: never blocked on a pipe
     # Both streams share the budget; which one's bytes came first is a race.
     notices = {name.decode(): (int(limit), int(kept), int(dropped))
@@ -88,9 +48,7 @@ def test_a_gigabyte_of_output_is_capped_and_the_daemon_stays_small(env: Env, pod
     assert set(notices) <= {"stdout", "stderr"}
     if "stderr" in notices:
         assert notices["stderr"][1:] == (len(stderr), len(b"to-stderr\n") - len(stderr))
-    assert peak - before < MAX_RSS_GROWTH, f"daemon peak RSS grew by {peak - before} bytes"
-    assert other.calls > 0
-    assert other.slowest < OTHER_CLIENT_BOUND, f"ListPodSandbox took {other.slowest:.2f} s"
+    pressure.assert_served(MAX_RSS_GROWTH)
 
 
 def test_output_within_the_cap_is_whole_and_unmarked(env: Env, pod: Pod) -> None:

@@ -133,7 +133,11 @@ def test_dial_reaches_localhost_inside_the_pod(daemon: CridDaemon) -> None:
             server = serve_once(listener, b"as streams")
 
             async def read() -> bytes:
-                reader, writer = await dial.open_connection(netns, port)
+                dialer = dial.Dialer()
+                try:
+                    reader, writer = await dialer.open_connection(netns, port)
+                finally:
+                    dialer.close()
                 data = await reader.read(100)
                 writer.close()
                 return data

@@ -32,6 +32,16 @@ def test_defaults_match_the_design(tmp_path: Path) -> None:
     assert loaded.handler("").name == "crid"  # type: ignore[union-attr]
 
 
+def test_streaming_limits_default_to_kubelets_and_can_be_set(tmp_path: Path) -> None:
+    defaults = load(tmp_path)
+    assert (defaults.stream_creation_timeout, defaults.stream_idle_timeout) == (30, 14400)
+    assert defaults.stream_websocket_max_message == 32 * 1024 * 1024
+    loaded = load(tmp_path, "[crid.streaming]\nstream_idle_timeout = 1\nmax_handshakes = 8\n"
+                            "max_streams_per_connection = 5\ndial_workers = 2\n")
+    assert (loaded.stream_idle_timeout, loaded.stream_max_handshakes) == (1, 8)
+    assert (loaded.stream_max_streams_per_connection, loaded.stream_dial_workers) == (5, 2)
+
+
 def test_drop_ins_override_the_main_file_in_lexical_order(tmp_path: Path) -> None:
     write(tmp_path / "crid.d" / "20-b.toml", '[crid]\nlog_level = "error"\n')
     write(tmp_path / "crid.d" / "10-a.toml", '[crid]\nlog_level = "debug"\nroot = "/a"\n')
@@ -72,6 +82,16 @@ def test_flags_win_over_files(tmp_path: Path) -> None:
      "crid.runtime.handlers.kata.flavour", "unknown key"),
     ('[crid.runtime]\ndefault_handler = "nope"\n', "crid.runtime.default_handler",
      "not a configured runtime handler"),
+    ("[crid.streaming]\nstream_idle_timeout = 0\n", "crid.streaming.stream_idle_timeout",
+     "at least 1"),
+    ("[crid.streaming]\nhandshake_timeout = 1.5\n", "crid.streaming.handshake_timeout",
+     "expected an integer"),
+    ("[crid.streaming]\nmax_streams_per_connection = 4\n",
+     "crid.streaming.max_streams_per_connection", "at least 5"),
+    ("[crid.streaming]\nwebsocket_max_message = 1024\n",
+     "crid.streaming.websocket_max_message", "at least 65536"),
+    ("[crid.streaming]\nmax_port_forwards_per_pod = -1\n",
+     "crid.streaming.max_port_forwards_per_pod", "at least 1"),
 ])
 def test_mistakes_name_the_key_and_the_problem(
     tmp_path: Path, text: str, key: str, problem: str

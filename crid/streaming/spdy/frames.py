@@ -20,6 +20,15 @@ VERSION = 3
 MAX_LENGTH = (1 << 24) - 1  # the length field is 24 bits
 MAX_STREAM_ID = (1 << 31) - 1
 HEADER_SIZE = 8
+# What a header block may inflate to, and how many name/value pairs and values
+# it may hold: a compression bomb (a few KiB that inflate to gigabytes) or a
+# flood of tiny headers ends the connection instead of filling the daemon.
+MAX_HEADER_BLOCK = 1024 * 1024
+MAX_HEADER_VALUES = 1000
+# The largest frame we read. A header block within the cap is no larger
+# compressed (deflate adds a few bytes per 64 KiB it cannot shrink), and a
+# DATA frame larger than the 1 MiB window we announce breaks flow control.
+MAX_FRAME = MAX_HEADER_BLOCK + 4096
 
 FLAG_FIN = 0x01
 FLAG_UNIDIRECTIONAL = 0x02
@@ -141,17 +150,23 @@ class HeaderCodec:
 
     def decode(self, compressed: bytes) -> Headers:
         try:
-            block = self._inflate.decompress(compressed)
+            # Inflate no further than the cap: what is left stays compressed.
+            block = self._inflate.decompress(compressed, MAX_HEADER_BLOCK + 1)
         except zlib.error as exc:
             raise FrameError(f"header block does not inflate: {exc}") from None
+        if len(block) > MAX_HEADER_BLOCK or self._inflate.unconsumed_tail:
+            raise FrameError(f"header block inflates to more than {MAX_HEADER_BLOCK} bytes")
         return parse_header_block(block)
 
 
 def parse_header_block(block: bytes) -> Headers:
     """The name/value pairs of an inflated header block (names lower-cased)."""
     headers: Headers = {}
+    values = 0
     try:
         (count,), at = struct.unpack_from("!I", block), 4
+        if count > MAX_HEADER_VALUES:
+            raise FrameError(f"{count} headers in one block; at most {MAX_HEADER_VALUES}")
         for _ in range(count):
             (size,) = struct.unpack_from("!I", block, at)
             name, at = block[at + 4:at + 4 + size], at + 4 + size
@@ -159,6 +174,9 @@ def parse_header_block(block: bytes) -> Headers:
             value, at = block[at + 4:at + 4 + size], at + 4 + size
             if not name or len(value) != size:
                 raise FrameError("truncated or empty header name")
+            values += value.count(b"\x00") + 1
+            if values > MAX_HEADER_VALUES:
+                raise FrameError(f"more than {MAX_HEADER_VALUES} header values in one block")
             headers.setdefault(name.decode().lower(), []).extend(value.decode().split("\x00"))
     except (struct.error, UnicodeDecodeError) as exc:
         raise FrameError(f"malformed header block: {exc}") from None

@@ -6,6 +6,12 @@ For each, the client opens two streams with the same ``port`` and
 cannot connect) and ``streamType: data`` (the bytes, both ways). We connect
 to the port in the pod once both have arrived and copy until both sides
 have finished; a FIN on the data stream becomes a half-close towards the pod.
+
+Bounds: a pair whose second stream has not come ``creation_timeout``
+seconds after the first is dropped (kubelet's stream creation timeout), and
+a pod has at most ``PodForwards.limit`` forwarded connections open, over all
+clients; one more gets the reason on its error stream and its data stream
+reset. The session's own stream cap bounds the pairs per connection.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import contextlib
 from crid import logs
 from crid.errors import CridError
 from crid.streaming.backend import Backend
+from crid.streaming.limits import PodForwards
 from crid.streaming.reader import Reader
 from crid.streaming.spdy.session import Session, Stream
 from crid.streaming.tokens import PortForwardRequest
@@ -33,11 +40,23 @@ def _pair_key(stream: Stream, kind: str) -> str:
     return str(stream.id if kind == "error" else stream.id - 2)
 
 
-async def serve(session: Session, request: PortForwardRequest, backend: Backend) -> None:
+async def serve(session: Session, request: PortForwardRequest, backend: Backend,
+                pods: PodForwards, creation_timeout: float) -> None:
     """Forward connections until the client closes the upgraded connection."""
     reading = asyncio.create_task(session.run())
     pending: dict[str, dict[str, Stream]] = {}
     forwards: set[asyncio.Task[None]] = set()
+    expiries: dict[str, asyncio.Task[None]] = {}
+
+    async def expire(key: str) -> None:
+        await asyncio.sleep(creation_timeout)
+        del expiries[key]
+        for stream in pending.pop(key, {}).values():
+            if stream.header("streamType") == "error":
+                with contextlib.suppress(ConnectionError):
+                    await stream.write(b"timed out waiting for the other stream of the pair")
+            await stream.abort()
+
     try:
         while True:
             incoming = asyncio.create_task(session.incoming.get())
@@ -50,20 +69,43 @@ async def serve(session: Session, request: PortForwardRequest, backend: Backend)
             if kind not in ("data", "error"):
                 await stream.abort()
                 continue
+            key = _pair_key(stream, kind)
+            pair = pending.setdefault(key, {})
+            if kind in pair:  # the same stream of a pair twice
+                await stream.abort()
+                continue
             await stream.reply()
-            pair = pending.setdefault(_pair_key(stream, kind), {})
             pair[kind] = stream
-            if len(pair) == 2:
-                del pending[_pair_key(stream, kind)]
-                task = asyncio.create_task(_forward(request, backend, pair["data"], pair["error"]))
-                forwards.add(task)
-                task.add_done_callback(forwards.discard)
+            if len(pair) == 1:
+                expiries[key] = asyncio.create_task(expire(key))
+                continue
+            del pending[key]
+            expiries.pop(key).cancel()
+            if not pods.acquire(request.pod_sandbox_id):
+                log.warning("port-forward refused", sandbox=request.pod_sandbox_id,
+                            limit=pods.limit)
+                await _refuse(pair["data"], pair["error"],
+                              pods.refusal(request.pod_sandbox_id))
+                continue
+            task = asyncio.create_task(_forward(request, backend, pair["data"], pair["error"]))
+            task.add_done_callback(lambda _: pods.release(request.pod_sandbox_id))
+            forwards.add(task)
+            task.add_done_callback(forwards.discard)
     finally:
+        for task in list(expiries.values()):
+            task.cancel()
         for task in list(forwards):
             task.cancel()
         await asyncio.gather(*forwards, return_exceptions=True)
         await session.shutdown()
         reading.cancel()
+
+
+async def _refuse(data: Stream, error: Stream, message: str) -> None:
+    with contextlib.suppress(ConnectionError):
+        await error.write(message.encode())
+    await error.close()
+    await data.abort()
 
 
 async def _forward(request: PortForwardRequest, backend: Backend, data: Stream,

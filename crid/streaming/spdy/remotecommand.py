@@ -23,7 +23,6 @@ from crid.streaming.tokens import AttachRequest, ExecRequest
 log = logs.get("crid.streaming.spdy")
 
 PROTOCOLS = ("v4.channel.k8s.io", "v3.channel.k8s.io", "v2.channel.k8s.io", "channel.k8s.io")
-STREAM_CREATION_TIMEOUT = 30.0  # kubelet's default
 STREAM_TYPES = ("error", "stdin", "stdout", "stderr", "resize")
 
 
@@ -77,14 +76,18 @@ class _Streams:
 
 
 async def serve(session: Session, protocol: str, request: ExecRequest | AttachRequest,
-                backend: Backend) -> None:
-    """Run one exec/attach session on an upgraded connection."""
+                backend: Backend, creation_timeout: float) -> None:
+    """Run one exec/attach session on an upgraded connection.
+
+    The client has ``creation_timeout`` seconds to open the streams the
+    request needs (kubelet's stream creation timeout); then the session ends.
+    """
     reading = asyncio.create_task(session.run())
     streams = _Streams(session, request)
     accepting = asyncio.create_task(streams.accept())
     try:
         ready = asyncio.create_task(streams.complete.wait())
-        done, _ = await asyncio.wait({ready, reading}, timeout=STREAM_CREATION_TIMEOUT,
+        done, _ = await asyncio.wait({ready, reading}, timeout=creation_timeout,
                                      return_when=asyncio.FIRST_COMPLETED)
         if ready not in done:
             ready.cancel()

@@ -16,9 +16,19 @@ use, does neither and never grants credit; waiting for credit from it would
 hang every exec after 64 KiB of output. (kubelet, its other end, does not
 throttle either.)
 
-Back-pressure on what the peer sends: while one stream holds more than
+Back-pressure on what the peer sends, whether or not it takes part in flow
+control: while the connection's streams together hold more than
 ``READ_BUFFER_LIMIT`` unread bytes, the session stops reading the socket, so
-TCP pushes back on a peer that ignores our windows.
+TCP pushes back on a peer that ignores our windows. That is the connection
+window we announce, enforced for every peer.
+
+Limits on a server session (``max_streams``): a stream the peer opens beyond
+that many open ones is refused (RST_STREAM REFUSED_STREAM, as HTTP/2 does past
+MAX_CONCURRENT_STREAMS); a peer that has had as many streams refused or reset
+again is cut off (GOAWAY, then the connection closes). A frame larger than
+``frames.MAX_FRAME`` or a header block that inflates past
+``frames.MAX_HEADER_BLOCK`` ends the connection. ``activity`` is called for
+every frame read and every write the socket took (the idle timeout's clock).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ import asyncio
 import collections
 import contextlib
 import itertools
+from collections.abc import Callable
 
 from crid import logs
 from crid.streaming.reader import Reader
@@ -37,6 +48,10 @@ log = logs.get("crid.streaming.spdy")
 
 MAX_DATA_FRAME = 32 * 1024
 READ_BUFFER_LIMIT = 1024 * 1024
+# How long a peer we cut off has to read our GOAWAY: closing a socket whose
+# input we have not read sends RST at once, and that destroys what we sent
+# but the peer has not yet taken.
+CUT_OFF_GRACE = 0.5
 
 
 class StreamClosed(ConnectionError):
@@ -56,8 +71,6 @@ class Stream:
         self._chunks: collections.deque[bytes] = collections.deque()
         self._buffered = 0
         self._changed = asyncio.Event()  # data, FIN, reset, or credit arrived
-        self._drained = asyncio.Event()
-        self._drained.set()
         self.remote_closed = remote_fin
         self.local_closed = False
         self.reset = False
@@ -81,8 +94,7 @@ class Stream:
             chunk, rest = chunk[:limit], chunk[limit:]
             self._chunks.appendleft(rest)
         self._buffered -= len(chunk)
-        if self._buffered <= READ_BUFFER_LIMIT:
-            self._drained.set()
+        self.session._taken(len(chunk))
         await self.session._consumed(self, len(chunk))
         return chunk
 
@@ -118,6 +130,7 @@ class Stream:
             self.session.streams.pop(self.id, None)
             with contextlib.suppress(ConnectionError):
                 await self.session.send(frames.RstStream(self.id, status))
+            await self.session._rejected()
 
     # --- called by the session's reader ---
 
@@ -125,8 +138,7 @@ class Stream:
         if data:
             self._chunks.append(data)
             self._buffered += len(data)
-            if self._buffered > READ_BUFFER_LIMIT:
-                self._drained.clear()
+            self.session._unread += len(data)
         if fin:
             self.remote_closed = True
         self._changed.set()
@@ -135,15 +147,17 @@ class Stream:
         self.reset = True
         if not keep_received:
             self._chunks.clear()
+            self.session._taken(self._buffered)
             self._buffered = 0
-        self._drained.set()
         self._changed.set()
 
 
 class Session:
     """A SPDY/3.1 connection over an asyncio reader/writer pair."""
 
-    def __init__(self, reader: Reader, writer: asyncio.StreamWriter, *, server: bool) -> None:
+    def __init__(self, reader: Reader, writer: asyncio.StreamWriter, *, server: bool,
+                 max_streams: int | None = None,
+                 activity: Callable[[], None] | None = None) -> None:
         self._reader = reader
         self._writer = writer
         self._codec = frames.HeaderCodec()
@@ -165,18 +179,51 @@ class Session:
         self.ignore_peer_windows = False
         self.going_away = False
         self.closed = asyncio.Event()
+        self._max_streams = max_streams
+        self._refused = 0  # streams of the peer's we refused or reset
+        self._cutting_off = False
+        self._finished_writing = False  # we sent our FIN (shutdown)
+        self._activity = activity or _nothing
+        self._unread = 0  # bytes the streams hold that nobody has read yet
+        self._room = asyncio.Event()  # _unread is within READ_BUFFER_LIMIT
+        self._room.set()
 
     # --- sending ---
 
     async def send(self, *sent: frames.Frame) -> None:
         """Write ``sent`` in one go, then wait until the socket takes more."""
-        if self.closed.is_set():
+        if self.closed.is_set() or self._finished_writing:
             raise StreamClosed("the SPDY connection is closed")
         # Encoding and writing happen with no await in between: header blocks
         # share one zlib stream, so they must reach the wire in encoding order.
         self._writer.write(b"".join(frames.encode(frame, self._codec) for frame in sent))
         async with self._drain_lock:
             await self._writer.drain()
+        self._activity()
+
+    def _taken(self, count: int) -> None:
+        """``count`` unread bytes left the streams' buffers (read, or dropped by a reset)."""
+        self._unread -= count
+        if self._unread <= READ_BUFFER_LIMIT:
+            self._room.set()
+
+    async def _rejected(self) -> None:
+        """Count a stream of the peer's that we refused or reset; cut off a peer that persists."""
+        self._refused += 1
+        if self._max_streams is not None and self._refused > self._max_streams:
+            await self.cut_off(f"{self._refused} streams refused or reset")
+
+    async def cut_off(self, reason: str) -> None:
+        """End the connection (GOAWAY with PROTOCOL_ERROR): the peer misbehaves.
+
+        The peer gets ``CUT_OFF_GRACE`` seconds to read why, then the
+        connection closes.
+        """
+        if self.closed.is_set() or self._cutting_off:
+            return
+        self._cutting_off = True
+        log.warning("SPDY protocol error; closing the connection", error=reason)
+        await self.shutdown(CUT_OFF_GRACE, frames.GOAWAY_PROTOCOL_ERROR)
 
     async def _reserve(self, stream: Stream, wanted: int) -> int:
         """How many bytes ``stream`` may send now; waits for credit if enforced."""
@@ -243,14 +290,15 @@ class Session:
             with contextlib.suppress(ConnectionError):
                 await self.send(frames.GoAway(self._last_peer_stream, status))
 
-    async def shutdown(self, linger: float = 5.0) -> None:
+    async def shutdown(self, linger: float = 5.0, status: int = frames.GOAWAY_OK) -> None:
         """GOAWAY, stop writing, let the peer close (up to ``linger`` s), then close.
 
         Closing a socket with unread input makes the kernel send RST, which can
         destroy output the peer has not read yet; so we read until the peer's EOF.
         """
-        await self.go_away()
+        await self.go_away(status)
         if not self.closed.is_set():
+            self._finished_writing = True
             with contextlib.suppress(OSError, RuntimeError):
                 if self._writer.can_write_eof():
                     self._writer.write_eof()
@@ -261,10 +309,10 @@ class Session:
     def _close(self) -> None:
         self.closed.set()
         self._credit.set()
+        self._room.set()
         for stream in self.streams.values():
             # What arrived is still read; then EOF. Writes fail from now on.
             stream._on_data(b"", True)
-            stream._drained.set()
             stream.replied.set()
         for future in self._pings.values():
             if not future.done():
@@ -282,15 +330,18 @@ class Session:
         try:
             while True:
                 header = await self._reader.readexactly(frames.HEADER_SIZE)
-                payload = await self._reader.readexactly(frames.frame_length(header))
+                if (length := frames.frame_length(header)) > frames.MAX_FRAME:
+                    raise frames.FrameError(f"a frame of {length} bytes; at most "
+                                            f"{frames.MAX_FRAME}")
+                payload = await self._reader.readexactly(length)
+                self._activity()
                 frame = frames.decode(header, payload, self._codec)
                 if frame is not None:
                     await self._dispatch(frame)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except (frames.FrameError, FlowControlError) as exc:
-            log.warning("SPDY protocol error; closing the connection", error=str(exc))
-            await self.go_away(frames.GOAWAY_PROTOCOL_ERROR)
+            await self.cut_off(str(exc))
         finally:
             self._close()
 
@@ -347,6 +398,10 @@ class Session:
         if self.going_away:
             await self.send(frames.RstStream(frame.stream_id, frames.REFUSED_STREAM))
             return
+        if self._max_streams is not None and len(self.streams) >= self._max_streams:
+            await self.send(frames.RstStream(frame.stream_id, frames.REFUSED_STREAM))
+            await self._rejected()
+            return
         stream = Stream(self, frame.stream_id, frame.headers, remote_fin=frame.fin)
         stream.local_closed = frame.unidirectional
         self.streams[stream.id] = stream
@@ -368,4 +423,10 @@ class Session:
         stream._on_data(data, fin)
         if fin:
             self._forget_if_done(stream)
-        await stream._drained.wait()
+        if self._unread > READ_BUFFER_LIMIT:
+            self._room.clear()
+            await self._room.wait()
+
+
+def _nothing() -> None:
+    pass

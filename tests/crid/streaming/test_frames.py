@@ -124,3 +124,35 @@ def test_header_blocks_made_by_go_spdystream_decode() -> None:
         frames.SynStream(3, {"streamtype": ["stdout"]}),
         frames.SynStream(5, {"streamtype": ["stderr"]}),
     ]
+
+
+def deflated(block: bytes) -> bytes:
+    deflate = zlib.compressobj(9, zlib.DEFLATED, 15, 8, zlib.Z_DEFAULT_STRATEGY, DICTIONARY)
+    return deflate.compress(block) + deflate.flush(zlib.Z_SYNC_FLUSH)
+
+
+def test_a_header_block_inflating_past_the_cap_is_a_frame_error() -> None:
+    size = 64 * frames.MAX_HEADER_BLOCK
+    bomb = deflated(struct.pack("!II", 1, 1) + b"x" + struct.pack("!I", size) + bytes(size))
+    assert len(bomb) < frames.MAX_HEADER_BLOCK // 8
+    with pytest.raises(frames.FrameError, match="inflates to more than 1048576 bytes"):
+        frames.HeaderCodec().decode(bomb)
+
+
+def test_a_header_block_of_exactly_the_cap_decodes() -> None:
+    value = frames.MAX_HEADER_BLOCK - 4 - 4 - 1 - 4
+    block = struct.pack("!II", 1, 1) + b"x" + struct.pack("!I", value) + b"v" * value
+    assert len(block) == frames.MAX_HEADER_BLOCK
+    assert frames.HeaderCodec().decode(deflated(block)) == {"x": ["v" * value]}
+
+
+@pytest.mark.parametrize("block", [
+    struct.pack("!I", frames.MAX_HEADER_VALUES + 1) + b"".join(
+        struct.pack("!I", 2) + b"h%d" % (i % 10) + struct.pack("!I", 0)
+        for i in range(frames.MAX_HEADER_VALUES + 1)),
+    struct.pack("!II", 1, 1) + b"x" + struct.pack("!I", frames.MAX_HEADER_VALUES)
+    + b"\0" * frames.MAX_HEADER_VALUES,
+])
+def test_too_many_headers_or_values_are_a_frame_error(block: bytes) -> None:
+    with pytest.raises(frames.FrameError, match=r"at most|more than"):
+        frames.parse_header_block(block)

@@ -3,25 +3,28 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 
 from crid.streaming.reader import Reader
 from crid.streaming.spdy import frames
 from crid.streaming.spdy.flow import DEFAULT_WINDOW
-from crid.streaming.spdy.session import Session, Stream
+from crid.streaming.spdy.session import MAX_DATA_FRAME, READ_BUFFER_LIMIT, Session, Stream
 
 Body = Callable[[Session, Session], Awaitable[None]]
 
 
-def with_pair(body: Body) -> None:
+def with_pair(body: Body, max_streams: int | None = None) -> None:
+    """Run ``body`` on a server session (with ``max_streams``) and a client session."""
     async def run() -> None:
         left, right = socket.socketpair()
         sessions = []
         for sock, is_server in ((left, True), (right, False)):
             reader, writer = await asyncio.open_unix_connection(sock=sock)
             sessions.append(Session(Reader.take_over(reader, writer), writer,
-                                    server=is_server))
+                                    server=is_server,
+                                    max_streams=max_streams if is_server else None))
         server, client = sessions
         tasks = [asyncio.create_task(s.run()) for s in sessions]
         try:
@@ -203,5 +206,68 @@ def test_a_session_ignoring_peer_windows_grants_no_credit() -> None:
         await client.ping()  # anything the client sent before has been handled
         assert not server.peer_flow_control
         assert server._send_window.available == DEFAULT_WINDOW  # never grown
+
+    with_pair(body)
+
+
+def test_streams_past_the_cap_are_refused_and_a_persistent_peer_cut_off() -> None:
+    async def body(server: Session, client: Session) -> None:
+        kept = [await client.open_stream({"streamtype": ["data"]}, wait_reply=False)
+                for _ in range(3)]
+        refused = [await client.open_stream({"streamtype": ["data"]}, wait_reply=False)
+                   for _ in range(3)]
+        await asyncio.sleep(0.1)
+        assert len(server.streams) == 3 and not any(s.reset for s in kept)
+        assert all(s.reset for s in refused)
+        assert not server.closed.is_set()
+        # One refusal more than the cap: the peer is not listening.
+        await client.open_stream({"streamtype": ["data"]}, wait_reply=False)
+        await asyncio.wait_for(client.closed.wait(), 5)
+        assert client.going_away
+        await asyncio.wait_for(server.closed.wait(), 5)
+
+    with_pair(body, max_streams=3)
+
+
+def test_streams_that_close_free_their_place() -> None:
+    async def body(server: Session, client: Session) -> None:
+        for _ in range(10):
+            theirs, ours = await opened(server, client, "data")
+            await ours.close()
+            await theirs.close()
+            await asyncio.sleep(0.01)
+        assert server.streams == {} and not server.closed.is_set()
+
+    with_pair(body, max_streams=2)
+
+
+def test_unread_bytes_are_bounded_for_the_whole_connection() -> None:
+    # A peer that ignores windows spreads data over several streams nobody
+    # reads: the server stops reading the socket at READ_BUFFER_LIMIT in all.
+    async def body(server: Session, client: Session) -> None:
+        client.ignore_peer_windows = True
+        streams = [await opened(server, client, "stdin") for _ in range(4)]
+        chunk = b"x" * (READ_BUFFER_LIMIT // 2)
+        writes = [asyncio.create_task(ours.write(chunk)) for _, ours in streams]
+        await asyncio.sleep(0.3)
+        held = sum(theirs._buffered for theirs, _ in streams)
+        assert READ_BUFFER_LIMIT <= held <= READ_BUFFER_LIMIT + MAX_DATA_FRAME
+        assert not all(w.done() for w in writes)
+        for theirs, _ in streams:  # reading makes room: everything arrives
+            assert await read_until(theirs, len(chunk)) == chunk
+        await asyncio.gather(*writes)
+
+    with_pair(body)
+
+
+def test_a_frame_over_the_size_cap_ends_the_connection() -> None:
+    async def body(server: Session, client: Session) -> None:
+        theirs, ours = await opened(server, client, "stdin")
+        with contextlib.suppress(ConnectionError):  # the server may close mid-frame
+            await client.send(frames.Data(ours.id, bytes(frames.MAX_FRAME + 1)))
+        await asyncio.wait_for(server.closed.wait(), 5)
+        assert theirs._buffered == 0
+        await asyncio.wait_for(client.closed.wait(), 5)
+        assert client.going_away
 
     with_pair(body)
