@@ -70,6 +70,13 @@ class Config:
     # How often the writable layers' disk usage is measured (stats read the cache).
     stats_layer_interval: int = 10
     handlers: tuple[Handler, ...] = ()
+    # NRI plugins (crid.nri): off unless asked for; see README's NRI section.
+    nri_enable: bool = False
+    nri_socket_path: str = "/var/run/nri/nri.sock"
+    nri_plugin_path: str = "/opt/nri/plugins"
+    nri_plugin_config_path: str = "/etc/nri/conf.d"
+    nri_registration_timeout_ms: int = 5000
+    nri_request_timeout_ms: int = 2000
 
     def handler(self, name: str) -> Handler | None:
         """The handler called ``name`` ('' means the default one)."""
@@ -188,6 +195,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.runtime.cgroup_parent", "cgroup_parent", str, _absolute),
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
     Setting("crid.stats.layer_refresh_seconds", "stats_layer_interval", int, _positive),
+    Setting("crid.nri.enable", "nri_enable", bool),
+    Setting("crid.nri.socket_path", "nri_socket_path", str, _absolute),
+    Setting("crid.nri.plugin_path", "nri_plugin_path", str, _absolute_or_empty),
+    Setting("crid.nri.plugin_config_path", "nri_plugin_config_path", str, _absolute_or_empty),
+    Setting("crid.nri.registration_timeout_ms", "nri_registration_timeout_ms", int, _positive),
+    Setting("crid.nri.request_timeout_ms", "nri_request_timeout_ms", int, _positive),
 )
 SETTING_BY_FIELD = {s.field: s for s in SETTINGS}
 HANDLER_KEYS: Mapping[str, Check] = {"path": _absolute, "root": _absolute_or_empty}

@@ -36,6 +36,7 @@ from crid.store import Store
 
 if TYPE_CHECKING:  # built in serve(); their modules import this one
     from crid.containers.context import Containers
+    from crid.nri.hooks import Nri
     from crid.sandbox.context import Sandboxes
     from crid.streaming.server import StreamingServer
 
@@ -59,6 +60,8 @@ class Daemon:
     sandboxes: Sandboxes = dataclasses.field(init=False)
     containers: Containers = dataclasses.field(init=False)
     streaming: StreamingServer = dataclasses.field(init=False)
+    # NRI plugins; None (and no hook costs more than this test) unless nri_enable.
+    nri: Nri | None = None
 
     def __post_init__(self) -> None:
         self.network = NetworkManager(network_settings(self.config))
@@ -117,6 +120,11 @@ async def serve(config: Config) -> None:
         daemon.sandboxes = Sandboxes(daemon)
         daemon.containers = Containers(daemon)
         metrics.count_containers(daemon.containers.records.count_by_state)
+        if config.nri_enable:
+            from crid.nri.hooks import Nri
+
+            daemon.nri = Nri(daemon)
+            await daemon.nri.start()
         daemon.streaming, _ = await start_streaming(
             config, ContainerStreams(daemon.containers, daemon.sandboxes), clock, metrics)
 
@@ -144,6 +152,8 @@ async def serve(config: Config) -> None:
         log.info("shutting down", drain_seconds=DRAIN_SECONDS)
         await grpc_server.stop(grace=DRAIN_SECONDS)
         await daemon.streaming.close()
+        if daemon.nri is not None:
+            await daemon.nri.stop()
     log.info("stopped")
 
 

@@ -77,6 +77,8 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
             str(target), image_name=config.image.image,
         )
+        if ctx.daemon.nri is not None:  # plugins adjust the spec before anyone can list it
+            await ctx.daemon.nri.create_container(pod, container_id, config, built.spec, undo)
         (bundle / "config.json").write_text(json.dumps(built.spec))
         log_path = _log_path(pod, config, undo)
 
