@@ -324,6 +324,10 @@ class Adaptation:
         task.add_done_callback(lambda t: self._chains.pop(key, None)
                                if self._chains.get(key) is t else None)
 
+    def pending(self, but: str) -> list[str]:
+        """The keys with queued work, ``but`` one."""
+        return [key for key in self._chains if key != but]
+
     async def drained(self, keys: Iterable[str]) -> None:
         """Wait for the queued work of ``keys`` (a pod's containers before the pod's event)."""
         tasks = [t for k in keys if (t := self._chains.get(k)) is not None]

@@ -143,8 +143,12 @@ class Nri:
         if kind == pods.STARTED:
             self.adaptation.settle(sandbox.id)
         elif kind == pods.DELETED:
-            self.adaptation.later(sandbox.id, self.adaptation.pod_event(
-                nri_pb2.REMOVE_POD_SANDBOX, convert.pod(sandbox), fail=False))
+            self.adaptation.later(sandbox.id, self._removed(convert.pod(sandbox)))
+
+    async def _removed(self, pod: nri_pb2.PodSandbox) -> None:
+        """RemovePodSandbox, after what is queued for containers (their removal)."""
+        await self.adaptation.drained(self.adaptation.pending(but=pod.id))
+        await self.adaptation.pod_event(nri_pb2.REMOVE_POD_SANDBOX, pod, fail=False)
 
     def _pod(self, pod_id: str) -> nri_pb2.PodSandbox:
         sandbox = self._daemon.sandboxes.records.get(pod_id)
