@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import dataclasses
 import os
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Protocol
@@ -117,8 +118,6 @@ class Adaptation:
         directory = Path(self.settings.plugin_path) if self.settings.plugin_path else None
         if directory is None or not directory.is_dir():
             return
-        import socket
-
         for entry in sorted(directory.iterdir()):
             index, _, name = entry.name.partition("-")
             if not (len(index) == 2 and index.isdigit() and name and os.access(entry, os.X_OK)):
@@ -126,9 +125,6 @@ class Adaptation:
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             env = {**os.environ, "NRI_PLUGIN_NAME": name, "NRI_PLUGIN_IDX": index,
                    "NRI_PLUGIN_SOCKET": str(theirs.fileno())}
-            config = self._plugin_config(index, name)
-            if config is not None:
-                env["NRI_PLUGIN_CONFIG"] = config
             try:
                 process = await asyncio.create_subprocess_exec(
                     str(entry), env=env, pass_fds=(theirs.fileno(),),
@@ -141,26 +137,29 @@ class Adaptation:
                 theirs.close()
             self._launched.append(process)
             reader, writer = await asyncio.open_unix_connection(sock=ours)
-            await self._accept(reader, writer)
+            await self._accept(reader, writer, self._plugin_config(index, name))
 
-    def _plugin_config(self, index: str, name: str) -> str | None:
+    def _plugin_config(self, index: str, name: str) -> str:
+        """What Configure hands a pre-installed plugin: ``NN-name.conf`` or ``name.conf``
+        from plugin_config_path (at most 1 MiB), as NRI looks them up; else nothing."""
         if not self.settings.plugin_config_path:
-            return None
+            return ""
         directory = Path(self.settings.plugin_config_path)
         for candidate in (directory / f"{index}-{name}.conf", directory / f"{name}.conf"):
-            with contextlib.suppress(OSError):
-                return candidate.read_text()[:1 << 20]
-        return None
+            with contextlib.suppress(OSError), candidate.open() as file:
+                return file.read(1 << 20)
+        return ""
 
     # --- connections -------------------------------------------------------------
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.create_task(self._connect(reader, writer))
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                      config: str = "") -> None:
+        task = asyncio.create_task(self._connect(reader, writer, config))
         self._connections.add(task)
         task.add_done_callback(self._connections.discard)
 
-    async def _connect(self, reader: asyncio.StreamReader,
-                       writer: asyncio.StreamWriter) -> None:
+    async def _connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                       config: str) -> None:
         settings = self.settings
         plugin = Plugin(reader, writer, settings.request_timeout, self._plugin_update)
         plugin.start()
@@ -171,7 +170,8 @@ class Adaptation:
             except TimeoutError:
                 plugin.close("did not register in time")
                 raise PluginClosed("registration timed out") from None
-            await plugin.configure(settings.runtime_version, "", settings.registration_timeout)
+            await plugin.configure(settings.runtime_version, config,
+                                   settings.registration_timeout)
             await self._synchronize(plugin)
         except (PluginClosed, ttrpc.RpcError) as exc:
             plugin.close(f"setup failed: {exc}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -46,6 +47,9 @@ class ScriptedPlugin:
     fail: set[str] = field(default_factory=set)  # methods answered with an error
     hang: set[str] = field(default_factory=set)  # methods never answered
     garbage: bool = False  # send a frame that breaks the mux after registering
+    sock: socket.socket | None = None  # pre-connected (NRI_PLUGIN_SOCKET), not socket_path
+    config: str = ""  # what Configure said
+    legacy: bool = False  # an older plugin: events only through StateChange
     calls: list[tuple[str, str, str]] = field(default_factory=list)  # method, pod, container
     synced: threading.Event = field(default_factory=threading.Event)
     closed: threading.Event = field(default_factory=threading.Event)
@@ -55,12 +59,17 @@ class ScriptedPlugin:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=f"nri-{self.name}", daemon=True)
         self._writer: asyncio.StreamWriter | None = None
+        self._client: ttrpc.Client | None = None
 
     def start(self, wait_synced: bool = True, timeout: float = 10) -> ScriptedPlugin:
         self._thread.start()
         if wait_synced:
             assert self.synced.wait(timeout), f"plugin {self.name} not synchronized: {self.error}"
         return self
+
+    def wait(self) -> None:
+        """Until the runtime hangs up (a pre-installed plugin's whole life)."""
+        self._thread.join()
 
     def stop(self) -> None:
         if self._writer is not None:
@@ -79,7 +88,10 @@ class ScriptedPlugin:
             self.closed.set()
 
     async def _main(self) -> None:
-        reader, writer = await asyncio.open_unix_connection(self.socket_path)
+        if self.sock is not None:
+            reader, writer = await asyncio.open_unix_connection(sock=self.sock)
+        else:
+            reader, writer = await asyncio.open_unix_connection(self.socket_path)
         self._writer = writer
         mux = multiplex.Mux(reader, writer)
         handlers: dict[tuple[str, str], ttrpc.Handler] = {
@@ -88,13 +100,17 @@ class ScriptedPlugin:
             (PLUGIN_SERVICE, "CreateContainer"): self._create,
             (PLUGIN_SERVICE, "Shutdown"): self._empty("Shutdown"),
         }
-        for method in _EVENTS:
-            handlers[(PLUGIN_SERVICE, method)] = self._event(method)
+        if self.legacy:
+            handlers[(PLUGIN_SERVICE, "StateChange")] = self._state_change
+        else:
+            for method in _EVENTS:
+                handlers[(PLUGIN_SERVICE, method)] = self._event(method)
         server = ttrpc.Server(mux.open(multiplex.PLUGIN_SERVICE_CONN),
                               lambda data: mux.send(multiplex.PLUGIN_SERVICE_CONN, data),
                               handlers)
         client = ttrpc.Client(mux.open(multiplex.RUNTIME_SERVICE_CONN),
                               lambda data: mux.send(multiplex.RUNTIME_SERVICE_CONN, data))
+        self._client = client
         tasks = [asyncio.create_task(part) for part in (mux.run(), server.run(), client.run())]
         await client.call(RUNTIME_SERVICE, "RegisterPlugin", nri_pb2.RegisterPluginRequest(
             plugin_name=self.name, plugin_idx=self.index,
@@ -105,6 +121,7 @@ class ScriptedPlugin:
             await asyncio.gather(*tasks)
 
     async def _configure(self, payload: bytes) -> bytes:
+        self.config = nri_pb2.ConfigureRequest.FromString(payload).config
         self.calls.append(("Configure", "", ""))
         return nri_pb2.ConfigureResponse(events=0).SerializeToString()
 
@@ -140,6 +157,21 @@ class ScriptedPlugin:
             await self._behave(method)
             return reply_type().SerializeToString()
         return handle
+
+    async def _state_change(self, payload: bytes) -> bytes:
+        change = nri_pb2.StateChangeEvent.FromString(payload)
+        self.calls.append((f"StateChange:{nri_pb2.Event.Name(change.event)}", change.pod.id,
+                           change.container.id))
+        return nri_pb2.Empty().SerializeToString()
+
+    def update_containers(self, request: nri_pb2.UpdateContainersRequest
+                          ) -> nri_pb2.UpdateContainersResponse:
+        """Runtime.UpdateContainers, from the test's thread."""
+        assert self._client is not None
+        call = self._client.call(RUNTIME_SERVICE, "UpdateContainers",
+                                 request.SerializeToString(), 30)
+        payload = asyncio.run_coroutine_threadsafe(call, self._loop).result(35)
+        return nri_pb2.UpdateContainersResponse.FromString(payload)
 
     def _empty(self, method: str) -> Callable[[bytes], Awaitable[bytes]]:
         async def handle(payload: bytes) -> bytes:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import tempfile
 import time
 import uuid
@@ -228,6 +229,92 @@ def test_late_plugin_is_synchronized_with_existing_pods(env: Env,
         assert ("Synchronize", "1", "1") in late.calls
         env.daemon.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
         assert ("StartContainer", pod_id, cid) in late.calls
+    finally:
+        stop_remove(env.daemon, pod_id)
+
+
+PREINSTALLED = """#!{python} -P
+# A pre-installed NRI plugin: crid starts it with one end of a socket pair.
+import os, socket
+from crid.api import nri_pb2
+from e2e.nri.plugin import ScriptedPlugin
+
+def adjust(pod, container):
+    key, _, value = plugin.config.strip().partition("=")
+    return nri_pb2.ContainerAdjustment(env=[nri_pb2.KeyValue(key=key, value=value)])
+
+open({pid_file!r}, "w").write(str(os.getpid()))
+plugin = ScriptedPlugin("", os.environ["NRI_PLUGIN_NAME"], os.environ["NRI_PLUGIN_IDX"],
+                        sock=socket.socket(fileno=int(os.environ["NRI_PLUGIN_SOCKET"])),
+                        adjust=adjust)
+plugin.start()
+plugin.wait()
+"""
+
+
+def test_preinstalled_plugin_is_started_configured_and_stopped(registry: Registry,
+                                                              tmp_path: Path) -> None:
+    plugins, configs = tmp_path / "plugins", tmp_path / "conf.d"
+    plugins.mkdir()
+    configs.mkdir()
+    pid_file = tmp_path / "plugin.pid"
+    script = plugins / "05-preinstalled"
+    script.write_text(PREINSTALLED.format(python=sys.executable, pid_file=str(pid_file)))
+    script.chmod(0o755)
+    (plugins / "not-a-plugin").write_text("ignored: no NN- index\n")
+    (configs / "05-preinstalled.conf").write_text("FROM_CONFIG=configured\n")
+    pushed = push(registry, "e2e/busybox", "1",
+                  busybox_image(config=RunConfig(cmd=("/bin/sh",), env=("PATH=/bin",))))
+    toml = (f'[crid.nri]\nenable = true\nsocket_path = "{tmp_path / "nri.sock"}"\n'
+            f'plugin_path = "{plugins}"\nplugin_config_path = "{configs}"\n')
+    with pod_daemon(extra_toml=toml) as (daemon, _net):
+        daemon.image.PullImage(api_pb2.PullImageRequest(
+            image=api_pb2.ImageSpec(image=pushed.reference)))
+        config = pod_config(log_directory=str(tmp_path / "logs"))
+        pod_id = daemon.runtime.RunPodSandbox(
+            api_pb2.RunPodSandboxRequest(config=config)).pod_sandbox_id
+        cid = create(daemon, pod_id, config, pushed.reference, log_path="c.log",
+                     command=["/bin/sh", "-c", 'echo "$FROM_CONFIG"'])
+        daemon.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+        done = wait_state(daemon, cid, api_pb2.CONTAINER_EXITED)
+        assert log_texts(done.log_path) == ["configured"]
+        stop_remove(daemon, pod_id)
+        pid = int(pid_file.read_text())
+    _wait(lambda: not Path(f"/proc/{pid}").exists() or
+          Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z")
+
+
+def test_older_plugin_gets_events_as_state_changes(env: Env, plugins: list[ScriptedPlugin]
+                                                   ) -> None:
+    old = _plugin(env, plugins, "old", legacy=True)
+    pod_id, _ = _pod(env)
+    stop_remove(env.daemon, pod_id)
+    _wait(lambda: ("StateChange:REMOVE_POD_SANDBOX", pod_id, "") in old.calls)
+    assert ("StateChange:RUN_POD_SANDBOX", pod_id, "") in old.calls
+
+
+def test_plugin_updates_and_evicts_through_the_cri_paths(env: Env,
+                                                         plugins: list[ScriptedPlugin]) -> None:
+    plugin = _plugin(env, plugins, "tuner")
+    pod_id, config = _pod(env)
+    try:
+        cid = create(env.daemon, pod_id, config, env.image, command=["/bin/sleep", "600"])
+        env.daemon.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+        wait_state(env.daemon, cid, api_pb2.CONTAINER_RUNNING)
+        update = nri_pb2.ContainerUpdate(container_id=cid)
+        update.linux.resources.memory.limit.value = 64 << 20
+        update.linux.resources.cpu.shares.value = 512
+        missing = nri_pb2.ContainerUpdate(container_id="no-such-container")
+        missing.linux.resources.cpu.shares.value = 2
+        reply = plugin.update_containers(nri_pb2.UpdateContainersRequest(
+            update=[update, missing]))
+        assert [u.container_id for u in reply.failed] == ["no-such-container"]
+        resources = env.daemon.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+            container_id=cid)).status.resources.linux
+        assert (resources.memory_limit_in_bytes, resources.cpu_shares) == (64 << 20, 512)
+        plugin.update_containers(nri_pb2.UpdateContainersRequest(
+            evict=[nri_pb2.ContainerEviction(container_id=cid, reason="make room")]))
+        wait_state(env.daemon, cid, api_pb2.CONTAINER_EXITED)
     finally:
         stop_remove(env.daemon, pod_id)
 
