@@ -254,12 +254,36 @@ class Adaptation:
                             error=exc.message)
         return answers
 
-    async def pod_event(self, event: int, pod: nri_pb2.PodSandbox, fail: bool) -> None:
-        method, request, reply = _POD_EVENTS[event]
+    async def pod_event(self, event: int, pod: nri_pb2.PodSandbox, fail: bool,
+                        request: Message | None = None) -> None:
+        """An event on a pod; ``request`` when it carries more than the pod."""
+        method, request_type, reply = _POD_EVENTS[event]
+        message = request if request is not None else request_type(pod=pod)
 
         async def call(plugin: Plugin) -> None:
-            await plugin.event(method, event, request(pod=pod), reply, pod, None)
+            await plugin.event(method, event, message, reply, pod, None)
         await self._each(event, call, fail)
+
+    async def update_container(self, pod: nri_pb2.PodSandbox, container: nri_pb2.Container,
+                               resources: nri_pb2.LinuxResources
+                               ) -> list[nri_pb2.ContainerUpdate]:
+        """UpdateContainer: the updates plugins ask for in return (this container's
+        included); evictions are carried out after."""
+        request = nri_pb2.UpdateContainerRequest(pod=pod, container=container,
+                                                 linux_resources=resources)
+        updates: list[nri_pb2.ContainerUpdate] = []
+        evictions: list[nri_pb2.ContainerEviction] = []
+
+        async def call(plugin: Plugin) -> None:
+            answer = await plugin.call("UpdateContainer", request,
+                                       nri_pb2.UpdateContainerResponse)
+            assert isinstance(answer, nri_pb2.UpdateContainerResponse)
+            updates.extend(answer.update)
+            evictions.extend(answer.evict)
+        await self._each(nri_pb2.UPDATE_CONTAINER, call, fail=True)
+        if evictions:
+            self.later(container.id, self._others([], evictions))
+        return updates
 
     async def container_event(self, event: int, pod: nri_pb2.PodSandbox,
                               container: nri_pb2.Container, fail: bool) -> None:
@@ -351,6 +375,11 @@ _POD_EVENTS: dict[int, tuple[str, type[Message], type[Message]]] = {
                                nri_pb2.StopPodSandboxResponse),
     nri_pb2.REMOVE_POD_SANDBOX: ("RemovePodSandbox", nri_pb2.RemovePodSandboxRequest,
                                  nri_pb2.RemovePodSandboxResponse),
+    nri_pb2.UPDATE_POD_SANDBOX: ("UpdatePodSandbox", nri_pb2.UpdatePodSandboxRequest,
+                                 nri_pb2.UpdatePodSandboxResponse),
+    nri_pb2.POST_UPDATE_POD_SANDBOX: ("PostUpdatePodSandbox",
+                                      nri_pb2.PostUpdatePodSandboxRequest,
+                                      nri_pb2.PostUpdatePodSandboxResponse),
 }
 _CONTAINER_EVENTS: dict[int, tuple[str, type[Message], type[Message]]] = {
     nri_pb2.POST_CREATE_CONTAINER: ("PostCreateContainer", nri_pb2.PostCreateContainerRequest,
@@ -359,6 +388,8 @@ _CONTAINER_EVENTS: dict[int, tuple[str, type[Message], type[Message]]] = {
                               nri_pb2.StartContainerResponse),
     nri_pb2.POST_START_CONTAINER: ("PostStartContainer", nri_pb2.PostStartContainerRequest,
                                    nri_pb2.PostStartContainerResponse),
+    nri_pb2.POST_UPDATE_CONTAINER: ("PostUpdateContainer", nri_pb2.PostUpdateContainerRequest,
+                                    nri_pb2.PostUpdateContainerResponse),
     nri_pb2.STOP_CONTAINER: ("StopContainer", nri_pb2.StopContainerRequest,
                              nri_pb2.StopContainerResponse),
     nri_pb2.REMOVE_CONTAINER: ("RemoveContainer", nri_pb2.RemoveContainerRequest,

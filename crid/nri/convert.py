@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from cri_api.v1 import api_pb2
+
 from crid.api import nri_pb2
 from crid.containers.records import CREATED, EXITED, RUNNING
 from crid.containers.records import Container as ContainerRecord
@@ -97,6 +99,25 @@ def _resources(source: Mapping[str, Any], target: nri_pb2.LinuxResources) -> Non
     for limit in source.get("hugepageLimits", []):
         target.hugepage_limits.add(page_size=limit["pageSize"], limit=limit["limit"])
     target.unified.update(source.get("unified", {}))
+
+
+def nri_resources(resources: api_pb2.LinuxContainerResources) -> nri_pb2.LinuxResources:
+    """CRI's ``LinuxContainerResources`` as NRI's ``LinuxResources``."""
+    target = nri_pb2.LinuxResources(unified=dict(resources.unified))
+    if resources.memory_limit_in_bytes:
+        target.memory.limit.value = resources.memory_limit_in_bytes
+    if resources.memory_swap_limit_in_bytes:
+        target.memory.swap.value = resources.memory_swap_limit_in_bytes
+    if resources.cpu_shares:
+        target.cpu.shares.value = resources.cpu_shares
+    if resources.cpu_quota:
+        target.cpu.quota.value = resources.cpu_quota
+    if resources.cpu_period:
+        target.cpu.period.value = resources.cpu_period
+    target.cpu.cpus, target.cpu.mems = resources.cpuset_cpus, resources.cpuset_mems
+    for limit in resources.hugepage_limits:
+        target.hugepage_limits.add(page_size=limit.page_size, limit=limit.limit)
+    return target
 
 
 def cri_resources(resources: nri_pb2.LinuxResources) -> dict[str, Any]:

@@ -96,6 +96,56 @@ class Nri:
             nri_pb2.START_CONTAINER, self._pod(container.pod_id), convert.container(container),
             fail=True)
 
+    async def update_container(self, request: api_pb2.UpdateContainerResourcesRequest
+                               ) -> api_pb2.UpdateContainerResourcesRequest:
+        """UpdateContainer: plugins see the new resources and may amend them (an update
+        they return for this container is merged in; one for another is applied after)."""
+        container = self._daemon.containers.require(request.container_id)
+        updates = await self.adaptation.update_container(
+            self._pod(container.pod_id), convert.container(container),
+            convert.nri_resources(request.linux))
+        amended = api_pb2.UpdateContainerResourcesRequest()
+        amended.CopyFrom(request)
+        others = []
+        for update in updates:
+            if update.container_id == container.id:
+                fields = convert.cri_resources(update.linux.resources)
+                for key, value in fields.items():
+                    if key == "unified":
+                        amended.linux.unified.update(value)
+                    else:
+                        setattr(amended.linux, key, value)
+            else:
+                others.append(update)
+        if others:
+            self.adaptation.later(container.id, self._update_others(others))
+        return amended
+
+    async def _update_others(self, updates: Sequence[nri_pb2.ContainerUpdate]) -> None:
+        await self.update(updates)
+
+    def container_updated(self, container_id: str) -> None:
+        container = self._daemon.containers.records.get(container_id)
+        if container is not None:
+            self.adaptation.later(container.id, self.adaptation.container_event(
+                nri_pb2.POST_UPDATE_CONTAINER, self._pod(container.pod_id),
+                convert.container(container), fail=False))
+
+    async def update_pod(self, sandbox: Sandbox,
+                         request: api_pb2.UpdatePodSandboxResourcesRequest) -> None:
+        pod = convert.pod(sandbox)
+        message = nri_pb2.UpdatePodSandboxRequest(pod=pod)
+        if request.HasField("resources"):
+            message.linux_resources.CopyFrom(convert.nri_resources(request.resources))
+        if request.HasField("overhead"):
+            message.overhead_linux_resources.CopyFrom(convert.nri_resources(request.overhead))
+        await self.adaptation.pod_event(nri_pb2.UPDATE_POD_SANDBOX, pod, fail=True,
+                                        request=message)
+
+    def pod_updated(self, sandbox: Sandbox) -> None:
+        self.adaptation.later(sandbox.id, self.adaptation.pod_event(
+            nri_pb2.POST_UPDATE_POD_SANDBOX, convert.pod(sandbox), fail=False))
+
     # --- what follows, from the records' listeners ----------------------------------
 
     def _on_loop(self, call: object, *args: object) -> None:

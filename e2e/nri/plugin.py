@@ -35,7 +35,13 @@ _EVENTS: dict[str, tuple[type[Message], type[Message]]] = {
                            nri_pb2.PostStartContainerResponse),
     "StopContainer": (nri_pb2.StopContainerRequest, nri_pb2.StopContainerResponse),
     "RemoveContainer": (nri_pb2.RemoveContainerRequest, nri_pb2.RemoveContainerResponse),
+    "PostUpdateContainer": (nri_pb2.PostUpdateContainerRequest,
+                            nri_pb2.PostUpdateContainerResponse),
+    "UpdatePodSandbox": (nri_pb2.UpdatePodSandboxRequest, nri_pb2.UpdatePodSandboxResponse),
+    "PostUpdatePodSandbox": (nri_pb2.PostUpdatePodSandboxRequest,
+                             nri_pb2.PostUpdatePodSandboxResponse),
 }
+Amend = Callable[[nri_pb2.UpdateContainerRequest], list[nri_pb2.ContainerUpdate]]
 
 
 @dataclass
@@ -44,6 +50,7 @@ class ScriptedPlugin:
     name: str
     index: str = "00"
     adjust: Adjust | None = None
+    amend: Amend | None = None  # UpdateContainer's answer
     fail: set[str] = field(default_factory=set)  # methods answered with an error
     hang: set[str] = field(default_factory=set)  # methods never answered
     garbage: bool = False  # send a frame that breaks the mux after registering
@@ -98,6 +105,7 @@ class ScriptedPlugin:
             (PLUGIN_SERVICE, "Configure"): self._configure,
             (PLUGIN_SERVICE, "Synchronize"): self._synchronize,
             (PLUGIN_SERVICE, "CreateContainer"): self._create,
+            (PLUGIN_SERVICE, "UpdateContainer"): self._update,
             (PLUGIN_SERVICE, "Shutdown"): self._empty("Shutdown"),
         }
         if self.legacy:
@@ -145,6 +153,13 @@ class ScriptedPlugin:
         if self.adjust is not None:
             reply.adjust.CopyFrom(self.adjust(request.pod, request.container))
         return reply.SerializeToString()
+
+    async def _update(self, payload: bytes) -> bytes:
+        request = nri_pb2.UpdateContainerRequest.FromString(payload)
+        self.calls.append(("UpdateContainer", request.pod.id, request.container.id))
+        await self._behave("UpdateContainer")
+        updates = self.amend(request) if self.amend is not None else []
+        return nri_pb2.UpdateContainerResponse(update=updates).SerializeToString()
 
     def _event(self, method: str) -> ttrpc.Handler:
         request_type, reply_type = _EVENTS[method]

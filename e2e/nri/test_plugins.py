@@ -319,6 +319,42 @@ def test_plugin_updates_and_evicts_through_the_cri_paths(env: Env,
         stop_remove(env.daemon, pod_id)
 
 
+def test_plugins_see_resource_updates_and_may_amend_or_refuse_them(
+        env: Env, plugins: list[ScriptedPlugin]) -> None:
+    def amend(request: nri_pb2.UpdateContainerRequest) -> list[nri_pb2.ContainerUpdate]:
+        update = nri_pb2.ContainerUpdate(container_id=request.container.id)
+        update.linux.resources.cpu.shares.value = 768  # on top of what kubelet asked
+        return [update]
+
+    plugin = _plugin(env, plugins, "amender", amend=amend)
+    pod_id, config = _pod(env)
+    try:
+        cid = create(env.daemon, pod_id, config, env.image, command=["/bin/sleep", "600"])
+        env.daemon.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+        wait_state(env.daemon, cid, api_pb2.CONTAINER_RUNNING)
+        env.daemon.runtime.UpdateContainerResources(api_pb2.UpdateContainerResourcesRequest(
+            container_id=cid, linux=api_pb2.LinuxContainerResources(
+                memory_limit_in_bytes=96 << 20, cpu_shares=256)))
+        resources = env.daemon.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+            container_id=cid)).status.resources.linux
+        assert (resources.memory_limit_in_bytes, resources.cpu_shares) == (96 << 20, 768)
+        _wait(lambda: ("PostUpdateContainer", pod_id, cid) in plugin.calls)
+        plugin.fail.add("UpdateContainer")
+        with pytest.raises(grpc.RpcError) as refused:
+            env.daemon.runtime.UpdateContainerResources(api_pb2.UpdateContainerResourcesRequest(
+                container_id=cid, linux=api_pb2.LinuxContainerResources(cpu_shares=2)))
+        assert "amender refuses UpdateContainer" in str(refused.value.details())
+        assert env.daemon.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+            container_id=cid)).status.resources.linux.cpu_shares == 768
+        env.daemon.runtime.UpdatePodSandboxResources(api_pb2.UpdatePodSandboxResourcesRequest(
+            pod_sandbox_id=pod_id, resources=api_pb2.LinuxContainerResources(
+                memory_limit_in_bytes=512 << 20)))
+        _wait(lambda: ("PostUpdatePodSandbox", pod_id, "") in plugin.calls)
+        assert ("UpdatePodSandbox", pod_id, "") in plugin.calls
+    finally:
+        stop_remove(env.daemon, pod_id)
+
+
 def test_nothing_unhandled_in_the_daemon_log(env: Env) -> None:
     """After all the plugins above came and went (last in this module on purpose)."""
     text = env.daemon.stderr_text()
