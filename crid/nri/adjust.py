@@ -159,12 +159,9 @@ class Adjuster:
         if not remove:
             entry: dict[str, Any] = {"path": path, "type": device.type,
                                      "major": device.major, "minor": device.minor}
-            if device.HasField("file_mode"):
-                entry["fileMode"] = device.file_mode.value
-            if device.HasField("uid"):
-                entry["uid"] = device.uid.value
-            if device.HasField("gid"):
-                entry["gid"] = device.gid.value
+            for field, key in (("file_mode", "fileMode"), ("uid", "uid"), ("gid", "gid")):
+                if device.HasField(field):
+                    entry[key] = getattr(device, field).value
             devices.append(entry)
             rules = linux.setdefault("resources", {}).setdefault("devices", [])
             rules.append({"allow": True, "type": device.type, "major": device.major,

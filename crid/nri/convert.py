@@ -101,19 +101,19 @@ def _resources(source: Mapping[str, Any], target: nri_pb2.LinuxResources) -> Non
     target.unified.update(source.get("unified", {}))
 
 
+# CRI LinuxContainerResources field <-> NRI LinuxResources (group, optional field).
+_CRI_NRI = (("memory_limit_in_bytes", "memory", "limit"),
+            ("memory_swap_limit_in_bytes", "memory", "swap"),
+            ("cpu_shares", "cpu", "shares"), ("cpu_quota", "cpu", "quota"),
+            ("cpu_period", "cpu", "period"))
+
+
 def nri_resources(resources: api_pb2.LinuxContainerResources) -> nri_pb2.LinuxResources:
     """CRI's ``LinuxContainerResources`` as NRI's ``LinuxResources``."""
     target = nri_pb2.LinuxResources(unified=dict(resources.unified))
-    if resources.memory_limit_in_bytes:
-        target.memory.limit.value = resources.memory_limit_in_bytes
-    if resources.memory_swap_limit_in_bytes:
-        target.memory.swap.value = resources.memory_swap_limit_in_bytes
-    if resources.cpu_shares:
-        target.cpu.shares.value = resources.cpu_shares
-    if resources.cpu_quota:
-        target.cpu.quota.value = resources.cpu_quota
-    if resources.cpu_period:
-        target.cpu.period.value = resources.cpu_period
+    for cri, group, field in _CRI_NRI:
+        if value := getattr(resources, cri):
+            getattr(getattr(target, group), field).value = value
     target.cpu.cpus, target.cpu.mems = resources.cpuset_cpus, resources.cpuset_mems
     for limit in resources.hugepage_limits:
         target.hugepage_limits.add(page_size=limit.page_size, limit=limit.limit)
@@ -123,21 +123,13 @@ def nri_resources(resources: api_pb2.LinuxContainerResources) -> nri_pb2.LinuxRe
 def cri_resources(resources: nri_pb2.LinuxResources) -> dict[str, Any]:
     """An NRI resource update as the fields of CRI's ``LinuxContainerResources``."""
     fields: dict[str, Any] = {}
-    memory, cpu = resources.memory, resources.cpu
-    if memory.HasField("limit"):
-        fields["memory_limit_in_bytes"] = memory.limit.value
-    if memory.HasField("swap"):
-        fields["memory_swap_limit_in_bytes"] = memory.swap.value
-    if cpu.HasField("shares"):
-        fields["cpu_shares"] = cpu.shares.value
-    if cpu.HasField("quota"):
-        fields["cpu_quota"] = cpu.quota.value
-    if cpu.HasField("period"):
-        fields["cpu_period"] = cpu.period.value
-    if cpu.cpus:
-        fields["cpuset_cpus"] = cpu.cpus
-    if cpu.mems:
-        fields["cpuset_mems"] = cpu.mems
+    for cri, group, field in _CRI_NRI:
+        if getattr(resources, group).HasField(field):
+            fields[cri] = getattr(getattr(resources, group), field).value
+    if resources.cpu.cpus:
+        fields["cpuset_cpus"] = resources.cpu.cpus
+    if resources.cpu.mems:
+        fields["cpuset_mems"] = resources.cpu.mems
     if resources.unified:
         fields["unified"] = dict(resources.unified)
     return fields
