@@ -35,6 +35,8 @@ from crid.nri.adjust import Adjuster, CdiInjector, Spec
 from crid.nri.plugin import Plugin, PluginClosed
 
 log = logs.get("crid.nri")
+# A Synchronize message's share of ttrpc's 4 MiB, leaving room for the envelope.
+SYNC_MESSAGE_BYTES = 3 << 20
 
 
 class HookFailed(FailedPrecondition):
@@ -195,16 +197,22 @@ class Adaptation:
                         async with asyncio.timeout(self.settings.registration_timeout):
                             await asyncio.gather(*waiting)
                 pods, containers = self._runtime.snapshot()
-                reply = await plugin.call("Synchronize", nri_pb2.SynchronizeRequest(
-                    pods=pods, containers=containers), nri_pb2.SynchronizeResponse)
-                assert isinstance(reply, nri_pb2.SynchronizeResponse)
+                updates: list[nri_pb2.ContainerUpdate] = []
+                for request in sync_messages(pods, containers):
+                    reply = await plugin.call("Synchronize", request,
+                                              nri_pb2.SynchronizeResponse)
+                    assert isinstance(reply, nri_pb2.SynchronizeResponse)
+                    updates.extend(reply.update)
+                    if request.more and (reply.update or not reply.more):
+                        raise PluginClosed(f"plugin {plugin.label} does not handle a "
+                                           "Synchronize split over several messages")
             except BaseException:
                 with contextlib.suppress(ValueError):
                     self.plugins.remove(plugin)
                 raise
             plugin.synced.set()
-        if reply.update:
-            await self._runtime.update(reply.update)
+        if updates:
+            await self._runtime.update(updates)
 
     async def _plugin_update(self, plugin: Plugin, request: nri_pb2.UpdateContainersRequest
                              ) -> nri_pb2.UpdateContainersResponse:
@@ -357,6 +365,26 @@ class Adaptation:
         tasks = [t for k in keys if (t := self._chains.get(k)) is not None]
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def sync_messages(pods: Sequence[nri_pb2.PodSandbox], containers: Sequence[nri_pb2.Container],
+                  limit: int = SYNC_MESSAGE_BYTES) -> list[nri_pb2.SynchronizeRequest]:
+    """The Synchronize requests for this state: one, or (when it would pass ttrpc's
+    limit) several of at most ``limit`` bytes of pods and containers each, all but
+    the last with ``more`` set, as NRI splits them."""
+    messages = [nri_pb2.SynchronizeRequest()]
+    size = 0
+    for item in [*pods, *containers]:
+        item_size = item.ByteSize() + 8  # its tag and length, generously
+        if size and size + item_size > limit:
+            messages[-1].more = True
+            messages.append(nri_pb2.SynchronizeRequest())
+            size = 0
+        target = messages[-1].pods if isinstance(item, nri_pb2.PodSandbox) else \
+            messages[-1].containers
+        target.append(item)  # type: ignore[arg-type]
+        size += item_size
+    return messages
 
 
 async def _first(*waits: Awaitable[object]) -> None:

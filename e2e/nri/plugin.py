@@ -137,7 +137,7 @@ class ScriptedPlugin:
         request = nri_pb2.SynchronizeRequest.FromString(payload)
         self.calls.append(("Synchronize", str(len(request.pods)), str(len(request.containers))))
         self.synced.set()
-        return nri_pb2.SynchronizeResponse().SerializeToString()
+        return nri_pb2.SynchronizeResponse(more=request.more).SerializeToString()
 
     async def _behave(self, method: str) -> None:
         if method in self.hang:
