@@ -70,8 +70,8 @@ class Config:
     # How often the writable layers' disk usage is measured (stats read the cache).
     stats_layer_interval: int = 10
     handlers: tuple[Handler, ...] = ()
-    # NRI plugins (crid.nri): off unless asked for; see README's NRI section.
-    nri_enable: bool = False
+    # NRI plugins (crid.nri): on, as in containerd 2.x; with no plugin it costs nothing.
+    nri_enable: bool = True
     nri_socket_path: str = "/var/run/nri/nri.sock"
     nri_plugin_path: str = "/opt/nri/plugins"
     nri_plugin_config_path: str = "/etc/nri/conf.d"

@@ -60,7 +60,7 @@ class Daemon:
     sandboxes: Sandboxes = dataclasses.field(init=False)
     containers: Containers = dataclasses.field(init=False)
     streaming: StreamingServer = dataclasses.field(init=False)
-    # NRI plugins; None (and no hook costs more than this test) unless nri_enable.
+    # NRI plugins; None (and no hook costs more than this test) when off.
     nri: Nri | None = None
 
     def __post_init__(self) -> None:
@@ -123,8 +123,9 @@ async def serve(config: Config) -> None:
         if config.nri_enable:
             from crid.nri.hooks import Nri
 
-            daemon.nri = Nri(daemon)
-            await daemon.nri.start()
+            nri = Nri(daemon)
+            if await nri.start():
+                daemon.nri = nri
         daemon.streaming, _ = await start_streaming(
             config, ContainerStreams(daemon.containers, daemon.sandboxes), clock, metrics)
 

@@ -39,6 +39,10 @@ log = logs.get("crid.nri")
 SYNC_MESSAGE_BYTES = 3 << 20
 
 
+class SocketBusy(Exception):
+    """Something is already listening on the NRI socket."""
+
+
 class HookFailed(FailedPrecondition):
     """An NRI plugin answered a hook with an error: the CRI call fails with it."""
 
@@ -88,11 +92,14 @@ class Adaptation:
     # --- life ------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Listen and start the pre-installed plugins; ``SocketBusy`` when another
+        runtime (containerd, cri-o) is serving plugins on the socket."""
         path = Path(self.settings.socket_path)
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o711)
-        with contextlib.suppress(FileNotFoundError):
-            if path.is_socket():
-                path.unlink()
+        if path.is_socket():
+            if await _listening(path):
+                raise SocketBusy(f"another runtime serves NRI plugins on {path}")
+            path.unlink()  # a stale socket of ours (a crash): take it over
         old = os.umask(0o177)  # the socket is born 0600: only root may plug in
         try:
             self._server = await asyncio.start_unix_server(self._accept, path=str(path))
@@ -385,6 +392,15 @@ def sync_messages(pods: Sequence[nri_pb2.PodSandbox], containers: Sequence[nri_p
         target.append(item)  # type: ignore[arg-type]
         size += item_size
     return messages
+
+
+async def _listening(path: Path) -> bool:
+    try:
+        _, writer = await asyncio.open_unix_connection(str(path))
+    except OSError:
+        return False
+    writer.close()
+    return True
 
 
 async def _first(*waits: Awaitable[object]) -> None:

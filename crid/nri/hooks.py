@@ -29,7 +29,7 @@ from crid.api import nri_pb2
 from crid.containers.records import CREATED, RUNNING, Container
 from crid.errors import CridError
 from crid.nri import convert
-from crid.nri.adaptation import Adaptation, Settings
+from crid.nri.adaptation import Adaptation, Settings, SocketBusy
 from crid.nri.adjust import CdiInjector, Spec
 from crid.sandbox import context as pods
 from crid.sandbox.records import Sandbox
@@ -57,13 +57,20 @@ class Nri:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
 
-    async def start(self) -> None:
+    async def start(self) -> bool:
+        """Serve plugins; False (logged) when another runtime holds the socket."""
+        try:
+            await self.adaptation.start()
+        except SocketBusy as exc:
+            log.error("nri disabled: socket in use; set crid.nri.socket_path to another path "
+                      "to run plugins for crid", reason=str(exc))
+            return False
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
         for container in self._daemon.containers.records.all():
             self._told[container.id] = container.state
         self._daemon.containers.listeners.append(self._container_changed)
         self._daemon.sandboxes.listeners.append(self._pod_changed)
-        await self.adaptation.start()
+        return True
 
     async def stop(self) -> None:
         await self.adaptation.stop()
@@ -168,7 +175,8 @@ class Nri:
         if told is None and container.state == CREATED and not gone:
             self.adaptation.settle(container.id)
             events.append(nri_pb2.POST_CREATE_CONTAINER)
-        if container.state == RUNNING and told != RUNNING:
+        if container.state == RUNNING and told not in (RUNNING, "stopped"):
+            # (a record that says RUNNING after its exit was told: never PostStart after Stop)
             events.append(nri_pb2.POST_START_CONTAINER)
         if container.state not in (CREATED, RUNNING) and told not in ("stopped", "gone"):
             events.append(nri_pb2.STOP_CONTAINER)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import sys
 import tempfile
 import time
@@ -26,7 +27,7 @@ from crid.api import nri_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.containers.helpers import create, log_texts, wait_state
-from e2e.fixtures.daemon import CridDaemon, mounts_under
+from e2e.fixtures.daemon import CridDaemon, DaemonFactory, mounts_under
 from e2e.fixtures.images import RunConfig, busybox_image, push
 from e2e.fixtures.registry import Registry
 from e2e.nri.plugin import ScriptedPlugin
@@ -126,7 +127,8 @@ def test_plugin_injects_env_mount_and_hook(env: Env, plugins: list[ScriptedPlugi
     pod_id, config = _pod(env, handler)
     try:
         cid = create(env.daemon, pod_id, config, env.image, name="app", log_path="app.log",
-                     command=["/bin/sh", "-c", 'echo "$NRI_INJECTED"; cat /nri/hello'])
+                     command=["/bin/sh", "-c",
+                              'echo "$NRI_INJECTED"; cat /nri/hello; sleep 0.5'])
         env.daemon.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
         done = wait_state(env.daemon, cid, api_pb2.CONTAINER_EXITED)
         assert done.exit_code == 0
@@ -353,6 +355,23 @@ def test_plugins_see_resource_updates_and_may_amend_or_refuse_them(
         assert ("UpdatePodSandbox", pod_id, "") in plugin.calls
     finally:
         stop_remove(env.daemon, pod_id)
+
+
+def test_a_socket_another_runtime_serves_is_left_alone(crid_factory: DaemonFactory,
+                                                       tmp_path: Path) -> None:
+    """containerd on the same node keeps its NRI socket; crid runs on without NRI."""
+    path = tmp_path / "nri.sock"
+    with socket.socket(socket.AF_UNIX) as other:
+        other.bind(str(path))
+        other.listen()
+        daemon = crid_factory(config_toml=f'[crid.nri]\nsocket_path = "{path}"\n')
+        assert daemon.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()) is not None
+        assert "nri disabled: socket in use" in daemon.stderr_text()
+        assert path.is_socket()
+        with socket.socket(socket.AF_UNIX) as probe:  # still the other runtime's
+            probe.connect(str(path))
+            accepted, _ = other.accept()
+            accepted.close()
 
 
 def test_nothing_unhandled_in_the_daemon_log(env: Env) -> None:
