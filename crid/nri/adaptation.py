@@ -131,6 +131,10 @@ class Adaptation:
             index, _, name = entry.name.partition("-")
             if not (len(index) == 2 and index.isdigit() and name and os.access(entry, os.X_OK)):
                 continue
+            if not _root_only(directory) or not _root_only(entry):
+                log.error("not starting nri plugin: it or its directory is not root's alone",
+                          plugin=str(entry))
+                continue
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
             env = {**os.environ, "NRI_PLUGIN_NAME": name, "NRI_PLUGIN_IDX": index,
                    "NRI_PLUGIN_SOCKET": str(theirs.fileno())}
@@ -392,6 +396,12 @@ def sync_messages(pods: Sequence[nri_pb2.PodSandbox], containers: Sequence[nri_p
         target.append(item)  # type: ignore[arg-type]
         size += item_size
     return messages
+
+
+def _root_only(path: Path) -> bool:
+    """Owned by root and writable by nobody else: what crid may run as root."""
+    st = path.stat()
+    return st.st_uid == 0 and not st.st_mode & 0o022
 
 
 async def _listening(path: Path) -> bool:

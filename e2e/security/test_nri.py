@@ -108,3 +108,27 @@ def test_a_flood_of_unread_requests_is_cut_off(nri_daemon: tuple[CridDaemon, str
         assert cut or _closed_by_peer(conn, 5), "crid kept taking frames nobody reads"
     assert _rss_kib(daemon.process.pid) - before < 64 * 1024
     assert "mux connection 2 fell behind" in daemon.stderr_text()
+
+
+MARKER_PLUGIN = "#!/bin/sh\ntouch {marker}\nexec sleep 30\n"
+
+
+@pytest.mark.parametrize("writable_by_others", [True, False])
+def test_a_plugin_others_may_write_is_not_run(crid_factory: DaemonFactory, tmp_path: Path,
+                                             writable_by_others: bool) -> None:
+    """Anyone who may rewrite a pre-installed plugin would have crid run their code as
+    root; such a plugin is refused (the control: the same file, root's alone, runs)."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir(mode=0o755)
+    marker = tmp_path / "ran"
+    script = plugins / "10-marker"
+    script.write_text(MARKER_PLUGIN.format(marker=marker))
+    script.chmod(0o777 if writable_by_others else 0o755)
+    daemon = crid_factory(config_toml=(
+        f'[crid.nri]\nsocket_path = "{tmp_path / "nri.sock"}"\nplugin_path = "{plugins}"\n'
+        "registration_timeout_ms = 1000\n"))
+    deadline = time.monotonic() + 5
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker.exists() is not writable_by_others
+    assert ("is not root's alone" in daemon.stderr_text()) is writable_by_others
