@@ -12,6 +12,10 @@ object, without holding up the CRI call.
 
 Plugins' container updates and evictions go through the CRI's own
 UpdateContainerResources and StopContainer code.
+
+With no plugin connected (NRI's default state on most nodes) each hook
+returns after an empty-list check; only the in-flight mark a late plugin's
+Synchronize relies on is kept.
 """
 
 from __future__ import annotations
@@ -80,9 +84,13 @@ class Nri:
     async def run_pod(self, sandbox: Sandbox, undo: contextlib.AsyncExitStack) -> None:
         self.adaptation.begin(sandbox.id)
         undo.callback(self.adaptation.settle, sandbox.id)
+        if not self.adaptation.plugins:
+            return
         await self.adaptation.pod_event(nri_pb2.RUN_POD_SANDBOX, convert.pod(sandbox), fail=True)
 
     async def stop_pod(self, sandbox: Sandbox) -> None:
+        if not self.adaptation.plugins:
+            return
         containers = self._daemon.containers.records.of_pod(sandbox.id)
         await self.adaptation.drained(c.id for c in containers)
         await self.adaptation.pod_event(nri_pb2.STOP_POD_SANDBOX, convert.pod(sandbox),
@@ -93,11 +101,15 @@ class Nri:
                                undo: contextlib.AsyncExitStack) -> None:
         self.adaptation.begin(container_id)
         undo.callback(self.adaptation.settle, container_id)
+        if not self.adaptation.plugins:  # the common case: nothing to describe it to
+            return
         message = convert.creating(container_id, pod.id, config.metadata.name, config.labels,
                                    config.annotations, spec)
         await self.adaptation.create_container(convert.pod(pod), message, spec)
 
     async def start_container(self, container: Container) -> None:
+        if not self.adaptation.plugins:
+            return
         await self.adaptation.drained([container.id])  # PostCreate before StartContainer
         await self.adaptation.container_event(
             nri_pb2.START_CONTAINER, self._pod(container.pod_id), convert.container(container),
@@ -107,6 +119,8 @@ class Nri:
                                ) -> api_pb2.UpdateContainerResourcesRequest:
         """UpdateContainer: plugins see the new resources and may amend them (an update
         they return for this container is merged in; one for another is applied after)."""
+        if not self.adaptation.plugins:
+            return request
         container = self._daemon.containers.require(request.container_id)
         updates = await self.adaptation.update_container(
             self._pod(container.pod_id), convert.container(container),
@@ -132,6 +146,8 @@ class Nri:
         await self.update(updates)
 
     def container_updated(self, container_id: str) -> None:
+        if not self.adaptation.plugins:
+            return
         container = self._daemon.containers.records.get(container_id)
         if container is not None:
             self.adaptation.later(container.id, self.adaptation.container_event(
@@ -140,6 +156,8 @@ class Nri:
 
     async def update_pod(self, sandbox: Sandbox,
                          request: api_pb2.UpdatePodSandboxResourcesRequest) -> None:
+        if not self.adaptation.plugins:
+            return
         pod = convert.pod(sandbox)
         message = nri_pb2.UpdatePodSandboxRequest(pod=pod)
         if request.HasField("resources"):
@@ -150,6 +168,8 @@ class Nri:
                                         request=message)
 
     def pod_updated(self, sandbox: Sandbox) -> None:
+        if not self.adaptation.plugins:
+            return
         self.adaptation.later(sandbox.id, self.adaptation.pod_event(
             nri_pb2.POST_UPDATE_POD_SANDBOX, convert.pod(sandbox), fail=False))
 
@@ -190,7 +210,7 @@ class Nri:
             self._told[container.id] = "stopped"
         else:
             self._told[container.id] = container.state
-        if not events:
+        if not events or not self.adaptation.plugins:
             return
         pod, message = self._pod(container.pod_id), convert.container(container)
         for event in events:
@@ -200,7 +220,7 @@ class Nri:
     def _pod_event(self, sandbox: Sandbox, kind: str) -> None:
         if kind == pods.STARTED:
             self.adaptation.settle(sandbox.id)
-        elif kind == pods.DELETED:
+        elif kind == pods.DELETED and self.adaptation.plugins:
             self.adaptation.later(sandbox.id, self._removed(convert.pod(sandbox)))
 
     async def _removed(self, pod: nri_pb2.PodSandbox) -> None:
