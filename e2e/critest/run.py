@@ -1,6 +1,10 @@
 """Run critest against a private crid with the look-alike images, and summarise.
 
-``python -m e2e.critest.run [--critest PATH] [--keep] [-- extra critest/ginkgo args]``
+``python -m e2e.critest.run [--critest PATH] [--nri] [--keep] [-- extra critest/ginkgo args]``
+
+``--nri`` gives that crid an NRI socket in its work dir and critest
+``-nri-socket`` with it, so critest's 13 NRI specs run (critest connects as a
+plugin) instead of skipping.
 
 Starts a local registry holding the look-alikes (``e2e.critest.images``), a
 private crid whose registries conf sends critest's registries there and whose
