@@ -81,7 +81,7 @@ def _plugin(env: Env, plugins: list[ScriptedPlugin], name: str, **knobs: object)
 
 
 def _pod(env: Env, handler: str = "crid") -> tuple[str, api_pb2.PodSandboxConfig]:
-    config = pod_config(log_directory=tempfile.mkdtemp(prefix="crid-nri-logs-", dir="/tmp"))
+    config = pod_config(log_directory=tempfile.mkdtemp(prefix="logs-", dir=env.host_dir.parent))
     pod_id = env.daemon.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(
         config=config, runtime_handler=handler)).pod_sandbox_id
     return str(pod_id), config
