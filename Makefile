@@ -101,6 +101,20 @@ IMAGE ?= crid:latest
 node-image: test-setup
 	$(BIN)/python -P -m e2e.deploy.node_image $(IMAGE)
 
+# The generated modules of the .proto files of our own in api/ (NRI, ttrpc),
+# checked in; tests/api/test_protos.py fails when one is stale. Run after
+# editing a .proto. (--proto_path maps api/ to crid/api: the name the files
+# have in the descriptor pool is where the package installs them.)
+PROTOS := api/nri.proto api/ttrpc.proto
+.PHONY: protos
+protos: $(VENV)/.locked
+	rm -rf build/protos && mkdir -p build/protos
+	$(BIN)/python -P -m grpc_tools.protoc --proto_path=crid/api=api \
+	  --python_out=build/protos --pyi_out=build/protos $(PROTOS:api/%=crid/api/%)
+	# NRI's enum Field has a value named None: fine at run time, a syntax error in a stub.
+	sed -i '/^ *None: /d' build/protos/crid/api/*_pb2.pyi
+	cp build/protos/crid/api/*_pb2.py build/protos/crid/api/*_pb2.pyi api/
+
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(MYPY) -p crid

@@ -83,6 +83,13 @@ class Config:
     stream_websocket_max_message: int = 32 * 1024 * 1024  # kubelet's (x/net/websocket)
     stream_dial_workers: int = 4  # threads that make port-forward sockets in pods
     handlers: tuple[Handler, ...] = ()
+    # NRI plugins (crid.nri): on, as in containerd 2.x; with no plugin it costs nothing.
+    nri_enable: bool = True
+    nri_socket_path: str = "/var/run/nri/nri.sock"
+    nri_plugin_path: str = "/opt/nri/plugins"
+    nri_plugin_config_path: str = "/etc/nri/conf.d"
+    nri_registration_timeout_ms: int = 5000
+    nri_request_timeout_ms: int = 2000
 
     def handler(self, name: str) -> Handler | None:
         """The handler called ``name`` ('' means the default one)."""
@@ -236,6 +243,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.streaming.websocket_max_message", "stream_websocket_max_message", int,
             _at_least(64 * 1024)),
     Setting("crid.streaming.dial_workers", "stream_dial_workers", int, _positive),
+
+    Setting("crid.nri.enable", "nri_enable", bool),
+    Setting("crid.nri.socket_path", "nri_socket_path", str, _absolute),
+    Setting("crid.nri.plugin_path", "nri_plugin_path", str, _absolute_or_empty),
+    Setting("crid.nri.plugin_config_path", "nri_plugin_config_path", str, _absolute_or_empty),
+    Setting("crid.nri.registration_timeout_ms", "nri_registration_timeout_ms", int, _positive),
+    Setting("crid.nri.request_timeout_ms", "nri_request_timeout_ms", int, _positive),
 )
 SETTING_BY_FIELD = {s.field: s for s in SETTINGS}
 HANDLER_KEYS: Mapping[str, Check] = {"path": _absolute, "root": _absolute_or_empty}

@@ -36,6 +36,7 @@ from crid.store import Store
 
 if TYPE_CHECKING:  # built in serve(); their modules import this one
     from crid.containers.context import Containers
+    from crid.nri.hooks import Nri
     from crid.sandbox.context import Sandboxes
     from crid.streaming.server import StreamingServer
 
@@ -59,6 +60,8 @@ class Daemon:
     sandboxes: Sandboxes = dataclasses.field(init=False)
     containers: Containers = dataclasses.field(init=False)
     streaming: StreamingServer = dataclasses.field(init=False)
+    # NRI plugins; None (and no hook costs more than this test) when off.
+    nri: Nri | None = None
 
     def __post_init__(self) -> None:
         self.network = NetworkManager(network_settings(self.config))
@@ -126,6 +129,14 @@ async def serve(config: Config) -> None:
         # Port-forward dials get threads of their own (crid.streaming.dial_workers).
         dialer = Dialer(config.stream_dial_workers)
         cleanup.callback(dialer.close)
+
+        if config.nri_enable:
+            from crid.nri.hooks import Nri
+
+            # Plugins' CDI devices resolve through the same registry as the request's.
+            nri = Nri(daemon, cdi=lambda names, spec: daemon.containers.cdi.apply(spec, names))
+            if await nri.start():
+                daemon.nri = nri
         daemon.streaming, _ = await start_streaming(
             config, ContainerStreams(daemon.containers, daemon.sandboxes, dialer), clock, metrics)
 
@@ -153,6 +164,8 @@ async def serve(config: Config) -> None:
         log.info("shutting down", drain_seconds=DRAIN_SECONDS)
         await grpc_server.stop(grace=DRAIN_SECONDS)
         await daemon.streaming.close()
+        if daemon.nri is not None:
+            await daemon.nri.stop()
     log.info("stopped")
 
 

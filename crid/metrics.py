@@ -47,6 +47,15 @@ class Metrics:
             "crid_containers_oom", "Containers whose exit was an OOM kill.",
             registry=self.registry,
         )
+        self.nri_plugins = Gauge(
+            "crid_nri_plugins", "NRI plugins connected and synchronized now.",
+            registry=self.registry,
+        )
+        self.nri_plugin_errors = Counter(
+            "crid_nri_plugin_errors",
+            "NRI plugin failures, by plugin and kind (setup, error, timeout).",
+            ["plugin", "kind"], registry=self.registry,
+        )
         self.events_dropped = Counter(
             "crid_container_events_dropped",
             "GetContainerEvents subscribers dropped because they fell behind.",

@@ -82,6 +82,8 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         )
         if cdi_devices := cdi_names.requested(config):  # CDI devices: nodes, mounts, env, hooks
             await asyncio.to_thread(ctx.cdi.apply, built.spec, cdi_devices)
+        if ctx.daemon.nri is not None:  # plugins adjust the spec before anyone can list it
+            await ctx.daemon.nri.create_container(pod, container_id, config, built.spec, undo)
         private.write_text(bundle / "config.json", json.dumps(built.spec))  # env: secrets
         log_path = _log_path(pod, config, undo)
 

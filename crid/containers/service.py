@@ -88,7 +88,13 @@ class ContainerCalls:
     async def UpdateContainerResources(
         self, request: api_pb2.UpdateContainerResourcesRequest
     ) -> api_pb2.UpdateContainerResourcesResponse:
-        return await exec_sync.update_resources(self.containers, request)
+        nri = self.containers.daemon.nri
+        if nri is not None:  # plugins see the update first and may amend or refuse it
+            request = await nri.update_container(request)
+        response = await exec_sync.update_resources(self.containers, request)
+        if nri is not None:
+            nri.container_updated(request.container_id)
+        return response
 
     # --- streaming: a one-time URL on the streaming server --------------------
 

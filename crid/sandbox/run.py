@@ -129,6 +129,8 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
 
         await asyncio.to_thread(_write_files, pod_dir, config, hostname, host_network,
                                 sandbox.ips)
+        if ctx.daemon.nri is not None:  # plugins see the pod before anyone can list it
+            await ctx.daemon.nri.run_pod(sandbox, undo)
         await asyncio.to_thread(ctx.records.insert, sandbox)
         undo.pop_all()
     return sandbox

@@ -1,6 +1,10 @@
 """Run critest against a private crid with the look-alike images, and summarise.
 
-``python -m e2e.critest.run [--critest PATH] [--keep] [-- extra critest/ginkgo args]``
+``python -m e2e.critest.run [--critest PATH] [--nri] [--keep] [-- extra critest/ginkgo args]``
+
+``--nri`` gives that crid an NRI socket in its work dir and critest
+``-nri-socket`` with it, so critest's 13 NRI specs run (critest connects as a
+plugin) instead of skipping.
 
 Starts a local registry holding the look-alikes (``e2e.critest.images``), a
 private crid whose registries conf sends critest's registries there and whose
@@ -116,14 +120,24 @@ def find_critest(given: str) -> str | None:
     return shutil.which(given)
 
 
+def nri_toml(socket: Path) -> str:
+    """crid's NRI section for critest: its socket, and a request timeout longer
+    than the 2 s critest holds a plugin's Synchronize open (the default, 2 s, would
+    drop that plugin, and the spec would skip instead of pass)."""
+    return (f'\n[crid.nri]\nenable = true\nsocket_path = "{socket}"\n'
+            'plugin_path = ""\nrequest_timeout_ms = 10000\n')
+
+
 @contextlib.contextmanager
-def crid_with_lookalikes(workdir: Path, extra_args: Sequence[str]) -> Iterator[CridDaemon]:
+def crid_with_lookalikes(workdir: Path, extra_args: Sequence[str],
+                         nri_socket: Path | None = None) -> Iterator[CridDaemon]:
     """A registry with the look-alikes and a crid that pulls from it; all removed after."""
     net = PodNet()
     with Registry() as registry:
         print(f"pushing look-alikes to {registry.url} ...", flush=True)
         push_all(registry)
-        daemon = CridDaemon(workdir, extra_args=extra_args, config_toml=net.config_toml())
+        toml = net.config_toml() + (nri_toml(nri_socket) if nri_socket else "")
+        daemon = CridDaemon(workdir, extra_args=extra_args, config_toml=toml)
         daemon.registries_conf.write_text(registries_conf(registry))
         try:
             daemon.start()
@@ -143,6 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="crid's default runtime handler (--default-runtime)")
     parser.add_argument("--report", type=Path, help="where to keep the ginkgo JSON report")
     parser.add_argument("--keep", action="store_true", help="keep crid's workdir and log")
+    parser.add_argument("--nri", action="store_true",
+                        help="enable NRI in crid and run critest's NRI specs (-nri-socket)")
     parser.add_argument("extra", nargs="*", help="after --: extra critest/ginkgo arguments")
     args = parser.parse_args(argv)
 
@@ -157,10 +173,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = args.report or workdir / "critest-report.json"
     code = 1
     try:
-        with crid_with_lookalikes(workdir, ["--default-runtime", args.runtime]) as daemon:
+        nri_socket = workdir / "nri.sock" if args.nri else None
+        with crid_with_lookalikes(workdir, ["--default-runtime", args.runtime],
+                                  nri_socket) as daemon:
             command = [critest, "--runtime-endpoint", f"unix://{daemon.socket}",
                        "--image-endpoint", f"unix://{daemon.socket}",
-                       f"--ginkgo.json-report={report}", *args.extra]
+                       f"--ginkgo.json-report={report}",
+                       *([f"-nri-socket={nri_socket}"] if nri_socket else []), *args.extra]
             print("$ " + " ".join(command), flush=True)
             code = subprocess.run(command, check=False).returncode
             print(leftovers(daemon))
