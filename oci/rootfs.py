@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     Json = dict[str, Any]
 
 
+IDMAP_FD = "__crid_idmap_fd"  # crid.oci.idmap.FD_KEY, without importing it
+
 DEFAULT_DEVICES: list[Json] = [
     {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
     {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
@@ -167,14 +169,18 @@ class Rootfs:
         try:
             # What the target resolved to counts, not how it was spelled.
             check_proc_mount(rel, kind, opts.is_bind, src)
-            self._mount_on(fd, rel, m["destination"], src, kind, opts)
+            self._mount_on(fd, rel, m["destination"], src, kind, opts, m.get(IDMAP_FD))
         finally:
             os.close(fd)
 
     def _mount_on(self, fd: int, rel: str, dest: str, src: str, kind: str,
-                  opts: mounts.Options) -> None:
+                  opts: mounts.Options, idmapped: int | None = None) -> None:
         target = paths.fd_path(fd)
-        if opts.is_bind:
+        if idmapped is not None:
+            # made idmapped by create's first child (crid.oci.idmap): attach it here
+            self.sc.move_mount(idmapped, fd)
+            os.close(idmapped)
+        elif opts.is_bind:
             self.sc.mount(src, target, None, opts.flags & (L.MS_BIND | L.MS_REC), None)
         else:
             try:

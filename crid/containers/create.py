@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import shutil
+import stat
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
@@ -23,6 +25,7 @@ from crid.containers.records import CREATED, Container, User
 from crid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 from crid.sandbox import records as sandbox_records
+from crid.sandbox import userns
 from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import Sandbox
 
@@ -61,8 +64,12 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         undo.callback(shutil.rmtree, bundle, True)
         undo.callback(rootfs.remove_layer, layer_dir)
         target = bundle / "rootfs"
+        mapping = userns.of_pod(pod.config) if pod.namespaces.get("user") else None
+        if mapping is not None:
+            await asyncio.to_thread(_make_reachable, bundle)
         await asyncio.to_thread(
-            rootfs.mount, ctx.daemon.images.lower_dirs(image.id), layer_dir, target)
+            rootfs.mount, ctx.daemon.images.lower_dirs(image.id), layer_dir, target,
+            userns=pod.namespaces.get("user", ""), root_id=mapping.host_id if mapping else 0)
         undo.callback(rootfs.unmount, target)
         spec_config = config  # the request's, with image volumes as binds of their mounts
         if image_volumes.uses_images(config):
@@ -77,7 +84,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
             str(target), image_name=config.image.image,
         )
-        (bundle / "config.json").write_text(json.dumps(built.spec))
+        _write_private(bundle / "config.json", json.dumps(built.spec))
         log_path = _log_path(pod, config, undo)
 
         # Before create: a runtime that fails part-way may leave its state and
@@ -132,11 +139,14 @@ def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig) -
                 f"target container {options.target_id!r} is not a running container of pod "
                 f"{pod.id}")
         target = f"/proc/{target_container.pid}/ns/pid"
+    mapping = userns.of_pod(pod.config) if pod.namespaces.get("user") else None
     return PodFacts(
         pod.id,
         net_ns_path=pod.namespaces.get("net"),
         ipc_ns_path=pod.namespaces.get("ipc"),
         uts_ns_path=pod.namespaces.get("uts"),
+        user_ns_path=pod.namespaces.get("user"),
+        id_mapping=((mapping.container_id, mapping.host_id, mapping.length),) if mapping else (),
         pid_ns_path=f"/proc/{pod.infra.pid}/ns/pid" if pod.infra else None,
         target_pid_ns_path=target or None,
         resolv_conf_path=str(pod_dir / "resolv.conf"),
@@ -169,6 +179,24 @@ def _log_path(pod: Sandbox, config: api_pb2.ContainerConfig,
     if not path.exists():
         undo.callback(path.unlink, True)
     return path
+
+
+def _make_reachable(bundle: Path) -> None:
+    """Let a user namespace's root (to the host, an unprivileged uid) walk the
+    path to the rootfs: search (x) for others on the bundle and each dir above
+    it that lacks it, as cri-o does; no dir becomes readable. The runtime's
+    init resolves its rootfs and its mount targets by path from inside."""
+    for directory in (bundle, *bundle.parents):
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write ``path`` mode 0600: it holds the container's environment."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
 
 
 def _remove_empty_dir(path: Path) -> None:

@@ -98,6 +98,9 @@ def build_spec(
         raise InvalidArgument(
             "a privileged container needs a privileged pod (pod security context)"
         )
+    if pod.user_ns_path and sc.privileged:
+        raise InvalidArgument("a privileged container cannot run in a pod with a user "
+                              "namespace (hostUsers: false)")
     security.check_apparmor(sc)
     ids = user.resolve_user(sc, image.user, rootfs)
     caps = security.capabilities(sc, security.from_mask(host.capability_mask()))
@@ -107,10 +110,11 @@ def build_spec(
     hostname = namespaces.hostname(ns_options, pod, sandbox.hostname)
     res = config.linux.resources
 
-    requested, rootfs_propagation = mounts.cri_mounts(list(config.mounts), host)
+    idmap = pod.oci_mappings()
+    requested, rootfs_propagation = mounts.cri_mounts(list(config.mounts), host, idmap)
     all_mounts = mounts.assemble(
         mounts.default_mounts(sc.privileged),
-        mounts.pod_mounts(pod, sc.readonly_rootfs),
+        mounts.pod_mounts(pod, sc.readonly_rootfs, idmap),
         requested,
     )
     device_nodes, device_rules = devices.devices(list(config.devices), sc.privileged, host)
@@ -133,6 +137,9 @@ def build_spec(
         linux["sysctl"] = dict(sandbox.linux.sysctls)
     if rootfs_propagation:
         linux["rootfsPropagation"] = rootfs_propagation
+    if idmap:
+        linux["uidMappings"] = idmap
+        linux["gidMappings"] = list(idmap)
 
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
