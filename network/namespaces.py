@@ -48,6 +48,7 @@ from crid.oci.linux import (
 from crid.errors import FailedPrecondition
 
 KINDS = ("net", "ipc", "uts")
+PIN_FILES = ("user", *KINDS)  # every name a pod's state dir may hold a pin under
 _FLAGS = {"net": CLONE_NEWNET, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
 _UNSHARE_FLAG = {"net": "--net", "ipc": "--ipc", "uts": "--uts"}
 HOLDER_START_SECONDS = 5.0

@@ -162,14 +162,18 @@ class Rootfs:
         if kind == "cgroup":
             self._mount_cgroup(m, opts)
             return
-        is_file = opts.is_bind and not os.path.isdir(src)
+        idmapped = m.get(IDMAP_FD)
+        if idmapped is not None:  # its source may be out of our reach: ask the clone
+            is_file = not stat.S_ISDIR(os.fstat(idmapped).st_mode)
+        else:
+            is_file = opts.is_bind and not os.path.isdir(src)
         # procfs and sysfs go exactly where asked, never through a symlink (runc).
         strict = L.RESOLVE_NO_SYMLINKS if kind in ("proc", "sysfs") else 0
         fd, rel = self._target(m["destination"], is_file, strict)
         try:
             # What the target resolved to counts, not how it was spelled.
             check_proc_mount(rel, kind, opts.is_bind, src)
-            self._mount_on(fd, rel, m["destination"], src, kind, opts, m.get(IDMAP_FD))
+            self._mount_on(fd, rel, m["destination"], src, kind, opts, idmapped)
         finally:
             os.close(fd)
 

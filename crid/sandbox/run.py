@@ -45,6 +45,8 @@ async def run(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest
         raise InvalidArgument("a pod's network namespace mode must be POD or NODE")
     host_network, host_ipc = options.network == NODE, options.ipc == NODE
     mapping = userns.pod_mapping(options)
+    if mapping is not None and config.linux.security_context.privileged:
+        raise InvalidArgument("a privileged pod cannot have a user namespace (hostUsers: false)")
     if mapping is not None and not ctx.daemon.features(handler.name).user_namespaces:
         raise InvalidArgument(
             f"runtime handler {handler.name!r} does not support user namespaces (its runtime "

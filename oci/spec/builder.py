@@ -94,13 +94,13 @@ def build_spec(
     """
     host = host or Host()
     sc = config.linux.security_context
+    if pod.user_ns_path and sc.privileged:
+        raise InvalidArgument("a privileged container cannot run in a pod with a user "
+                              "namespace (hostUsers: false)")
     if sc.privileged and not sandbox.linux.security_context.privileged:
         raise InvalidArgument(
             "a privileged container needs a privileged pod (pod security context)"
         )
-    if pod.user_ns_path and sc.privileged:
-        raise InvalidArgument("a privileged container cannot run in a pod with a user "
-                              "namespace (hostUsers: false)")
     security.check_apparmor(sc)
     ids = user.resolve_user(sc, image.user, rootfs)
     caps = security.capabilities(sc, security.from_mask(host.capability_mask()))
