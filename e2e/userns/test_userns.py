@@ -14,8 +14,8 @@ from cri_api.v1 import api_pb2
 from e2e.containers.conftest import Env
 from e2e.containers.helpers import create, exec_sync, run, sh, verbose_pid
 from e2e.fixtures.daemon import mounts_under
-from e2e.userns.conftest import HOST_ID, LENGTH, UsernsPodMaker, userns_options
 from e2e.sandbox.pods import pod_config, stop_remove
+from e2e.userns.conftest import HOST_ID, LENGTH, UsernsPodMaker, userns_options
 
 I64 = api_pb2.Int64Value
 
