@@ -16,7 +16,7 @@ def _options(mode: int = M.POD, uids: list[tuple[int, int, int]] | None = None,
              ) -> api_pb2.NamespaceOption:
     uids = [(0, 200000, 65536)] if uids is None else uids
     gids = uids if gids is None else gids
-    return api_pb2.NamespaceOption(**kinds, userns_options=api_pb2.UserNamespace(
+    return api_pb2.NamespaceOption(**kinds, userns_options=api_pb2.UserNamespace(  # type: ignore[arg-type]
         mode=mode,  # type: ignore[arg-type]
         uids=[api_pb2.IDMapping(container_id=c, host_id=h, length=n) for c, h, n in uids],
         gids=[api_pb2.IDMapping(container_id=c, host_id=h, length=n) for c, h, n in gids]))
