@@ -14,6 +14,7 @@ are idmapped: nothing is copied or chowned, so the ratio should be ~1
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import tempfile
 import time
@@ -42,7 +43,7 @@ def _start_ms(rt: Runtime, userns: api_pb2.UserNamespace | None) -> list[float]:
     marks = [began, *ends]
     stop_pod(rt, pod_id, container_id)
     return [(ends[-1] - began) * 1000,
-            *((b - a) * 1000 for a, b in zip(marks, marks[1:], strict=False))]
+            *((b - a) * 1000 for a, b in itertools.pairwise(marks))]
 
 
 def run(count: int) -> dict[str, dict[str, float]]:
