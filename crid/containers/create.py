@@ -75,13 +75,15 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         if image_volumes.uses_images(config):
             undo.callback(image_volumes.unmount_all, bundle)
             spec_config = await asyncio.to_thread(
-                image_volumes.mount_all, config, ctx.daemon.images, bundle)
+                image_volumes.mount_all, config, ctx.daemon.images, bundle, None,
+                pod.namespaces.get("user", ""))
 
         built = await asyncio.to_thread(
             # The pod's own config, never the copy in the request: that one
             # could claim, say, a privileged pod (containerd and cri-o do the same).
             build_spec, container_id, spec_config, pod.config,
-            ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
+            ImageConfig.from_json(image.config_json),
+            _pod_facts(ctx, pod, config, image_volumes.premapped(config, spec_config)),
             str(target), image_name=config.image.image,
         )
         _write_private(bundle / "config.json", json.dumps(built.spec))
@@ -128,7 +130,8 @@ def _check_handler_features(ctx: Containers, handler: str,
                 "lacks the rro mount option, or the kernel is older than 5.12)")
 
 
-def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig) -> PodFacts:
+def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig,
+               premapped: set[str]) -> PodFacts:
     pod_dir = Path(pod.pod_dir)
     options = config.linux.security_context.namespace_options
     target = ""
@@ -147,6 +150,7 @@ def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig) -
         uts_ns_path=pod.namespaces.get("uts"),
         user_ns_path=pod.namespaces.get("user"),
         id_mapping=((mapping.container_id, mapping.host_id, mapping.length),) if mapping else (),
+        premapped=frozenset(premapped) if mapping else frozenset(),
         pid_ns_path=f"/proc/{pod.infra.pid}/ns/pid" if pod.infra else None,
         target_pid_ns_path=target or None,
         resolv_conf_path=str(pod_dir / "resolv.conf"),

@@ -18,14 +18,12 @@ writes land there owned by their host ids.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from crid.containers import image_volumes
-from crid.oci import linux as L
+from crid.containers import idmap, image_volumes
 from crid.oci.linux import MNT_DETACH, Syscalls
 
 EINVAL = 22
@@ -46,7 +44,7 @@ def mount(lowers: Sequence[Path], layer_dir: Path, target: Path,
         _overlay(kernel, lowers, upper, work, target)
         return
     os.chown(upper, root_id, root_id)
-    with idmapped(kernel, lowers, userns, layer_dir / "idmapped") as mapped:
+    with idmap.idmapped(kernel, lowers, userns, layer_dir / "idmapped") as mapped:
         _overlay(kernel, mapped, upper, work, target)
 
 
@@ -55,35 +53,6 @@ def _overlay(kernel: Syscalls, lowers: Sequence[Path], upper: Path, work: Path,
     options = (f"lowerdir={':'.join(str(p) for p in lowers)},"
                f"upperdir={upper},workdir={work}")
     kernel.mount("overlay", str(target), "overlay", 0, options)
-
-
-@contextlib.contextmanager
-def idmapped(kernel: Syscalls, dirs: Sequence[Path], userns: str,
-             scratch: Path) -> Iterator[list[Path]]:
-    """``dirs`` as idmapped mounts of the user namespace pinned at ``userns``,
-    attached below ``scratch`` while the caller uses them (to stack an overlay
-    on), detached and removed after."""
-    scratch.mkdir(mode=0o700, exist_ok=True)
-    attached: list[Path] = []
-    ns_fd = os.open(userns, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        for index, directory in enumerate(dirs):
-            tree = kernel.open_tree(L.AT_FDCWD, str(directory),
-                                    L.OPEN_TREE_CLONE | L.OPEN_TREE_CLOEXEC)
-            try:
-                kernel.idmap(tree, ns_fd, recursive=False)
-                point = scratch / str(index)
-                point.mkdir(exist_ok=True)
-                kernel.move_mount(tree, str(point))
-                attached.append(point)
-            finally:
-                os.close(tree)
-        yield attached
-    finally:
-        os.close(ns_fd)
-        for point in attached:
-            kernel.umount2(str(point), MNT_DETACH)
-        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def unmount(target: Path, sys: Syscalls | None = None) -> None:

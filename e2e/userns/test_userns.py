@@ -12,8 +12,11 @@ import pytest
 from cri_api.v1 import api_pb2
 
 from e2e.containers.conftest import Env
-from e2e.containers.helpers import create, exec_sync, run, sh, verbose_pid
+from e2e.containers.helpers import create, exec_sync, pull, run, sh, verbose_pid
 from e2e.fixtures.daemon import mounts_under
+from e2e.fixtures.images import Image, RunConfig, multi_layer_image
+from e2e.fixtures.layers import File, make_layer
+from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import pod_config, stop_remove
 from e2e.userns.conftest import HOST_ID, LENGTH, UsernsPodMaker, userns_options
 
@@ -192,3 +195,25 @@ def test_removed_pod_leaves_no_mount(env: Env) -> None:
     stop_remove(env.daemon, pod_id)
     assert [m for m in mounts_under(env.daemon.workdir) if pod_id in m] == []
     assert not [m for m in mounts_under(env.daemon.workdir) if "idmapped" in m]
+
+
+def test_image_volumes_are_roots_inside(env: Env, make_userns_pod: UsernsPodMaker,
+                                        registry: Registry) -> None:
+    """Both kinds the daemon makes: an overlay of several layers (its layers
+    idmapped: an overlay cannot be) and one layer's bind, with a sub path."""
+    layered = pull(env.daemon, registry, multi_layer_image())
+    single = pull(env.daemon, registry, Image((make_layer([
+        File("/share/greeting", b"hello\n")]),), config=RunConfig()))
+    pod = make_userns_pod()
+    cid = run(env.daemon, pod.id, pod.config, env.image, mounts=[
+        api_pb2.Mount(container_path=path, readonly=True, image_sub_path=sub,
+                      image=api_pb2.ImageSpec(image=ref))
+        for path, ref, sub in (("/layered", layered, ""), ("/single", single, ""),
+                               ("/part", single, "share"))])
+    assert sh(env.daemon, cid, "cat /layered/data/one /part/greeting") == "one v2\nhello\n"
+    assert sh(env.daemon, cid, "stat -c %u:%g /layered/data/one /layered/bin/busybox "
+                               "/single/share/greeting /part/greeting").split() == ["0:0"] * 4
+    assert exec_sync(env.daemon, cid, "touch", "/layered/new").exit_code != 0
+    env.daemon.runtime.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0))
+    env.daemon.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
+    assert not [m for m in mounts_under(env.daemon.workdir) if "image-volumes" in m]

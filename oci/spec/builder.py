@@ -111,7 +111,8 @@ def build_spec(
     res = config.linux.resources
 
     idmap = pod.oci_mappings()
-    requested, rootfs_propagation = mounts.cri_mounts(list(config.mounts), host, idmap)
+    requested, rootfs_propagation = mounts.cri_mounts(list(config.mounts), host, idmap,
+                                                      pod.premapped)
     all_mounts = mounts.assemble(
         mounts.default_mounts(sc.privileged),
         mounts.pod_mounts(pod, sc.readonly_rootfs, idmap),

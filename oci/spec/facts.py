@@ -23,6 +23,8 @@ class PodFacts:
     # size}``. Containers join it; their bind mounts are idmapped with it.
     user_ns_path: str | None = None
     id_mapping: tuple[tuple[int, int, int], ...] = ()
+    # Host paths already idmapped by the daemon (image volumes): bound as they are.
+    premapped: frozenset[str] = frozenset()
     # The pod's shared PID namespace (e.g. /proc/<infra pid>/ns/pid).
     pid_ns_path: str | None = None
     # For NamespaceMode TARGET: the target container's PID namespace.

@@ -170,7 +170,8 @@ def _check_proc(destination: str, source: str) -> None:
 
 
 def cri_mounts(mounts: list[api_pb2.Mount], host: Host,
-               idmap: list[dict[str, int]] | None = None) -> tuple[list[Mount], str]:
+               idmap: list[dict[str, int]] | None = None,
+               premapped: frozenset[str] = frozenset()) -> tuple[list[Mount], str]:
     """The request's mounts, and the rootfs propagation they need ("" for default).
     A mount's own ``uidMappings``/``gidMappings`` make it idmapped; in a pod with
     a user namespace every mount is, with the pod's mapping otherwise (as
@@ -211,7 +212,11 @@ def cri_mounts(mounts: list[api_pb2.Mount], host: Host,
         elif propagation == "rslave" and rootfs_propagation != "rshared":
             rootfs_propagation = "rslave"
         own = _mappings(list(m.uidMappings))
-        found.append(_bind(source, os.path.normpath(destination), options, own or idmap,
+        if m.host_path in premapped:  # an image volume the daemon idmapped itself
+            own, idmap_here = [], None
+        else:
+            idmap_here = idmap
+        found.append(_bind(source, os.path.normpath(destination), options, own or idmap_here,
                            _mappings(list(m.gidMappings)) or None))
     return found, rootfs_propagation
 
