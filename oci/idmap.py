@@ -23,6 +23,7 @@ import os
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
 from crid.oci.errors import InvalidArgument
+from crid.oci.rootfs import IDMAP_FD as FD_KEY  # where init finds each clone's fd
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
@@ -30,11 +31,6 @@ if TYPE_CHECKING:
 
     Json = dict[str, Any]
 
-FD_KEY = "__crid_idmap_fd"  # set on a mount by ``prepare``, read by ``crid.oci.rootfs``
-
-
-def wanted(cfg: Json) -> bool:
-    return any(m.get("uidMappings") or m.get("gidMappings") for m in cfg.get("mounts") or [])
 
 
 def _key(maps: list[Json]) -> tuple[tuple[int, int, int], ...]:

@@ -21,7 +21,8 @@ if TYPE_CHECKING:
     Json = dict[str, Any]
 
 
-IDMAP_FD = "__crid_idmap_fd"  # crid.oci.idmap.FD_KEY, without importing it
+# The key crid.oci.idmap sets on a mount: the fd of its idmapped clone.
+IDMAP_FD = "__crid_idmap_fd"
 
 DEFAULT_DEVICES: list[Json] = [
     {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
