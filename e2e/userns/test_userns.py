@@ -217,3 +217,25 @@ def test_image_volumes_are_roots_inside(env: Env, make_userns_pod: UsernsPodMake
     env.daemon.runtime.StopContainer(api_pb2.StopContainerRequest(container_id=cid, timeout=0))
     env.daemon.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
     assert not [m for m in mounts_under(env.daemon.workdir) if "image-volumes" in m]
+
+
+def test_a_shared_pid_namespace_is_inside_the_user_namespace(
+        env: Env, make_userns_pod: UsernsPodMaker) -> None:
+    pod = make_userns_pod(pid=api_pb2.POD)
+    cid = run(env.daemon, pod.id, pod.config, env.image)
+    assert sh(env.daemon, cid, "cat /proc/1/comm").strip() == "catatonit"
+    pid = verbose_pid(env.daemon, cid)
+    pid_ns = os.stat(f"/proc/{pid}/ns/pid").st_ino
+    infra = [p for p in os.listdir("/proc") if p.isdigit() and _pid_ns(p) == pid_ns
+             and Path(f"/proc/{p}/comm").read_text().strip() == "catatonit"]
+    assert len(infra) == 1
+    # The pod's infra process is in its user namespace too: nobody on the host.
+    assert _host_ids(int(infra[0])) == (HOST_ID, HOST_ID)
+    assert _user_ns(int(infra[0])) == _user_ns(pid)
+
+
+def _pid_ns(pid: str) -> int:
+    try:
+        return os.stat(f"/proc/{pid}/ns/pid").st_ino
+    except OSError:
+        return -1
