@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env, env  # noqa: F401  (the module's daemon)
+from e2e.containers.conftest import Env, env, make_pod  # noqa: F401  (the module's daemon)
 from e2e.containers.helpers import exec_sync, run
 from e2e.sandbox.pods import pod_config, stop_remove
 from e2e.security.cri_spec import compile_static, fields
-from e2e.userns.conftest import UsernsPodMaker, make_userns_pod  # noqa: F401
+from e2e.userns.conftest import UsernsPodMaker, handler, make_userns_pod  # noqa: F401
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc")
 HERE = Path(__file__).resolve().parent

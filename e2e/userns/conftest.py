@@ -3,14 +3,13 @@ namespace of their own (``hostUsers: false``) on the crid handler."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env, Pod, env  # noqa: F401  (the module's daemon)
-from e2e.sandbox.pods import pod_config, stop_remove
+from e2e.containers.conftest import Pod, PodMaker, env, make_pod  # noqa: F401
 
 HOST_ID = 200000  # the pod's root on the host; kubelet hands out such 65536-id ranges
 LENGTH = 65536
@@ -29,19 +28,15 @@ def userns_options(host_id: int = HOST_ID, length: int = LENGTH,
 
 
 @pytest.fixture
-def make_userns_pod(env: Env, tmp_path_factory: pytest.TempPathFactory  # noqa: F811
-                    ) -> Iterator[UsernsPodMaker]:
-    """Run pods in a user namespace (host ids from ``host_id``); removed after."""
-    made: list[str] = []
+def handler() -> str:
+    """Only crid's runtime offers user namespaces (runc 1.1 has no idmapped mounts)."""
+    return "crid"
 
-    def make(handler: str = "crid", **options: Any) -> Pod:
-        logs = tmp_path_factory.mktemp("pod-logs")
-        config = pod_config(log_directory=str(logs), linux=userns_options(**options))
-        pod_id = str(env.daemon.runtime.RunPodSandbox(
-            api_pb2.RunPodSandboxRequest(config=config, runtime_handler=handler)).pod_sandbox_id)
-        made.append(pod_id)
-        return Pod(pod_id, config)
 
-    yield make
-    for pod_id in made:
-        stop_remove(env.daemon, pod_id)
+@pytest.fixture
+def make_userns_pod(make_pod: PodMaker) -> UsernsPodMaker:  # noqa: F811
+    """Run crid pods in a user namespace (host ids from ``host_id``); removed after."""
+    def make(**options: Any) -> Pod:
+        return make_pod(linux=userns_options(**options))
+
+    return make
