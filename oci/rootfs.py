@@ -193,8 +193,11 @@ class Rootfs:
             except OSError:
                 if kind != "sysfs" or not self.in_userns:
                     raise
-                # sysfs needs a net namespace owned by our userns; fall back like runc
+                # sysfs needs a net namespace owned by our user namespace; else the
+                # host's /sys is bound, like runc, with the asked flags kept on it
+                # and all below it (ro, nosuid, nodev, noexec).
                 self.sc.mount("/sys", target, None, L.MS_BIND | L.MS_REC, None)
+                self._restrict_tree(fd, rel, dest, opts.flags)
         extra = opts.is_bind and opts.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
         if not (extra or opts.propagation or opts.attr_set or opts.attr_clr):
             return
@@ -207,6 +210,20 @@ class Rootfs:
                 self.sc.mount(None, top, None, p, None)
             if opts.attr_set or opts.attr_clr:
                 self.sc.mount_setattr(top, L.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
+        finally:
+            os.close(new)
+
+    def _restrict_tree(self, fd: int, rel: str, dest: str, flags: int) -> None:
+        attrs = 0
+        for flag, attr in ((L.MS_RDONLY, L.MOUNT_ATTR_RDONLY), (L.MS_NOSUID, L.MOUNT_ATTR_NOSUID),
+                           (L.MS_NODEV, L.MOUNT_ATTR_NODEV), (L.MS_NOEXEC, L.MOUNT_ATTR_NOEXEC)):
+            if flags & flag:
+                attrs |= attr
+        if not attrs:
+            return
+        new = self._reopen(fd, rel, dest)
+        try:
+            self.sc.mount_setattr(paths.fd_path(new), L.AT_RECURSIVE, attrs, 0)
         finally:
             os.close(new)
 

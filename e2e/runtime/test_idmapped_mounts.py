@@ -80,3 +80,21 @@ def test_idmap_only_for_binds_with_both_maps(crid_runtime: Runtime, bundle: Bund
     bundle.write(["true"])
     refused = crid_runtime.run(bundle)
     assert refused.returncode != 0 and "both uidMappings and gidMappings" in refused.stderr
+
+
+def test_sysfs_of_the_hosts_netns_is_bound_read_only(crid_runtime: Runtime, bundle: Bundle,
+                                                      request: pytest.FixtureRequest) -> None:
+    """A user namespace may mount sysfs only for a net namespace it owns; with
+    the host's netns the host's /sys is bound instead, and must keep the
+    asked ro,nosuid,nodev,noexec, below it too."""
+    b = userns_bundle(bundle, request)
+    b.config["linux"]["namespaces"] = [n for n in b.config["linux"]["namespaces"]
+                                       if n["type"] != "network"]
+    b.config["mounts"].append({"destination": "/sys", "type": "sysfs", "source": "sysfs",
+                               "options": ["nosuid", "noexec", "nodev", "ro"]})
+    masked = set(b.config["linux"].get("maskedPaths") or [])
+    seen = out(crid_runtime, b, "cat /proc/self/mountinfo")
+    options = {f[4]: set(f[5].split(",")) for f in (line.split() for line in seen.splitlines())
+               if (f[4] == "/sys" or f[4].startswith("/sys/")) and f[4] not in masked}
+    assert "/sys" in options
+    assert all({"ro", "nosuid", "nodev", "noexec"} <= o for o in options.values()), options
