@@ -239,3 +239,14 @@ def _pid_ns(pid: str) -> int:
         return os.stat(f"/proc/{pid}/ns/pid").st_ino
     except OSError:
         return -1
+
+
+def test_supplemental_groups_are_ids_inside(env: Env, make_userns_pod: UsernsPodMaker) -> None:
+    pod = make_userns_pod()
+    cid = run(env.daemon, pod.id, pod.config, env.image, linux=_sc(
+        run_as_user=I64(value=1000), run_as_group=I64(value=3000), supplemental_groups=[2000],
+        supplemental_groups_policy=api_pb2.SupplementalGroupsPolicy.Strict))
+    assert sorted(sh(env.daemon, cid, "id -G").split()) == ["2000", "3000"]
+    with open(f"/proc/{verbose_pid(env.daemon, cid)}/status") as f:
+        groups = next(line for line in f if line.startswith("Groups:")).split()[1:]
+    assert sorted(groups) == [str(HOST_ID + 2000), str(HOST_ID + 3000)]
