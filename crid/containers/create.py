@@ -120,10 +120,13 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
 def _check_handler_features(ctx: Containers, handler: str,
                             config: api_pb2.ContainerConfig) -> None:
     """Refuse, before anything is made, what the pod's runtime handler cannot do."""
-    if ctx.daemon.features(handler).recursive_read_only_mounts:
-        return
+    features = ctx.daemon.features(handler)
     for mount in config.mounts:
-        if mount.recursive_read_only:
+        if (mount.uidMappings or mount.gidMappings) and not features.user_namespaces:
+            raise InvalidArgument(
+                f"id-mapped mount {mount.container_path}: runtime handler "
+                f"{handler or ctx.config.default_handler!r} does not support idmapped mounts")
+        if mount.recursive_read_only and not features.recursive_read_only_mounts:
             raise InvalidArgument(
                 f"recursive read-only mount {mount.container_path}: runtime handler "
                 f"{handler or ctx.config.default_handler!r} does not support it (its runtime "

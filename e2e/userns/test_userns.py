@@ -11,7 +11,7 @@ import grpc
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env
+from e2e.containers.conftest import Env, PodMaker
 from e2e.containers.helpers import create, exec_sync, pull, run, sh, verbose_pid
 from e2e.fixtures.daemon import mounts_under
 from e2e.fixtures.images import Image, RunConfig, multi_layer_image
@@ -250,3 +250,29 @@ def test_supplemental_groups_are_ids_inside(env: Env, make_userns_pod: UsernsPod
     with open(f"/proc/{verbose_pid(env.daemon, cid)}/status") as f:
         groups = next(line for line in f if line.startswith("Groups:")).split()[1:]
     assert sorted(groups) == [str(HOST_ID + 2000), str(HOST_ID + 3000)]
+
+
+def test_a_mounts_own_mappings_are_honoured(env: Env, make_pod: PodMaker,
+                                            tmp_path: Path) -> None:
+    """``Mount.uidMappings``/``gidMappings`` idmap that mount, even in a pod in
+    the host's user namespace; runc 1.1 cannot, so its pods are refused them."""
+    volume = tmp_path / "shifted"
+    volume.mkdir()
+    volume.chmod(0o755)
+    os.chown(volume, 1000, 1000)
+    shifted = [api_pb2.IDMapping(container_id=0, host_id=5000, length=65536)]
+    mount = api_pb2.Mount(container_path="/shifted", host_path=str(volume), readonly=True,
+                          uidMappings=shifted, gidMappings=shifted)
+    pod = make_pod()
+    cid = run(env.daemon, pod.id, pod.config, env.image, mounts=[mount])
+    assert sh(env.daemon, cid, "stat -c %u:%g /shifted").strip() == "6000:6000"
+    config = pod_config()
+    runc_pod = env.daemon.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(
+        config=config, runtime_handler="runc")).pod_sandbox_id
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            create(env.daemon, runc_pod, config, env.image, mounts=[mount])
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "idmapped" in (caught.value.details() or "")
+    finally:
+        stop_remove(env.daemon, runc_pod)
