@@ -107,9 +107,10 @@ def _pin_on_this_thread(
 
 
 def _pin_here(pin_dir: Path, kinds: tuple[str, ...], ns_dir: str, hostname: str,
-              pod_sysctls: Mapping[str, str], calls: Syscalls) -> Pinned:
+              pod_sysctls: Mapping[str, str], calls: Syscalls, ns_root: int = 0) -> Pinned:
     """Pin ``ns_dir/<kind>`` for each of ``kinds``, then set up the namespaces
-    this thread is in (its uts, net and ipc are those pinned)."""
+    this thread is in (its uts, net and ipc are those pinned). ``ns_root``: the
+    host uid of the root of the user namespace owning them (0: the host's)."""
     made: dict[str, str] = {}
     try:
         for kind in kinds:
@@ -122,7 +123,18 @@ def _pin_here(pin_dir: Path, kinds: tuple[str, ...], ns_dir: str, hostname: str,
             calls.sethostname(hostname)
         if "net" in kinds:
             _loopback_up()
-        sysctls.apply(pod_sysctls)
+        ipc = {k: v for k, v in pod_sysctls.items() if ns_root and sysctls.kind(k) == "ipc"}
+        sysctls.apply({k: v for k, v in pod_sysctls.items() if k not in ipc})
+        if ipc:
+            # An IPC namespace's sysctls are writable by its owner's root only
+            # (ipc_permissions, mq_permissions: the euid, not a capability;
+            # the net ones want CAP_NET_ADMIN, which this euid drops): written
+            # as that uid, by this thread alone. It ends right after.
+            calls.thread_seteuid(ns_root)
+            try:
+                sysctls.apply(ipc)
+            finally:
+                calls.thread_seteuid(0)
     except BaseException:
         unpin(Pinned(made), calls)
         raise
@@ -160,7 +172,8 @@ def _pin_in_userns(pin_dir: Path, kinds: tuple[str, ...], hostname: str,
                     calls.setns(fd, _FLAGS[kind])
                 finally:
                     os.close(fd)
-            return _pin_here(pin_dir, ("user", *kinds), ns_dir, hostname, pod_sysctls, calls)
+            return _pin_here(pin_dir, ("user", *kinds), ns_dir, hostname, pod_sysctls, calls,
+                             ns_root=int(id_map.split()[1]))
 
         return nsthread.call(inside, name="crid-pin")
     finally:

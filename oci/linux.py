@@ -102,6 +102,7 @@ _SYS_MOUNT_SETATTR = 442
 # open_tree and move_mount: one number on every architecture but alpha (5.2's new calls)
 _SYS_OPEN_TREE = 428
 _SYS_MOVE_MOUNT = 429
+_SYS_SETRESUID = {"x86_64": 117, "aarch64": 147, "ppc64le": 164, "s390x": 208, "riscv64": 147}
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "ppc64le": 437, "s390x": 437, "riscv64": 437}
 _SYS_STATX = {"x86_64": 332, "aarch64": 291, "ppc64le": 383, "s390x": 379, "riscv64": 291}
 _OPENAT2_TRIES = 128
@@ -298,6 +299,14 @@ class Syscalls:
         self._check(self._libc.syscall(_SYS_STATX[os.uname().machine], fd, b"",
                                        AT_EMPTY_PATH, _STATX_MNT_ID, buf), "statx")
         return int(ctypes.c_uint64.from_buffer(buf, _STATX_MNT_ID_OFFSET).value)
+
+    def thread_seteuid(self, euid: int) -> None:
+        """setresuid(-1, euid, -1) for the calling thread alone (the raw call:
+        glibc's wrapper changes every thread of the process). From 0 to
+        another id the effective capabilities go, back to 0 they return."""
+        self._check(self._libc.syscall(_SYS_SETRESUID[os.uname().machine], ctypes.c_long(-1),
+                                       ctypes.c_long(euid), ctypes.c_long(-1)),
+                    f"setresuid(-1, {euid}, -1)")
 
     def unshare(self, flags: int) -> None:
         self._check(self._libc.unshare(flags), f"unshare {flags:#x}")

@@ -17,10 +17,11 @@ LENGTH = 65536
 UsernsPodMaker = Callable[..., Pod]
 
 
-def userns_options(host_id: int = HOST_ID, length: int = LENGTH,
-                   pid: Any = api_pb2.CONTAINER) -> api_pb2.LinuxPodSandboxConfig:
+def userns_options(host_id: int = HOST_ID, length: int = LENGTH, pid: Any = api_pb2.CONTAINER,
+                   sysctls: dict[str, str] | None = None) -> api_pb2.LinuxPodSandboxConfig:
     mapping = [api_pb2.IDMapping(container_id=0, host_id=host_id, length=length)]
-    return api_pb2.LinuxPodSandboxConfig(security_context=api_pb2.LinuxSandboxSecurityContext(
+    return api_pb2.LinuxPodSandboxConfig(sysctls=sysctls or {},
+                                         security_context=api_pb2.LinuxSandboxSecurityContext(
         namespace_options=api_pb2.NamespaceOption(
             network=api_pb2.POD, ipc=api_pb2.POD, pid=pid,
             userns_options=api_pb2.UserNamespace(mode=api_pb2.POD, uids=mapping,

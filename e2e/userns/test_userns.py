@@ -276,3 +276,18 @@ def test_a_mounts_own_mappings_are_honoured(env: Env, make_pod: PodMaker,
         assert "idmapped" in (caught.value.details() or "")
     finally:
         stop_remove(env.daemon, runc_pod)
+
+
+def test_pod_sysctls_in_namespaces_the_pod_owns(env: Env, make_userns_pod: UsernsPodMaker
+                                                ) -> None:
+    """Net sysctls want CAP_NET_ADMIN over the netns, IPC ones the euid of
+    the IPC namespace's owner's root: both are set, in the pod's only."""
+    wanted = {"net.ipv4.ip_unprivileged_port_start": "80", "kernel.shm_rmid_forced": "1",
+              "fs.mqueue.msg_max": "20"}
+    pod = make_userns_pod(sysctls=wanted)
+    cid = run(env.daemon, pod.id, pod.config, env.image)
+    seen = sh(env.daemon, cid, "cat /proc/sys/net/ipv4/ip_unprivileged_port_start "
+                               "/proc/sys/kernel/shm_rmid_forced /proc/sys/fs/mqueue/msg_max")
+    assert seen.split() == ["80", "1", "20"]
+    host = [Path("/proc/sys", *name.split(".")).read_text().strip() for name in wanted]
+    assert host != ["80", "1", "20"]  # the host's are its own
