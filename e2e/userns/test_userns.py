@@ -145,13 +145,13 @@ def test_modes_other_than_pod_and_node_are_refused_by_name(env: Env) -> None:
 
 
 def test_bad_ranges_and_runc_are_refused(env: Env) -> None:
-    for options, handler, why in (
-            ({"host_id": 0}, "crid", "host's root"),
-            ({"length": 1000}, "crid", "shorter"),
-            ({}, "runc", "does not support user namespaces")):
+    for linux, handler, why in (
+            (userns_options(host_id=0), "crid", "host's root"),
+            (userns_options(length=1000), "crid", "shorter"),
+            (userns_options(), "runc", "does not support user namespaces")):
         with pytest.raises(grpc.RpcError) as caught:
             env.daemon.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(
-                config=pod_config(linux=userns_options(**options)), runtime_handler=handler))
+                config=pod_config(linux=linux), runtime_handler=handler))
         assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
         assert why in (caught.value.details() or "")
 
