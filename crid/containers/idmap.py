@@ -20,6 +20,7 @@ from pathlib import Path
 
 from crid.oci import linux as L
 from crid.oci.linux import MNT_DETACH, Syscalls
+from crid.oci.spec.mounts import parse_mountinfo
 
 
 @contextlib.contextmanager
@@ -43,6 +44,19 @@ def idmapped(kernel: Syscalls, dirs: Sequence[Path], userns: str,
         for point in attached:
             kernel.umount2(str(point), MNT_DETACH)
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def unmount_below(directory: Path, kernel: Syscalls) -> None:
+    """Detach every mount below ``directory``, deepest first (none, or no such
+    dir, is fine): what a crash left attached must never be walked into by a
+    removal (below a scratch dir are the image's own layers)."""
+    if not directory.is_dir():  # nothing made: no need to read the mount table
+        return
+    below = str(directory.resolve()) + "/"
+    with open("/proc/self/mountinfo", encoding="utf-8") as f:
+        points = [p.mount_point for p in parse_mountinfo(f.read())]
+    for point in sorted((p for p in points if p.startswith(below)), key=len, reverse=True):
+        kernel.umount2(point, MNT_DETACH)
 
 
 def bind(kernel: Syscalls, directory: Path, userns: str, target: Path) -> None:

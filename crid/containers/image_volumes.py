@@ -36,9 +36,8 @@ from cri_api.v1 import api_pb2
 from crid.api.image_ref import image_ref, set_image_ref
 from crid.containers import idmap
 from crid.errors import InvalidArgument, NotFound
-from crid.oci.linux import MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, Syscalls, syscalls
+from crid.oci.linux import MS_BIND, MS_RDONLY, MS_REMOUNT, Syscalls, syscalls
 from crid.oci.paths import fd_path, open_in_root
-from crid.oci.spec.mounts import parse_mountinfo
 
 VOLUMES_DIR = "image-volumes"
 
@@ -86,14 +85,7 @@ def mount_all(config: api_pb2.ContainerConfig, images: Images, bundle: Path,
 
 def unmount_all(bundle: Path, kernel: Syscalls | None = None) -> None:
     """Unmount every image volume of ``bundle`` (none, or gone already, is fine)."""
-    volumes = bundle / VOLUMES_DIR
-    if not volumes.is_dir():  # no image volumes: no need to read the mount table
-        return
-    below = str(volumes.resolve()) + "/"
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        points = [p.mount_point for p in parse_mountinfo(f.read())]
-    for point in sorted((p for p in points if p.startswith(below)), key=len, reverse=True):
-        (kernel or syscalls()).umount2(point, MNT_DETACH)
+    idmap.unmount_below(bundle / VOLUMES_DIR, kernel or syscalls())
 
 
 def premapped(asked: api_pb2.ContainerConfig, rewritten: api_pb2.ContainerConfig) -> set[str]:

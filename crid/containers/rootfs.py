@@ -27,6 +27,7 @@ from crid.containers import idmap, image_volumes
 from crid.oci.linux import MNT_DETACH, Syscalls
 
 EINVAL = 22
+IDMAPPED = "idmapped"  # below a layer dir: its lowers' idmapped mounts, while it is mounted
 
 
 def mount(lowers: Sequence[Path], layer_dir: Path, target: Path,
@@ -44,7 +45,7 @@ def mount(lowers: Sequence[Path], layer_dir: Path, target: Path,
         _overlay(kernel, lowers, upper, work, target)
         return
     os.chown(upper, root_id, root_id)
-    with idmap.idmapped(kernel, lowers, userns, layer_dir / "idmapped") as mapped:
+    with idmap.idmapped(kernel, lowers, userns, layer_dir / IDMAPPED) as mapped:
         _overlay(kernel, mapped, upper, work, target)
 
 
@@ -74,5 +75,8 @@ def remove_bundle(bundle: Path) -> None:
     shutil.rmtree(bundle, ignore_errors=True)
 
 
-def remove_layer(layer_dir: Path) -> None:
+def remove_layer(layer_dir: Path, sys: Syscalls | None = None) -> None:
+    """The writable layer, once idmapped lowers a crash left attached below it
+    are detached (removing through them would delete the image's files)."""
+    idmap.unmount_below(layer_dir / IDMAPPED, sys or Syscalls())
     shutil.rmtree(layer_dir, ignore_errors=True)
