@@ -10,7 +10,7 @@ That costs a thread start instead of a process start.
 
 A pod with a user namespace (``hostUsers: false``) needs a process: a
 process with threads may not make one (unshare(2) says EINVAL). There
-``unshare --user --net --ipc --uts -- sleep infinity`` (util-linux, no
+``unshare --user --net --ipc --uts -- sleep 60`` (util-linux, no
 Python) makes the user namespace first and the others inside it, owned by
 it (so the pod's root may mount sysfs and write net sysctls of its own
 netns, and nothing of the host's); we write its uid and gid maps from here,
@@ -52,6 +52,8 @@ PIN_FILES = ("user", *KINDS)  # every name a pod's state dir may hold a pin unde
 _FLAGS = {"net": CLONE_NEWNET, "ipc": CLONE_NEWIPC, "uts": CLONE_NEWUTS}
 _UNSHARE_FLAG = {"net": "--net", "ipc": "--ipc", "uts": "--uts"}
 HOLDER_START_SECONDS = 5.0
+# The holder ends by itself if we do not end it (a crash of the daemon mid-pin).
+HOLDER_SECONDS = 60
 _SIOCGIFFLAGS = 0x8913
 _SIOCSIFFLAGS = 0x8914
 _IFF_UP = 0x1
@@ -146,7 +148,7 @@ def _pin_in_userns(pin_dir: Path, kinds: tuple[str, ...], hostname: str,
     sleep = os.path.realpath(_tool("sleep"))
     holder = subprocess.Popen(
         [_tool("unshare"), "--user", *(_UNSHARE_FLAG[k] for k in kinds), "--", sleep,
-         "infinity"],
+         str(HOLDER_SECONDS)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True)
     try:
