@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from crid.network import nsthread, sysctls
+from crid.oci import namespaces as oci_namespaces
 from crid.oci.linux import (
     CLONE_NEWIPC,
     CLONE_NEWNET,
@@ -163,9 +164,11 @@ def _pin_in_userns(pin_dir: Path, kinds: tuple[str, ...], hostname: str,
                                          "not start")
             time.sleep(0.0005)
         ns_dir = f"/proc/{holder.pid}/ns"
-        for name in ("uid_map", "gid_map"):
-            with open(f"/proc/{holder.pid}/{name}", "w") as f:
-                f.write(id_map)
+        # Through the host's procfs, proved one, as crid-runtime writes them.
+        container_id, host_id, size = (int(n) for n in id_map.split())
+        maps = [{"containerID": container_id, "hostID": host_id, "size": size}]
+        oci_namespaces.write_id_maps(calls, holder.pid,
+                                     {"uidMappings": maps, "gidMappings": maps})
 
         def inside() -> Pinned:
             for kind in kinds:  # a thread may join these, never a user namespace
@@ -175,7 +178,7 @@ def _pin_in_userns(pin_dir: Path, kinds: tuple[str, ...], hostname: str,
                 finally:
                     os.close(fd)
             return _pin_here(pin_dir, ("user", *kinds), ns_dir, hostname, pod_sysctls, calls,
-                             ns_root=int(id_map.split()[1]))
+                             ns_root=host_id)
 
         return nsthread.call(inside, name="crid-pin")
     finally:
