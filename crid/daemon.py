@@ -121,7 +121,8 @@ async def serve(config: Config) -> None:
         images = ImageService(config, store, metrics, clock)
         cleanup.callback(images.close)
         daemon = Daemon(config=config, store=store, metrics=metrics, clock=clock, images=images,
-                        handler_features=await handler_features.probe_all(config.handlers))
+                        handler_features=await handler_features.probe_all(
+                            config.handlers, root_dir=config.root))
         daemon.network.start()
         daemon.sandboxes = Sandboxes(daemon)
         daemon.containers = Containers(daemon)

@@ -50,7 +50,7 @@ class RuntimeInfo:
         handlers = [
             api_pb2.RuntimeHandler(name=name, features=api_pb2.RuntimeHandlerFeatures(
                 recursive_read_only_mounts=self._daemon.features(name).recursive_read_only_mounts,
-                user_namespaces=False))
+                user_namespaces=self._daemon.features(name).user_namespaces))
             # "" is the default handler, as kubelet asks for it by that name.
             for name in ["", *(h.name for h in config.handlers)]
         ]

@@ -49,6 +49,11 @@ MOUNT_ATTR_NOATIME = 0x10
 MOUNT_ATTR_STRICTATIME = 0x20
 MOUNT_ATTR_NODIRATIME = 0x80
 MOUNT_ATTR_NOSYMFOLLOW = 0x200000
+MOUNT_ATTR_IDMAP = 0x100000
+OPEN_TREE_CLONE = 1
+OPEN_TREE_CLOEXEC = 0o2000000  # O_CLOEXEC
+MOVE_MOUNT_F_EMPTY_PATH = 0x4
+MOVE_MOUNT_T_EMPTY_PATH = 0x40
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
@@ -94,6 +99,10 @@ _SYS_PIDFD_OPEN = 434  # one number on every architecture (added after the table
 _SYS_CLOSE_RANGE = 436
 _CLOSE_RANGE_CLOEXEC = 4
 _SYS_MOUNT_SETATTR = 442
+# open_tree and move_mount: one number on every architecture but alpha (5.2's new calls)
+_SYS_OPEN_TREE = 428
+_SYS_MOVE_MOUNT = 429
+_SYS_SETRESUID = {"x86_64": 117, "aarch64": 147, "ppc64le": 164, "s390x": 208, "riscv64": 147}
 _SYS_OPENAT2 = {"x86_64": 437, "aarch64": 437, "ppc64le": 437, "s390x": 437, "riscv64": 437}
 _SYS_STATX = {"x86_64": 332, "aarch64": 291, "ppc64le": 383, "s390x": 379, "riscv64": 291}
 _OPENAT2_TRIES = 128
@@ -233,6 +242,36 @@ class Syscalls:
             f"mount_setattr {path}",
         )
 
+    def open_tree(self, dirfd: int, path: str, flags: int) -> int:
+        """open_tree(2): with ``OPEN_TREE_CLONE``, a detached copy of the mount at
+        ``path`` (with ``AT_RECURSIVE``, of its whole subtree) as a new fd."""
+        return self._check(self._libc.syscall(_SYS_OPEN_TREE, ctypes.c_int(dirfd), _b(path),
+                                              ctypes.c_uint(flags)), f"open_tree {path}")
+
+    def idmap(self, tree_fd: int, userns_fd: int, recursive: bool = True) -> None:
+        """mount_setattr(2) ``MOUNT_ATTR_IDMAP`` on the detached mount ``tree_fd``:
+        ids seen through it are those of the user namespace ``userns_fd``."""
+        attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
+        flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
+        self._check(
+            self._libc.syscall(
+                _SYS_MOUNT_SETATTR, ctypes.c_int(tree_fd), b"", ctypes.c_uint(flags),
+                ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
+            ),
+            "mount_setattr MOUNT_ATTR_IDMAP",
+        )
+
+    def move_mount(self, tree_fd: int, target: str | int) -> None:
+        """move_mount(2): attach the detached mount ``tree_fd`` at ``target``, a
+        path or an fd (O_PATH) of the target itself."""
+        if isinstance(target, int):
+            to_fd, to_path, flags = target, b"", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH
+        else:
+            to_fd, to_path, flags = AT_FDCWD, os.fsencode(target), MOVE_MOUNT_F_EMPTY_PATH
+        self._check(self._libc.syscall(_SYS_MOVE_MOUNT, ctypes.c_int(tree_fd), b"",
+                                       ctypes.c_int(to_fd), to_path, ctypes.c_uint(flags)),
+                    f"move_mount on {target}")
+
     def openat2(self, dirfd: int, path: str, flags: int, resolve: int, mode: int = 0) -> int:
         """openat2(2): open ``path`` relative to ``dirfd`` under the ``RESOLVE_*`` rules;
         the new fd. ``RESOLVE_IN_ROOT`` resolves as if ``dirfd`` were ``/``: no
@@ -260,6 +299,14 @@ class Syscalls:
         self._check(self._libc.syscall(_SYS_STATX[os.uname().machine], fd, b"",
                                        AT_EMPTY_PATH, _STATX_MNT_ID, buf), "statx")
         return int(ctypes.c_uint64.from_buffer(buf, _STATX_MNT_ID_OFFSET).value)
+
+    def thread_seteuid(self, euid: int) -> None:
+        """setresuid(-1, euid, -1) for the calling thread alone (the raw call:
+        glibc's wrapper changes every thread of the process). From 0 to
+        another id the effective capabilities go, back to 0 they return."""
+        self._check(self._libc.syscall(_SYS_SETRESUID[os.uname().machine], ctypes.c_long(-1),
+                                       ctypes.c_long(euid), ctypes.c_long(-1)),
+                    f"setresuid(-1, {euid}, -1)")
 
     def unshare(self, flags: int) -> None:
         self._check(self._libc.unshare(flags), f"unshare {flags:#x}")

@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     Json = dict[str, Any]
 
 
+# The key crid.oci.idmap sets on a mount: the fd of its idmapped clone.
+IDMAP_FD = "__crid_idmap_fd"
+
 DEFAULT_DEVICES: list[Json] = [
     {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
     {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
@@ -160,21 +163,29 @@ class Rootfs:
         if kind == "cgroup":
             self._mount_cgroup(m, opts)
             return
-        is_file = opts.is_bind and not os.path.isdir(src)
+        idmapped = m.get(IDMAP_FD)
+        if idmapped is not None:  # its source may be out of our reach: ask the clone
+            is_file = not stat.S_ISDIR(os.fstat(idmapped).st_mode)
+        else:
+            is_file = opts.is_bind and not os.path.isdir(src)
         # procfs and sysfs go exactly where asked, never through a symlink (runc).
         strict = L.RESOLVE_NO_SYMLINKS if kind in ("proc", "sysfs") else 0
         fd, rel = self._target(m["destination"], is_file, strict)
         try:
             # What the target resolved to counts, not how it was spelled.
             check_proc_mount(rel, kind, opts.is_bind, src)
-            self._mount_on(fd, rel, m["destination"], src, kind, opts)
+            self._mount_on(fd, rel, m["destination"], src, kind, opts, idmapped)
         finally:
             os.close(fd)
 
     def _mount_on(self, fd: int, rel: str, dest: str, src: str, kind: str,
-                  opts: mounts.Options) -> None:
+                  opts: mounts.Options, idmapped: int | None = None) -> None:
         target = paths.fd_path(fd)
-        if opts.is_bind:
+        if idmapped is not None:
+            # made idmapped by create's first child (crid.oci.idmap): attach it here
+            self.sc.move_mount(idmapped, fd)
+            os.close(idmapped)
+        elif opts.is_bind:
             self.sc.mount(src, target, None, opts.flags & (L.MS_BIND | L.MS_REC), None)
         else:
             try:
@@ -182,8 +193,11 @@ class Rootfs:
             except OSError:
                 if kind != "sysfs" or not self.in_userns:
                     raise
-                # sysfs needs a net namespace owned by our userns; fall back like runc
+                # sysfs needs a net namespace owned by our user namespace; else the
+                # host's /sys is bound, like runc, with the asked flags kept on it
+                # and all below it (ro, nosuid, nodev, noexec).
                 self.sc.mount("/sys", target, None, L.MS_BIND | L.MS_REC, None)
+                self._restrict_tree(fd, rel, dest, opts.flags)
         extra = opts.is_bind and opts.flags & ~(L.MS_BIND | L.MS_REC | L.MS_REMOUNT)
         if not (extra or opts.propagation or opts.attr_set or opts.attr_clr):
             return
@@ -196,6 +210,20 @@ class Rootfs:
                 self.sc.mount(None, top, None, p, None)
             if opts.attr_set or opts.attr_clr:
                 self.sc.mount_setattr(top, L.AT_RECURSIVE, opts.attr_set, opts.attr_clr)
+        finally:
+            os.close(new)
+
+    def _restrict_tree(self, fd: int, rel: str, dest: str, flags: int) -> None:
+        attrs = 0
+        for flag, attr in ((L.MS_RDONLY, L.MOUNT_ATTR_RDONLY), (L.MS_NOSUID, L.MOUNT_ATTR_NOSUID),
+                           (L.MS_NODEV, L.MOUNT_ATTR_NODEV), (L.MS_NOEXEC, L.MOUNT_ATTR_NOEXEC)):
+            if flags & flag:
+                attrs |= attr
+        if not attrs:
+            return
+        new = self._reopen(fd, rel, dest)
+        try:
+            self.sc.mount_setattr(paths.fd_path(new), L.AT_RECURSIVE, attrs, 0)
         finally:
             os.close(new)
 

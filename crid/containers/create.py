@@ -12,6 +12,7 @@ import contextlib
 import json
 import secrets
 import shutil
+import stat
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
@@ -25,6 +26,7 @@ from crid.containers.records import CREATED, Container, User
 from crid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 from crid.sandbox import records as sandbox_records
+from crid.sandbox import userns
 from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import Sandbox
 
@@ -64,20 +66,26 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         undo.callback(shutil.rmtree, bundle, True)
         undo.callback(rootfs.remove_layer, layer_dir)
         target = bundle / "rootfs"
+        mapping = userns.of_pod(pod.config) if pod.namespaces.get("user") else None
+        if mapping is not None:
+            await asyncio.to_thread(_make_reachable, bundle)
         await asyncio.to_thread(
-            rootfs.mount, ctx.daemon.images.lower_dirs(image.id), layer_dir, target)
+            rootfs.mount, ctx.daemon.images.lower_dirs(image.id), layer_dir, target,
+            userns=pod.namespaces.get("user", ""), root_id=mapping.host_id if mapping else 0)
         undo.callback(rootfs.unmount, target)
         spec_config = config  # the request's, with image volumes as binds of their mounts
         if image_volumes.uses_images(config):
             undo.callback(image_volumes.unmount_all, bundle)
             spec_config = await asyncio.to_thread(
-                image_volumes.mount_all, config, ctx.daemon.images, bundle)
+                image_volumes.mount_all, config, ctx.daemon.images, bundle, None,
+                pod.namespaces.get("user", ""))
 
         built = await asyncio.to_thread(
             # The pod's own config, never the copy in the request: that one
             # could claim, say, a privileged pod (containerd and cri-o do the same).
             build_spec, container_id, spec_config, pod.config,
-            ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
+            ImageConfig.from_json(image.config_json),
+            _pod_facts(ctx, pod, config, image_volumes.premapped(config, spec_config)),
             str(target), image_name=config.image.image,
         )
         if cdi_devices := cdi_names.requested(config):  # CDI devices: nodes, mounts, env, hooks
@@ -118,17 +126,21 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
 def _check_handler_features(ctx: Containers, handler: str,
                             config: api_pb2.ContainerConfig) -> None:
     """Refuse, before anything is made, what the pod's runtime handler cannot do."""
-    if ctx.daemon.features(handler).recursive_read_only_mounts:
-        return
+    features = ctx.daemon.features(handler)
     for mount in config.mounts:
-        if mount.recursive_read_only:
+        if (mount.uidMappings or mount.gidMappings) and not features.user_namespaces:
+            raise InvalidArgument(
+                f"id-mapped mount {mount.container_path}: runtime handler "
+                f"{handler or ctx.config.default_handler!r} does not support idmapped mounts")
+        if mount.recursive_read_only and not features.recursive_read_only_mounts:
             raise InvalidArgument(
                 f"recursive read-only mount {mount.container_path}: runtime handler "
                 f"{handler or ctx.config.default_handler!r} does not support it (its runtime "
                 "lacks the rro mount option, or the kernel is older than 5.12)")
 
 
-def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig) -> PodFacts:
+def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig,
+               premapped: set[str]) -> PodFacts:
     pod_dir = Path(pod.pod_dir)
     options = config.linux.security_context.namespace_options
     target = ""
@@ -139,11 +151,15 @@ def _pod_facts(ctx: Containers, pod: Sandbox, config: api_pb2.ContainerConfig) -
                 f"target container {options.target_id!r} is not a running container of pod "
                 f"{pod.id}")
         target = f"/proc/{target_container.pid}/ns/pid"
+    mapping = userns.of_pod(pod.config) if pod.namespaces.get("user") else None
     return PodFacts(
         pod.id,
         net_ns_path=pod.namespaces.get("net"),
         ipc_ns_path=pod.namespaces.get("ipc"),
         uts_ns_path=pod.namespaces.get("uts"),
+        user_ns_path=pod.namespaces.get("user"),
+        id_mapping=((mapping.container_id, mapping.host_id, mapping.length),) if mapping else (),
+        premapped=frozenset(premapped) if mapping else frozenset(),
         pid_ns_path=f"/proc/{pod.infra.pid}/ns/pid" if pod.infra else None,
         target_pid_ns_path=target or None,
         resolv_conf_path=str(pod_dir / "resolv.conf"),
@@ -176,6 +192,17 @@ def _log_path(pod: Sandbox, config: api_pb2.ContainerConfig,
     if not path.exists():
         undo.callback(path.unlink, True)
     return path
+
+
+def _make_reachable(bundle: Path) -> None:
+    """Let a user namespace's root (to the host, an unprivileged uid) walk the
+    path to the rootfs: search (x) for others on the bundle and each dir above
+    it that lacks it, as cri-o does; no dir becomes readable. The runtime's
+    init resolves its rootfs and its mount targets by path from inside."""
+    for directory in (bundle, *bundle.parents):
+        mode = directory.stat().st_mode
+        if not mode & stat.S_IXOTH:
+            directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)
 
 
 def _remove_empty_dir(path: Path) -> None:

@@ -13,6 +13,12 @@ ContainerStatus keeps reporting the request's own mounts, each image stamped
 with the ID of the image it resolved to (``image_ref``), which is also how
 RemoveImage knows the image is in use.
 
+In a pod with a user namespace the volume is made idmapped here (its
+layers under the overlay, or the one layer's bind; ``crid.containers.idmap``)
+so the image's root-owned files are the pod's root's; the runtime must not
+idmap those binds again (an overlay cannot be, nor an idmapped mount):
+``premapped`` names them.
+
 The volumes are unmounted before their bundle is removed, on RemoveContainer,
 on a failed create, and for bundles a crash left without a container.
 """
@@ -28,10 +34,10 @@ from typing import Any, Protocol
 from cri_api.v1 import api_pb2
 
 from crid.api.image_ref import image_ref, set_image_ref
+from crid.containers import idmap
 from crid.errors import InvalidArgument, NotFound
-from crid.oci.linux import MNT_DETACH, MS_BIND, MS_RDONLY, MS_REMOUNT, Syscalls, syscalls
+from crid.oci.linux import MS_BIND, MS_RDONLY, MS_REMOUNT, Syscalls, syscalls
 from crid.oci.paths import fd_path, open_in_root
-from crid.oci.spec.mounts import parse_mountinfo
 
 VOLUMES_DIR = "image-volumes"
 
@@ -51,7 +57,7 @@ def image_ids(config: api_pb2.ContainerConfig) -> set[str]:
 
 
 def mount_all(config: api_pb2.ContainerConfig, images: Images, bundle: Path,
-              kernel: Syscalls | None = None) -> api_pb2.ContainerConfig:
+              kernel: Syscalls | None = None, userns: str = "") -> api_pb2.ContainerConfig:
     """Mount the config's image volumes below ``bundle`` and stamp ``config``'s image
     mounts with their image IDs; the config to build the spec from. On an error,
     what was mounted stays: :func:`unmount_all` undoes it."""
@@ -68,7 +74,7 @@ def mount_all(config: api_pb2.ContainerConfig, images: Images, bundle: Path,
             raise NotFound(f"{where}: image {mount.image.image!r} not found; pull it first")
         set_image_ref(asked.image, image.id)
         root = bundle / VOLUMES_DIR / str(index)
-        _mount_layers(images.lower_dirs(image.id), root, kernel or syscalls())
+        _mount_layers(images.lower_dirs(image.id), root, kernel or syscalls(), userns)
         source = _sub_path(root, mount.image_sub_path, where, mount.image.image,
                            kernel or syscalls())
         mount.ClearField("image")
@@ -79,30 +85,42 @@ def mount_all(config: api_pb2.ContainerConfig, images: Images, bundle: Path,
 
 def unmount_all(bundle: Path, kernel: Syscalls | None = None) -> None:
     """Unmount every image volume of ``bundle`` (none, or gone already, is fine)."""
-    volumes = bundle / VOLUMES_DIR
-    if not volumes.is_dir():  # no image volumes: no need to read the mount table
-        return
-    below = str(volumes.resolve()) + "/"
-    with open("/proc/self/mountinfo", encoding="utf-8") as f:
-        points = [p.mount_point for p in parse_mountinfo(f.read())]
-    for point in sorted((p for p in points if p.startswith(below)), key=len, reverse=True):
-        (kernel or syscalls()).umount2(point, MNT_DETACH)
+    idmap.unmount_below(bundle / VOLUMES_DIR, kernel or syscalls())
+
+
+def premapped(asked: api_pb2.ContainerConfig, rewritten: api_pb2.ContainerConfig) -> set[str]:
+    """The host paths ``mount_all`` gave the image mounts of ``asked``."""
+    return {m.host_path for a, m in zip(asked.mounts, rewritten.mounts, strict=True)
+            if _is_image(a)}
 
 
 def _is_image(mount: api_pb2.Mount) -> bool:
     return mount.HasField("image") and bool(mount.image.image)
 
 
-def _mount_layers(lowers: Sequence[Path], root: Path, kernel: Syscalls) -> None:
+def _mount_layers(lowers: Sequence[Path], root: Path, kernel: Syscalls,
+                  userns: str = "") -> None:
     root.mkdir(parents=True)
     if len(lowers) >= 2:
-        lowerdir = ":".join(str(p) for p in lowers)
-        kernel.mount("overlay", str(root), "overlay", MS_RDONLY, f"lowerdir={lowerdir}")
+        if userns:
+            with idmap.idmapped(kernel, lowers, userns,
+                                root.with_name(root.name + ".idmapped")) as mapped:
+                _overlay(kernel, mapped, root)
+        else:
+            _overlay(kernel, lowers, root)
         return
     # One layer, or none (then the volume is empty): a read-only bind.
-    source = str(lowers[0]) if lowers else str(root)
-    kernel.mount(source, str(root), None, MS_BIND)
+    source = lowers[0] if lowers else root
+    if userns:
+        idmap.bind(kernel, source, userns, root)
+    else:
+        kernel.mount(str(source), str(root), None, MS_BIND)
     kernel.mount(None, str(root), None, MS_BIND | MS_REMOUNT | MS_RDONLY)
+
+
+def _overlay(kernel: Syscalls, lowers: Sequence[Path], root: Path) -> None:
+    lowerdir = ":".join(str(p) for p in lowers)
+    kernel.mount("overlay", str(root), "overlay", MS_RDONLY, f"lowerdir={lowerdir}")
 
 
 def _sub_path(root: Path, sub_path: str, where: str, image: str, kernel: Syscalls) -> str:

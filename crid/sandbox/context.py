@@ -119,7 +119,7 @@ class Sandboxes:
 
 def release_pod_dir(pod_dir: Path) -> None:
     """Unpin, unmount and delete whatever is in a pod's state dir."""
-    pins = {p.name: str(p) for p in pod_dir.iterdir() if p.name in namespaces.KINDS} \
+    pins = {p.name: str(p) for p in pod_dir.iterdir() if p.name in namespaces.PIN_FILES} \
         if pod_dir.is_dir() else {}
     namespaces.unpin(namespaces.Pinned(pins))
     podfiles.unmount_shm(pod_dir / "shm")

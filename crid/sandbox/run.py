@@ -25,7 +25,7 @@ from crid.api.validation import require
 from crid.errors import AlreadyExists, CridError, FailedPrecondition, InvalidArgument
 from crid.network import namespaces, podfiles, sysctls
 from crid.network.cni.args import PodNetwork
-from crid.sandbox import records
+from crid.sandbox import records, userns
 from crid.sandbox.cgroups import Cgroup, check_path
 from crid.sandbox.context import CREATED, STARTED, Sandboxes
 from crid.sandbox.infra import Infra
@@ -46,6 +46,13 @@ async def run(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest
     if options.network not in (POD, NODE):
         raise InvalidArgument("a pod's network namespace mode must be POD or NODE")
     host_network, host_ipc = options.network == NODE, options.ipc == NODE
+    mapping = userns.pod_mapping(options)
+    if mapping is not None and config.linux.security_context.privileged:
+        raise InvalidArgument("a privileged pod cannot have a user namespace (hostUsers: false)")
+    if mapping is not None and not ctx.daemon.features(handler.name).user_namespaces:
+        raise InvalidArgument(
+            f"runtime handler {handler.name!r} does not support user namespaces (its runtime "
+            "lacks idmapped mounts, or the kernel or filesystem does)")
     pod_sysctls = dict(config.linux.sysctls)
     sysctls.check(pod_sysctls, host_network=host_network, host_ipc=host_ipc)
     sandbox_id = secrets.token_hex(32)
@@ -89,8 +96,10 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
         kinds = tuple(k for k, host in (("net", host_network), ("ipc", host_ipc),
                                         ("uts", host_network)) if not host)
         hostname = config.hostname or socket.gethostname()
+        mapping = userns.of_pod(config)
         pinned = await asyncio.to_thread(
-            namespaces.pin, pod_dir, kinds, hostname=hostname, pod_sysctls=pod_sysctls)
+            namespaces.pin, pod_dir, kinds, hostname=hostname, pod_sysctls=pod_sysctls,
+            id_map=mapping.proc_line() if mapping else "")
         undo.callback(namespaces.unpin, pinned)
 
         shm = podfiles.HOST_SHM

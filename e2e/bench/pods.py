@@ -75,10 +75,14 @@ class Figures:
     kernel_kib_per_pod: float
 
 
-def start_pod(rt: Runtime, phases: list[float] | None = None) -> tuple[str, str]:
-    """Start a pod and its container; ``phases`` gets the time of each step's end."""
+def start_pod(rt: Runtime, phases: list[float] | None = None,
+              userns: api_pb2.UserNamespace | None = None) -> tuple[str, str]:
+    """Start a pod and its container; ``phases`` gets the time of each step's end;
+    ``userns``: the pod's user namespace options (``hostUsers: false``)."""
     phases = [] if phases is None else phases
     config = pod_config(rt.cgroup_root)
+    if userns is not None:
+        config.linux.security_context.namespace_options.userns_options.CopyFrom(userns)
     config.log_directory = str(rt.log_root / config.metadata.uid)
     pod_id = rt.stub.RunPodSandbox(api_pb2.RunPodSandboxRequest(
         config=config, runtime_handler=rt.handler)).pod_sandbox_id

@@ -59,6 +59,8 @@ class Failure:
 class Summary:
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    # Why specs were skipped (the spec's own Skip message; not-focused ones have none).
+    skip_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def spec_name(spec: dict[str, Any]) -> str:
@@ -77,6 +79,10 @@ def summarise(report: list[dict[str, Any]]) -> Summary:
             state = str(spec.get("State", "unknown"))
             if is_spec:
                 summary.counts[state] = summary.counts.get(state, 0) + 1
+            reason = str((spec.get("Failure") or {}).get("Message", "")).strip()
+            if is_spec and state == "skipped" and reason:
+                reason = reason.splitlines()[0]
+                summary.skip_reasons[reason] = summary.skip_reasons.get(reason, 0) + 1
             if state in ("passed", "skipped", "pending"):
                 continue
             failure = spec.get("Failure") or {}
@@ -95,6 +101,8 @@ def format_summary(summary: Summary) -> str:
     states = order + sorted(set(summary.counts) - set(order))
     lines = ["critest: " + ", ".join(
         f"{summary.counts[s]} {s}" for s in states if summary.counts.get(s))]
+    lines += [f"  {count} skipped: {reason}"
+              for reason, count in sorted(summary.skip_reasons.items(), key=lambda r: -r[1])]
     for failure in summary.failures:
         lines.append(f"\n[{failure.state}] {failure.name}\n  at {failure.location}")
         lines += [f"  expected here: {why}" for text, why in EXPECTED_HERE.items()

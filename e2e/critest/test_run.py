@@ -28,7 +28,8 @@ def test_summary_counts_specs_and_lists_failures() -> None:
     assert [f.name for f in summary.failures] == [
         "[k8s.io] Image Manager pulls by digest", "[k8s.io] Image Manager AfterSuite"]
     text = run.format_summary(summary)
-    assert text.startswith("critest: 1 passed, 1 failed, 1 skipped\n")
+    assert text.startswith("critest: 1 passed, 1 failed, 1 skipped\n"
+                           "  1 skipped: CRI Metrics endpoints not supported\n")
     assert "  at image.go:74\n  | failed to pull image\n  | line 2\n" in text
     assert text.count("  | more") == run.MESSAGE_LINES - 2
     assert "expected here: pinned to the upstream" not in text

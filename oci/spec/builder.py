@@ -94,6 +94,9 @@ def build_spec(
     """
     host = host or Host()
     sc = config.linux.security_context
+    if pod.user_ns_path and sc.privileged:
+        raise InvalidArgument("a privileged container cannot run in a pod with a user "
+                              "namespace (hostUsers: false)")
     if sc.privileged and not sandbox.linux.security_context.privileged:
         raise InvalidArgument(
             "a privileged container needs a privileged pod (pod security context)"
@@ -107,10 +110,12 @@ def build_spec(
     hostname = namespaces.hostname(ns_options, pod, sandbox.hostname)
     res = config.linux.resources
 
-    requested, rootfs_propagation = mounts.cri_mounts(list(config.mounts), host)
+    idmap = pod.oci_mappings()
+    requested, rootfs_propagation = mounts.cri_mounts(list(config.mounts), host, idmap,
+                                                      pod.premapped)
     all_mounts = mounts.assemble(
         mounts.default_mounts(sc.privileged),
-        mounts.pod_mounts(pod, sc.readonly_rootfs),
+        mounts.pod_mounts(pod, sc.readonly_rootfs, idmap),
         requested,
     )
     device_nodes, device_rules = devices.devices(list(config.devices), sc.privileged, host)
@@ -133,6 +138,9 @@ def build_spec(
         linux["sysctl"] = dict(sandbox.linux.sysctls)
     if rootfs_propagation:
         linux["rootfsPropagation"] = rootfs_propagation
+    if idmap:
+        linux["uidMappings"] = idmap
+        linux["gidMappings"] = list(idmap)
 
     spec: dict[str, Any] = {
         "ociVersion": OCI_VERSION,

@@ -18,6 +18,13 @@ class PodFacts:
     net_ns_path: str | None = None
     ipc_ns_path: str | None = None
     uts_ns_path: str | None = None
+    # The pod's pinned user namespace (``hostUsers: false``) and its one
+    # mapping, the same for uids and gids: runtime-spec ``{containerID, hostID,
+    # size}``. Containers join it; their bind mounts are idmapped with it.
+    user_ns_path: str | None = None
+    id_mapping: tuple[tuple[int, int, int], ...] = ()
+    # Host paths already idmapped by the daemon (image volumes): bound as they are.
+    premapped: frozenset[str] = frozenset()
     # The pod's shared PID namespace (e.g. /proc/<infra pid>/ns/pid).
     pid_ns_path: str | None = None
     # For NamespaceMode TARGET: the target container's PID namespace.
@@ -30,3 +37,6 @@ class PodFacts:
     # cgroupfs parent of the pod; containers go to <cgroup_parent>/<id>.
     # Empty: the sandbox config's cgroup_parent, else /crid.
     cgroup_parent: str = ""
+
+    def oci_mappings(self) -> list[dict[str, int]]:
+        return [{"containerID": c, "hostID": h, "size": n} for c, h, n in self.id_mapping]

@@ -46,8 +46,11 @@ def default_mounts(privileged: bool) -> list[Mount]:
     ]
 
 
-def pod_mounts(pod: PodFacts, readonly_rootfs: bool) -> list[Mount]:
-    """The pod's resolv.conf, hosts, hostname (read-only with a read-only rootfs) and shm."""
+def pod_mounts(pod: PodFacts, readonly_rootfs: bool,
+               idmap: list[dict[str, int]] | None = None) -> list[Mount]:
+    """The pod's resolv.conf, hosts, hostname (read-only with a read-only rootfs) and shm;
+    with ``idmap`` (the pod's user namespace mapping) idmapped, so the host's
+    root-owned files are root's inside."""
     access = "ro" if readonly_rootfs else "rw"
     found: list[Mount] = []
     for source, destination in (
@@ -56,15 +59,27 @@ def pod_mounts(pod: PodFacts, readonly_rootfs: bool) -> list[Mount]:
         (pod.hostname_path, "/etc/hostname"),
     ):
         if source:
-            found.append(_bind(source, destination, ["rbind", "rprivate", access]))
+            found.append(_bind(source, destination, ["rbind", "rprivate", access], idmap))
     if pod.shm_path:
         found.append(_bind(pod.shm_path, "/dev/shm", ["rbind", "rprivate", "rw",
-                                                      *_NOSUID_NOEXEC_NODEV]))
+                                                      *_NOSUID_NOEXEC_NODEV], idmap))
     return found
 
 
-def _bind(source: str, destination: str, options: list[str]) -> Mount:
-    return {"destination": destination, "type": "bind", "source": source, "options": options}
+def _bind(source: str, destination: str, options: list[str],
+          idmap: list[dict[str, int]] | None = None,
+          gid_idmap: list[dict[str, int]] | None = None) -> Mount:
+    found: Mount = {"destination": destination, "type": "bind", "source": source,
+                    "options": options}
+    if idmap:
+        found["uidMappings"] = idmap
+        found["gidMappings"] = gid_idmap or list(idmap)
+    return found
+
+
+def _mappings(found: list[api_pb2.IDMapping]) -> list[dict[str, int]]:
+    return [{"containerID": m.container_id, "hostID": m.host_id, "size": m.length}
+            for m in found]
 
 
 @dataclass(frozen=True)
@@ -154,8 +169,13 @@ def _check_proc(destination: str, source: str) -> None:
         raise InvalidArgument(f"mount container path {destination!r}: {e.message}") from None
 
 
-def cri_mounts(mounts: list[api_pb2.Mount], host: Host) -> tuple[list[Mount], str]:
-    """The request's mounts, and the rootfs propagation they need ("" for default)."""
+def cri_mounts(mounts: list[api_pb2.Mount], host: Host,
+               idmap: list[dict[str, int]] | None = None,
+               premapped: frozenset[str] = frozenset()) -> tuple[list[Mount], str]:
+    """The request's mounts, and the rootfs propagation they need ("" for default).
+    A mount's own ``uidMappings``/``gidMappings`` make it idmapped; in a pod with
+    a user namespace every mount is, with the pod's mapping otherwise (as
+    containerd and cri-o do: kubelet relies on it for its volumes)."""
     found: list[Mount] = []
     rootfs_propagation = ""
     cache: list[list[MountPoint]] = []
@@ -165,8 +185,9 @@ def cri_mounts(mounts: list[api_pb2.Mount], host: Host) -> tuple[list[Mount], st
             raise InvalidArgument(f"mount container path {destination!r} is not absolute")
         if m.HasField("image") and m.image.image:
             raise Unimplemented(f"image volume for {destination} is not supported")
-        if m.uidMappings or m.gidMappings:
-            raise Unimplemented(f"id-mapped mount for {destination} is not supported")
+        if bool(m.uidMappings) != bool(m.gidMappings):
+            raise InvalidArgument(f"id-mapped mount for {destination} needs both uid and gid "
+                                  "mappings")
         if not m.host_path.startswith("/"):
             raise InvalidArgument(f"mount host path {m.host_path!r} for {destination} is "
                                   "not absolute")
@@ -190,7 +211,13 @@ def cri_mounts(mounts: list[api_pb2.Mount], host: Host) -> tuple[list[Mount], st
             rootfs_propagation = "rshared"
         elif propagation == "rslave" and rootfs_propagation != "rshared":
             rootfs_propagation = "rslave"
-        found.append(_bind(source, os.path.normpath(destination), options))
+        own = _mappings(list(m.uidMappings))
+        if m.host_path in premapped:  # an image volume the daemon idmapped itself
+            own, idmap_here = [], None
+        else:
+            idmap_here = idmap
+        found.append(_bind(source, os.path.normpath(destination), options, own or idmap_here,
+                           _mappings(list(m.gidMappings)) or None))
     return found, rootfs_propagation
 
 

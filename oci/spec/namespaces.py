@@ -8,7 +8,11 @@ pod's. Mount namespaces are always new; so are cgroup namespaces.
 A pod that uses the node's network or IPC namespace has none of its own for a
 container to join, so its containers use the node's too, whatever they ask
 (``for_container``; containerd gets the same by joining the pause process's).
-User namespaces (``userns_options`` POD) are not supported yet.
+A pod with a user namespace of its own (``userns_options`` POD, made and
+pinned by the sandbox code) has every container join it, whatever the
+container's own copy of the options says: the pod's are authoritative, as
+for a privileged pod. A container asking for one in a pod without one is
+refused.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from cri_api.v1 import api_pb2
 from crid.oci.spec.facts import PodFacts
 
-from crid.errors import InvalidArgument, Unimplemented
+from crid.errors import InvalidArgument
 
 Mode = api_pb2.NamespaceMode
 
@@ -61,9 +65,13 @@ def for_container(
 
 
 def namespaces(options: api_pb2.NamespaceOption, pod: PodFacts) -> list[dict[str, str]]:
-    if options.HasField("userns_options") and options.userns_options.mode == Mode.POD:
-        raise Unimplemented("user namespaces (userns_options mode POD) are not supported")
-    found = _pid(options.pid, pod)
+    found: list[dict[str, str]] = []
+    if pod.user_ns_path:
+        found.append(_entry("user", pod.user_ns_path))  # first: it owns the rest
+    elif options.HasField("userns_options") and options.userns_options.mode == Mode.POD:
+        raise InvalidArgument("user namespace mode POD: the pod has no user namespace of its "
+                              "own (its sandbox was made with mode NODE)")
+    found += _pid(options.pid, pod)
     found += _shared("network", options.network, pod.net_ns_path)
     found += _shared("ipc", options.ipc, pod.ipc_ns_path)
     if options.network != Mode.NODE:

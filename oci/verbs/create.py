@@ -218,13 +218,22 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
         opts["fifo_fd"] = os.open(opts["fifo"], os.O_PATH | os.O_CLOEXEC)
         if opts["join_cgroup"]:
             cgroups.join(opts["cgroup"], os.getpid())
+        if any(m.get("uidMappings") or m.get("gidMappings") for m in cfg.get("mounts") or []):
+            from crid.oci import idmap
+
+            idmap.prepare(sc, cfg, opts["bundle"])  # as host root, before any join
         nss = config.namespaces(cfg)
         ns.join(sc, ns.open_paths(nss))
-        if config.has_new_ns(cfg, "user"):
+        new_userns = config.has_new_ns(cfg, "user")
+        if new_userns:
             sc.unshare(L.CLONE_NEWUSER)
             ch.to_parent({"userns": os.getpid()})
             if ch.from_parent() is None:
                 os._exit(1)
+        if new_userns or any(n["type"] == "user" for n in nss):
+            # Host root is no id in a user namespace (it shows as the overflow
+            # id, and files it would make there fail with EOVERFLOW): become
+            # its root, mapped to the container's first host id.
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
             sc.prctl(L.PR_SET_DUMPABLE, 0)  # a change of ids resets it to fs.suid_dumpable

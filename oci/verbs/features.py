@@ -29,6 +29,9 @@ def features() -> dict[str, object]:
             },
             "apparmor": {"enabled": False},
             "selinux": {"enabled": False},
+            # mounts with uidMappings/gidMappings become idmapped (mount_setattr,
+            # Linux 5.12); the daemon also checks the kernel and filesystem.
+            "mountExtensions": {"idmap": {"enabled": True}},
         },
         "annotations": {"io.github.crid.runtime.version": _version()},
     }

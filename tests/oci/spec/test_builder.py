@@ -4,6 +4,7 @@ and every generated spec passes the runtime-spec check."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -276,3 +277,37 @@ def test_cgroup_parent_from_pod_facts_first(rootfs: str) -> None:
     no_parent = api_pb2.PodSandboxConfig(hostname="h")
     assert build(rootfs, sb=no_parent, pod=PodFacts("sb")).spec["linux"]["cgroupsPath"] == (
         "/crid/c1")
+
+
+USERNS_POD = dataclasses.replace(POD, user_ns_path="/run/crid/sb1/user",
+                                 id_mapping=((0, 200000, 65536),),
+                                 premapped=frozenset({"/run/crid/c1/image-volumes/0"}))
+POD_MAP = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+
+
+def test_a_pod_with_a_user_namespace(rootfs: str) -> None:
+    own = api_pb2.IDMapping(container_id=0, host_id=5000, length=65536)
+    cfg = config(mounts=[
+        api_pb2.Mount(host_path="/var/lib/kubelet/pods/u-1/volumes/data", container_path="/data"),
+        api_pb2.Mount(host_path="/srv/shifted", container_path="/shifted",
+                      uidMappings=[own], gidMappings=[own]),
+        api_pb2.Mount(host_path="/run/crid/c1/image-volumes/0", container_path="/vol",
+                      readonly=True)])
+    spec = build(rootfs, cfg, pod=USERNS_POD).spec
+    linux = spec["linux"]
+    assert linux["namespaces"][0] == {"type": "user", "path": "/run/crid/sb1/user"}
+    assert linux["uidMappings"] == POD_MAP and linux["gidMappings"] == POD_MAP
+    mounts = _mounts(spec)
+    for dest in ("/etc/resolv.conf", "/etc/hosts", "/etc/hostname", "/dev/shm", "/data"):
+        assert mounts[dest]["uidMappings"] == POD_MAP, dest
+        assert mounts[dest]["gidMappings"] == POD_MAP, dest
+    assert mounts["/shifted"]["uidMappings"] == [
+        {"containerID": 0, "hostID": 5000, "size": 65536}]
+    assert "uidMappings" not in mounts["/vol"]  # the daemon idmapped the image volume
+    assert "uidMappings" not in mounts["/proc"]
+
+
+def test_no_privileged_container_in_a_user_namespace(rootfs: str) -> None:
+    sc = api_pb2.LinuxContainerSecurityContext(privileged=True)
+    with pytest.raises(InvalidArgument, match="user namespace"):
+        build(rootfs, config(sc), sandbox(privileged=True), pod=USERNS_POD)

@@ -119,9 +119,21 @@ def test_unsupported_mount_kinds() -> None:
     with pytest.raises(Unimplemented, match="image volume"):
         mounts.cri_mounts([_mount("", "/c", image=api_pb2.ImageSpec(image="busybox"))],
                           FakeHost())
-    idmap = api_pb2.IDMapping(host_id=1000, container_id=0, length=1)
-    with pytest.raises(Unimplemented, match="id-mapped"):
-        mounts.cri_mounts([_mount("/h", "/c", uidMappings=[idmap])], FakeHost())
+
+
+
+def test_idmapped_mounts() -> None:
+    own = api_pb2.IDMapping(host_id=1000, container_id=0, length=1)
+    with pytest.raises(InvalidArgument, match="both uid and gid"):
+        mounts.cri_mounts([_mount("/h", "/c", uidMappings=[own])], FakeHost())
+    pod = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    found, _ = mounts.cri_mounts([_mount("/h", "/c", uidMappings=[own], gidMappings=[own]),
+                                  _mount("/h2", "/d")], FakeHost(), pod)
+    assert found[0]["uidMappings"] == [{"containerID": 0, "hostID": 1000, "size": 1}]
+    assert found[0]["gidMappings"] == found[0]["uidMappings"]
+    assert found[1]["uidMappings"] == pod and found[1]["gidMappings"] == pod
+    plain, _ = mounts.cri_mounts([_mount("/h2", "/d")], FakeHost())
+    assert "uidMappings" not in plain[0]
 
 
 def test_destinations_cleaned() -> None:

@@ -7,7 +7,7 @@ from cri_api.v1 import api_pb2
 from crid.oci.spec import namespaces
 from crid.oci.spec.facts import PodFacts
 
-from crid.errors import InvalidArgument, Unimplemented
+from crid.errors import InvalidArgument
 
 M = api_pb2.NamespaceMode
 POD = PodFacts("sb", net_ns_path="/run/crid/ns/net/sb", ipc_ns_path="/run/crid/ns/ipc/sb",
@@ -61,12 +61,15 @@ def test_new_namespaces_without_pod_paths() -> None:
         "pid": None, "network": None, "ipc": None, "uts": None, "mount": None, "cgroup": None}
 
 
-def test_user_namespaces_unimplemented() -> None:
+def test_user_namespace_of_the_pod() -> None:
     options = api_pb2.NamespaceOption(userns_options=api_pb2.UserNamespace(mode=M.POD))
-    with pytest.raises(Unimplemented):
+    with pytest.raises(InvalidArgument, match="no user namespace"):
         namespaces.namespaces(options, POD)
     node = api_pb2.NamespaceOption(userns_options=api_pb2.UserNamespace(mode=M.NODE))
-    assert namespaces.namespaces(node, POD)
+    assert not any(n["type"] == "user" for n in namespaces.namespaces(node, POD))
+    with_user = PodFacts("sb", net_ns_path="/run/net", user_ns_path="/run/user")
+    found = namespaces.namespaces(options, with_user)
+    assert found[0] == {"type": "user", "path": "/run/user"}
 
 
 def test_hostname_only_with_own_uts() -> None:
