@@ -134,7 +134,7 @@ class Puller:
         failures: list[CridError] = []
         for candidate in conf.candidates(ref):
             for endpoint in conf.endpoints(candidate):
-                creds = credentials or self._auth_file(endpoint.host)
+                creds = self._credentials(credentials, candidate, endpoint)
                 client = RegistryClient(self.transport, endpoint, creds)
                 try:
                     top = client.manifest(candidate.version)
@@ -149,6 +149,13 @@ class Puller:
         kind = NotFound if all(isinstance(f, NotFound) for f in failures) else type(failures[-1])
         raise kind(f"pulling {ref}: every endpoint failed: "
                    + "; ".join(f.message for f in failures))
+
+    def _credentials(self, given: Credentials | None, ref: Reference,
+                     endpoint: registries.Endpoint) -> Credentials | None:
+        """The request's credentials where they apply, else the auth file's for this host."""
+        if given and given.applies_to(ref.domain, endpoint.host, mirror=endpoint.mirror):
+            return given
+        return self._auth_file(endpoint.host)
 
     def _auth_file(self, host: str) -> Credentials | None:
         if self.settings.auth_file is None:
