@@ -37,9 +37,20 @@ from crid.image.registry_client import (
 from crid.image.snapshots import Snapshots, chain_ids
 from crid.image.unpack_worker import unpack_isolated
 
-from crid.errors import CridError, FailedPrecondition, InvalidArgument, NotFound
+from crid.errors import (
+    CridError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+# Unpacked size of one image (crid.image.max_image_bytes): file data of all its
+# layers together, a sparse file counting its data, not its holes; and each
+# layer's uncompressed stream. Larger than any real image we know of (CUDA
+# images unpack to ~20 GiB); a decompression bomb stops here, not at a full disk.
+DEFAULT_MAX_IMAGE_BYTES = 64 << 30
 CONFIG_TYPES = (
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
@@ -90,6 +101,7 @@ class Settings:
     parallel: int
     platform: Platform
     pinned: tuple[str, ...] = ()
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
 
 
 def select_platform(index: Manifest, wanted: Platform) -> Descriptor:
@@ -196,6 +208,7 @@ class Puller:
         with self._using(chains):
             created = self._fetch_layers(client, layers, diff_ids, chains, observer)
             try:
+                self._check_size(ref, chains)
                 return self._commit(ref, top, manifest, config_desc, config_bytes, config,
                                     chains, layers)
             except BaseException:
@@ -235,7 +248,8 @@ class Puller:
             try:
                 with self.snapshots.prepare(chain) as target:
                     try:
-                        result = unpack_isolated(stream, target)
+                        result = unpack_isolated(stream, target,
+                                                 self.settings.max_image_bytes)
                         stream.finish()
                     except DigestMismatch:
                         raise
@@ -258,6 +272,16 @@ class Puller:
             observer.event("layer unpacked", digest=layer.digest, chain_id=chain,
                            bytes=layer.size, files=result.inodes)
             return True
+
+    def _check_size(self, ref: Reference, chains: list[str]) -> None:
+        """The image's layers together stay within the image size limit."""
+        sizes = self.records.layers()
+        total = sum(sizes[c][0] for c in chains if c in sizes)
+        limit = self.settings.max_image_bytes
+        if total > limit:
+            raise ResourceExhausted(
+                f"{ref}: its layers unpack to {total} bytes, more than the {limit} allowed "
+                "for an image (crid.image.max_image_bytes)")
 
     def _commit(self, ref: Reference, top: Manifest, manifest: Manifest, config_desc: Descriptor,
                 config_bytes: bytes, config: dict[str, Any], chains: list[str],

@@ -76,6 +76,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             build_spec, container_id, spec_config, pod.config,
             ImageConfig.from_json(image.config_json), _pod_facts(ctx, pod, config),
             str(target), image_name=config.image.image,
+            passwd_group_limit=ctx.config.max_passwd_group_bytes,
         )
         (bundle / "config.json").write_text(json.dumps(built.spec))
         log_path = _log_path(pod, config, undo)
