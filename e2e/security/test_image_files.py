@@ -23,12 +23,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
 from cri_api.v1 import api_pb2
-
 from crid.oci.spec.rootfs import DEFAULT_LIMIT
+
 from e2e.containers.helpers import pull, run_to_exit
 from e2e.containers.test_exec_sync_output import MAX_RSS_GROWTH, OtherClient, _status_kib
 from e2e.fixtures.daemon import CridDaemon
@@ -101,7 +102,7 @@ def pod(cri: Cri, tmp_path: Path) -> Iterator[tuple[str, api_pb2.PodSandboxConfi
 
 
 def create(cri: Cri, pod: tuple[str, api_pb2.PodSandboxConfig], image: str,
-           **security: object) -> str:
+           **security: Any) -> str:
     pod_id, sandbox = pod
     config = api_pb2.ContainerConfig(
         metadata=api_pb2.ContainerMetadata(name=f"c-{uuid.uuid4().hex[:6]}"),
@@ -113,7 +114,7 @@ def create(cri: Cri, pod: tuple[str, api_pb2.PodSandboxConfig], image: str,
 
 
 def refused(cri: Cri, pod: tuple[str, api_pb2.PodSandboxConfig], image: str,
-            **security: object) -> grpc.RpcError:
+            **security: Any) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
         create(cri, pod, image, **security)
     return caught.value
