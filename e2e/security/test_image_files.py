@@ -13,11 +13,16 @@ and ``/etc/group``, and crid-runtime reads ``/etc/passwd`` again for
   file and the setting, with the daemon's memory flat and a second client
   answered within a second meanwhile.
 
+Unpacking keeps a sparse file's holes, counts its data against the image
+size limit (``crid.image.max_image_bytes``) and stops a decompression bomb
+at that limit.
+
 Each image goes through the real registry, puller and unpacker.
 """
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -32,10 +37,19 @@ from crid.oci.spec.rootfs import DEFAULT_LIMIT
 
 from e2e.containers.helpers import pull, run_to_exit
 from e2e.containers.test_exec_sync_output import MAX_RSS_GROWTH, OtherClient, _status_kib
-from e2e.fixtures.daemon import CridDaemon
-from e2e.fixtures.images import Image, RunConfig
-from e2e.fixtures.layers import Fifo, File, Symlink, busybox_layer, make_layer, sparse_layer
+from e2e.fixtures.daemon import CridDaemon, DaemonFactory
+from e2e.fixtures.images import Image, RunConfig, push
+from e2e.fixtures.layers import (
+    Compression,
+    Fifo,
+    File,
+    Symlink,
+    busybox_layer,
+    make_layer,
+    sparse_layer,
+)
 from e2e.fixtures.registry import Registry
+from e2e.image.test_pull import pull as pull_ref
 from e2e.sandbox.pods import pod_config, pod_daemon, stop_remove
 
 HOST_USER = "crid-host-user"  # exists only in the host file the links aim at
@@ -192,3 +206,68 @@ def test_an_8_gib_sparse_passwd_is_refused_and_the_daemon_stays_small(
     assert peak - before < MAX_RSS_GROWTH, f"daemon peak RSS grew by {peak - before} bytes"
     assert other.calls > 0
     assert other.slowest < OTHER_CLIENT_BOUND, f"ListPodSandbox took {other.slowest:.2f} s"
+
+
+# --- unpacking: sparse entries and the image size limit -------------------------
+
+SIZE_LIMIT = 8 << 20  # crid.image.max_image_bytes for these daemons
+
+
+@pytest.fixture
+def small_daemon(crid_factory: DaemonFactory) -> CridDaemon:
+    return crid_factory(config_toml=f"[crid.image]\nmax_image_bytes = {SIZE_LIMIT}\n")
+
+
+def snapshots(daemon: CridDaemon) -> list[Path]:
+    return sorted((daemon.root / "image" / "snapshots").iterdir())
+
+
+def test_a_sparse_layer_counts_its_data_not_its_holes(
+    small_daemon: CridDaemon, registry: Registry, tmp_path: Path
+) -> None:
+    """8 GiB of holes pull through a limit of 8 MiB, in a few KiB of disk."""
+    image = Image((sparse_layer("/big", b"data", 8 << 30, tmp_path),))
+    pushed = push(registry, "e2e/sparse-limit", "1", image)
+    assert pull_ref(small_daemon, pushed.reference) == pushed.image_id
+    [layer] = snapshots(small_daemon)
+    big = (layer / "fs" / "big").stat()
+    assert big.st_size == 8 << 30 and big.st_blocks * 512 < 1 << 20
+
+
+def test_a_decompression_bomb_stops_at_the_limit(
+    small_daemon: CridDaemon, registry: Registry
+) -> None:
+    """256 MiB of zeros in a 10 KiB zstd blob: the unpacker stops at 8 MiB, the
+    pull fails with RESOURCE_EXHAUSTED naming the setting, nothing is kept, and
+    the daemon answers another client within a second meanwhile."""
+    bomb = make_layer([File("/zeros", bytes(256 << 20))], Compression.ZSTD)
+    assert len(bomb.blob) < 64 << 10
+    pushed = push(registry, "e2e/bomb", "1", Image((bomb,)))
+    other = OtherClient(small_daemon.socket)
+    other.start()
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            pull_ref(small_daemon, pushed.reference)
+        time.sleep(0.3)
+    finally:
+        other.done.set()
+        other.join(30)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"more than {SIZE_LIMIT} bytes uncompressed" in str(caught.value.details())
+    assert "crid.image.max_image_bytes" in str(caught.value.details())
+    assert snapshots(small_daemon) == []
+    assert other.calls > 0 and other.slowest < OTHER_CLIENT_BOUND
+
+
+def test_layers_within_the_limit_alone_but_not_together(
+    small_daemon: CridDaemon, registry: Registry
+) -> None:
+    halves = tuple(make_layer([File(f"/part{i}", os.urandom(5 << 20))], Compression.NONE)
+                   for i in range(2))
+    pushed = push(registry, "e2e/two-halves", "1", Image(halves))
+    with pytest.raises(grpc.RpcError) as caught:
+        pull_ref(small_daemon, pushed.reference)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert f"unpack to {10 << 20} bytes, more than the {SIZE_LIMIT}" in str(
+        caught.value.details())
+    assert snapshots(small_daemon) == []
