@@ -64,7 +64,7 @@ class Config:
     pinned_images: tuple[str, ...] = ()
     max_parallel_downloads: int = 3
     pull_progress_timeout: int = 300  # seconds without a byte before a pull fails
-    pull_with_sync_fs: bool = False  # syncfs(2) each unpacked layer before it is committed
+    pull_with_sync_fs: bool = True  # syncfs(2) each unpacked layer before it is committed
     # Bounds on what is read from images (issue 15; SECURITY.md "Limits").
     max_passwd_group_bytes: int = 4 << 20  # each of an image's /etc/passwd and /etc/group
     max_image_bytes: int = 64 << 30  # unpacked file data of one image (sparse: data only)

@@ -22,7 +22,9 @@ Each image goes through the real registry, puller and unpacker.
 
 from __future__ import annotations
 
+import io
 import os
+import tarfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -43,6 +45,7 @@ from e2e.fixtures.layers import (
     Compression,
     Fifo,
     File,
+    Layer,
     Symlink,
     busybox_layer,
     make_layer,
@@ -271,3 +274,45 @@ def test_layers_within_the_limit_alone_but_not_together(
     assert f"unpack to {10 << 20} bytes, more than the {SIZE_LIMIT}" in str(
         caught.value.details())
     assert snapshots(small_daemon) == []
+
+
+def test_a_huge_sparse_map_fails_the_pull_not_the_node(
+    crid_daemon: CridDaemon, registry: Registry
+) -> None:
+    """A PAX 1.0 sparse map of 12 million segments, 2 MiB of zstd: tarfile would
+    hold it all (~1.5 GiB) in the unpacker; its address-space cap fails the
+    pull instead, and the daemon answers another client within a second."""
+    segments = 12_000_000
+    layer = sparse_map_layer(segments)
+    assert len(layer.blob) < 8 << 20
+    pushed = push(registry, "e2e/sparse-map", "1", Image((layer,)))
+    other = OtherClient(crid_daemon.socket)
+    other.start()
+    try:
+        with pytest.raises(grpc.RpcError) as caught:
+            pull_ref(crid_daemon, pushed.reference)
+    finally:
+        other.done.set()
+        other.join(30)
+    assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "more than 1073741824 bytes of memory" in str(caught.value.details())
+    assert snapshots(crid_daemon) == []
+    assert other.calls > 0 and other.slowest < OTHER_CLIENT_BOUND
+
+
+def sparse_map_layer(segments: int) -> Layer:
+    """One PAX 1.0 sparse member (GNU tar's layout) whose map lists ``segments``
+    one-byte segments, every other byte of the file."""
+    numbers = "\n".join(f"{2 * i}\n1" for i in range(segments))
+    sparse_map = f"{segments}\n{numbers}\n".encode()
+    sparse_map += bytes(-len(sparse_map) % 512)
+    payload = sparse_map + b"x" * segments
+    info = tarfile.TarInfo("GNUSparseFile.0/big")
+    info.size = len(payload)
+    info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0",
+                        "GNU.sparse.name": "big", "GNU.sparse.realsize": str(2 * segments)}
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as out:
+        out.addfile(info, io.BytesIO(payload))
+    raw = buf.getvalue()
+    return Layer(tar=raw, blob=Compression.ZSTD.compress(raw), compression=Compression.ZSTD)
