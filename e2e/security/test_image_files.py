@@ -194,7 +194,8 @@ def test_fifo_passwd_and_group_neither_block_nor_are_read(
     cri: Cri, pod: tuple[str, api_pb2.PodSandboxConfig]
 ) -> None:
     started = time.monotonic()
-    done, logs = run_to_exit(cri.daemon, pod[0], pod[1], cri.fifo)
+    with still_serving(cri.daemon):
+        done, logs = run_to_exit(cri.daemon, pod[0], pod[1], cri.fifo)
     assert done.exit_code == 0
     assert logs == ["home=/"]
     assert time.monotonic() - started < 20
