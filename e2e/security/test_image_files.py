@@ -281,7 +281,7 @@ def test_layers_within_the_limit_alone_but_not_together(
 def test_a_huge_sparse_map_fails_the_pull_not_the_node(
     crid_daemon: CridDaemon, registry: Registry
 ) -> None:
-    """A PAX 1.0 sparse map of 12 million segments, 2 MiB of zstd: tarfile would
+    """A PAX 1.0 sparse map of 12 million segments, a few MiB of zstd: tarfile would
     hold it all (~1.5 GiB) in the unpacker; its address-space cap fails the
     pull instead, and the daemon answers another client within a second."""
     segments = 12_000_000
