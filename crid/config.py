@@ -66,7 +66,10 @@ class Config:
     pinned_images: tuple[str, ...] = ()
     max_parallel_downloads: int = 3
     pull_progress_timeout: int = 300  # seconds without a byte before a pull fails
-    pull_with_sync_fs: bool = False  # syncfs(2) each unpacked layer before it is committed
+    pull_with_sync_fs: bool = True  # syncfs(2) each unpacked layer before it is committed
+    # Bounds on what is read from images (issue 15; SECURITY.md "Limits").
+    max_passwd_group_bytes: int = 4 << 20  # each of an image's /etc/passwd and /etc/group
+    max_image_bytes: int = 64 << 30  # unpacked file data of one image (sparse: data only)
     cgroup_parent: str = "/crid"
     default_handler: str = "crid"
     # How often the writable layers' disk usage is measured (stats read the cache).
@@ -227,6 +230,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.image.max_parallel_downloads", "max_parallel_downloads", int, _positive),
     Setting("crid.image.pull_progress_timeout", "pull_progress_timeout", int, _positive),
     Setting("crid.image.pull_with_sync_fs", "pull_with_sync_fs", bool),
+    Setting("crid.image.max_passwd_group_bytes", "max_passwd_group_bytes", int, _positive),
+    Setting("crid.image.max_image_bytes", "max_image_bytes", int, _positive),
     Setting("crid.runtime.cgroup_parent", "cgroup_parent", str, _absolute),
     Setting("crid.runtime.default_handler", "default_handler", str, _not_empty),
     Setting("crid.stats.layer_refresh_seconds", "stats_layer_interval", int, _positive),

@@ -31,7 +31,7 @@ class Images:
         require(request, "image.image")
         a = request.auth
         credentials = auth.from_cri(a.username, a.password, a.auth, a.identity_token,
-                                    a.registry_token)
+                                    a.registry_token, a.server_address)
         record = await self._images.pull(request.image.image, credentials)
         return api_pb2.PullImageResponse(image_ref=record.id)
 

@@ -4,6 +4,14 @@
 password (Basic, or to obtain a Bearer token), an identity token (an OAuth2
 refresh token exchanged at the token realm), or a registry token (a Bearer
 token used as is). ``WWW-Authenticate`` challenges are parsed here too.
+
+Credentials from a CRI request are scoped to one registry (``server``: the
+host ``AuthConfig.server_address`` names, or, when it is empty, the image's
+own registry) and ``applies_to`` says whether an endpoint may see them:
+never a mirror, whose only credentials are its own entry in the auth file
+(as containers/image does; containerd's ``ParseAuth`` likewise drops request
+credentials for a host that ``server_address`` does not name). A pull secret
+for one registry thus never reaches a mirror or another registry.
 """
 
 from __future__ import annotations
@@ -29,20 +37,43 @@ class Credentials:
     password: str = ""
     identity_token: str = ""
     registry_token: str = ""
+    server: str = ""  # the registry host these are for; "" = the image's own registry
 
     def __bool__(self) -> bool:
         return bool(self.username or self.identity_token or self.registry_token)
 
+    def applies_to(self, image_registry: str, host: str, *, mirror: bool) -> bool:
+        """May an endpoint ``host`` serving an image of ``image_registry`` see these?
+
+        Not a mirror; otherwise the named server must be the image's registry
+        or the endpoint itself (a registries.conf ``location`` standing in for it).
+        """
+        if mirror:
+            return False
+        named = canonical_host(self.server or image_registry)
+        return named in (canonical_host(image_registry), canonical_host(host))
+
 
 def from_cri(
     username: str = "", password: str = "", auth: str = "",
-    identity_token: str = "", registry_token: str = "",
+    identity_token: str = "", registry_token: str = "", server_address: str = "",
 ) -> Credentials | None:
     """The CRI ``AuthConfig`` fields; ``auth`` is base64 ``user:password``."""
     if auth and not username:
         username, password = decode_auth(auth, "AuthConfig.auth")
-    found = Credentials(username, password, identity_token, registry_token)
+    server = canonical_host(server_address) if server_address else ""
+    found = Credentials(username, password, identity_token, registry_token, server)
     return found if found else None
+
+
+def canonical_host(address: str) -> str:
+    """The registry host an address names: ``https://index.docker.io/v1/`` is
+    ``docker.io``, ``http://r.example:5000/v2/`` is ``r.example:5000``."""
+    host = address.strip().lower()
+    for scheme in ("https://", "http://"):
+        host = host.removeprefix(scheme)
+    host = host.split("/", 1)[0]
+    return DEFAULT_DOMAIN if host in (*DOCKER_HUB_KEYS, DEFAULT_DOMAIN) else host
 
 
 def decode_auth(value: str, where: str) -> tuple[str, str]:

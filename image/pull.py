@@ -37,9 +37,20 @@ from crid.image.registry_client import (
 from crid.image.snapshots import Snapshots, chain_ids
 from crid.image.unpack_worker import unpack_isolated
 
-from crid.errors import CridError, FailedPrecondition, InvalidArgument, NotFound
+from crid.errors import (
+    CridError,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    ResourceExhausted,
+)
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
+# Unpacked size of one image (crid.image.max_image_bytes): file data of all its
+# layers together, a sparse file counting its data, not its holes; and each
+# layer's uncompressed stream. Larger than any real image we know of (CUDA
+# images unpack to ~20 GiB); a decompression bomb stops here, not at a full disk.
+DEFAULT_MAX_IMAGE_BYTES = 64 << 30
 CONFIG_TYPES = (
     "application/vnd.oci.image.config.v1+json",
     "application/vnd.docker.container.image.v1+json",
@@ -90,6 +101,7 @@ class Settings:
     parallel: int
     platform: Platform
     pinned: tuple[str, ...] = ()
+    max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES
 
 
 def select_platform(index: Manifest, wanted: Platform) -> Descriptor:
@@ -134,7 +146,7 @@ class Puller:
         failures: list[CridError] = []
         for candidate in conf.candidates(ref):
             for endpoint in conf.endpoints(candidate):
-                creds = credentials or self._auth_file(endpoint.host)
+                creds = self._credentials(credentials, candidate, endpoint)
                 client = RegistryClient(self.transport, endpoint, creds)
                 try:
                     top = client.manifest(candidate.version)
@@ -149,6 +161,13 @@ class Puller:
         kind = NotFound if all(isinstance(f, NotFound) for f in failures) else type(failures[-1])
         raise kind(f"pulling {ref}: every endpoint failed: "
                    + "; ".join(f.message for f in failures))
+
+    def _credentials(self, given: Credentials | None, ref: Reference,
+                     endpoint: registries.Endpoint) -> Credentials | None:
+        """The request's credentials where they apply, else the auth file's for this host."""
+        if given and given.applies_to(ref.domain, endpoint.host, mirror=endpoint.mirror):
+            return given
+        return self._auth_file(endpoint.host)
 
     def _auth_file(self, host: str) -> Credentials | None:
         if self.settings.auth_file is None:
@@ -189,6 +208,7 @@ class Puller:
         with self._using(chains):
             created = self._fetch_layers(client, layers, diff_ids, chains, observer)
             try:
+                self._check_size(ref, chains)
                 return self._commit(ref, top, manifest, config_desc, config_bytes, config,
                                     chains, layers)
             except BaseException:
@@ -228,7 +248,8 @@ class Puller:
             try:
                 with self.snapshots.prepare(chain) as target:
                     try:
-                        result = unpack_isolated(stream, target)
+                        result = unpack_isolated(stream, target,
+                                                 self.settings.max_image_bytes)
                         stream.finish()
                     except DigestMismatch:
                         raise
@@ -251,6 +272,16 @@ class Puller:
             observer.event("layer unpacked", digest=layer.digest, chain_id=chain,
                            bytes=layer.size, files=result.inodes)
             return True
+
+    def _check_size(self, ref: Reference, chains: list[str]) -> None:
+        """The image's layers together stay within the image size limit."""
+        sizes = self.records.layers()
+        total = sum(sizes[c][0] for c in chains if c in sizes)
+        limit = self.settings.max_image_bytes
+        if total > limit:
+            raise ResourceExhausted(
+                f"{ref}: its layers unpack to {total} bytes, more than the {limit} allowed "
+                "for an image (crid.image.max_image_bytes)")
 
     def _commit(self, ref: Reference, top: Manifest, manifest: Manifest, config_desc: Descriptor,
                 config_bytes: bytes, config: dict[str, Any], chains: list[str],

@@ -92,7 +92,14 @@ class Manifest:
 
 
 class Transport:
-    """httpx clients shared by every pull: one verifying TLS, one not."""
+    """httpx clients shared by every pull: one verifying TLS, one not.
+
+    Redirects are followed by httpx, which drops ``Authorization`` when the
+    new URL is of another origin (scheme, host or port; only an http to https
+    upgrade of the same host keeps it), as Go's net/http does for another
+    host: a token for the registry is never replayed to the blob store it
+    redirects to (``e2e/security/test_registry_credentials.py`` proves it).
+    """
 
     def __init__(self, timeout: float, sleep: Callable[[float], None] = time.sleep) -> None:
         limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)

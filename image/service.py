@@ -89,6 +89,7 @@ class ImageService:
                 parallel=config.max_parallel_downloads,
                 platform=Platform.host(),
                 pinned=tuple(config.pinned_images),
+                max_image_bytes=config.max_image_bytes,
             ),
             self.content, self.snapshots, self.records, self.transport, clock.now_ns,
         )

@@ -15,10 +15,19 @@ dir's own fd, so an entry through a symlink (``link -> /`` then
 with ``linkat`` between such fds, so their target is inside the layer too.
 ``trusted.overlay.*`` xattrs from a layer are dropped: they would steer
 overlayfs (redirects, metacopy) outside the layer.
+
+Sizes are bounded. The uncompressed stream may carry at most ``limit`` bytes
+(a gzip bomb stops there, as does a sparse map of millions of entries, which
+lives in the stream too). A sparse entry (GNU tar's old ``S`` type or PAX
+sparse 0.x/1.0, ``TarInfo.sparse``) is written sparsely: each data segment at
+its offset and the holes left as holes, so a file whose header claims 8 GiB
+of zeros costs its few data bytes of disk and time (tarfile is never asked
+for a hole's zeros), and only those count in ``Unpacked.size``.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import errno
 import gzip
@@ -33,7 +42,7 @@ from typing import IO, Protocol, cast
 
 import zstandard
 
-from crid.errors import InvalidArgument
+from crid.errors import InvalidArgument, ResourceExhausted
 
 CHUNK = 1 << 20
 TAR_BUFSIZE = 64 * 1024
@@ -52,6 +61,10 @@ class UnsafeLayer(InvalidArgument):
     """The layer tries to write outside its dir, or is not a valid tar."""
 
 
+class LayerTooBig(ResourceExhausted):
+    """The layer's uncompressed stream is longer than the image size limit allows."""
+
+
 class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
@@ -59,22 +72,29 @@ class Readable(Protocol):
 @dataclasses.dataclass(frozen=True)
 class Unpacked:
     diff_id: str  # sha256 of the uncompressed tar
-    size: int  # bytes of regular file content
+    size: int  # bytes of regular file content (a sparse file's data, not its holes)
     inodes: int  # entries created
 
 
 class _Hashing:
-    """Passes reads through, hashing and counting them (the diff ID)."""
+    """Passes reads through, hashing and counting them (the diff ID), up to a limit."""
 
-    def __init__(self, source: Readable) -> None:
+    def __init__(self, source: Readable, limit: int | None) -> None:
         self._source = source
+        self._limit = limit
         self.hash = hashlib.sha256()
         self.count = 0
 
     def read(self, size: int = -1, /) -> bytes:
+        if self._limit is not None:  # never ask for more than one byte past the limit
+            room = self._limit - self.count + 1
+            size = min(room, CHUNK) if size < 0 else min(size, room)
         data = self._source.read(size)
         self.hash.update(data)
         self.count += len(data)
+        if self._limit is not None and self.count > self._limit:
+            raise LayerTooBig(f"the layer is more than {self._limit} bytes uncompressed, the "
+                              "size limit of an image (crid.image.max_image_bytes)")
         return data
 
 
@@ -115,13 +135,15 @@ def decompressed(source: Readable) -> Readable:
     return stream
 
 
-def unpack(source: Readable, dest: Path, *, umask_zero: bool = False) -> Unpacked:
+def unpack(source: Readable, dest: Path, *, umask_zero: bool = False,
+           limit: int | None = None) -> Unpacked:
     """Unpack the layer stream ``source`` into the existing, empty dir ``dest``.
 
     ``umask_zero``: the caller set the process umask to 0 (the worker process
     does), so files can be created with their final mode in one call.
+    ``limit``: most uncompressed bytes accepted (``LayerTooBig`` past it).
     """
-    hashing = _Hashing(decompressed(source))
+    hashing = _Hashing(decompressed(source), limit)
     with _Tree(dest, umask_zero) as tree:
         try:
             # A small bufsize: tarfile's stream mode copies its whole buffer on every read.
@@ -286,10 +308,13 @@ class _Tree:
         fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
                      mode & 0o777 if self._umask_zero else 0o600, dir_fd=parent)
         try:
-            data = extract(member)
-            if data is not None:
+            written = 0
+            if member.sparse is not None:
+                written = _write_sparse(fd, member, extract)
+            elif (data := extract(member)) is not None:
                 while chunk := data.read(CHUNK):
                     _write_all(fd, chunk)
+                    written += len(chunk)
             if member.uid or member.gid:
                 os.fchown(fd, member.uid, member.gid)
             if not self._umask_zero or mode & 0o7000:
@@ -299,7 +324,7 @@ class _Tree:
             os.utime(fd, ns=(mtime, mtime))
         finally:
             os.close(fd)
-        self.size += member.size
+        self.size += written
 
     def _link(self, parent: int, name: str, member: tarfile.TarInfo) -> None:
         target = _clean(member.linkname)
@@ -332,6 +357,45 @@ def _write_all(fd: int, chunk: bytes) -> None:
     view = memoryview(chunk)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _write_sparse(fd: int, member: tarfile.TarInfo,
+                  extract: Callable[[tarfile.TarInfo], IO[bytes] | None]) -> int:
+    """Each data segment of a sparse member at its offset, the holes left
+    unwritten; the file then gets its full (apparent) size. Returns the data
+    bytes written.
+
+    tarfile's own reader of a sparse member makes up every hole's zeros
+    (gigabytes of them, one buffer at a time), so the member's stored bytes,
+    the segments back to back, are read as a plain member of that size instead.
+    """
+    # typeshed says bytes; tarfile documents and fills a list of (offset, length).
+    sparse = cast(list[tuple[int, int]], member.sparse)
+    segments = [(offset, length) for offset, length in sparse if length]
+    end = 0
+    for offset, length in segments:  # end markers and unused old-GNU slots are dropped
+        if offset < end or length < 0 or offset + length > member.size:
+            raise UnsafeLayer(f"sparse file {member.name!r}: its sparse map has overlapping, "
+                              "out-of-order or out-of-range segments")
+        end = offset + length
+    stored = copy.copy(member)
+    stored.sparse = None
+    stored.size = sum(length for _, length in segments)
+    data = extract(stored)
+    assert data is not None
+    for offset, length in segments:
+        position, left = offset, length
+        while left:
+            chunk = data.read(min(CHUNK, left))
+            if not chunk:
+                raise UnsafeLayer(f"sparse file {member.name!r}: its data ends early")
+            view = memoryview(chunk)
+            while view:
+                done = os.pwrite(fd, view, position)
+                view, position = view[done:], position + done
+            left -= len(chunk)
+    os.ftruncate(fd, member.size)
+    return stored.size
 
 
 def _clean(name: str) -> tuple[str, ...]:

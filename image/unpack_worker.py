@@ -5,7 +5,12 @@ the GIL against the event loop and against the other layers of the same pull.
 A child per layer unpacks on its own core, and keeps the daemon responsive.
 The parent pipes the (compressed) layer bytes to the child's stdin as they
 arrive from the registry; the child answers one JSON line on stdout:
-``{"diff_id", "size", "inodes"}`` or ``{"error", "unsafe"}``.
+``{"diff_id", "size", "inodes"}`` or ``{"error", "unsafe"|"exhausted"}``.
+
+The child's address space is capped (``MEMORY_LIMIT``): tarfile holds a
+member's whole sparse map in memory, and a hostile layer could make that
+map, or any other structure, as large as it likes. Past the cap the child
+fails alone; the daemon only reads its one answer line.
 """
 
 from __future__ import annotations
@@ -16,23 +21,28 @@ import errno
 import fcntl
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from crid.image.unpack import CHUNK, Readable, Unpacked, UnsafeLayer, unpack
+from crid.image.unpack import CHUNK, LayerTooBig, Readable, Unpacked, UnsafeLayer, unpack
 
 from crid.errors import CridError, ResourceExhausted
 
 PIPE_BYTES = 1 << 20
 PR_SET_PDEATHSIG = 1
+# Address space of one unpacker: an interpreter, a 128 MiB zstd window and
+# buffers fit many times over; a hostile sparse map does not.
+MEMORY_LIMIT = 1 << 30
 
 
-def unpack_isolated(source: Readable, dest: Path) -> Unpacked:
+def unpack_isolated(source: Readable, dest: Path, limit: int) -> Unpacked:
     """Like ``unpack.unpack``, in a child process; ``source`` is read to its end."""
     child = subprocess.Popen(  # stdout: one JSON line, after any traceback
-        [sys.executable, "-I", "-m", "crid.image.unpack_worker", str(dest), str(os.getpid())],
+        [sys.executable, "-I", "-m", "crid.image.unpack_worker", str(dest), str(os.getpid()),
+         str(limit)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
     )
     assert child.stdin is not None and child.stdout is not None
@@ -62,7 +72,7 @@ def unpack_isolated(source: Readable, dest: Path) -> Unpacked:
     if "error" in answer:
         if answer.get("unsafe"):
             raise UnsafeLayer(answer["error"])
-        if answer.get("nospace"):
+        if answer.get("exhausted"):
             raise ResourceExhausted(f"unpacking a layer: {answer['error']}")
         raise CridError(f"unpacking a layer: {answer['error']}")
     return Unpacked(answer["diff_id"], answer["size"], answer["inodes"])
@@ -77,18 +87,28 @@ def _die_with_parent() -> None:
 def main() -> int:
     dest = Path(sys.argv[1])
     parent = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
     _die_with_parent()
     if parent and os.getppid() != parent:
         return 1  # the parent died before we could ask to follow it
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
     stdin = sys.stdin.buffer
     os.umask(0)  # modes come from the layer, exactly
     try:
-        result = unpack(stdin, dest, umask_zero=True)
+        result = unpack(stdin, dest, umask_zero=True, limit=limit)
     except UnsafeLayer as exc:
         print(json.dumps({"error": exc.message, "unsafe": True}), flush=True)
         return 1
+    except LayerTooBig as exc:
+        print(json.dumps({"error": exc.message, "exhausted": True}), flush=True)
+        return 1
+    except MemoryError:
+        print(json.dumps({"error": f"the layer needs more than {MEMORY_LIMIT} bytes of memory "
+                          "to unpack (a huge sparse map?)", "unsafe": True}), flush=True)
+        return 1
     except OSError as exc:
-        print(json.dumps({"error": str(exc), "nospace": exc.errno == errno.ENOSPC}), flush=True)
+        print(json.dumps({"error": str(exc), "exhausted": exc.errno == errno.ENOSPC}),
+              flush=True)
         return 1
     # Take everything the parent sends, so it never blocks on a full pipe.
     while stdin.read(CHUNK):

@@ -1,10 +1,8 @@
 """Resolving a path inside a root without ever leaving it (a symlink in the
-rootfs pointing at ``/etc`` means ``<rootfs>/etc``, and ``..`` stops at the root):
-as a string for the daemon, and by file descriptor (openat2) for the mount
-targets the runtime opens and creates.
-
-The daemon's spec generator reads image files through the same walk
-(``crid.oci.spec.rootfs``); this module stays import-free for the runtime.
+rootfs pointing at ``/etc`` means ``<rootfs>/etc``, and ``..`` stops at the root),
+by file descriptor (openat2): the mount targets the runtime opens and creates,
+and the image files the daemon's spec generator reads (``crid.oci.spec.rootfs``).
+This module stays import-free for the runtime.
 """
 
 from __future__ import annotations
@@ -16,38 +14,6 @@ from crid.oci import linux as L
 from crid.oci.errors import InvalidArgument
 
 _MAX_LINKS = 40  # Linux' own limit on symlinks followed for one path
-
-
-def secure_join(root: str, unsafe: str) -> str:
-    """``root`` joined with ``unsafe``, with symlinks resolved as if ``root`` were ``/``."""
-    parts = [p for p in unsafe.split("/") if p]
-    resolved: list[str] = []
-    links = 0
-    while parts:
-        part = parts.pop(0)
-        if part == ".":
-            continue
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        full = os.path.join(root, *resolved, part)
-        try:
-            st = os.lstat(full)
-        except FileNotFoundError:
-            resolved.append(part)
-            continue
-        if not stat.S_ISLNK(st.st_mode):
-            resolved.append(part)
-            continue
-        links += 1
-        if links > _MAX_LINKS:
-            raise InvalidArgument(f"too many symlinks resolving {unsafe} in {root}")
-        target = os.readlink(full)
-        if target.startswith("/"):
-            resolved = []
-        parts = [p for p in target.split("/") if p] + parts
-    return os.path.join(root, *resolved) if resolved else root
 
 
 # -- by file descriptor ------------------------------------------------------

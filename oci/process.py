@@ -7,6 +7,7 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # not signal: its enums cost start-up time
 import os
 import resource
+import stat  # already loaded by os: free
 import sys
 
 from crid.oci import capabilities
@@ -69,16 +70,38 @@ def env_of(proc: Json, home: str = "/") -> dict[str, str]:
     return env
 
 
+PASSWD_READ_LIMIT = 4 << 20  # as the daemon's default (crid.image.max_passwd_group_bytes)
+
+
 def home_of(uid: int) -> str:
-    """The user's home from the container's /etc/passwd, else "/" (as runc does)."""
+    """The user's home from the container's /etc/passwd, else "/" (as runc does).
+
+    The image decides what /etc/passwd is: a FIFO would block this open, and
+    with it the container's creation, forever (O_NONBLOCK, and only a regular
+    file is read); a sparse file of gigabytes would be read whole (at most
+    PASSWD_READ_LIMIT bytes are).
+    """
     try:
-        with open("/etc/passwd") as f:
-            for line in f:
-                parts = line.rstrip("\n").split(":")
-                if len(parts) >= 6 and parts[2] == str(uid):
-                    return parts[5] or "/"
+        fd = os.open("/etc/passwd", os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
     except OSError:
-        pass
+        return "/"
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return "/"
+        chunks: list[bytes] = []
+        left = PASSWD_READ_LIMIT
+        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
+            chunks.append(chunk)
+            left -= len(chunk)
+    except OSError:
+        return "/"
+    finally:
+        os.close(fd)
+    wanted = str(uid)
+    for line in b"".join(chunks).decode("utf-8", "replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[2] == wanted:
+            return parts[5] or "/"
     return "/"
 
 

@@ -87,6 +87,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             ImageConfig.from_json(image.config_json),
             _pod_facts(ctx, pod, config, image_volumes.premapped(config, spec_config)),
             str(target), image_name=config.image.image,
+            passwd_group_limit=ctx.config.max_passwd_group_bytes,
         )
         if cdi_devices := cdi_names.requested(config):  # CDI devices: nodes, mounts, env, hooks
             await asyncio.to_thread(ctx.cdi.apply, built.spec, cdi_devices)

@@ -11,6 +11,10 @@ for each variant times, each from an empty store:
   overlayfs snapshotter.
 
 It prints seconds for both and the ratio crid/containerd (target <= 1.0).
+
+``--sync-fs-cost`` times crid alone instead, with ``pull_with_sync_fs`` on
+(the default: each layer flushed to disk before it is committed) and off,
+alternating in one run, and prints the ratio on/off.
 """
 
 from __future__ import annotations
@@ -108,9 +112,10 @@ def _layers(compression: Compression) -> list[Layer]:
     return layers
 
 
-def _time_crid(reference: str) -> float:
+def _time_crid(reference: str, sync_fs: bool = True) -> float:
     workdir = Path(tempfile.mkdtemp(prefix="crid-bench-", dir="/var/tmp"))
-    daemon = CridDaemon(workdir, config_toml='[crid]\nlog_level = "info"\n')
+    daemon = CridDaemon(workdir, config_toml='[crid]\nlog_level = "info"\n[crid.image]\n'
+                        f"pull_with_sync_fs = {str(sync_fs).lower()}\n")
     daemon.start()
     try:
         started = time.monotonic()
@@ -163,10 +168,30 @@ def _time_containerd(reference: str) -> float:
         remove_workdir(workdir)
 
 
+def _sync_fs_cost(rounds: int) -> int:
+    with Registry() as registry:
+        for compression in (Compression.GZIP, Compression.ZSTD):
+            pushed = push(registry, "bench", compression.value,
+                          Image(tuple(_layers(compression))))
+            times: dict[bool, list[float]] = {True: [], False: []}
+            for _ in range(rounds):  # alternating, so load drifts hit both alike
+                for sync_fs in (True, False):
+                    times[sync_fs].append(_time_crid(pushed.reference, sync_fs))
+            on, off = min(times[True]), min(times[False])
+            print(f"image pull {compression.value}: crid sync_fs on {on:.2f}s | off {off:.2f}s "
+                  f"| ratio on/off {on / off:.2f} | all on {times[True]} off {times[False]}",
+                  flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m e2e.bench.images", description=__doc__)
     parser.add_argument("--rounds", type=int, default=1, help="runs per variant; best is kept")
+    parser.add_argument("--sync-fs-cost", action="store_true",
+                        help="crid with pull_with_sync_fs on against off, no containerd")
     args = parser.parse_args(argv)
+    if args.sync_fs_cost:
+        return _sync_fs_cost(args.rounds)
     if shutil.which("containerd") is None:
         print("containerd is not installed (apt-get install containerd)", file=sys.stderr)
         return 1

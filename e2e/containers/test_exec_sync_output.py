@@ -19,10 +19,9 @@ from cri_api.v1 import api_pb2, api_pb2_grpc
 from crid.containers.exec_output import DEFAULT_LIMIT, KUBELET_MAX_MESSAGE
 from e2e.containers.conftest import Env, Pod
 from e2e.containers.helpers import exec_sync, run
-from e2e.fixtures.pressure import Pressure
+from e2e.fixtures.pressure import MAX_RSS_GROWTH, Pressure
 
 GIB = 1024 ** 3
-MAX_RSS_GROWTH = 64 * 1024 * 1024
 NOTICE = re.compile(rb"\ncrid: ExecSync (stdout|stderr) truncated: output is capped at "
                     rb"(\d+) bytes, kept (\d+), dropped (\d+)\n")
 

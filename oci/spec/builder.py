@@ -84,11 +84,13 @@ def build_spec(
     *,
     image_name: str = "",
     host: Host | None = None,
+    passwd_group_limit: int = user.DEFAULT_FILE_LIMIT,
 ) -> BuiltSpec:
     """The spec for ``container_id``; raises ``crid.errors`` on a bad request.
 
     ``rootfs`` is the container's root filesystem (already mounted or
-    unpacked): the image's /etc/passwd and /etc/group are read from it.
+    unpacked): the image's /etc/passwd and /etc/group are read from it, each
+    up to ``passwd_group_limit`` bytes.
     ``host`` is the seam for node facts (mountinfo, devices, oom_score_adj).
     Host paths of mounts that do not exist are created, as kubelet expects.
     """
@@ -102,7 +104,7 @@ def build_spec(
             "a privileged container needs a privileged pod (pod security context)"
         )
     security.check_apparmor(sc)
-    ids = user.resolve_user(sc, image.user, rootfs)
+    ids = user.resolve_user(sc, image.user, rootfs, passwd_group_limit)
     caps = security.capabilities(sc, security.from_mask(host.capability_mask()))
     ns_options = namespaces.for_container(
         sc.namespace_options, sandbox.linux.security_context.namespace_options)

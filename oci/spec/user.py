@@ -16,7 +16,8 @@ that lists the user by name, then the request's ``supplemental_groups``.
 ``Strict`` skips the image's group file.
 
 The files are read from the rootfs through :mod:`crid.oci.spec.rootfs`, so a
-symlink in the image can never make us read a file of the host.
+symlink in the image can never make us read a file of the host, and a huge
+file is an error rather than the daemon's memory.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ from cri_api.v1 import api_pb2
 from crid.oci.spec import rootfs
 
 from crid.errors import InvalidArgument
+
+DEFAULT_FILE_LIMIT = rootfs.DEFAULT_LIMIT
 
 
 @dataclass(frozen=True)
@@ -102,21 +105,22 @@ def _parse_group(text: str | None) -> list[_Group]:
 class _ImageAccounts:
     """The image's passwd and group files, read lazily once."""
 
-    def __init__(self, rootfs_path: str) -> None:
+    def __init__(self, rootfs_path: str, limit: int) -> None:
         self._root = rootfs_path
+        self._limit = limit
         self._passwd: list[_Passwd] | None = None
         self._group: list[_Group] | None = None
 
     @property
     def passwd(self) -> list[_Passwd]:
         if self._passwd is None:
-            self._passwd = _parse_passwd(rootfs.read_text(self._root, "/etc/passwd"))
+            self._passwd = _parse_passwd(rootfs.read_text(self._root, "/etc/passwd", self._limit))
         return self._passwd
 
     @property
     def group(self) -> list[_Group]:
         if self._group is None:
-            self._group = _parse_group(rootfs.read_text(self._root, "/etc/group"))
+            self._group = _parse_group(rootfs.read_text(self._root, "/etc/group", self._limit))
         return self._group
 
     def user_by_name(self, name: str) -> _Passwd:
@@ -161,10 +165,12 @@ def _from_image_user(spec: str, accounts: _ImageAccounts) -> tuple[int, int, str
 
 
 def resolve_user(
-    security: api_pb2.LinuxContainerSecurityContext, image_user: str, rootfs_path: str
+    security: api_pb2.LinuxContainerSecurityContext, image_user: str, rootfs_path: str,
+    file_limit: int = DEFAULT_FILE_LIMIT,
 ) -> ResolvedUser:
-    """The process' ids for this request, image config and rootfs."""
-    accounts = _ImageAccounts(rootfs_path)
+    """The process' ids for this request, image config and rootfs (whose
+    passwd and group files are read up to ``file_limit`` bytes each)."""
+    accounts = _ImageAccounts(rootfs_path, file_limit)
     has_group = security.HasField("run_as_group")
     if security.run_as_username:
         entry = accounts.user_by_name(security.run_as_username)

@@ -19,6 +19,27 @@ def test_cri_auth_field_is_decoded() -> None:
     assert auth.from_cri(registry_token="tok") == auth.Credentials(registry_token="tok")
 
 
+def test_server_address_names_one_registry() -> None:
+    assert auth.canonical_host("https://index.docker.io/v1/") == "docker.io"
+    assert auth.canonical_host("registry-1.docker.io") == "docker.io"
+    assert auth.canonical_host("http://R.example:5000/v2/") == "r.example:5000"
+    creds = auth.from_cri("u", "p", server_address="https://r.example:5000")
+    assert creds is not None and creds.server == "r.example:5000"
+    assert creds.applies_to("r.example:5000", "r.example:5000", mirror=False)
+    # A registries.conf location standing in for the named registry gets them too.
+    assert creds.applies_to("r.example:5000", "127.0.0.1:9", mirror=False)
+    assert not creds.applies_to("other.example", "other.example", mirror=False)
+    assert not creds.applies_to("r.example:5000", "r.example:5000", mirror=True)
+
+
+def test_unscoped_request_credentials_go_to_the_images_registry_only() -> None:
+    creds = auth.from_cri("u", "p")
+    assert creds is not None
+    assert creds.applies_to("docker.io", "registry-1.docker.io", mirror=False)
+    assert creds.applies_to("quay.io", "quay.io", mirror=False)
+    assert not creds.applies_to("quay.io", "mirror.example", mirror=True)
+
+
 def test_cri_auth_field_must_be_base64_pair() -> None:
     with pytest.raises(InvalidArgument, match="base64"):
         auth.from_cri(auth="%%%")

@@ -6,6 +6,7 @@ import hashlib
 import io
 import os
 import stat
+import subprocess
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,8 @@ import zstandard
 from crid.image import unpack
 from crid.image.unpack import UnsafeLayer
 from crid.image.unpack_worker import unpack_isolated
+
+from crid.errors import ResourceExhausted
 
 MTIME = 1_600_000_000
 
@@ -41,11 +44,12 @@ def tar(*entries: Entry) -> bytes:
     return buf.getvalue()
 
 
-def run(raw: bytes, dest: Path, isolated: bool = False) -> unpack.Unpacked:
+def run(raw: bytes, dest: Path, isolated: bool = False,
+        limit: int = 1 << 30) -> unpack.Unpacked:
     dest.mkdir(exist_ok=True)
     if isolated:
-        return unpack_isolated(io.BytesIO(raw), dest)
-    return unpack.unpack(io.BytesIO(raw), dest)
+        return unpack_isolated(io.BytesIO(raw), dest, limit)
+    return unpack.unpack(io.BytesIO(raw), dest, limit=limit)
 
 
 COMPRESSORS: dict[str, Callable[[bytes], bytes]] = {
@@ -173,3 +177,67 @@ def test_garbage_is_not_a_tar(tmp_path: Path) -> None:
         run(gzip.compress(b"this is not a tar archive" * 40), tmp_path / "layer")
     with pytest.raises(UnsafeLayer, match="not a valid"):
         run(gzip.compress(tar(entry("f", data=b"x" * 5000)))[:-300], tmp_path / "layer2")
+
+
+def gnu_tar(tree: Path, *options: str) -> bytes:
+    """A tar of ``tree`` made by GNU tar itself (what docker and buildah layers use)."""
+    done = subprocess.run(["tar", *options, "-C", str(tree), "-cf", "-", "."],
+                          check=True, capture_output=True)
+    return done.stdout
+
+
+SPARSE_FORMATS = {
+    "gnu-old": ("--sparse", "--format=gnu"),
+    "pax-0.1": ("--sparse", "--format=posix"),
+    "pax-1.0": ("--sparse", "--format=posix", "--sparse-version=1.0"),
+}
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "worker"])
+@pytest.mark.parametrize("form", sorted(SPARSE_FORMATS))
+def test_sparse_entries_are_written_sparsely(tmp_path: Path, form: str, isolated: bool) -> None:
+    tree = tmp_path / "tree"
+    (tree / "etc").mkdir(parents=True)
+    claimed = 8 << 30  # 8 GiB of holes, a few KiB of data
+    with open(tree / "etc/passwd", "wb") as f:
+        f.write(b"root:x:0:0:root:/root:/bin/sh\n")
+        f.seek(1 << 30)
+        f.write(b"middle")
+        f.truncate(claimed)
+    raw = gnu_tar(tree, *SPARSE_FORMATS[form])
+    assert len(raw) < 64 * 1024
+    result = run(raw, tmp_path / "out", isolated)
+    out = tmp_path / "out/etc/passwd"
+    st = out.stat()
+    assert st.st_size == claimed
+    assert st.st_blocks * 512 < 1 << 20  # holes stayed holes
+    with open(out, "rb") as f:
+        assert f.read(30) == b"root:x:0:0:root:/root:/bin/sh\n"
+        f.seek(1 << 30)
+        assert f.read(6) == b"middle"
+    assert result.size < 64 * 1024  # the data counts, not the holes
+
+
+def test_sparse_map_out_of_range_is_refused(tmp_path: Path) -> None:
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    with open(tree / "f", "wb") as f:
+        f.write(b"data")
+        f.truncate(1 << 20)
+    raw = bytearray(gnu_tar(tree, "--sparse", "--format=gnu"))
+    # Old GNU header: realsize (octal, 12 bytes at 483) shrunk below the data's end.
+    header = raw.index(b"./f\0") // 512 * 512
+    raw[header + 483:header + 495] = b"00000000001\0"
+    raw[header + 148:header + 156] = b" " * 8
+    raw[header + 148:header + 155] = b"%06o\0" % sum(raw[header:header + 512])
+    with pytest.raises(UnsafeLayer, match="sparse map"):
+        run(bytes(raw), tmp_path / "out")
+
+
+@pytest.mark.parametrize("isolated", [False, True], ids=["in-process", "worker"])
+def test_a_layer_over_the_limit_stops_there(tmp_path: Path, isolated: bool) -> None:
+    bomb = gzip.compress(tar(entry("zeros", data=bytes(4 << 20))))
+    assert len(bomb) < 16 * 1024
+    with pytest.raises(ResourceExhausted, match="max_image_bytes"):
+        run(bomb, tmp_path / "out", isolated, limit=1 << 20)
+    assert run(bomb, tmp_path / "ok", isolated, limit=8 << 20).size == 4 << 20

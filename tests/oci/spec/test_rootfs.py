@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from crid.oci.spec import rootfs
+
+from crid.errors import FailedPrecondition
 
 
 def test_plain_file_is_read(tmp_path: Path) -> None:
@@ -24,7 +27,6 @@ def test_absolute_symlink_restarts_at_the_rootfs(tmp_path: Path) -> None:
     root = tmp_path / "rootfs"
     (root / "etc").mkdir(parents=True)
     os.symlink(str(outside), root / "etc/passwd")
-    assert rootfs.scoped_path(str(root), "/etc/passwd") == str(root) + str(outside)
     assert rootfs.read_text(str(root), "/etc/passwd") is None
 
 
@@ -42,7 +44,6 @@ def test_dotdot_symlink_stops_at_the_rootfs(tmp_path: Path) -> None:
     root = tmp_path / "rootfs"
     (root / "etc").mkdir(parents=True)
     os.symlink("../../../../secret", root / "etc/passwd")
-    assert rootfs.scoped_path(str(root), "/etc/passwd") == str(root / "secret")
     assert rootfs.read_text(str(root), "/etc/passwd") is None
     (root / "secret").write_text("rootfs file\n")
     assert rootfs.read_text(str(root), "/etc/passwd") == "rootfs file\n"
@@ -74,3 +75,27 @@ def test_fifo_is_not_read(tmp_path: Path) -> None:
     (tmp_path / "etc").mkdir()
     os.mkfifo(tmp_path / "etc/passwd")
     assert rootfs.read_text(str(tmp_path), "/etc/passwd") is None
+
+
+def test_magic_link_out_of_the_rootfs_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    os.symlink("/proc/self/root/etc/passwd", tmp_path / "etc/passwd")
+    assert rootfs.read_text(str(tmp_path), "/etc/passwd") is None
+
+
+def test_device_is_not_opened(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    os.mknod(tmp_path / "etc/passwd", 0o600 | 0o020000, os.makedev(1, 3))  # /dev/null
+    assert rootfs.read_text(str(tmp_path), "/etc/passwd") is None
+
+
+def test_a_file_over_the_limit_is_an_error_naming_it(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    with open(tmp_path / "etc/passwd", "wb") as f:
+        f.truncate(8 << 30)  # sparse: costs no disk, would cost 8 GiB of memory
+    with pytest.raises(FailedPrecondition, match=r"/etc/passwd.*max_passwd_group_bytes"):
+        rootfs.read_text(str(tmp_path), "/etc/passwd")
+    (tmp_path / "etc/group").write_text("x" * 101)
+    with pytest.raises(FailedPrecondition, match="/etc/group"):
+        rootfs.read_text(str(tmp_path), "/etc/group", limit=100)
+    assert rootfs.read_text(str(tmp_path), "/etc/group", limit=101) == "x" * 101
