@@ -41,9 +41,10 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
-def one_round(crid: Path, image_ref: str, pods: int, handler: str, logs: Path
+def one_round(crid: Path, tree: Path, image_ref: str, pods: int, handler: str, logs: Path
               ) -> tuple[int, int]:
-    with pod_daemon(extra_args=("--log-level", "warning"), crid=crid) as (daemon, net):
+    with pod_daemon(extra_args=("--log-level", "warning"), crid=crid,
+                    own_nri_socket=(tree / "crid" / "nri").is_dir()) as (daemon, net):
         assert daemon.process is not None
         daemon.image.PullImage(api_pb2.PullImageRequest(
             image=api_pb2.ImageSpec(image=image_ref)))
@@ -64,13 +65,13 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crid-idle-rss-") as tmp, Registry() as registry:
         work = Path(tmp)
         image_ref = push(registry, "bench/busybox", "1", busybox_image()).reference
-        daemons = {name: daemon_script(tree, work / f"crid-{index}")
+        daemons = {name: (daemon_script(tree, work / f"crid-{index}"), tree)
                    for index, (name, tree) in enumerate(trees(args.against, work).items())}
         for _ in range(args.rounds):
-            for name, crid in daemons.items():
+            for name, (crid, tree) in daemons.items():
                 logs = work / "logs" / name
                 figures.setdefault(name, []).append(
-                    one_round(crid, image_ref, args.pods, args.handler, logs))
+                    one_round(crid, tree, image_ref, args.pods, args.handler, logs))
     print(f"daemon memory with {args.pods} idle pods, median of {args.rounds} rounds (MiB):")
     medians: dict[str, tuple[float, float]] = {}
     for name, rounds in figures.items():

@@ -69,13 +69,14 @@ class PodNet:
 @contextlib.contextmanager
 def pod_daemon(extra_toml: str = "", extra_args: tuple[str, ...] = (),
                cni_conflist: dict[str, Any] | None = None, *, crid: Path = CRID,
-               ) -> Iterator[tuple[CridDaemon, PodNet]]:
-    """A started daemon (``crid``: which install's) on a private pod network;
-    everything removed afterwards."""
+               own_nri_socket: bool = True) -> Iterator[tuple[CridDaemon, PodNet]]:
+    """A started daemon (``crid``: which install's; ``own_nri_socket`` false for
+    one older than NRI) on a private pod network; everything removed afterwards."""
     net = PodNet()
     workdir = Path(tempfile.mkdtemp(prefix="crid-pod-", dir="/tmp"))
     daemon = CridDaemon(workdir, extra_args=extra_args,
-                        config_toml=net.config_toml(extra_toml), crid=crid)
+                        config_toml=net.config_toml(extra_toml), crid=crid,
+                        own_nri_socket=own_nri_socket)
     if cni_conflist is not None:
         (daemon.cni_config_dir / "10-test.conflist").write_text(json.dumps(cni_conflist))
     try:
