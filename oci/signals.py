@@ -11,6 +11,8 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # no stub: the C half of `signal`
 import os
 
+from crid.oci.exit_status import from_wait_status
+
 SIGKILL = _signal.SIGKILL
 FORWARDED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT,
              _signal.SIGUSR1, _signal.SIGUSR2, _signal.SIGWINCH)
@@ -57,8 +59,7 @@ def wait_for(pid: int) -> int:
         except ChildProcessError:
             return 255
         if got == pid:
-            return os.waitstatus_to_exitcode(status) if os.WIFEXITED(status) else \
-                128 + os.WTERMSIG(status)
+            return from_wait_status(status)
 
 
 def by_name(name: str) -> int | None:

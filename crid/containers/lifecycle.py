@@ -27,6 +27,7 @@ from crid.containers.records import (
     ContainerRecords,
 )
 from crid.errors import FailedPrecondition
+from crid.oci.exit_status import killed_by
 
 log = logs.get("crid.containers")
 KILL_WAIT = 10.0
@@ -116,7 +117,7 @@ async def _stop_unmonitored(ctx: Containers, container: Container) -> None:
             raise FailedPrecondition(
                 f"container {container.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
         await asyncio.sleep(0.05)
-    fields = {"exit_code": 128 + signal.SIGKILL} if killed else {}
+    fields = {"exit_code": killed_by(signal.SIGKILL)} if killed else {}
     ctx.changed(ctx.records.update(container.id, state=EXITED, finished_ns=ctx.clock.now_ns(),
                                    **fields))
 

@@ -31,7 +31,7 @@ from crid import errors, logs, private
 from crid.config import Handler
 from crid.containers import exec_output
 from crid.oci import attach_prime
-from crid.streaming.process import exit_code
+from crid.oci.exit_status import from_returncode
 
 CONMON = "/usr/bin/conmon"
 SYNC_TIMEOUT = 60.0
@@ -200,7 +200,7 @@ class Monitor:
             pid_file.unlink(missing_ok=True)
         notices = (exec_output.truncation_notice("stdout", stdout, budget)
                    + exec_output.truncation_notice("stderr", stderr, budget))
-        return ExecResult(exit_code=exit_code(proc.returncode or 0), stdout=stdout.kept,
+        return ExecResult(exit_code=from_returncode(proc.returncode or 0), stdout=stdout.kept,
                           stderr=stderr.kept + notices)
 
     async def runtime(self, *args: str) -> bytes:

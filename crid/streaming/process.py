@@ -17,15 +17,11 @@ import termios
 from collections.abc import AsyncIterator
 from tty import setraw
 
+from crid.oci.exit_status import from_returncode
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
 
 CHUNK = 64 * 1024
 EOT = b"\x04"  # a terminal's end-of-file character (^D)
-
-
-def exit_code(returncode: int) -> int:
-    """A runtime-style exit code: a death by signal N is 128+N."""
-    return 128 - returncode if returncode < 0 else returncode
 
 
 async def copy_out(source: asyncio.StreamReader, sink: OutputStream) -> None:
@@ -150,7 +146,7 @@ async def _finish(process: asyncio.subprocess.Process, outputs: list[asyncio.Tas
             task.cancel()
         await asyncio.gather(*outputs, *extras, return_exceptions=True)
     assert process.returncode is not None
-    return exit_code(process.returncode)
+    return from_returncode(process.returncode)
 
 
 async def run_process(cmd: list[str], *, tty: bool, stdin: InputStream | None,
