@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 
-from crid.oci import jsonc
+from crid.oci import jsonc, proc_stat
 from crid.oci.errors import InvalidArgument, not_exist
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
@@ -71,27 +71,10 @@ def _replace(path: str, text: str) -> None:
 
 
 def proc_start_time(pid: int, proc_dir: int | None = None) -> int | None:
-    """Start time (clock ticks since boot) of a live, non-zombie process, else None.
-
-    With ``proc_dir`` (an fd of its /proc/<pid>), read through that fd: it
-    keeps naming the process it was opened for, and fails once that is gone.
-    """
-    try:
-        if proc_dir is None:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                raw = f.read()
-        else:
-            fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_dir)
-            try:
-                raw = os.read(fd, 4096)
-            finally:
-                os.close(fd)
-    except OSError:
-        return None
-    fields = raw[raw.rindex(b")") + 2 :].split()
-    if fields[0] in (b"Z", b"X"):
-        return None
-    return int(fields[19])
+    """Start time (clock ticks since boot) of a live, non-zombie process, else None
+    (``proc_dir``: read through that fd of its /proc/<pid>, see ``proc_stat.read``)."""
+    raw = proc_stat.read(pid, proc_dir)
+    return None if raw is None else proc_stat.start_time(raw)
 
 
 def is_alive(st: Json) -> bool:

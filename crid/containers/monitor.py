@@ -30,7 +30,7 @@ from typing import Any
 from crid import errors, logs, private
 from crid.config import Handler
 from crid.containers import exec_output
-from crid.oci import attach_prime
+from crid.oci import attach_prime, proc_stat
 from crid.oci.exit_status import from_returncode
 
 CONMON = "/usr/bin/conmon"
@@ -285,11 +285,10 @@ def monitor_alive(pid: int, container_id: str) -> bool:
     """Is ``pid`` still this container's conmon (not a reused pid)?"""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        status = Path(f"/proc/{pid}/stat").read_text()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    zombie = status.rsplit(")", 1)[-1].split()[0] == "Z"
-    return not zombie and container_id.encode() in cmdline
+    stat = proc_stat.read(pid)
+    return stat is not None and proc_stat.is_running(stat) and container_id.encode() in cmdline
 
 
 def _read_line(fd: int) -> bytes:
