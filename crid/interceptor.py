@@ -48,15 +48,8 @@ class CallInterceptor:
 
     def unary(self, method: str, behavior: Unary) -> Unary:
         async def call(request: Any) -> Any:
-            started = self._clock.monotonic()
-            code = "OK"
-            try:
+            with _Call(self, method, request):
                 return await behavior(request)
-            except Exception as exc:
-                code, message = self._classify(method, exc)
-                raise Aborted(code, message) from None
-            finally:
-                self._record(method, request, code, started)
 
         return call
 
@@ -74,16 +67,9 @@ class CallInterceptor:
 
     def streaming(self, method: str, behavior: Streaming) -> Streaming:
         async def call(request: Any) -> AsyncIterator[Any]:
-            started = self._clock.monotonic()
-            code = "OK"
-            try:
+            with _Call(self, method, request):
                 async for response in behavior(request):
                     yield response
-            except Exception as exc:
-                code, message = self._classify(method, exc)
-                raise Aborted(code, message) from None
-            finally:
-                self._record(method, request, code, started)
 
         return call
 
@@ -92,6 +78,7 @@ class CallInterceptor:
             return exc.code, exc.message
         self._log.error("unexpected error", method=method, exc_info=exc)
         return "INTERNAL", f"internal error in {method.rsplit('/', 1)[-1]}: {exc!r}"
+
     def _record(self, method: str, request: Any, code: str, started: float) -> None:
         duration = self._clock.monotonic() - started
         operation = method.rsplit("/", 1)[-1]
@@ -108,6 +95,33 @@ class CallInterceptor:
         if self._log.is_enabled_for(level):  # else the line's fields cost time for nothing
             self._log.log(level, "cri call", method=method, code=code,
                           duration_ms=round(duration * 1000, 3), **_request_ids(request))
+
+
+class _Call:
+    """One call's span, for unary and streaming alike: an ``Exception`` leaves it
+    as ``Aborted`` with its status; whatever way it ends (cancelled too, as OK,
+    as before), it is recorded once."""
+
+    __slots__ = ("_interceptor", "_method", "_request", "_started")
+
+    def __init__(self, interceptor: CallInterceptor, method: str, request: Any) -> None:
+        self._interceptor = interceptor
+        self._method = method
+        self._request = request
+        self._started = interceptor._clock.monotonic()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 _tb: object) -> None:
+        code = "OK"
+        try:
+            if isinstance(exc, Exception):
+                code, message = self._interceptor._classify(self._method, exc)
+                raise Aborted(code, message) from None
+        finally:
+            self._interceptor._record(self._method, self._request, code, self._started)
 
 
 def _request_ids(request: Any) -> dict[str, str]:
