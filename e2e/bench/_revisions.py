@@ -15,18 +15,19 @@ from pathlib import Path
 
 from crid.oci import launcher
 
+from e2e.bench import _command as command
+
 REPO = Path(__file__).resolve().parents[2]
 FOLDERS = {"crid": "crid", "api": "crid/api", "oci": "crid/oci", "image": "crid/image",
            "network": "crid/network"}
 
 
-def parser(module: str, doc: str, rounds: int, what: str) -> argparse.ArgumentParser:
-    """``--against REV`` (default HEAD: the uncommitted change) and ``--rounds N``."""
-    found = argparse.ArgumentParser(prog=f"python -P -m {module}",
-                                    description=doc.splitlines()[0])
+def parser(module: str, doc: str, rounds: int, what: str,
+           **counts: tuple[int, str]) -> argparse.ArgumentParser:
+    """``--against REV`` (default HEAD: the uncommitted change), ``--rounds N`` and
+    the module's other ``counts`` (see ``_command.parser``)."""
+    found = command.parser(module, doc, rounds=(rounds, f"{what} of each"), **counts)
     found.add_argument("--against", default="HEAD", help="git revision (default HEAD)")
-    found.add_argument("--rounds", type=int, default=rounds,
-                       help=f"{what} of each (default {rounds})")
     return found
 
 

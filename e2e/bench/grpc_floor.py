@@ -23,7 +23,6 @@ without them; crid's own transport (since 2026-11-28) is built on that.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import shutil
@@ -40,6 +39,7 @@ import grpc
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
 from crid import grpc_loader
+from e2e.bench import _command as command
 from e2e.bench._containerd import CONTAINERD, _config
 
 ANSWER = api_pb2.VersionResponse(version="0.1.0", runtime_name="bench", runtime_version="1",
@@ -202,9 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     if args[:1] == ["serve"]:
         serve(args[1], args[2])
         return 0
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--calls", type=int, default=1000, help="timed calls (default 1000)")
-    run(parser.parse_args(args).calls)
+    run(command.parser("e2e.bench.grpc_floor", __doc__, calls=(1000, "timed calls"))
+        .parse_args(args).calls)
     return 0
 
 

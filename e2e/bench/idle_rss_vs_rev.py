@@ -57,8 +57,8 @@ def one_round(crid: Path, tree: Path, image_ref: str, pods: int, handler: str, l
 
 
 def main(argv: list[str] | None = None) -> int:
-    found = parser("e2e.bench.idle_rss_vs_rev", __doc__ or "", 3, "rounds")
-    found.add_argument("--pods", type=int, default=50, help="idle pods (default 50)")
+    found = parser("e2e.bench.idle_rss_vs_rev", __doc__ or "", 3, "rounds",
+                   pods=(50, "idle pods"))
     found.add_argument("--handler", default="runc", help="runtime handler (default runc)")
     args = found.parse_args(argv)
     figures: dict[str, list[tuple[int, int]]] = {}

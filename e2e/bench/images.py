@@ -19,7 +19,6 @@ alternating in one run, and prints the ratio on/off.
 
 from __future__ import annotations
 
-import argparse
 import gzip
 import io
 import random
@@ -34,6 +33,7 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
+from e2e.bench import _command as command
 from e2e.fixtures.daemon import CridDaemon, remove_workdir
 from e2e.fixtures.images import Image, push
 from e2e.fixtures.layers import DEFAULT_MTIME, Compression, Layer
@@ -185,8 +185,8 @@ def _sync_fs_cost(rounds: int) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m e2e.bench.images", description=__doc__)
-    parser.add_argument("--rounds", type=int, default=1, help="runs per variant; best is kept")
+    parser = command.parser("e2e.bench.images", __doc__,
+                            rounds=(1, "runs per variant; best is kept"))
     parser.add_argument("--sync-fs-cost", action="store_true",
                         help="crid with pull_with_sync_fs on against off, no containerd")
     args = parser.parse_args(argv)

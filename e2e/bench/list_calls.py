@@ -13,15 +13,16 @@ machine; the medians are compared.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
 
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
+from e2e.bench import _command as command
 from e2e.bench._side_by_side import side_by_side
 from e2e.bench.sandbox import pod_config
 from e2e.fixtures.registry import Registry
@@ -138,16 +139,12 @@ def run(pods: int, per_pod: int, calls: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pods", type=int, default=10, help="pods per runtime (default 10)")
-    parser.add_argument("--per-pod", type=int, default=10,
-                        help="running containers per pod (default 10)")
-    parser.add_argument("--calls", type=int, default=50,
-                        help="timed calls of each list call (default 50)")
-    args = parser.parse_args(argv)
+    args = command.parser("e2e.bench.list_calls", __doc__, pods=(10, "pods per runtime"),
+                          per_pod=(10, "running containers per pod"),
+                          calls=(50, "timed calls of each list call")).parse_args(argv)
     run(args.pods, args.per_pod, args.calls)
     return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

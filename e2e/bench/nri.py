@@ -14,7 +14,6 @@ Target: with the plugin at most 1.15 times without.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
 import subprocess
@@ -27,6 +26,7 @@ import httpx
 from cri_api.v1 import api_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
+from e2e.bench import _command as command
 from e2e.bench.pods import Runtime, start_pod, stop_pod
 from e2e.bench.sandbox import WARMUP
 from e2e.fixtures.images import busybox_image, push
@@ -98,8 +98,7 @@ def run(count: int, handler: str) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20, help="timed pods per daemon (20)")
+    parser = command.parser("e2e.bench.nri", __doc__, count=(20, "timed pods per daemon"))
     parser.add_argument("--handler", default="crid", help="runtime handler (default crid)")
     args = parser.parse_args(argv)
     run(args.count, args.handler)
@@ -107,4 +106,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,9 +26,9 @@ One Python CRI client drives them, one call at a time, as kubelet does:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,6 +37,7 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
+from e2e.bench import _command as command
 from e2e.bench._containerd import containerd_daemon
 from e2e.bench.sandbox import WARMUP, bridge_conflist, pod_config
 from e2e.fixtures.images import busybox_image, push
@@ -256,10 +257,8 @@ def report(crid: Figures, ctrd: Figures, count: int, memory_pods: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20, help="timed pods per runtime (20)")
-    parser.add_argument("--memory-pods", type=int, default=50,
-                        help="pods running at once for the memory figure (50)")
+    parser = command.parser("e2e.bench.pods", __doc__, count=(20, "timed pods per runtime"),
+                            memory_pods=(50, "pods running at once for the memory figure"))
     parser.add_argument("--handler", default="runc",
                         help="crid's runtime handler (default runc, the runtime containerd uses)")
     args = parser.parse_args(argv)
@@ -268,4 +267,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

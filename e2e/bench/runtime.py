@@ -19,6 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
+from e2e.bench import _command as command
 from e2e.fixtures.bundle import REPO, RUNTIMES, Bundle
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -96,8 +97,8 @@ def interpreter_costs(rounds: int) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    rounds = int(argv[argv.index("--rounds") + 1]) if "--rounds" in argv else 30
+    rounds = command.parser("e2e.bench.runtime", __doc__, rounds=(30, "lives of each runtime")
+                            ).parse_args(argv).rounds
     # Deployed code has bytecode caches (pip writes them); a dev tree may not.
     subprocess.run([sys.executable, "-P", "-m", "compileall", "-q", str(REPO / "oci"),
                     str(REPO / "crid")], check=True, stdout=subprocess.DEVNULL)

@@ -10,14 +10,15 @@ containerd starts its pause container for every pod; crid pins namespaces.
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
 import uuid
 from collections.abc import Callable
 
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
+from e2e.bench import _command as command
 from e2e.bench._containerd import private_containerd
 from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import PodNet, pod_daemon
@@ -98,11 +99,10 @@ def run(count: int, report: Callable[[str], None] = print) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=30, help="pods per runtime (default 30)")
-    run(parser.parse_args(argv).count)
+    run(command.parser("e2e.bench.sandbox", __doc__, count=(30, "pods per runtime"))
+        .parse_args(argv).count)
     return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

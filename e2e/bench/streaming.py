@@ -15,14 +15,15 @@ sample so both see the same load on the machine:
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
 from cri_api.v1 import api_pb2
 
+from e2e.bench import _command as command
 from e2e.fixtures.registry import Registry
 from e2e.streaming import spdy_client
 from e2e.streaming.runtimes import Target, crid_and_containerd
@@ -108,12 +109,9 @@ def run(execs: int, forwards: int, megabytes: int, crid_handler: str = "",
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--execs", type=int, default=30, help="execs per runtime (default 30)")
-    parser.add_argument("--forwards", type=int, default=3,
-                        help="port-forwards per runtime (default 3)")
-    parser.add_argument("--megabytes", type=int, default=100,
-                        help="MiB per port-forward (default 100)")
+    parser = command.parser("e2e.bench.streaming", __doc__, execs=(30, "execs per runtime"),
+                            forwards=(3, "port-forwards per runtime"),
+                            megabytes=(100, "MiB per port-forward"))
     parser.add_argument("--handler", default="",
                         help="crid's runtime handler (default: its default; 'runc' as containerd)")
     args = parser.parse_args(argv)
@@ -122,4 +120,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

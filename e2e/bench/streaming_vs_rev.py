@@ -118,9 +118,8 @@ def sample(server: Server, port: int, payload: bytes) -> tuple[float, float, flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = revisions_parser("e2e.bench.streaming_vs_rev", __doc__ or "", 10, "rounds")
-    parser.add_argument("--megabytes", type=int, default=300,
-                        help="MiB per forward (default 300)")
+    parser = revisions_parser("e2e.bench.streaming_vs_rev", __doc__ or "", 10, "rounds",
+                              megabytes=(300, "MiB per forward"))
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:

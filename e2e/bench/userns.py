@@ -13,7 +13,6 @@ are idmapped: nothing is copied or chowned, so the ratio should be ~1
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import statistics
 import tempfile
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
+from e2e.bench import _command as command
 from e2e.bench.pods import Runtime, start_pod, stop_pod
 from e2e.bench.sandbox import WARMUP
 from e2e.fixtures.images import busybox_image, push
@@ -69,9 +69,8 @@ def run(count: int) -> dict[str, dict[str, float]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--count", type=int, default=20)
-    args = parser.parse_args(argv)
+    args = command.parser("e2e.bench.userns", __doc__, count=(20, "pods of each kind")
+                          ).parse_args(argv)
     found = run(args.count)
     print(f"pod start, median of {args.count} each (ms)")
     print(f"{'':16} {'host ns':>8} {'userns':>8} {'ratio':>6}")
