@@ -11,7 +11,7 @@ import pytest
 
 from crid import errors
 from crid.clock import Clock
-from crid.interceptor import Aborted, CallInterceptor
+from crid.interceptor import Aborted, CallInterceptor, Unary
 from crid.metrics import Metrics
 
 
@@ -40,12 +40,18 @@ async def _two_then_fail(_request: Any) -> AsyncIterator[int]:
 def test_unary_calls_keep_crid_codes_and_hide_the_rest() -> None:
     metrics = Metrics()
     interceptor = CallInterceptor(metrics, Clock())
-    assert asyncio.run(interceptor.unary("/s/Ok", _ok)(None)) == "done"
+
+    def call(method: str, behavior: Unary) -> Any:
+        async def run() -> Any:
+            return await interceptor.unary(method, behavior)(None)
+        return asyncio.run(run())
+
+    assert call("/s/Ok", _ok) == "done"
     with pytest.raises(Aborted) as missing:
-        asyncio.run(interceptor.unary("/s/Missing", _missing)(None))
+        call("/s/Missing", _missing)
     assert (missing.value.code, missing.value.message) == ("NOT_FOUND", "no such pod")
     with pytest.raises(Aborted) as broken:
-        asyncio.run(interceptor.unary("/s/Broken", _broken)(None))
+        call("/s/Broken", _broken)
     assert broken.value.code == "INTERNAL"
     assert "internal error in Broken" in broken.value.message
     assert broken.value.__suppress_context__
