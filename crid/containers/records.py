@@ -18,14 +18,18 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import functools
 import json
+import sqlite3
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from cri_api.v1 import api_pb2
 
 from crid.containers import image_volumes
+from crid.records import Records
 from crid.store import Store
-from crid.table_copy import TableCopy
 
 CREATED = "created"
 RUNNING = "running"
@@ -49,6 +53,8 @@ class User:
 
 @dataclasses.dataclass(frozen=True)
 class Container:
+    """A container as the store knows it; immutable (see ``crid.records``)."""
+
     id: str
     pod_id: str
     name: str
@@ -59,8 +65,8 @@ class Container:
     image: str  # as the request named it
     image_ref: str  # what kubelet shows as the image it runs (a repo digest or the id)
     image_id: str
-    config: api_pb2.ContainerConfig
-    resources: api_pb2.LinuxContainerResources
+    config_bytes: bytes  # a ContainerConfig, serialized: ``config`` decodes a copy
+    resources_bytes: bytes  # a LinuxContainerResources, serialized: ``resources``
     log_path: str
     bundle: str  # runroot: config.json, conmon's files, the rootfs mount point
     layer_dir: str  # root: the writable layer (upper, work)
@@ -75,88 +81,70 @@ class Container:
     monitor_pid: int = 0
 
     @property
-    def labels(self) -> dict[str, str]:
-        return dict(self.config.labels)
+    def config(self) -> api_pb2.ContainerConfig:
+        """The CRI config, decoded afresh: the caller's own copy."""
+        return api_pb2.ContainerConfig.FromString(self.config_bytes)
 
     @property
-    def annotations(self) -> dict[str, str]:
-        return dict(self.config.annotations)
+    def resources(self) -> api_pb2.LinuxContainerResources:
+        """The resources now in force, decoded afresh."""
+        return api_pb2.LinuxContainerResources.FromString(self.resources_bytes)
+
+    @property
+    def metadata(self) -> api_pb2.ContainerMetadata:
+        return api_pb2.ContainerMetadata(name=self.name, attempt=self.attempt)
+
+    # Read by every list and stats call: decoded once per record, read-only.
+    @functools.cached_property
+    def labels(self) -> Mapping[str, str]:
+        return MappingProxyType(dict(self.config.labels))
+
+    @functools.cached_property
+    def annotations(self) -> Mapping[str, str]:
+        return MappingProxyType(dict(self.config.annotations))
+
+    @functools.cached_property
+    def image_ids(self) -> frozenset[str]:
+        """The image and those of its image volumes: what it keeps in use."""
+        return frozenset((self.image_id, *image_volumes.image_ids(self.config)))
 
 
-_ENCODED = {"config", "resources", "user"}
-_UPDATABLE = {"state", "started_ns", "finished_ns", "exit_code", "reason", "message",
-              "pid", "monitor_pid", "resources", "log_path"}
+_UPDATABLE = frozenset({"state", "started_ns", "finished_ns", "exit_code", "reason", "message",
+                        "pid", "monitor_pid", "resources_bytes", "log_path"})
 
 
-def _encode(key: str, value: Any) -> tuple[str, Any]:
-    if key in ("config", "resources"):
-        return key, value.SerializeToString()
-    if key == "user":
-        return "user_json", json.dumps(dataclasses.asdict(value))
-    return key, value
+def _row(container: Container) -> dict[str, Any]:
+    row = {f.name: getattr(container, f.name) for f in dataclasses.fields(container)}
+    row["config"], row["resources"] = row.pop("config_bytes"), row.pop("resources_bytes")
+    row["user_json"] = json.dumps(dataclasses.asdict(row.pop("user")))
+    return row
 
 
-def _decode(row: Any) -> Container:
+def _container(row: sqlite3.Row) -> Container:
     # sqlite3.Row iterates its values; keys() gives the column names.
-    fields = {k: row[k] for k in row.keys() if k not in ("config", "resources", "user_json")}  # noqa: SIM118
+    fields = {k: row[k] for k in row.keys()  # noqa: SIM118
+              if k not in ("config", "resources", "user_json")}
     user = json.loads(row["user_json"])
-    return Container(
-        **fields,
-        config=api_pb2.ContainerConfig.FromString(row["config"]),
-        resources=api_pb2.LinuxContainerResources.FromString(row["resources"]),
-        user=User(user["uid"], user["gid"], tuple(user["groups"])),
-    )
+    return Container(**fields, config_bytes=row["config"], resources_bytes=row["resources"],
+                     user=User(user["uid"], user["gid"], tuple(user["groups"])))
 
 
-class ContainerRecords:
-    """The containers table, read from an in-memory copy (``TableCopy``): this
-    object is the table's only writer."""
+class ContainerRecords(Records[Container]):
+    """The containers table (``Records``), with the lookups containers need."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._copy = TableCopy(store, "containers", _decode)
-
-    def insert(self, container: Container) -> None:
-        self._copy.insert(dict(_encode(f.name, getattr(container, f.name))
-                               for f in dataclasses.fields(container)), container)
-
-    def update(self, container_id: str, **fields: Any) -> Container | None:
-        unknown = set(fields) - _UPDATABLE
-        if unknown:
-            raise KeyError(f"containers.{', '.join(sorted(unknown))} cannot be updated")
-        return self._copy.update(container_id, dict(_encode(k, v) for k, v in fields.items()),
-                                 lambda current: dataclasses.replace(current, **fields))
-
-    def delete(self, container_id: str) -> None:
-        self._copy.delete(container_id)
-
-    def get(self, container_id: str) -> Container | None:
-        return self._copy.get(container_id)
-
-    def by_prefix(self, prefix: str) -> list[Container]:
-        return [c for c in self._copy.all() if c.id.startswith(prefix)]
+        super().__init__(store, "containers", _row, _container, _UPDATABLE)
 
     def by_name(self, pod_id: str, name: str, attempt: int) -> Container | None:
-        return next((c for c in self._copy.all()
+        return next((c for c in self.all()
                      if (c.pod_id, c.name, c.attempt) == (pod_id, name, attempt)), None)
 
     def of_pod(self, pod_id: str) -> list[Container]:
-        return [c for c in self._copy.all() if c.pod_id == pod_id]
-
-    def all(self) -> list[Container]:
-        return sorted(self._copy.all(), key=lambda c: c.created_ns)
-
-    def count(self) -> int:
-        return self._copy.count()
-
-    def generation(self) -> int:
-        """Changes with every write to the table."""
-        return self._copy.generation
+        return [c for c in self.all() if c.pod_id == pod_id]
 
     def image_in_use(self, image_id: str) -> bool:
         """As the container's image, or as one of its image volumes."""
-        return any(c.image_id == image_id or image_id in image_volumes.image_ids(c.config)
-                   for c in self._copy.all())
+        return any(image_id in c.image_ids for c in self.all())
 
     def count_by_state(self) -> dict[str, int]:
-        return dict(collections.Counter(c.state for c in self._copy.all()))
+        return dict(collections.Counter(c.state for c in self.all()))

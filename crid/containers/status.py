@@ -43,7 +43,7 @@ async def list_containers(ctx: Containers, request: api_pb2.ListContainersReques
         container = ctx.current(container)
         if wanted.HasField("state") and CRI_STATE[container.state] != wanted.state.state:
             continue
-        if wanted.label_selector and any(container.config.labels.get(k) != v
+        if wanted.label_selector and any(container.labels.get(k) != v
                                          for k, v in wanted.label_selector.items()):
             continue
         found.append(_listed(ctx, container))
@@ -80,7 +80,7 @@ def _listed(ctx: Containers, c: Container) -> api_pb2.Container:
 
 def _render(c: Container) -> api_pb2.Container:
     return api_pb2.Container(
-        id=c.id, pod_sandbox_id=c.pod_id, metadata=c.config.metadata,
+        id=c.id, pod_sandbox_id=c.pod_id, metadata=c.metadata,
         image=api_pb2.ImageSpec(image=c.image, annotations=dict(c.config.image.annotations)),
         image_ref=c.image_ref, image_id=c.image_id, state=CRI_STATE[c.state],
         created_at=c.created_ns, labels=c.labels, annotations=c.annotations,
@@ -88,13 +88,14 @@ def _render(c: Container) -> api_pb2.Container:
 
 
 def to_status(c: Container) -> api_pb2.ContainerStatus:
+    config = c.config
     return api_pb2.ContainerStatus(
-        id=c.id, metadata=c.config.metadata, state=CRI_STATE[c.state],
+        id=c.id, metadata=c.metadata, state=CRI_STATE[c.state],
         created_at=c.created_ns, started_at=c.started_ns, finished_at=c.finished_ns,
         exit_code=c.exit_code, reason=c.reason, message=c.message,
-        image=api_pb2.ImageSpec(image=c.image, annotations=dict(c.config.image.annotations)),
+        image=api_pb2.ImageSpec(image=c.image, annotations=dict(config.image.annotations)),
         image_ref=c.image_ref, image_id=c.image_id, labels=c.labels,
-        annotations=c.annotations, mounts=list(c.config.mounts), log_path=c.log_path,
+        annotations=c.annotations, mounts=list(config.mounts), log_path=c.log_path,
         resources=api_pb2.ContainerResources(linux=c.resources),
         user=api_pb2.ContainerUser(linux=api_pb2.LinuxContainerUser(
             uid=c.user.uid, gid=c.user.gid, supplemental_groups=list(c.user.groups))),

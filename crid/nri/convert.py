@@ -29,7 +29,7 @@ _HOOKS = {"prestart": "prestart", "createRuntime": "create_runtime",
 def pod(sandbox: Sandbox) -> nri_pb2.PodSandbox:
     message = nri_pb2.PodSandbox(
         id=sandbox.id, name=sandbox.name, uid=sandbox.uid, namespace=sandbox.namespace,
-        labels=dict(sandbox.config.labels), annotations=dict(sandbox.config.annotations),
+        labels=sandbox.labels, annotations=sandbox.annotations,
         runtime_handler=sandbox.runtime_handler, ips=list(sandbox.ips),
         pid=sandbox.infra.pid if sandbox.infra else 0)
     message.linux.cgroup_parent = sandbox.cgroup_parent
@@ -39,6 +39,7 @@ def pod(sandbox: Sandbox) -> nri_pb2.PodSandbox:
 
 
 def container(record: ContainerRecord) -> nri_pb2.Container:
+    config = record.config
     return nri_pb2.Container(
         id=record.id, pod_sandbox_id=record.pod_id, name=record.name,
         state=_STATES.get(record.state, nri_pb2.CONTAINER_UNKNOWN),
@@ -46,7 +47,7 @@ def container(record: ContainerRecord) -> nri_pb2.Container:
         created_at=record.created_ns, started_at=record.started_ns,
         finished_at=record.finished_ns, exit_code=record.exit_code,
         status_reason=record.reason, status_message=record.message, pid=record.pid,
-        args=[*record.config.command, *record.config.args])
+        args=[*config.command, *config.args])
 
 
 def creating(container_id: str, pod_id: str, name: str, labels: Mapping[str, str],

@@ -75,7 +75,7 @@ class Sandboxes:
         exact = self.records.get(sandbox_id)
         if exact is not None:
             return exact
-        found = self.records.find_by_prefix(sandbox_id)
+        found = self.records.by_prefix(sandbox_id)
         if len(found) > 1:
             raise InvalidArgument(f"pod sandbox id prefix {sandbox_id!r} is ambiguous")
         return found[0] if found else None

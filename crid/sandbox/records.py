@@ -13,15 +13,18 @@ tries it again. ``infra`` is the JSON of the infra process (or ``{}``);
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
+import sqlite3
 from collections.abc import Mapping, Sequence
+from types import MappingProxyType
 from typing import Any
 
 from cri_api.v1 import api_pb2
 
+from crid.records import Records
 from crid.sandbox.infra import Infra
 from crid.store import Store
-from crid.table_copy import TableCopy
 
 READY = "ready"
 NOTREADY = "notready"
@@ -29,6 +32,8 @@ NOTREADY = "notready"
 
 @dataclasses.dataclass(frozen=True)
 class Sandbox:
+    """A pod as the store knows it; immutable (see ``crid.records``)."""
+
     id: str
     name: str
     namespace: str
@@ -37,7 +42,7 @@ class Sandbox:
     state: str
     created_ns: int
     runtime_handler: str
-    config: api_pb2.PodSandboxConfig
+    config_bytes: bytes  # a PodSandboxConfig, serialized: ``config`` decodes a copy
     pod_dir: str
     namespaces: Mapping[str, str]
     shm: str
@@ -47,9 +52,34 @@ class Sandbox:
     network_pending: bool
     cgroup_owned: bool  # crid made the pod cgroup, so removes it
 
+    def __post_init__(self) -> None:
+        # Held read-only, whatever the caller passed: no one else may change them.
+        object.__setattr__(self, "namespaces", MappingProxyType(dict(self.namespaces)))
+        object.__setattr__(self, "ips", tuple(self.ips))
+        object.__setattr__(self, "network_pending", bool(self.network_pending))
+
     @property
     def netns(self) -> str:
         return self.namespaces.get("net", "")
+
+    @property
+    def config(self) -> api_pb2.PodSandboxConfig:
+        """The CRI config, decoded afresh: the caller's own copy."""
+        return api_pb2.PodSandboxConfig.FromString(self.config_bytes)
+
+    @property
+    def metadata(self) -> api_pb2.PodSandboxMetadata:
+        return api_pb2.PodSandboxMetadata(name=self.name, uid=self.uid,
+                                          namespace=self.namespace, attempt=self.attempt)
+
+    # Read by every list and stats call: decoded once per record, read-only.
+    @functools.cached_property
+    def labels(self) -> Mapping[str, str]:
+        return MappingProxyType(dict(self.config.labels))
+
+    @functools.cached_property
+    def annotations(self) -> Mapping[str, str]:
+        return MappingProxyType(dict(self.config.annotations))
 
 
 def _row(sandbox: Sandbox) -> dict[str, Any]:
@@ -57,7 +87,7 @@ def _row(sandbox: Sandbox) -> dict[str, Any]:
         "id": sandbox.id, "name": sandbox.name, "namespace": sandbox.namespace,
         "uid": sandbox.uid, "attempt": sandbox.attempt, "state": sandbox.state,
         "created_ns": sandbox.created_ns, "runtime_handler": sandbox.runtime_handler,
-        "config": sandbox.config.SerializeToString(), "pod_dir": sandbox.pod_dir,
+        "config": sandbox.config_bytes, "pod_dir": sandbox.pod_dir,
         "namespaces": json.dumps(dict(sandbox.namespaces)), "shm": sandbox.shm,
         "cgroup_parent": sandbox.cgroup_parent,
         "infra": json.dumps(dataclasses.asdict(sandbox.infra) if sandbox.infra else {}),
@@ -67,72 +97,27 @@ def _row(sandbox: Sandbox) -> dict[str, Any]:
     }
 
 
-def _sandbox(row: Any) -> Sandbox:
+def _sandbox(row: sqlite3.Row) -> Sandbox:
     infra = json.loads(row["infra"])
     return Sandbox(
         id=row["id"], name=row["name"], namespace=row["namespace"], uid=row["uid"],
         attempt=row["attempt"], state=row["state"], created_ns=row["created_ns"],
-        runtime_handler=row["runtime_handler"],
-        config=api_pb2.PodSandboxConfig.FromString(row["config"]),
+        runtime_handler=row["runtime_handler"], config_bytes=row["config"],
         pod_dir=row["pod_dir"], namespaces=json.loads(row["namespaces"]), shm=row["shm"],
         cgroup_parent=row["cgroup_parent"], infra=Infra(**infra) if infra else None,
-        ips=tuple(json.loads(row["ips"])), network_pending=bool(row["network_pending"]),
+        ips=json.loads(row["ips"]), network_pending=bool(row["network_pending"]),
         cgroup_owned=bool(row["cgroup_owned"]),
     )
 
 
-class SandboxRecords:
-    """The sandboxes table, read from an in-memory copy (``TableCopy``): this
-    object is the table's only writer."""
+class SandboxRecords(Records[Sandbox]):
+    """The sandboxes table (``Records``), with the lookup RunPodSandbox needs."""
 
     def __init__(self, store: Store) -> None:
-        self.store = store
-        self._copy = TableCopy(store, "sandboxes", _sandbox)
+        super().__init__(store, "sandboxes", _row, _sandbox,
+                         frozenset({"state", "ips", "network_pending", "infra"}))
 
-    def insert(self, sandbox: Sandbox) -> None:
-        self._copy.insert(_row(sandbox), sandbox)
-
-    def update(self, sandbox_id: str, **fields: Any) -> None:
-        values = {k: _row_value(k, v) for k, v in fields.items()}
-        # Through the row encoding and back, so the copy holds what a read would.
-        self._copy.update(sandbox_id, values,
-                          lambda current: _sandbox({**_row(current), **values}))
-
-    def delete(self, sandbox_id: str) -> None:
-        self._copy.delete(sandbox_id)
-
-    def get(self, sandbox_id: str) -> Sandbox | None:
-        return self._copy.get(sandbox_id)
-
-    def find_by_prefix(self, prefix: str) -> list[Sandbox]:
-        return [s for s in self.all() if s.id.startswith(prefix)]
-
-    def find_by_name(self, name: str, namespace: str, uid: str, attempt: int) -> Sandbox | None:
-        return next((s for s in self._copy.all()
+    def by_name(self, name: str, namespace: str, uid: str, attempt: int) -> Sandbox | None:
+        return next((s for s in self.all()
                      if (s.name, s.namespace, s.uid, s.attempt) == (name, namespace, uid, attempt)),
                     None)
-
-    def all(self) -> list[Sandbox]:
-        return sorted(self._copy.all(), key=lambda s: s.created_ns)
-
-    def count(self) -> int:
-        return self._copy.count()
-
-    def generation(self) -> int:
-        """Changes with every write to the table."""
-        return self._copy.generation
-
-
-_UPDATABLE = ("state", "ips", "network_pending", "infra")
-
-
-def _row_value(key: str, value: Any) -> Any:
-    if key not in _UPDATABLE:
-        raise KeyError(f"sandboxes.{key} is not updatable")
-    if key == "infra":
-        return json.dumps(dataclasses.asdict(value) if value else {})
-    if key == "ips":
-        return json.dumps(list(value))
-    if key == "network_pending":
-        return int(value)
-    return value

@@ -60,7 +60,7 @@ async def run(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest
                              or f"{ctx.config.cgroup_parent.rstrip('/')}/crid-{sandbox_id}")
 
     key = (meta.name, meta.namespace, meta.uid, meta.attempt)
-    if key in ctx.creating or ctx.records.find_by_name(*key) is not None:
+    if key in ctx.creating or ctx.records.by_name(*key) is not None:
         raise AlreadyExists(
             f"pod sandbox {meta.namespace}/{meta.name} (uid {meta.uid}, attempt {meta.attempt}) "
             "already exists"
@@ -125,7 +125,8 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
         sandbox = records.Sandbox(
             id=sandbox_id, name=config.metadata.name, namespace=config.metadata.namespace,
             uid=config.metadata.uid, attempt=config.metadata.attempt, state=records.READY,
-            created_ns=ctx.daemon.clock.now_ns(), runtime_handler=handler, config=config,
+            created_ns=ctx.daemon.clock.now_ns(), runtime_handler=handler,
+            config_bytes=config.SerializeToString(),
             pod_dir=str(pod_dir), namespaces=dict(pinned.paths), shm=shm,
             cgroup_parent=cgroup_path, infra=infra, ips=(), network_pending=False,
             cgroup_owned=owned,

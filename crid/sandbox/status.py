@@ -79,7 +79,7 @@ def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
     key = ctx.listings.key(request)
     generation = ctx.records.generation()  # before the rows: a racing write only misses
     wanted = request.filter
-    found = ctx.records.find_by_prefix(wanted.id) if wanted.id else ctx.records.all()
+    found = ctx.records.by_prefix(wanted.id) if wanted.id else ctx.records.all()
     states = tuple(state_of(sandbox) for sandbox in found)
     cached = ctx.listings.get(key, (generation, states))
     if cached is not None:
@@ -88,7 +88,7 @@ def list_sandboxes(ctx: Sandboxes, request: api_pb2.ListPodSandboxRequest
     for sandbox, state in zip(found, states, strict=True):
         if wanted.HasField("state") and wanted.state.state != state:
             continue
-        labels = sandbox.config.labels
+        labels = sandbox.labels
         if any(labels.get(k) != v for k, v in wanted.label_selector.items()):
             continue
         items.append(_listed(ctx, sandbox, state))
@@ -107,9 +107,9 @@ def _listed(ctx: Sandboxes, sandbox: records.Sandbox,
     if len(ctx.listed) > 2 * ctx.records.count() + 16:  # forget removed pods
         ctx.listed.clear()
     item = api_pb2.PodSandbox(
-        id=sandbox.id, metadata=sandbox.config.metadata, state=state,
-        created_at=sandbox.created_ns, labels=sandbox.config.labels,
-        annotations=sandbox.config.annotations, runtime_handler=sandbox.runtime_handler,
+        id=sandbox.id, metadata=sandbox.metadata, state=state,
+        created_at=sandbox.created_ns, labels=sandbox.labels,
+        annotations=sandbox.annotations, runtime_handler=sandbox.runtime_handler,
     )
     ctx.listed[sandbox.id] = (sandbox, item)
     return item

@@ -100,7 +100,7 @@ class Collector:
         """Blocking (reads cgroup files)."""
         now = self.clock.now_ns()
         stats = api_pb2.ContainerStats(attributes=api_pb2.ContainerAttributes(
-            id=container.id, metadata=container.config.metadata,
+            id=container.id, metadata=container.metadata,
             labels=container.labels, annotations=container.annotations))
         layer = self.layers.get(container.id)
         stats.writable_layer.CopyFrom(api_pb2.FilesystemUsage(
@@ -131,7 +131,6 @@ class Collector:
     def _pod_stats(self, sandbox: Sandbox, containers: Iterable[Container],
                    interfaces: list[netdev.Interface]) -> api_pb2.PodSandboxStats:
         now = self.clock.now_ns()
-        config = sandbox.config
         linux = api_pb2.LinuxPodSandboxStats(containers=[
             self.container_stats(c, sandbox.cgroup_parent) for c in containers
             if c.state == RUNNING])
@@ -149,8 +148,8 @@ class Collector:
                 timestamp=now, default_interface=default, interfaces=used))
         return api_pb2.PodSandboxStats(
             attributes=api_pb2.PodSandboxAttributes(
-                id=sandbox.id, metadata=config.metadata, labels=config.labels,
-                annotations=config.annotations),
+                id=sandbox.id, metadata=sandbox.metadata, labels=sandbox.labels,
+                annotations=sandbox.annotations),
             linux=linux)
 
     def pod_metrics(self, sandbox: Sandbox, containers: list[Container],

@@ -90,9 +90,9 @@ class Stats:
             stats=await self.pod_stats(self._pods(request.filter)))
 
     def _pods(self, wanted: api_pb2.PodSandboxStatsFilter) -> list[Sandbox]:
-        found = (self.sandboxes.records.find_by_prefix(wanted.id) if wanted.id
+        found = (self.sandboxes.records.by_prefix(wanted.id) if wanted.id
                  else self.sandboxes.records.all())
-        return [s for s in found if _selected(s.config.labels, wanted.label_selector)]
+        return [s for s in found if _selected(s.labels, wanted.label_selector)]
 
     def _containers_by_pod(self) -> dict[str, list[Container]]:
         by_pod: dict[str, list[Container]] = {}

@@ -26,7 +26,7 @@ def container(container_id: str, state: str = RUNNING) -> Container:
     return Container(
         id=container_id, pod_id="pod1", name=container_id, attempt=0, state=state,
         created_ns=1, handler="runc", image="busybox", image_ref="busybox@sha256:1",
-        image_id="sha256:1", config=config, resources=api_pb2.LinuxContainerResources(),
+        image_id="sha256:1", config_bytes=config.SerializeToString(), resources_bytes=b"",
         log_path="", bundle="/run/x", layer_dir="/var/x", user=User(0, 0, ()),
         stop_signal="SIGTERM")
 

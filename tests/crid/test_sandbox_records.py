@@ -17,7 +17,8 @@ def sandbox(sandbox_id: str, name: str = "web") -> records.Sandbox:
         labels={"app": name})
     return records.Sandbox(
         id=sandbox_id, name=name, namespace="ns", uid="u", attempt=0, state=records.READY,
-        created_ns=1, runtime_handler="crid", config=config, pod_dir="/run/crid/pods/x",
+        created_ns=1, runtime_handler="crid", config_bytes=config.SerializeToString(),
+        pod_dir="/run/crid/pods/x",
         namespaces={"net": "/run/crid/pods/x/net"}, shm="/run/crid/pods/x/shm",
         cgroup_parent="/crid/x", infra=Infra(pid=5, start_time=6, parent_pid=4), ips=("10.0.0.1",),
         network_pending=False, cgroup_owned=True,
@@ -36,10 +37,10 @@ def test_round_trip_update_and_lookups(tmp_path: Path) -> None:
     got = table.get("abc123")
     assert got is not None and got.state == records.NOTREADY and got.network_pending
     assert got.ips == ()
-    assert {s.id for s in table.find_by_prefix("ab")} == {"abc123", "abd456"}
-    assert [s.id for s in table.find_by_prefix("abd")] == ["abd456"]
-    assert table.find_by_name("db", "ns", "u", 0) is not None
-    assert table.find_by_name("db", "ns", "u", 1) is None
+    assert {s.id for s in table.by_prefix("ab")} == {"abc123", "abd456"}
+    assert [s.id for s in table.by_prefix("abd")] == ["abd456"]
+    assert table.by_name("db", "ns", "u", 0) is not None
+    assert table.by_name("db", "ns", "u", 1) is None
     with pytest.raises(KeyError):
         table.update("abc123", name="other")
     table.delete("abc123")
