@@ -18,9 +18,11 @@ table's name and the two translations, record to row and row to record.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
 from crid.store import Store
@@ -34,6 +36,31 @@ class Record(Protocol):
 
     @property
     def created_ns(self) -> int: ...
+
+
+class _Config(Protocol):
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
+    @property
+    def annotations(self) -> Mapping[str, str]: ...
+
+
+class Labelled:
+    """For a record with a CRI config: its labels and annotations, which every
+    list and stats call reads, decoded once per record and read-only."""
+
+    @property
+    def config(self) -> _Config:
+        raise NotImplementedError
+
+    @functools.cached_property
+    def labels(self) -> Mapping[str, str]:
+        return MappingProxyType(dict(self.config.labels))
+
+    @functools.cached_property
+    def annotations(self) -> Mapping[str, str]:
+        return MappingProxyType(dict(self.config.annotations))
 
 
 T = TypeVar("T", bound=Record)

@@ -21,14 +21,12 @@ import dataclasses
 import functools
 import json
 import sqlite3
-from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any
 
 from cri_api.v1 import api_pb2
 
 from crid.containers import image_volumes
-from crid.records import Records
+from crid.records import Labelled, Records
 from crid.store import Store
 
 CREATED = "created"
@@ -52,7 +50,7 @@ class User:
 
 
 @dataclasses.dataclass(frozen=True)
-class Container:
+class Container(Labelled):
     """A container as the store knows it; immutable (see ``crid.records``)."""
 
     id: str
@@ -93,15 +91,6 @@ class Container:
     @property
     def metadata(self) -> api_pb2.ContainerMetadata:
         return api_pb2.ContainerMetadata(name=self.name, attempt=self.attempt)
-
-    # Read by every list and stats call: decoded once per record, read-only.
-    @functools.cached_property
-    def labels(self) -> Mapping[str, str]:
-        return MappingProxyType(dict(self.config.labels))
-
-    @functools.cached_property
-    def annotations(self) -> Mapping[str, str]:
-        return MappingProxyType(dict(self.config.annotations))
 
     @functools.cached_property
     def image_ids(self) -> frozenset[str]:

@@ -13,7 +13,6 @@ tries it again. ``infra`` is the JSON of the infra process (or ``{}``);
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from crid.records import Records
+from crid.records import Labelled, Records
 from crid.sandbox.infra import Infra
 from crid.store import Store
 
@@ -31,7 +30,7 @@ NOTREADY = "notready"
 
 
 @dataclasses.dataclass(frozen=True)
-class Sandbox:
+class Sandbox(Labelled):
     """A pod as the store knows it; immutable (see ``crid.records``)."""
 
     id: str
@@ -71,15 +70,6 @@ class Sandbox:
     def metadata(self) -> api_pb2.PodSandboxMetadata:
         return api_pb2.PodSandboxMetadata(name=self.name, uid=self.uid,
                                           namespace=self.namespace, attempt=self.attempt)
-
-    # Read by every list and stats call: decoded once per record, read-only.
-    @functools.cached_property
-    def labels(self) -> Mapping[str, str]:
-        return MappingProxyType(dict(self.config.labels))
-
-    @functools.cached_property
-    def annotations(self) -> Mapping[str, str]:
-        return MappingProxyType(dict(self.config.annotations))
 
 
 def _row(sandbox: Sandbox) -> dict[str, Any]:
