@@ -1,6 +1,12 @@
 """Signals for a runtime that waits in the foreground (``run``, ``exec``): hold
 the ones a supervisor sends, forward them to the container's process, reap it.
 
+Also the one translation of how a process ended into the exit code runtimes
+and CRI report: its own status when it exited, 128+N when signal N killed it
+(kubelet shows 137 for SIGKILL). The daemon's streaming server, ExecSync and
+its own kills use it too; it lives here because every runtime verb that
+reaps already loads this module, so the rule costs the runtime no import.
+
 Built on ``_signal``, the C module under ``signal``: the ``signal`` module wraps
 every constant in an ``enum`` (~3 ms of imports on each ``exec``, which a
 kubelet probe may run every few seconds); the numbers and calls are the same.
@@ -11,11 +17,25 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # no stub: the C half of `signal`
 import os
 
-from crid.oci.exit_status import from_wait_status
-
 SIGKILL = _signal.SIGKILL
+SIGNAL_BASE = 128
 FORWARDED = (_signal.SIGTERM, _signal.SIGINT, _signal.SIGHUP, _signal.SIGQUIT,
              _signal.SIGUSR1, _signal.SIGUSR2, _signal.SIGWINCH)
+
+
+def killed_by(signum: int) -> int:
+    """The exit code of a process that signal ``signum`` killed."""
+    return SIGNAL_BASE + signum
+
+
+def from_returncode(returncode: int) -> int:
+    """From a ``subprocess``/``asyncio`` return code (``-N`` for signal N)."""
+    return killed_by(-returncode) if returncode < 0 else returncode
+
+
+def from_wait_status(status: int) -> int:
+    """From a ``waitpid`` status of a process that ended (exited or was killed)."""
+    return os.WEXITSTATUS(status) if os.WIFEXITED(status) else killed_by(os.WTERMSIG(status))
 
 
 def hold() -> None:

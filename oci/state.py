@@ -6,7 +6,8 @@ process's env among it (runc's too: its root is 0700, its state file 0600).
 
 Status is derived, not stored: a container is ``stopped`` when its
 init process is gone (or is a zombie, or its pid was reused — we keep the
-process start time), ``paused`` when its freezer says so, ``created`` while the
+process start time, read from ``/proc/<pid>/stat`` here for the runtime and
+the daemon alike), ``paused`` when its freezer says so, ``created`` while the
 exec fifo exists, else ``running``.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from crid.oci import jsonc, proc_stat
+from crid.oci import jsonc
 from crid.oci.errors import InvalidArgument, not_exist
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
@@ -70,11 +71,49 @@ def _replace(path: str, text: str) -> None:
     os.rename(tmp, path)
 
 
+def read_proc_stat(pid: int, proc_dir: int | None = None) -> bytes | None:
+    """The ``/proc/<pid>/stat`` line of ``pid``, None once it is unreadable (gone).
+
+    With ``proc_dir`` (an fd of its /proc/<pid>), read through that fd: it
+    keeps naming the process it was opened for, and fails once that is gone.
+    """
+    try:
+        if proc_dir is None:
+            with open(f"/proc/{pid}/stat", "rb") as f:
+                return f.read()
+        fd = os.open("stat", os.O_RDONLY | os.O_CLOEXEC, dir_fd=proc_dir)
+        try:
+            return os.read(fd, 4096)
+        finally:
+            os.close(fd)
+    except OSError:
+        return None
+
+
+def _after_comm(stat: bytes) -> list[bytes]:
+    """Fields 3 (state) onward: field 2, the name in parentheses, may itself hold
+    spaces and ')', so the split is after the last ')'."""
+    return stat[stat.rindex(b")") + 2 :].split()
+
+
+def stat_running(stat: bytes) -> bool:
+    """Not yet a zombie (Z) or dead (X), though its /proc entry is still there."""
+    return _after_comm(stat)[0] not in (b"Z", b"X")
+
+
+def stat_start_time(stat: bytes) -> int | None:
+    """Start time (field 22, clock ticks since boot) of a process that still runs,
+    else None: tells a live process from a later one that got the same pid."""
+    fields = _after_comm(stat)
+    if fields[0] in (b"Z", b"X"):
+        return None
+    return int(fields[19])
+
+
 def proc_start_time(pid: int, proc_dir: int | None = None) -> int | None:
-    """Start time (clock ticks since boot) of a live, non-zombie process, else None
-    (``proc_dir``: read through that fd of its /proc/<pid>, see ``proc_stat.read``)."""
-    raw = proc_stat.read(pid, proc_dir)
-    return None if raw is None else proc_stat.start_time(raw)
+    """Start time of a live, non-zombie process, else None (``read_proc_stat``)."""
+    stat = read_proc_stat(pid, proc_dir)
+    return None if stat is None else stat_start_time(stat)
 
 
 def is_alive(st: Json) -> bool:

@@ -27,7 +27,7 @@ from crid.containers.records import (
     ContainerRecords,
 )
 from crid.errors import FailedPrecondition
-from crid.oci.exit_status import killed_by
+from crid.oci.signals import killed_by
 
 log = logs.get("crid.containers")
 KILL_WAIT = 10.0

@@ -30,8 +30,9 @@ from typing import Any
 from crid import errors, logs, private
 from crid.config import Handler
 from crid.containers import exec_output
-from crid.oci import attach_prime, proc_stat
-from crid.oci.exit_status import from_returncode
+from crid.oci import attach_prime
+from crid.oci.signals import from_returncode
+from crid.oci.state import read_proc_stat, stat_running
 
 CONMON = "/usr/bin/conmon"
 SYNC_TIMEOUT = 60.0
@@ -287,8 +288,8 @@ def monitor_alive(pid: int, container_id: str) -> bool:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return False
-    stat = proc_stat.read(pid)
-    return stat is not None and proc_stat.is_running(stat) and container_id.encode() in cmdline
+    stat = read_proc_stat(pid)
+    return stat is not None and stat_running(stat) and container_id.encode() in cmdline
 
 
 def _read_line(fd: int) -> bytes:

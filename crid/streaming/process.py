@@ -17,7 +17,7 @@ import termios
 from collections.abc import AsyncIterator
 from tty import setraw
 
-from crid.oci.exit_status import from_returncode
+from crid.oci.signals import from_returncode
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
 
 CHUNK = 64 * 1024

@@ -1,4 +1,4 @@
-"""The exit-code rule, checked on real children: exited with N gives N,
+"""The exit-code rule (crid.oci.signals), checked on real children: exited with N gives N,
 killed by signal N gives 128+N, whichever way the status was read."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 
-from crid.oci import exit_status
+from crid.oci import signals
 
 
 def _wait_status(code: str) -> int:
@@ -17,14 +17,14 @@ def _wait_status(code: str) -> int:
 
 
 def test_an_exit_is_its_own_code() -> None:
-    assert exit_status.from_wait_status(_wait_status("raise SystemExit(3)")) == 3
-    assert exit_status.from_returncode(subprocess.run(
+    assert signals.from_wait_status(_wait_status("raise SystemExit(3)")) == 3
+    assert signals.from_returncode(subprocess.run(
         [sys.executable, "-c", "raise SystemExit(3)"], check=False).returncode) == 3
 
 
 def test_a_kill_by_signal_n_is_128_plus_n() -> None:
     kill_self = "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"
-    assert exit_status.from_wait_status(_wait_status(kill_self)) == 137
-    assert exit_status.from_returncode(subprocess.run(
+    assert signals.from_wait_status(_wait_status(kill_self)) == 137
+    assert signals.from_returncode(subprocess.run(
         [sys.executable, "-c", kill_self], check=False).returncode) == 137
-    assert exit_status.killed_by(signal.SIGTERM) == 143
+    assert signals.killed_by(signal.SIGTERM) == 143

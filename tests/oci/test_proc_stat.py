@@ -1,4 +1,4 @@
-"""/proc/<pid>/stat read from real processes: one that names itself like a
+"""/proc/<pid>/stat (crid.oci.state) read from real processes: one that names itself like a
 stat line, a zombie, one that is gone."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 
-from crid.oci import proc_stat
+from crid.oci import state
 
 # A name that would fool a parser splitting at the first ')': state "Z".
 _HOSTILE = "import sys, time; open('/proc/self/comm', 'w').write('a) Z 1'); " \
@@ -20,15 +20,15 @@ def test_a_live_process_with_a_misleading_name_is_running() -> None:
     try:
         assert child.stdout is not None
         child.stdout.readline()
-        raw = proc_stat.read(child.pid)
+        raw = state.read_proc_stat(child.pid)
         assert raw is not None and b"(a) Z 1)" in raw
-        assert proc_stat.is_running(raw)
-        started = proc_stat.start_time(raw)
+        assert state.stat_running(raw)
+        started = state.stat_start_time(raw)
         assert started is not None and started > 0
         proc_dir = os.open(f"/proc/{child.pid}", os.O_PATH | os.O_DIRECTORY)
         try:
-            through_fd = proc_stat.read(child.pid, proc_dir)
-            assert through_fd is not None and proc_stat.start_time(through_fd) == started
+            through_fd = state.read_proc_stat(child.pid, proc_dir)
+            assert through_fd is not None and state.stat_start_time(through_fd) == started
         finally:
             os.close(proc_dir)
     finally:
@@ -39,9 +39,9 @@ def test_a_live_process_with_a_misleading_name_is_running() -> None:
 def test_a_zombie_is_not_running_and_a_reaped_one_is_unreadable() -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     deadline = time.monotonic() + 10
-    while (raw := proc_stat.read(child.pid)) is not None and proc_stat.is_running(raw):
+    while (raw := state.read_proc_stat(child.pid)) is not None and state.stat_running(raw):
         assert time.monotonic() < deadline
         time.sleep(0.01)
-    assert raw is not None and proc_stat.start_time(raw) is None
+    assert raw is not None and state.stat_start_time(raw) is None
     child.wait()
-    assert proc_stat.read(child.pid) is None
+    assert state.read_proc_stat(child.pid) is None
