@@ -108,18 +108,9 @@ def _object(doc: str, i: int) -> tuple[dict[str, Any], int]:
         if doc[i] in _WS:
             i = _skip(doc, i)
         obj[key], i = _value(doc, i)
-        c = doc[i]
-        if c in _WS:
-            i = _skip(doc, i)
-            c = doc[i]
-        if c == ",":
-            i += 1
-            if doc[i] in _WS:
-                i = _skip(doc, i)
-        elif c == "}":
-            return obj, i + 1
-        else:
-            raise _Invalid
+        more, i = _after_item(doc, i, "}")
+        if not more:
+            return obj, i
 
 
 def _array(doc: str, i: int) -> tuple[list[Any], int]:
@@ -132,18 +123,25 @@ def _array(doc: str, i: int) -> tuple[list[Any], int]:
     while True:
         item, i = _value(doc, i)
         append(item)
+        more, i = _after_item(doc, i, "]")
+        if not more:
+            return items, i
+
+
+def _after_item(doc: str, i: int, close: str) -> tuple[bool, int]:
+    """(True, the next item's index) past a comma, or (False, the index past ``close``)."""
+    c = doc[i]
+    if c in _WS:
+        i = _skip(doc, i)
         c = doc[i]
-        if c in _WS:
+    if c == ",":
+        i += 1
+        if doc[i] in _WS:
             i = _skip(doc, i)
-            c = doc[i]
-        if c == ",":
-            i += 1
-            if doc[i] in _WS:
-                i = _skip(doc, i)
-        elif c == "]":
-            return items, i + 1
-        else:
-            raise _Invalid
+        return True, i
+    if c == close:
+        return False, i + 1
+    raise _Invalid
 
 
 def _number(doc: str, start: int) -> tuple[int | float, int]:
