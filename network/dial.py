@@ -66,11 +66,6 @@ class Dialer:
             max_workers=workers, thread_name_prefix="crid-dial")
         self._timeout = timeout
 
-    async def open_connection(self, netns_path: str, port: int, host: str = "127.0.0.1"
-                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """``host:port`` inside ``netns_path`` as asyncio streams."""
-        return await asyncio.open_connection(sock=await self.connect(netns_path, port, host))
-
     async def connect(self, netns_path: str, port: int, host: str = "127.0.0.1"
                       ) -> socket.socket:
         """A non-blocking socket connected to ``host:port`` inside ``netns_path``."""
