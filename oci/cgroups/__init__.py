@@ -23,8 +23,8 @@ The package, one concern per module:
 - this module: placing a container's cgroup and the verbs' operations on it.
 
 Only ``layout`` and ``fs`` come with this module (the verbs that make or
-remove a cgroup import ``tree``):
-crid-runtime starts for every container and pays for each import.
+remove a cgroup import ``tree``): crid-runtime starts for every container
+and pays for each import.
 """
 
 from __future__ import annotations
