@@ -51,6 +51,10 @@ def test_v1_create_apply_remove(tmp_path: Path) -> None:
     assert (root / "cpu/kubepods/pod1/cpu.cfs_quota_us").read_text() == "25000"
     assert (root / "cpu/kubepods/pod1/cpu.cfs_period_us").read_text() == "100000"
     assert (root / "memory/kubepods/pod1/memory.limit_in_bytes").read_text() == "110"
+    # the same writers as a container's: nothing set, nothing written
+    assert list((root / "pids/kubepods/pod1").iterdir()) == []
+    assert sorted(f.name for f in (root / "cpuset/kubepods/pod1").iterdir()) == [
+        "cpuset.cpus", "cpuset.mems"]
     for directory in cgroup.dirs().values():
         for child in Path(directory).iterdir():
             child.unlink()  # a real cgroupfs has no files to delete
@@ -148,3 +152,16 @@ def test_real_kill_and_remove_takes_the_processes_in_and_below() -> None:
             sleeper.kill()
             sleeper.wait()
         (root / parent.lstrip("/")).rmdir()
+
+
+def test_hybrid_pod_is_made_in_the_cgroup2_tree_without_limits_or_device_program(
+        tmp_path: Path) -> None:
+    root = v1_root(tmp_path)
+    (root / "unified").mkdir()
+    (root / "unified" / "cgroup.controllers").write_text("\n")  # a hybrid tree: none
+    cgroup = Cgroup("/kubepods/pod1", v1_hierarchies(root, "unified"))
+    cgroup.create()
+    cgroup.apply([api_pb2.LinuxContainerResources(memory_limit_in_bytes=100)])
+    assert (root / "memory/kubepods/pod1/memory.limit_in_bytes").read_text() == "100"
+    assert list((root / "unified/kubepods/pod1").iterdir()) == []
+    assert not (root / "unified/cgroup.subtree_control").exists()
