@@ -101,18 +101,26 @@ IMAGE ?= crid:latest
 node-image: test-setup
 	$(BIN)/python -P -m e2e.deploy.node_image $(IMAGE)
 
-# The generated modules of the .proto files of our own in api/ (NRI, ttrpc),
-# checked in; tests/api/test_protos.py fails when one is stale. Run after
-# editing a .proto. (--proto_path maps api/ to crid/api: the name the files
-# have in the descriptor pool is where the package installs them.)
-PROTOS := api/nri.proto api/ttrpc.proto
+# The generated modules of the .proto files of our own in api/ (NRI, ttrpc,
+# the CRI messages newer than the stubs), checked in; tests/api/test_protos.py
+# fails when one is stale. Run after editing a .proto. (--proto_path maps api/
+# to crid/api: the name the files have in the descriptor pool is where the
+# package installs them. The CRI's own v1/api.proto, which cri_supplement.proto
+# imports, is read from the installed stubs as a descriptor set, and the
+# generated import of it is pointed at the stubs' module.)
+PROTOS := api/nri.proto api/ttrpc.proto api/cri_supplement.proto
 .PHONY: protos
 protos: $(VENV)/.locked
 	rm -rf build/protos && mkdir -p build/protos
+	$(BIN)/python -P -c 'from google.protobuf import descriptor_pb2; from cri_api.v1 import api_pb2; \
+	  s = descriptor_pb2.FileDescriptorSet(); s.file.add().MergeFromString(api_pb2.DESCRIPTOR.serialized_pb); \
+	  open("build/protos/cri_api.pb", "wb").write(s.SerializeToString())'
 	$(BIN)/python -P -m grpc_tools.protoc --proto_path=crid/api=api \
+	  --descriptor_set_in=build/protos/cri_api.pb \
 	  --python_out=build/protos --pyi_out=build/protos $(PROTOS:api/%=crid/api/%)
 	# NRI's enum Field has a value named None: fine at run time, a syntax error in a stub.
 	sed -i '/^ *None: /d' build/protos/crid/api/*_pb2.pyi
+	sed -i 's/^from v1 import /from cri_api.v1 import /' build/protos/crid/api/*_pb2.py*
 	cp build/protos/crid/api/*_pb2.py build/protos/crid/api/*_pb2.pyi api/
 
 lint: $(VENV)/.installed

@@ -18,7 +18,7 @@ from typing import Any
 
 import crid
 from crid import config as config_module
-from crid import grpc_loader, logs
+from crid import logs
 from crid.errors import ConfigError, CridError
 
 EXIT_START_FAILED = 1
@@ -68,7 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     logs.configure(config.log_level)
-    grpc_loader.load()  # before the server stack imports grpc
     from crid import daemon  # the server stack; not needed for `config`/`version`
 
     try:

@@ -66,9 +66,9 @@ class Dialer:
             max_workers=workers, thread_name_prefix="crid-dial")
         self._timeout = timeout
 
-    async def open_connection(self, netns_path: str, port: int, host: str = "127.0.0.1"
-                              ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        """``host:port`` inside ``netns_path`` as asyncio streams."""
+    async def connect(self, netns_path: str, port: int, host: str = "127.0.0.1"
+                      ) -> socket.socket:
+        """A non-blocking socket connected to ``host:port`` inside ``netns_path``."""
         loop = asyncio.get_running_loop()
         sock = await loop.run_in_executor(self._pool, _socket_in, netns_path, host)
         try:
@@ -80,7 +80,7 @@ class Dialer:
         except BaseException:
             sock.close()
             raise
-        return await asyncio.open_connection(sock=sock)
+        return sock
 
     def close(self) -> None:
         """Stop the pool; dials still queued fail."""

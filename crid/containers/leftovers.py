@@ -19,7 +19,7 @@ from crid.containers import rootfs
 from crid.containers.context import Containers
 from crid.containers.monitor import Monitor
 from crid.errors import CridError
-from crid.sandbox.cgroups import Cgroup
+from crid.oci.cgroups.pod import Cgroup
 
 log = logs.get("crid.containers")
 

@@ -28,6 +28,8 @@ from crid.network import dial
 from crid.sandbox.context import Sandboxes
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
 from crid.streaming.process import first_size, run_process, sizes_from
+from crid.streaming.reader import Reader, open_connection
+from crid.streaming.writer import Writer
 
 CHUNK = 64 * 1024
 # conmon's attach socket: the first byte of each packet it sends names the stream.
@@ -113,13 +115,13 @@ class ContainerStreams:
             sock.close()
 
     async def port_forward(self, pod_sandbox_id: str, port: int
-                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                           ) -> tuple[Reader, Writer]:
         pod = self.sandboxes.find(pod_sandbox_id)
         if pod is None:
             raise NotFound(f"pod sandbox {pod_sandbox_id!r} not found")
         if not pod.netns:  # host network: the pod's localhost is the node's
-            return await asyncio.open_connection("127.0.0.1", port)
-        return await self.dialer.open_connection(pod.netns, port)
+            return await open_connection("127.0.0.1", port)
+        return await open_connection(sock=await self.dialer.connect(pod.netns, port))
 
 
 async def _attach_in(source: InputStream, sock: socket.socket) -> None:

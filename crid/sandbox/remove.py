@@ -14,8 +14,8 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid import logs
+from crid.oci.cgroups.pod import Cgroup
 from crid.sandbox import records
-from crid.sandbox.cgroups import Cgroup
 from crid.sandbox.context import DELETED, Sandboxes, release_pod_dir
 from crid.sandbox.stop import detach, stop_sandbox
 

@@ -25,8 +25,8 @@ from crid.api.validation import require
 from crid.errors import AlreadyExists, CridError, FailedPrecondition, InvalidArgument
 from crid.network import namespaces, podfiles, sysctls
 from crid.network.cni.args import PodNetwork
+from crid.oci.cgroups.pod import Cgroup, check_path
 from crid.sandbox import records, userns
-from crid.sandbox.cgroups import Cgroup, check_path
 from crid.sandbox.context import CREATED, STARTED, Sandboxes
 from crid.sandbox.infra import Infra
 

@@ -6,7 +6,7 @@ import asyncio
 
 from cri_api.v1 import api_pb2
 
-from crid.sandbox.cgroups import Cgroup
+from crid.oci.cgroups.pod import Cgroup
 from crid.sandbox.context import Sandboxes
 
 

@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from crid.sandbox.cgroups import CGROUP_ROOT, is_v2
-from crid.stats.cgroups import read_int, read_keyed, read_text
+from crid.oci.cgroups.layout import is_v2
+from crid.stats.cgroups import CGROUP_ROOT, read_int, read_keyed, read_text
 
 SYS_DEV_BLOCK = Path("/sys/dev/block")
 

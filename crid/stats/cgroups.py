@@ -14,7 +14,10 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from crid.sandbox.cgroups import CGROUP_ROOT, is_v2
+from crid.oci.cgroups import layout
+from crid.oci.cgroups.layout import is_v2
+
+CGROUP_ROOT = Path(layout.CGROUP_ROOT)
 
 # v1 reports "no limit" as a huge page-aligned number; anything above this is unlimited.
 UNLIMITED = 1 << 62

@@ -28,10 +28,12 @@ process it started, an attach backend just detaches.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import AsyncIterator
 from typing import Protocol
+
+from crid.streaming.reader import Reader
+from crid.streaming.writer import Writer
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,11 +85,11 @@ class Backend(Protocol):
         ...
 
     async def port_forward(self, pod_sandbox_id: str, port: int
-                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+                           ) -> tuple[Reader, Writer]:
         """A TCP connection to ``port`` on the pod's loopback.
 
         The daemon dials inside the pod's network namespace (a socket made in
-        that netns, then ``asyncio.open_connection(sock=...)``). Raise
+        that netns, then ``crid.streaming.reader.open_connection(sock=...)``). Raise
         ``crid.errors.NotFound`` for an unknown sandbox; a refused connection
         is an ``OSError`` (its text goes back on the port's error stream).
         """

@@ -17,6 +17,8 @@ from collections.abc import AsyncIterator
 from crid.errors import NotFound
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
 from crid.streaming.process import CHUNK, Stopper, copy_in, run_process
+from crid.streaming.reader import Reader, open_connection
+from crid.streaming.writer import Writer
 
 
 class _Attachable:
@@ -91,5 +93,5 @@ class HostBackend:
                 container.attached.remove(streams)
 
     async def port_forward(self, pod_sandbox_id: str, port: int
-                           ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        return await asyncio.open_connection("127.0.0.1", port)
+                           ) -> tuple[Reader, Writer]:
+        return await open_connection("127.0.0.1", port)

@@ -19,6 +19,7 @@ from tty import setraw
 
 from crid.oci.signals import from_returncode
 from crid.streaming.backend import InputStream, OutputStream, TerminalSize
+from crid.streaming.writer import Writer
 
 CHUNK = 64 * 1024
 EOT = b"\x04"  # a terminal's end-of-file character (^D)
@@ -29,7 +30,8 @@ async def copy_out(source: asyncio.StreamReader, sink: OutputStream) -> None:
         await sink.write(chunk)
 
 
-async def copy_in(source: InputStream, sink: asyncio.StreamWriter, *, tty: bool) -> None:
+async def copy_in(source: InputStream, sink: asyncio.StreamWriter | Writer, *,
+                  tty: bool) -> None:
     with contextlib.suppress(ConnectionError):
         while chunk := await source.read(CHUNK):
             sink.write(chunk)
@@ -201,9 +203,8 @@ async def _run_on_terminal(cmd: list[str], stdin: InputStream | None,
     output = _PtyOutput()
     read_transport, _ = await loop.connect_read_pipe(
         lambda: output, os.fdopen(master, "rb", buffering=0))
-    write_transport, write_protocol = await loop.connect_write_pipe(
-        asyncio.streams.FlowControlMixin, os.fdopen(os.dup(master), "wb", buffering=0))
-    writer = asyncio.StreamWriter(write_transport, write_protocol, None, loop)
+    write_transport, writer = await loop.connect_write_pipe(
+        Writer, os.fdopen(os.dup(master), "wb", buffering=0))
     try:
         async with Stopper(process):
             extras = []

@@ -1,28 +1,34 @@
 """The read side of a connection that carries bulk data, straight from its socket.
 
-An upgraded connection carries SPDY or WebSocket frames after the 101, and a
-forwarded connection to a pod carries whatever the pod sends, both often in
-bulk (port-forward, ``kubectl cp``). ``Reader.take_over`` swaps the
-transport's protocol for a ``BufferedProtocol`` that receives into one
-reusable buffer (``recv_into``), instead of a ``StreamReader`` that copies
-every received chunk into its buffer and again out of it.
+The streaming server's connections carry an HTTP request and then, after
+the 101, SPDY or WebSocket frames; a forwarded connection to a pod carries
+whatever the pod sends; both often in bulk (port-forward, ``kubectl cp``).
+``Reader`` is the connection's protocol from the start (``start_server``,
+``open_connection``): a ``BufferedProtocol`` that receives into one reusable
+buffer (``recv_into``), instead of a ``StreamReader`` that copies every
+received chunk into its buffer and again out of it.
 
 The HTTP parser reads the socket in chunks, so the first bytes of the
 upgraded protocol (a client may send them right behind its request) can sit
-in the parser's buffer or still in the ``StreamReader``: those come first.
+in the parser's buffer: ``unread`` puts them back in front.
 
 Back-pressure: once more than ``high_water`` bytes wait unread, reading
 from the socket pauses (TCP then pushes back on the peer) until the
 consumer has taken them.
 
-Writing stays with the ``StreamWriter``: its ``drain`` listens to the old
-protocol, so the pause/resume-writing and connection-lost calls the
-transport now makes to us are passed on to it.
+Writing goes through the connection's ``crid.streaming.writer.Writer``
+(``Reader.writer``), to which the transport's pause/resume-writing and
+connection-lost calls are passed on.
 """
 
 from __future__ import annotations
 
 import asyncio
+import socket
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from crid.streaming.writer import Writer
 
 HIGH_WATER = 256 * 1024
 CHUNK = 256 * 1024  # room for one receive on top of the high water mark
@@ -32,7 +38,8 @@ INITIAL = 64 * 1024
 
 
 class Reader(asyncio.BufferedProtocol):
-    def __init__(self, high_water: int = HIGH_WATER) -> None:
+    def __init__(self, high_water: int = HIGH_WATER,
+                 on_connected: Callable[[Reader], object] | None = None) -> None:
         self._buffer = bytearray(INITIAL)
         self._largest = high_water + CHUNK  # unless one frame is larger
         self._start = self._end = 0  # unread bytes are _buffer[_start:_end]
@@ -42,31 +49,14 @@ class Reader(asyncio.BufferedProtocol):
         self._eof = False
         self._error: BaseException | None = None
         self._transport: asyncio.Transport | None = None
-        self._writing_side: asyncio.BaseProtocol | None = None
+        self.writer = Writer()
         self._paused = False
+        self._on_connected = on_connected
 
-    @classmethod
-    def take_over(cls, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                  prefix: bytes = b"", high_water: int = HIGH_WATER) -> Reader:
-        """Read ``writer``'s connection from now on; ``prefix``, then what ``reader`` held, first.
-
-        ``reader`` gets nothing more; nobody may read it afterwards.
-        """
-        self = cls(high_water)
-        transport = writer.transport
-        assert isinstance(transport, asyncio.Transport)
-        # StreamReader has no public way to take its buffered bytes and EOF.
-        held = getattr(reader, "_buffer", bytearray())
-        self._append(prefix + bytes(held))
-        held.clear()
-        self._eof = bool(getattr(reader, "_eof", False))
-        self._error = reader.exception()
-        self._transport = transport
-        self._writing_side = transport.get_protocol()
-        transport.set_protocol(self)
-        if not self._eof and not transport.is_reading():
-            transport.resume_reading()  # the StreamReader may have paused it when full
-        return self
+    def unread(self, data: bytes) -> None:
+        """Put ``data`` back in front of what is unread (bytes a parser read too far)."""
+        if data:
+            self._append(data + self._take(self._end - self._start))
 
     # --- the consumer's side ---
 
@@ -117,6 +107,13 @@ class Reader(asyncio.BufferedProtocol):
 
     # --- the transport's side ---
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self.writer.connection_made(transport)
+        if self._on_connected is not None:
+            self._on_connected(self)
+
     def get_buffer(self, sizehint: int) -> memoryview:
         unread = self._end - self._start
         if unread == 0:
@@ -163,17 +160,47 @@ class Reader(asyncio.BufferedProtocol):
         self._eof = True
         self._error = exc
         self._wake()
-        if self._writing_side is not None:
-            self._writing_side.connection_lost(exc)
+        self.writer.connection_lost(exc)
 
     def pause_writing(self) -> None:
-        if self._writing_side is not None:
-            self._writing_side.pause_writing()
+        self.writer.pause_writing()
 
     def resume_writing(self) -> None:
-        if self._writing_side is not None:
-            self._writing_side.resume_writing()
+        self.writer.resume_writing()
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
             self._waiter.set_result(None)
+
+
+Handler = Callable[[Reader, Writer], Coroutine[Any, Any, None]]
+
+
+async def start_server(handler: Handler, host: str | None, port: int,
+                       high_water: int = HIGH_WATER) -> asyncio.Server:
+    """Listen on ``host:port``; each connection runs ``handler`` in a task of its own.
+
+    As ``asyncio.start_server``, with ``Reader`` as the connections' protocol.
+    """
+    loop = asyncio.get_running_loop()
+    tasks: set[asyncio.Task[None]] = set()
+
+    def connected(reader: Reader) -> None:
+        task = loop.create_task(handler(reader, reader.writer))
+        tasks.add(task)  # the loop keeps only a weak reference
+        task.add_done_callback(tasks.discard)
+
+    return await loop.create_server(lambda: Reader(high_water, connected), host, port)
+
+
+async def open_connection(host: str = "", port: int = 0, *,
+                          sock: socket.socket | None = None,
+                          high_water: int = HIGH_WATER) -> tuple[Reader, Writer]:
+    """As ``asyncio.open_connection`` (to ``host:port``, or over a connected
+    ``sock``), with ``Reader`` as the connection's protocol."""
+    loop = asyncio.get_running_loop()
+    if sock is not None:
+        _transport, reader = await loop.create_connection(lambda: Reader(high_water), sock=sock)
+    else:
+        _transport, reader = await loop.create_connection(lambda: Reader(high_water), host, port)
+    return reader, reader.writer

@@ -38,11 +38,12 @@ from crid.config import Config
 from crid.streaming import tokens, websocket
 from crid.streaming.backend import Backend
 from crid.streaming.limits import IdleWatch, Limits, PodForwards
-from crid.streaming.reader import Reader
+from crid.streaming.reader import Reader, start_server
 from crid.streaming.spdy import portforward as spdy_portforward
 from crid.streaming.spdy import remotecommand as spdy_remotecommand
 from crid.streaming.spdy.flow import ANNOUNCED_WINDOW
 from crid.streaming.spdy.session import Session
+from crid.streaming.writer import Writer
 
 log = logs.get("crid.streaming")
 
@@ -83,7 +84,7 @@ class StreamingServer:
         self.limits = limits or Limits()
         self.forwards = PodForwards(self.limits.max_port_forwards_per_pod)
         # Connections still in their handshake, oldest first (dicts keep order).
-        self._handshaking: dict[asyncio.StreamWriter, None] = {}
+        self._handshaking: dict[Writer, None] = {}
         self.tokens = tokens.TokenCache(clock)
         self._address, self._port = address, port
         self._server: asyncio.Server | None = None
@@ -92,7 +93,7 @@ class StreamingServer:
 
     async def start(self) -> str:
         """Listen; the base URL (``http://HOST:PORT``) with the port actually bound."""
-        self._server = await asyncio.start_server(self._accept, self._address, self._port)
+        self._server = await start_server(self._accept, self._address, self._port)
         host, port = self._server.sockets[0].getsockname()[:2]
         self.base_url = f"http://{f'[{host}]' if ':' in host else host}:{port}"
         log.info("streaming server listening", url=self.base_url)
@@ -112,7 +113,7 @@ class StreamingServer:
         if self._server is not None:
             await self._server.wait_closed()
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _accept(self, reader: Reader, writer: Writer) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
@@ -134,7 +135,7 @@ class StreamingServer:
             self._sessions.discard(task)
             writer.close()
 
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _handle(self, reader: Reader, writer: Writer) -> None:
         http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
         deadline = asyncio.timeout(self.limits.handshake_timeout)
         async with deadline:
@@ -150,7 +151,7 @@ class StreamingServer:
                 await _refuse(http, writer, exc)
 
     async def _route(self, http: h11.Connection, request: h11.Request,
-                     reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                     reader: Reader, writer: Writer,
                      deadline: asyncio.Timeout) -> None:
         target = urllib.parse.urlsplit(request.target.decode("ascii", "replace"))
         parts = target.path.strip("/").split("/")
@@ -245,8 +246,8 @@ class StreamingServer:
 class _Upgrade:
     """One connection between its request and its 101, and the session after it."""
 
-    def __init__(self, http: h11.Connection, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter, deadline: asyncio.Timeout) -> None:
+    def __init__(self, http: h11.Connection, reader: Reader,
+                 writer: Writer, deadline: asyncio.Timeout) -> None:
         self.http, self.reader, self.writer, self.deadline = http, reader, writer, deadline
 
     async def switch(self, headers: list[tuple[str, str]]) -> Reader:
@@ -261,7 +262,8 @@ class _Upgrade:
                                                                    headers=headers)) or b"")
         await self.writer.drain()
         self.deadline.reschedule(None)
-        return Reader.take_over(self.reader, self.writer, self.http.trailing_data[0])
+        self.reader.unread(self.http.trailing_data[0])
+        return self.reader
 
     @contextlib.asynccontextmanager
     async def idle(self, kind: str, limits: Limits) -> AsyncIterator[IdleWatch]:
@@ -276,7 +278,7 @@ class _Upgrade:
             watching.cancel()
 
 
-async def _refuse(http: h11.Connection, writer: asyncio.StreamWriter, exc: HttpError) -> None:
+async def _refuse(http: h11.Connection, writer: Writer, exc: HttpError) -> None:
     body = (exc.message + "\n").encode()
     headers = [("Content-Type", "text/plain; charset=utf-8"),
                ("Content-Length", str(len(body))), ("Connection", "close"), *exc.headers]
@@ -286,7 +288,7 @@ async def _refuse(http: h11.Connection, writer: asyncio.StreamWriter, exc: HttpE
     await writer.drain()
 
 
-async def _read_request(http: h11.Connection, reader: asyncio.StreamReader
+async def _read_request(http: h11.Connection, reader: Reader
                         ) -> h11.Request | None:
     while True:
         event = http.next_event()

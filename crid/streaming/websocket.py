@@ -43,6 +43,7 @@ from crid.streaming.backend import Backend
 from crid.streaming.limits import PodForwards
 from crid.streaming.reader import Reader
 from crid.streaming.tokens import AttachRequest, ExecRequest, PortForwardRequest
+from crid.streaming.writer import Writer
 
 log = logs.get("crid.streaming.websocket")
 
@@ -58,7 +59,7 @@ CLOSE_LINGER = 5.0
 class ChannelSocket:
     """A server-side WebSocket whose messages are (channel, bytes) pairs."""
 
-    def __init__(self, reader: Reader, writer: asyncio.StreamWriter, protocol: str, *,
+    def __init__(self, reader: Reader, writer: Writer, protocol: str, *,
                  max_message: int, activity: Callable[[], None] | None = None) -> None:
         self._reader = reader
         self._writer = writer
@@ -250,7 +251,7 @@ def ports_from_query(query: dict[str, list[str]], most: int) -> list[int]:
 
 async def serve_portforward(ws: ChannelSocket, request: PortForwardRequest, ports: list[int],
                             backend: Backend, pods: PodForwards) -> None:
-    writers: dict[int, asyncio.StreamWriter] = {}
+    writers: dict[int, Writer] = {}
     held = 0  # forwards counted against the pod
     copies: list[asyncio.Task[None]] = []
     reading: asyncio.Task[None] | None = None
@@ -305,7 +306,7 @@ async def _all(tasks: list[asyncio.Task[None]]) -> None:
     await asyncio.gather(*tasks)
 
 
-async def _from_pod(reader: asyncio.StreamReader, ws: ChannelSocket, channel: int) -> None:
+async def _from_pod(reader: Reader, ws: ChannelSocket, channel: int) -> None:
     with contextlib.suppress(ConnectionError):
         while chunk := await reader.read(MAX_MESSAGE - 1):
             await ws.send(channel, chunk)

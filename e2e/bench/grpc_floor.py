@@ -6,13 +6,16 @@ The same Python client asks each server in turn, as list_calls does:
 
 - ``containerd``: Debian's containerd 1.6 (Go), its CRI plugin's Version;
 - ``grpc.aio``: a ``grpc.aio`` server (crid's transport before 2026-11-28)
-  with crid's ``GRPC_EXPERIMENTS`` (``crid.grpc_loader``: the iomgr listener);
+  with ``GRPC_EXPERIMENTS=-event_engine_listener`` (the iomgr listener, which
+  crid set around importing grpc until 2026-12-06);
 - ``grpc.aio, EventEngine listener``: the same with grpcio's default listener;
 - ``one thread on cygrpc``: grpcio's core driven from a single thread through
   ``grpc._cython.cygrpc`` that polls the completion queue and answers in
   place, so no call crosses a thread: the floor;
 - ``crid's GrpcServer``: crid's transport (``crid.grpc_server``), whose
-  polling thread hands each call to the asyncio loop once.
+  polling thread hands each call to the asyncio loop once, on grpcio's
+  default (EventEngine) listener; ``, iomgr listener`` rows: the same with
+  the experiment switch crid no longer sets.
 
 grpc.aio hands every completion (the call, its message, the send) from the
 thread that polls gRPC's completion queue to the asyncio loop through a
@@ -38,7 +41,6 @@ from pathlib import Path
 import grpc
 from cri_api.v1 import api_pb2, api_pb2_grpc
 
-from crid import grpc_loader
 from e2e.bench import _command as command
 from e2e.bench._containerd import CONTAINERD, _config
 
@@ -51,7 +53,12 @@ SERVERS = {
     "one thread on cygrpc": "cygrpc",
     "crid's GrpcServer": "crid",
     "crid's GrpcServer, answered inline": "crid-inline",
+    "crid's GrpcServer, iomgr listener": "crid-iomgr",
+    "crid's GrpcServer, inline, iomgr": "crid-inline-iomgr",
 }
+# gRPC's switch back to its older listener (read at import, hence per server).
+IOMGR = "-event_engine_listener"
+ON_IOMGR = ("aio", "crid-iomgr", "crid-inline-iomgr")
 WARMUP = 20
 
 
@@ -124,6 +131,7 @@ def _serve_crid(socket: str, inline: bool = False) -> None:
 
 
 def serve(kind: str, socket: str) -> None:
+    kind = kind.removesuffix("-iomgr")
     if kind == "crid-inline":
         _serve_crid(socket, inline=True)
         return
@@ -136,7 +144,7 @@ def _servers(workdir: Path) -> Iterator[dict[str, api_pb2_grpc.RuntimeServiceStu
     channels: list[grpc.Channel] = []
     # grpc reads GRPC_EXPERIMENTS at import: given in each server's environment.
     plain = {k: v for k, v in os.environ.items() if k != "GRPC_EXPERIMENTS"}
-    as_crid = {**plain, "GRPC_EXPERIMENTS": grpc_loader.EXPERIMENTS}
+    iomgr = {**plain, "GRPC_EXPERIMENTS": IOMGR}
     try:
         sockets = {}
         for index, (name, kind) in enumerate(SERVERS.items()):
@@ -151,7 +159,7 @@ def _servers(workdir: Path) -> Iterator[dict[str, api_pb2_grpc.RuntimeServiceStu
             else:
                 command = [sys.executable, "-P", "-m", "e2e.bench.grpc_floor",
                            "serve", kind, socket]
-            env = plain if kind == "aio-event-engine" else as_crid
+            env = iomgr if kind in ON_IOMGR else plain
             processes.append(subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
                                               stderr=subprocess.DEVNULL))
             sockets[name] = socket

@@ -31,7 +31,6 @@ from pathlib import Path
 
 from e2e.bench._revisions import export, installed_layout
 from e2e.bench._revisions import parser as revisions_parser
-from e2e.streaming import spdy_client
 
 TICKS = os.sysconf("SC_CLK_TCK")
 EXECS = 10
@@ -100,6 +99,10 @@ def discard_server() -> int:
 
 def sample(server: Server, port: int, payload: bytes) -> tuple[float, float, float]:
     """(server CPU s, MB/s) for one forward of ``payload``, and the median exec ms."""
+    # The client is this checkout's; imported here, not at the top, since the
+    # servers import this module too, with the other revision's crid first.
+    from e2e.streaming import spdy_client
+
     before = server.cpu()
     started = time.perf_counter()
     _, problem = asyncio.run(spdy_client.port_forward(server.url("pf"), port, payload,

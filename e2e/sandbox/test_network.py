@@ -12,6 +12,7 @@ import threading
 from cri_api.v1 import api_pb2
 from crid.network import dial, namespaces
 
+from crid.streaming.reader import open_connection
 from e2e.fixtures.daemon import CridDaemon
 from e2e.sandbox.pods import (
     PodNet,
@@ -135,7 +136,7 @@ def test_dial_reaches_localhost_inside_the_pod(daemon: CridDaemon) -> None:
             async def read() -> bytes:
                 dialer = dial.Dialer()
                 try:
-                    reader, writer = await dialer.open_connection(netns, port)
+                    reader, writer = await open_connection(sock=await dialer.connect(netns, port))
                 finally:
                     dialer.close()
                 data = await reader.read(100)

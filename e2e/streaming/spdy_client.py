@@ -14,7 +14,7 @@ import dataclasses
 import json
 import urllib.parse
 
-from crid.streaming.reader import Reader
+from crid.streaming.reader import Reader, open_connection
 from crid.streaming.spdy import frames
 from crid.streaming.spdy.flow import DEFAULT_WINDOW
 from crid.streaming.spdy.session import Session, Stream
@@ -37,6 +37,17 @@ class Connection:
         self.reading.cancel()
 
 
+async def _read_head(reader: Reader) -> str:
+    """The response's head; what came behind it stays in ``reader``."""
+    data = b""
+    while (end := data.find(b"\r\n\r\n")) < 0:
+        if not (chunk := await reader.read()):
+            raise asyncio.IncompleteReadError(data, None)
+        data += chunk
+    reader.unread(data[end + 4:])
+    return data[:end + 4].decode("latin-1")
+
+
 async def upgrade(url: str, protocols: list[str], *, flow_control: bool = True) -> Connection:
     """Open ``url`` and switch to SPDY/3.1 offering ``protocols``.
 
@@ -44,13 +55,13 @@ async def upgrade(url: str, protocols: list[str], *, flow_control: bool = True) 
     no windows and ignores the peer's.
     """
     parts = urllib.parse.urlsplit(url)
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    reader, writer = await open_connection(parts.hostname or "", parts.port or 80)
     offers = "".join(f"X-Stream-Protocol-Version: {p}\r\n" for p in protocols)
     writer.write((f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
                   f"Connection: Upgrade\r\nUpgrade: SPDY/3.1\r\n{offers}"
                   "Content-Length: 0\r\n\r\n").encode())
     await writer.drain()
-    head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+    head = await _read_head(reader)
     status = int(head.split(" ", 2)[1])
     if status != 101:
         with contextlib.suppress(Exception):
@@ -59,7 +70,7 @@ async def upgrade(url: str, protocols: list[str], *, flow_control: bool = True) 
         raise UpgradeRefused(status, head)
     chosen = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")
                    if line.lower().startswith("x-stream-protocol-version:")), "")
-    session = Session(Reader.take_over(reader, writer), writer, server=False)
+    session = Session(reader, writer, server=False)
     session.ignore_peer_windows = not flow_control  # as Go's spdystream
     reading = asyncio.create_task(session.run())
     if flow_control:

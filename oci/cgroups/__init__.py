@@ -1,63 +1,44 @@
-"""cgroups for crid-runtime: detect v1 or v2, place a container, apply limits.
+"""crid's cgroups, v1, hybrid and v2, for containers (crid-runtime) and pods (the daemon).
 
-A container's cgroup is a dict ``{hierarchy: dir}`` kept in its state: on v1
-one entry per mounted hierarchy (key = its controllers, e.g. ``"memory"`` or
-``"name=systemd"``), on v2 a single entry under the key ``""``. A hybrid
-node (v1 controllers plus a cgroup2 tree with none, at ``/sys/fs/cgroup/unified``)
-gets both: the v1 entries and ``""`` for the cgroup2 tree, where the v2 device
-program is attached beside the v1 ``devices`` rules. Each
-controller lives in its own module (``v1/memory.py``, ``v2/pids.py``) with
-``apply(resources, cgroup_dir)``, so it can be tested against a tmp dir.
+A cgroup is a dict ``{hierarchy: dir}`` (a container keeps it in its state):
+on v1 one entry per mounted hierarchy (key = its controllers, e.g.
+``"memory"`` or ``"name=systemd"``), on v2 a single entry under the key
+``""``. A hybrid node (v1 controllers plus a cgroup2 tree with none, at
+``/sys/fs/cgroup/unified``) gets both: the v1 entries and ``""`` for the
+cgroup2 tree, where the v2 device program is attached beside the v1
+``devices`` rules.
+
+The package, one concern per module:
+
+- ``layout``: which of v1, hybrid and v2 this node has, its hierarchies, and
+  what they offer (swap, hugetlb limits): the one place that detects.
+- ``tree``: making and removing a cgroup in every hierarchy, killing what is
+  left inside.
+- ``v1/<controller>.py``, ``v2/<controller>.py``: one writer per controller,
+  ``apply(resources, cgroup_dir)`` over runtime-spec ``linux.resources``,
+  testable against a tmp dir; routed to by :func:`apply` here.
+- ``devices`` (the rule model both versions enforce), ``v2/devices`` (the BPF
+  program), ``freezer`` (pause), ``fs`` (reading and writing cgroup files).
+- ``pod``: the pod cgroup the daemon makes on RunPodSandbox (daemon only).
+- this module: placing a container's cgroup and the verbs' operations on it.
+
+Only ``layout`` and ``fs`` come with this module (the verbs that make or
+remove a cgroup import ``tree``): crid-runtime starts for every container
+and pays for each import.
 """
 
 from __future__ import annotations
 
-import errno
 import os
-import time
 
-from crid.oci.cgroups import fs
+from crid.oci.cgroups import fs, layout
+from crid.oci.cgroups.layout import controllers_of
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
     from typing import Any
 
     Json = dict[str, Any]
-
-CGROUP_ROOT = "/sys/fs/cgroup"
-
-
-def is_v2(root: str = CGROUP_ROOT) -> bool:
-    return os.path.exists(os.path.join(root, "cgroup.controllers"))
-
-
-def _v1_mounts() -> dict[str, str]:
-    """{hierarchy key: mount point} for the cgroup v1 hierarchies mounted here, and
-    ``""`` for a cgroup2 tree mounted beside them (hybrid)."""
-    out: dict[str, str] = {}
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            parts = line.split()
-            sep = parts.index("-")
-            if parts[sep + 1] == "cgroup2":
-                out.setdefault("", parts[4])
-                continue
-            if parts[sep + 1] != "cgroup":
-                continue
-            opts = [o for o in parts[sep + 3].split(",")
-                    if o not in ("rw", "ro") and not o.startswith("release_agent")
-                    and o not in ("clone_children", "noprefix", "xattr", "cpuset_v2_mode")]
-            out[",".join(opts)] = parts[4]
-    return out
-
-
-def _own_paths() -> dict[str, str]:
-    out: dict[str, str] = {}
-    with open("/proc/self/cgroup") as f:
-        for line in f:
-            _, ctl, path = line.rstrip("\n").split(":", 2)
-            out[ctl] = path
-    return out
 
 
 def resolve(cgroups_path: str | None, cid: str) -> dict[str, str]:
@@ -68,9 +49,7 @@ def resolve(cgroups_path: str | None, cid: str) -> dict[str, str]:
 
         raise InvalidArgument(
             f"cgroupsPath {rel!r} looks like a systemd slice; only cgroupfs is supported")
-    if is_v2():
-        return place(rel, _own_paths(), {"": CGROUP_ROOT})
-    return place(rel, _own_paths(), _v1_mounts())
+    return place(rel, layout.own_paths(), layout.hierarchies())
 
 
 def place(rel: str, own: dict[str, str], mounts: dict[str, str]) -> dict[str, str]:
@@ -81,29 +60,6 @@ def place(rel: str, own: dict[str, str], mounts: dict[str, str]) -> dict[str, st
         base = "/" if rel.startswith("/") else own.get(key, "/")
         out[key] = os.path.normpath(os.path.join(mp, (base + "/" + rel).lstrip("/")))
     return out
-
-
-def controllers_of(key: str) -> list[str]:
-    return [c for c in key.split(",") if c]
-
-
-def create(paths: dict[str, str]) -> list[str]:
-    """Make the dirs; return the ones made (for rollback), deepest last."""
-    made: list[str] = []
-    for key, d in paths.items():
-        missing = []
-        cur = d
-        while not os.path.isdir(cur):
-            missing.append(cur)
-            cur = os.path.dirname(cur)
-        for m in reversed(missing):
-            os.mkdir(m)
-            made.append(m)
-            if "cpuset" in controllers_of(key):
-                fs.copy_cpuset_from_parent(m)
-        if not key:
-            fs.enable_v2_controllers(d)
-    return made
 
 
 def load_device_program(paths: dict[str, str], rules: list[Json] | None) -> int | None:
@@ -200,19 +156,3 @@ def freeze(paths: dict[str, str], frozen: bool) -> None:
     from crid.oci.cgroups import freezer
 
     freezer.set_frozen(fd[0], frozen, v2=fd[1])
-
-
-def destroy(paths: dict[str, str], timeout: float = 5.0) -> None:
-    """Remove the leaf dirs, waiting briefly for exiting processes to leave."""
-    deadline = time.monotonic() + timeout
-    for d in paths.values():
-        while True:
-            try:
-                os.rmdir(d)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.005)

@@ -33,27 +33,3 @@ def read(d: str, name: str) -> str:
 def exists(d: str, name: str) -> bool:
     return os.path.exists(os.path.join(d, name))
 
-
-def copy_cpuset_from_parent(d: str) -> None:
-    parent = os.path.dirname(d)
-    for name in ("cpuset.cpus", "cpuset.mems"):
-        if exists(parent, name) and (not exists(d, name) or not read(d, name)):
-            write(d, name, read(parent, name))
-
-
-def enable_v2_controllers(d: str) -> None:
-    """Enable every available controller in each ancestor's subtree_control,
-    top down, so ``d`` gets them all (v2 needs that before limits can be set)."""
-    ancestors = []
-    cur = os.path.dirname(d)
-    while cur != os.path.dirname(cur):
-        if exists(cur, "cgroup.controllers"):
-            ancestors.append(cur)
-        cur = os.path.dirname(cur)
-    for a in reversed(ancestors):
-        ctls = read(a, "cgroup.controllers").split()
-        if ctls:
-            try:
-                write(a, "cgroup.subtree_control", " ".join("+" + c for c in ctls))
-            except InvalidArgument:
-                pass  # e.g. a controller busy in a threaded subtree: use what we have

@@ -11,6 +11,8 @@ import resource
 import stat
 from dataclasses import dataclass
 
+from crid.oci.cgroups import layout
+
 # Directories and nodes of the host's /dev that are not devices to hand to a
 # privileged container: the runtime mounts its own pts, shm and mqueue.
 _SKIP_DIRS = frozenset({"pts", "shm", "fd", "mqueue", ".lxc", ".lxd-mounts", ".udev"})
@@ -102,25 +104,13 @@ class Host:
         return 0
 
     def swap_controller(self) -> bool:
-        """Whether swap limits can be set: memsw files on v1 (kernels boot
-        without swap accounting often), memory.swap.max in our cgroup on v2."""
-        if not self.cgroup2():
-            return os.path.exists("/sys/fs/cgroup/memory/memory.memsw.limit_in_bytes")
-        with open("/proc/self/cgroup", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("0::"):
-                    own = line[3:].strip().lstrip("/")
-                    return os.path.exists(os.path.join("/sys/fs/cgroup", own, "memory.swap.max"))
-        return False
+        """Whether swap limits can be set (see :func:`layout.can_limit_swap`)."""
+        return layout.can_limit_swap()
 
     def hugetlb_controller(self) -> bool:
-        """Whether hugepage limits can be set: a hugetlb hierarchy on v1, the
-        controller offered at the root on v2."""
-        if not self.cgroup2():
-            return os.path.isdir("/sys/fs/cgroup/hugetlb")
-        with open("/sys/fs/cgroup/cgroup.controllers", encoding="ascii") as f:
-            return "hugetlb" in f.read().split()
+        """Whether hugepage limits can be set (see :func:`layout.can_limit_hugetlb`)."""
+        return layout.can_limit_hugetlb()
 
     def cgroup2(self) -> bool:
         """True on a unified (cgroup v2 only) node."""
-        return os.path.exists("/sys/fs/cgroup/cgroup.controllers")
+        return layout.is_v2()

@@ -18,6 +18,7 @@ import time
 from crid.oci import cgroups, config, hooks, mounts, paths, process, procfs, signals, state
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
+from crid.oci.cgroups import tree
 from crid.oci.context import Context, abspath, parse
 from crid.oci.errors import CridError, InvalidArgument, describe
 from crid.oci.init import Init
@@ -171,7 +172,7 @@ def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Json,
     # attach_prime), and this work fits in that wait.
     prog = cgroups.load_device_program(cg, resources["devices"])
     try:
-        made = cgroups.create(cg)
+        made = tree.make(cg)
     except BaseException:
         if prog is not None:
             os.close(prog)
@@ -319,7 +320,7 @@ def _kill_and_wait(pid: int, timeout: float = 5.0) -> None:
 
 def _rmdirs(dirs: list[str]) -> None:
     for d in reversed(dirs):
-        cgroups.destroy({"": d})
+        tree.remove({"": d})
 
 
 def _remove_dir(d: str) -> None:

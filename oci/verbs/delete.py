@@ -7,6 +7,7 @@ import os
 import time
 
 from crid.oci import cgroups, hooks, signals, state
+from crid.oci.cgroups import tree
 from crid.oci.context import Context, parse
 from crid.oci.errors import FailedPrecondition, NotFound
 
@@ -46,7 +47,7 @@ def delete(ctx: Context, cid: str, force: bool) -> None:
     # delete kills those too.
     if s != "stopped" or not _own_pid_namespace(cfg):
         kill_all(st)
-    cgroups.destroy(paths)
+    tree.remove(paths)
     _remove_dir(state.container_dir(ctx.root, cid))
     if (cfg.get("hooks") or {}).get("poststop"):
         hooks.run(cfg, "poststop", {**state.oci_state(ctx.root, st), "status": "stopped"})

@@ -27,3 +27,23 @@ def test_a_long_ref_has_a_multi_byte_length() -> None:
     spec = api_pb2.ImageSpec()
     set_image_ref(spec, "r" * 300)
     assert image_ref(spec) == "r" * 300
+
+
+def test_bytes_are_those_the_hand_encoding_wrote() -> None:
+    # Recorded from the hand-written varint encoder this replaced: an explicit
+    # "" is written too, a 300-byte ref has a two-byte length, the last value wins.
+    spec = api_pb2.ImageSpec(image="x", annotations={"a": "b"})
+    set_image_ref(spec, "")
+    assert spec.SerializeToString().hex() == "0a017812060a0161120162a20100"
+    spec = api_pb2.ImageSpec()
+    set_image_ref(spec, "r" * 300)
+    assert spec.SerializeToString() == b"\xa2\x01\xac\x02" + b"r" * 300
+    spec = api_pb2.ImageSpec()
+    set_image_ref(spec, "one")
+    set_image_ref(spec, "two")
+    assert spec.SerializeToString().hex() == "a201036f6e65a2010374776f"
+    assert image_ref(spec) == "two"
+    spec = api_pb2.ImageSpec()
+    set_image_ref(spec, "é")
+    assert spec.SerializeToString().hex() == "a20102c3a9"
+    assert image_ref(api_pb2.ImageSpec.FromString(spec.SerializeToString())) == "é"

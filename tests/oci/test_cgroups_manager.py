@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from crid.oci import cgroups
+from crid.oci.cgroups import tree
 
 
 def test_place_absolute_and_relative_v1() -> None:
@@ -27,7 +29,7 @@ def test_place_v2() -> None:
 def test_create_v2_enables_controllers_in_ancestors(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
     target = tmp_path / "pods" / "c1"
-    made = cgroups.create({"": str(target)})
+    made = tree.make({"": str(target)})
     assert made == [str(tmp_path / "pods"), str(target)]
     assert (tmp_path / "cgroup.subtree_control").read_text() == "+cpu +memory +pids"
     assert target.is_dir()
@@ -37,7 +39,7 @@ def test_create_v1_copies_cpuset_from_parent(tmp_path: Path) -> None:
     (tmp_path / "cpuset.cpus").write_text("0-3\n")
     (tmp_path / "cpuset.mems").write_text("0\n")
     target = tmp_path / "c1"
-    cgroups.create({"cpuset": str(target)})
+    tree.make({"cpuset": str(target)})
     assert (target / "cpuset.cpus").read_text() == "0-3"
     assert (target / "cpuset.mems").read_text() == "0"
 
@@ -51,3 +53,21 @@ def test_apply_routes_v1_hierarchies(tmp_path: Path) -> None:
     assert (mem / "memory.limit_in_bytes").read_text() == "1000"
     assert (pids / "pids.max").read_text() == "9"
     assert not (mem / "pids.max").exists()
+
+
+def test_remove_takes_cgroups_below_and_leaves_parents(tmp_path: Path) -> None:
+    target = tmp_path / "pods" / "c1"
+    (target / "sub" / "deeper").mkdir(parents=True)
+    (target / "other").mkdir()
+    tree.remove({"memory": str(target), "pids": str(tmp_path / "gone")})
+    assert not target.exists()
+    assert (tmp_path / "pods").is_dir()
+
+
+def test_remove_refuses_a_dir_with_files(tmp_path: Path) -> None:
+    """Not a cgroup (cgroupfs files cannot be deleted, rmdir takes them): left alone."""
+    (tmp_path / "c1").mkdir()
+    (tmp_path / "c1" / "data").write_text("x")
+    with pytest.raises(OSError):
+        tree.remove({"": str(tmp_path / "c1")})
+    assert (tmp_path / "c1" / "data").exists()

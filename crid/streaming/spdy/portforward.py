@@ -26,6 +26,7 @@ from crid.streaming.limits import PodForwards
 from crid.streaming.reader import Reader
 from crid.streaming.spdy.session import Session, Stream
 from crid.streaming.tokens import PortForwardRequest
+from crid.streaming.writer import Writer
 
 log = logs.get("crid.streaming.spdy")
 
@@ -127,13 +128,13 @@ async def _forward(request: PortForwardRequest, backend: Backend, data: Stream,
         return
     try:
         await asyncio.gather(_to_pod(data, writer),
-                             _from_pod(Reader.take_over(reader, writer), data))
+                             _from_pod(reader, data))
     finally:
         writer.close()
         await error.close()
 
 
-async def _to_pod(data: Stream, writer: asyncio.StreamWriter) -> None:
+async def _to_pod(data: Stream, writer: Writer) -> None:
     with contextlib.suppress(ConnectionError):
         while chunk := await data.read(COPY_CHUNK):
             writer.write(chunk)

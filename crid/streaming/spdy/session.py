@@ -43,6 +43,7 @@ from crid import logs
 from crid.streaming.reader import Reader
 from crid.streaming.spdy import frames
 from crid.streaming.spdy.flow import DEFAULT_WINDOW, FlowControlError, ReceiveWindow, SendWindow
+from crid.streaming.writer import Writer
 
 log = logs.get("crid.streaming.spdy")
 
@@ -155,7 +156,7 @@ class Stream:
 class Session:
     """A SPDY/3.1 connection over an asyncio reader/writer pair."""
 
-    def __init__(self, reader: Reader, writer: asyncio.StreamWriter, *, server: bool,
+    def __init__(self, reader: Reader, writer: Writer, *, server: bool,
                  max_streams: int | None = None,
                  activity: Callable[[], None] | None = None) -> None:
         self._reader = reader

@@ -7,7 +7,7 @@ import contextlib
 import socket
 from collections.abc import Awaitable, Callable
 
-from crid.streaming.reader import Reader
+from crid.streaming.reader import open_connection
 from crid.streaming.spdy import frames
 from crid.streaming.spdy.flow import DEFAULT_WINDOW
 from crid.streaming.spdy.session import MAX_DATA_FRAME, READ_BUFFER_LIMIT, Session, Stream
@@ -21,8 +21,8 @@ def with_pair(body: Body, max_streams: int | None = None) -> None:
         left, right = socket.socketpair()
         sessions = []
         for sock, is_server in ((left, True), (right, False)):
-            reader, writer = await asyncio.open_unix_connection(sock=sock)
-            sessions.append(Session(Reader.take_over(reader, writer), writer,
+            reader, writer = await open_connection(sock=sock)
+            sessions.append(Session(reader, writer,
                                     server=is_server,
                                     max_streams=max_streams if is_server else None))
         server, client = sessions

@@ -1,4 +1,5 @@
-"""Pod cgroups against a fake cgroupfs tree in a tmp dir (v1 and v2 layouts)."""
+"""Pod cgroups against a fake cgroupfs tree in a tmp dir (v1 and v2 layouts), and a real
+cgroup2 tree."""
 
 from __future__ import annotations
 
@@ -8,28 +9,36 @@ from pathlib import Path
 
 import pytest
 from cri_api.v1 import api_pb2
+from crid.oci.cgroups import layout
+from crid.oci.cgroups.pod import Cgroup, check_path
 
 from crid.errors import InvalidArgument
-from crid.sandbox.cgroups import Cgroup, check_path
+
+V1 = ("cpu", "memory", "cpuset", "pids")
 
 
 def v1_root(tmp_path: Path) -> Path:
-    for ctl in ("cpu", "memory", "cpuset", "pids"):
+    for ctl in V1:
         (tmp_path / ctl).mkdir()
     (tmp_path / "cpuset" / "cpuset.cpus").write_text("0-1\n")
     (tmp_path / "cpuset" / "cpuset.mems").write_text("0\n")
     return tmp_path
 
 
+def v1_hierarchies(root: Path, *extra: str) -> dict[str, str]:
+    return {ctl: str(root / ctl) for ctl in V1} | {key: str(root / name) for key, name in
+                                                    (("name=systemd", "systemd"), ("", "unified"))
+                                                    if name in extra}
+
+
 def test_v1_create_apply_remove(tmp_path: Path) -> None:
     root = v1_root(tmp_path)
-    cgroup = Cgroup("/kubepods/pod1", root=root, v2=False)
+    cgroup = Cgroup("/kubepods/pod1", v1_hierarchies(root))
     cgroup.create()
-    assert sorted(p.parent.parent.name for p in cgroup.dirs()) == ["cpu", "cpuset", "memory",
-                                                                   "pids"]
+    assert sorted(cgroup.dirs()) == ["cpu", "cpuset", "memory", "pids"]
     # cpuset levels inherit cpus and mems so tasks can join.
-    assert (root / "cpuset/kubepods/cpuset.cpus").read_text() == "0-1\n"
-    assert (root / "cpuset/kubepods/pod1/cpuset.mems").read_text() == "0\n"
+    assert (root / "cpuset/kubepods/cpuset.cpus").read_text() == "0-1"
+    assert (root / "cpuset/kubepods/pod1/cpuset.mems").read_text() == "0"
     for name in ("cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us"):
         (root / "cpu/kubepods/pod1" / name).write_text("")
     (root / "memory/kubepods/pod1/memory.limit_in_bytes").write_text("")
@@ -42,8 +51,12 @@ def test_v1_create_apply_remove(tmp_path: Path) -> None:
     assert (root / "cpu/kubepods/pod1/cpu.cfs_quota_us").read_text() == "25000"
     assert (root / "cpu/kubepods/pod1/cpu.cfs_period_us").read_text() == "100000"
     assert (root / "memory/kubepods/pod1/memory.limit_in_bytes").read_text() == "110"
-    for directory in cgroup.dirs():
-        for child in directory.iterdir():
+    # the same writers as a container's: nothing set, nothing written
+    assert list((root / "pids/kubepods/pod1").iterdir()) == []
+    assert sorted(f.name for f in (root / "cpuset/kubepods/pod1").iterdir()) == [
+        "cpuset.cpus", "cpuset.mems"]
+    for directory in cgroup.dirs().values():
+        for child in Path(directory).iterdir():
             child.unlink()  # a real cgroupfs has no files to delete
     cgroup.remove()
     assert not cgroup.exists()
@@ -51,10 +64,10 @@ def test_v1_create_apply_remove(tmp_path: Path) -> None:
     cgroup.remove()
 
 
-def test_v1_remove_takes_the_dirs_a_runtime_made_in_other_hierarchies(tmp_path: Path) -> None:
+def test_v1_remove_takes_the_dirs_in_hierarchies_without_limits(tmp_path: Path) -> None:
     root = v1_root(tmp_path)
-    cgroup = Cgroup("/kubepods/pod1", root=root, v2=False)
-    for other in ("systemd", "unified"):  # runc made these for a container of the pod
+    cgroup = Cgroup("/kubepods/pod1", v1_hierarchies(root, "systemd", "unified"))
+    for other in ("systemd", "unified"):  # a runtime made these for a container of the pod
         (root / other / "kubepods/pod1").mkdir(parents=True)
     (root / "unrelated").write_text("")
     cgroup.remove()
@@ -66,13 +79,13 @@ def test_v1_remove_takes_the_dirs_a_runtime_made_in_other_hierarchies(tmp_path: 
 def test_v2_single_tree(tmp_path: Path) -> None:
     (tmp_path / "cgroup.controllers").write_text("cpu memory pids\n")
     (tmp_path / "cgroup.subtree_control").write_text("")
-    cgroup = Cgroup("/crid/pod2", root=tmp_path, v2=True)
+    cgroup = Cgroup("/crid/pod2", {"": str(tmp_path)})
     # each new level needs its own controllers file on a real cgroup2; fake them
     (tmp_path / "crid").mkdir()
     (tmp_path / "crid" / "cgroup.controllers").write_text("cpu memory pids\n")
     (tmp_path / "crid" / "cgroup.subtree_control").write_text("")
     cgroup.create()
-    assert cgroup.dirs() == [tmp_path / "crid/pod2"]
+    assert cgroup.dirs() == {"": str(tmp_path / "crid/pod2")}
     assert (tmp_path / "crid/cgroup.subtree_control").read_text() == "+cpu +memory +pids"
     (tmp_path / "crid/pod2/memory.max").write_text("")
     (tmp_path / "crid/pod2/cpu.weight").write_text("")
@@ -93,8 +106,8 @@ def test_real_cgroup2_tree_create_join_remove() -> None:
     if not (root / "cgroup.procs").exists():
         root = Path("/sys/fs/cgroup")  # a pure v2 node
     parent = f"/crid-unit-{uuid.uuid4().hex[:8]}"
-    cgroup = Cgroup(f"{parent}/pod", root=root)
-    assert cgroup.v2
+    assert layout.is_v2(root)
+    cgroup = Cgroup(f"{parent}/pod", {"": str(root)})
     cgroup.create()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
@@ -110,9 +123,9 @@ def test_real_cgroup2_tree_create_join_remove() -> None:
 
 def test_remove_takes_a_child_left_below(tmp_path: Path) -> None:
     root = v1_root(tmp_path)
-    cgroup = Cgroup("/kubepods/pod1", root=root, v2=False)
-    for directory in cgroup.dirs():  # a real cgroupfs has no files to delete
-        (directory / "leftover/deeper").mkdir(parents=True)
+    cgroup = Cgroup("/kubepods/pod1", v1_hierarchies(root))
+    for directory in cgroup.dirs().values():  # a real cgroupfs has no files to delete
+        (Path(directory) / "leftover/deeper").mkdir(parents=True)
     cgroup.remove()
     assert not cgroup.exists()
 
@@ -122,9 +135,10 @@ def test_real_kill_and_remove_takes_the_processes_in_and_below() -> None:
     if not (root / "cgroup.procs").exists():
         root = Path("/sys/fs/cgroup")
     parent = f"/crid-unit-{uuid.uuid4().hex[:8]}"
-    cgroup = Cgroup(f"{parent}/pod", root=root)
+    cgroup = Cgroup(f"{parent}/pod", {"": str(root)})
     # Processes live in leaves (cgroup v2's rule), as containers below a pod.
-    leaves = [Cgroup(f"{parent}/pod/c1", root=root), Cgroup(f"{parent}/pod/c2/deeper", root=root)]
+    leaves = [Cgroup(f"{parent}/pod/c1", {"": str(root)}),
+              Cgroup(f"{parent}/pod/c2/deeper", {"": str(root)})]
     sleepers = [subprocess.Popen(["sleep", "30"]) for _ in leaves]
     try:
         for leaf, sleeper in zip(leaves, sleepers, strict=True):
@@ -138,3 +152,16 @@ def test_real_kill_and_remove_takes_the_processes_in_and_below() -> None:
             sleeper.kill()
             sleeper.wait()
         (root / parent.lstrip("/")).rmdir()
+
+
+def test_hybrid_pod_is_made_in_the_cgroup2_tree_without_limits_or_device_program(
+        tmp_path: Path) -> None:
+    root = v1_root(tmp_path)
+    (root / "unified").mkdir()
+    (root / "unified" / "cgroup.controllers").write_text("\n")  # a hybrid tree: none
+    cgroup = Cgroup("/kubepods/pod1", v1_hierarchies(root, "unified"))
+    cgroup.create()
+    cgroup.apply([api_pb2.LinuxContainerResources(memory_limit_in_bytes=100)])
+    assert (root / "memory/kubepods/pod1/memory.limit_in_bytes").read_text() == "100"
+    assert list((root / "unified/kubepods/pod1").iterdir()) == []
+    assert not (root / "unified/cgroup.subtree_control").exists()
