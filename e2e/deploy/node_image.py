@@ -149,12 +149,18 @@ def build_context() -> Context:
     _run(str(PYTHON), "-P", "-m", "pip", "download", "-q", "--no-deps", "--no-index",
          "--find-links", str(WHEELS), "--require-hashes", "-r",
          str(CHECKOUT / "requirements.txt"), "-d", str(wheels))
-    # The checkout's crid, as a wheel (the same sources the tests import).
-    # A fixed SOURCE_DATE_EPOCH gives its zip fixed timestamps: the same
-    # sources make the same bytes, so the context key (and podman's layer
-    # cache) only changes when they do.
-    _run(str(PYTHON), "-P", "-m", "build", "--no-isolation", "--wheel",
-         "--outdir", str(wheels), str(CHECKOUT), env={"SOURCE_DATE_EPOCH": "315532800"})
+    # The checkout's crid, as a wheel (the same sources the tests import), made
+    # from its sdist as e2e/packaging does: built in place, a module deleted
+    # from the checkout would live on in build/lib and ship. A fixed
+    # SOURCE_DATE_EPOCH gives the zip fixed timestamps: the same sources make
+    # the same bytes, so the context key (and podman's layer cache) only
+    # changes when they do.
+    dist = CACHE / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    _run(str(PYTHON), "-P", "-m", "build", "--no-isolation", "--outdir", str(dist),
+         str(CHECKOUT), env={"SOURCE_DATE_EPOCH": "315532800"})
+    for wheel in dist.glob("crid-*.whl"):
+        shutil.copy(wheel, wheels / wheel.name)
     parts: list[bytes] = []
     for path in sorted(p for p in context.rglob("*") if p.is_file()):
         parts += [str(path.relative_to(context)).encode(), path.read_bytes()]
