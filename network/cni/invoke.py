@@ -89,6 +89,11 @@ async def invoke(
         ) from None
     log.debug("CNI plugin ran", plugin=kind, command=command, code=code,
               duration_ms=round((time.monotonic() - started) * 1000, 1))
+    return plugin_result(kind, command, code, out, err)
+
+
+def plugin_result(kind: str, command: str, code: int, out: bytes, err: bytes) -> Json | None:
+    """What a plugin's run means: its parsed result (None if empty), or its PluginError."""
     if code != 0:
         raise _plugin_error(kind, command, code, out, err)
     if not out.strip():
