@@ -94,7 +94,7 @@ class Settings:
 
 def select_platform(index: Manifest, wanted: Platform) -> Descriptor:
     entries = [Descriptor.parse(m, f"index {index.digest}")
-               for m in index.document.get("manifests") or []]
+               for m in _list(index.document, "manifests", f"index {index.digest}")]
 
     def fits(entry: Descriptor, variants: tuple[str, ...]) -> bool:
         p = entry.platform
@@ -121,7 +121,7 @@ def image_parts(manifest: Manifest, where: str) -> tuple[Descriptor, list[Descri
         raise FailedPrecondition(
             f"{where}: config media type {config_desc.media_type!r} is not an image config "
             "(is this an artifact rather than a container image?)")
-    layers = [Descriptor.parse(d, where) for d in manifest.document.get("layers") or []]
+    layers = [Descriptor.parse(d, where) for d in _list(manifest.document, "layers", where)]
     for layer in layers:
         if layer.media_type not in LAYER_TYPES:
             raise FailedPrecondition(f"{where}: layer {layer.digest} has unsupported media "
@@ -131,7 +131,10 @@ def image_parts(manifest: Manifest, where: str) -> tuple[Descriptor, list[Descri
 
 def layer_diff_ids(config: dict[str, Any], layers: list[Descriptor], where: str) -> list[str]:
     """The image config's ``rootfs.diff_ids``: sha256 digests, one per layer."""
-    diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
+    rootfs = config.get("rootfs") or {}
+    if not isinstance(rootfs, dict):
+        raise InvalidArgument(f"{where}: the config's rootfs is not an object")
+    diff_ids = [str(d) for d in _list(rootfs, "diff_ids", f"{where}: the config's rootfs")]
     if not all(map(is_digest, diff_ids)):
         raise InvalidArgument(f"{where}: the config's rootfs.diff_ids are not all sha256 "
                               "digests")
@@ -139,6 +142,14 @@ def layer_diff_ids(config: dict[str, Any], layers: list[Descriptor], where: str)
         raise InvalidArgument(f"{where}: {len(layers)} layers but the config lists "
                               f"{len(diff_ids)} diff_ids")
     return diff_ids
+
+
+def _list(document: dict[str, Any], key: str, where: str) -> list[Any]:
+    """``document[key]``, a JSON array (missing or null: empty)."""
+    value = document.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidArgument(f"{where}: {key} is not a list")
+    return value
 
 
 class Puller:

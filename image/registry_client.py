@@ -75,7 +75,7 @@ class Descriptor:
             platform = value.get("platform") or {}
             found = cls(str(value.get("mediaType", "")), str(value["digest"]), int(value["size"]),
                         {k: str(v) for k, v in platform.items() if isinstance(v, str)})
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InvalidArgument(f"{where}: malformed descriptor: {value!r}") from exc
         # The digest goes into URLs and file names: only the one safe form.
         if not is_digest(found.digest) or found.size < 0:
@@ -456,7 +456,7 @@ def json_object(data: bytes, what: str) -> dict[str, Any]:
     """``data`` parsed as a JSON object, or InvalidArgument saying ``what`` is not one."""
     try:
         value = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the stack
         raise InvalidArgument(f"{what} is not JSON") from exc
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} is not a JSON object")
