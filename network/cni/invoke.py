@@ -100,7 +100,7 @@ def plugin_result(kind: str, command: str, code: int, out: bytes, err: bytes) ->
         return None
     try:
         result = json.loads(out)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not UTF-8 or JSON, or nested past the stack
         raise PluginError(kind, command, f"printed a result that is not JSON: {out[:200]!r}") \
             from None
     if not isinstance(result, dict):
@@ -111,12 +111,13 @@ def plugin_result(kind: str, command: str, code: int, out: bytes, err: bytes) ->
 def _plugin_error(kind: str, command: str, code: int, out: bytes, err: bytes) -> PluginError:
     try:
         reported = json.loads(out)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         reported = None
     if isinstance(reported, dict) and reported.get("msg"):
         message = str(reported["msg"])
         if reported.get("details"):
             message += f" ({reported['details']})"
-        return PluginError(kind, command, message, int(reported.get("code") or 0))
+        code = reported.get("code")
+        return PluginError(kind, command, message, code if type(code) is int else 0)
     text = (err or out).decode(errors="replace").strip()[:500]
     return PluginError(kind, command, f"exited with {code}: {text or 'no output'}")
