@@ -29,12 +29,12 @@ from cri_api.v1 import api_pb2
 from crid.network.cni.config import default_network
 from google.protobuf import json_format
 from google.protobuf.message import Message
-from wsproto.frame_protocol import CloseReason, FrameProtocol
 
 from crid.streaming.spdy import frames
 from crid.streaming.websocket import EXEC_PROTOCOLS
 from e2e.fixtures import images, layers
 from tests.fuzz.fuzz_cri import CALLS
+from tests.oci.spec.fakes import GROUP, PASSWD
 
 HERE = Path(__file__).resolve().parent
 CHECKOUT = HERE.parents[1]
@@ -77,14 +77,21 @@ def _info(name: str, kind: bytes = tarfile.REGTYPE, size: int = 0, **fields: obj
 
 
 def _gnu_sparse() -> list[bytes]:
-    """A sparse file archived by GNU tar, in its old GNU format and as PAX 1.0."""
+    """A sparse file archived by GNU tar: its old GNU format, and PAX sparse 0.0.
+
+    (PAX sparse 0.1 and 1.0 name a header after tar's pid: never the same twice.)
+    """
     with tempfile.TemporaryDirectory(dir=CHECKOUT / "build") as scratch:
         with open(Path(scratch) / "sparse", "wb") as f:
             f.seek(64 * 1024)
             f.write(b"end\n")
-        return [subprocess.run(["tar", "--sparse", f"--format={fmt}", "-C", scratch, "-cf", "-",
+        stable = ["--mtime=@1700000000", "--owner=0", "--group=0", "--numeric-owner"]
+        pax = ["--format=pax", "--pax-option=exthdr.name=%d/PaxHeaders/%f,exthdr.mtime=0,"
+               "delete=atime,delete=ctime"]
+        forms = [["--format=gnu"], [*pax, "--sparse-version=0.0"]]
+        return [subprocess.run(["tar", "--sparse", *form, *stable, "-C", scratch, "-cf", "-",
                                 "sparse"], capture_output=True, check=True).stdout
-                for fmt in ("gnu", "pax")]
+                for form in forms]
 
 
 def tar() -> Iterable[bytes]:
@@ -193,20 +200,32 @@ def spdy() -> Iterable[bytes]:
     yield from _spdy_exec()
 
 
+def _ws_frame(opcode: int, payload: bytes, fin: bool = True) -> bytes:
+    """One client frame (RFC 6455 5.2), masked with a fixed key so seeds are stable."""
+    mask = b"\x11\x22\x33\x44"
+    head = bytes([(0x80 if fin else 0) | opcode])
+    size = len(payload)
+    if size < 126:
+        head += bytes([0x80 | size])
+    elif size < 1 << 16:
+        head += bytes([0x80 | 126]) + size.to_bytes(2, "big")
+    else:
+        head += bytes([0x80 | 127]) + size.to_bytes(8, "big")
+    return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 def websocket() -> Iterable[bytes]:
+    """kubectl exec -it over v5 (binary) and base64 channels: stdin, a resize, stdin's end."""
+    text, binary, continuation, close, ping = 0x1, 0x2, 0x0, 0x8, 0x9
+    messages = [(0, b"echo hi\n"), (4, b'{"Width":80,"Height":24}'), (255, b"\0")]
     for protocol in ("v5.channel.k8s.io", "v4.base64.channel.k8s.io"):
-        client = FrameProtocol(client=True, extensions=[])
         b64 = "base64" in protocol
-        messages = [(0, b"echo hi\n"), (4, b'{"Width":80,"Height":24}'), (255, b"\0")]
-        wire = b""
-        for channel, data in messages:
-            if b64:
-                wire += client.send_data(str(channel % 10) + base64.b64encode(data).decode(),
-                                         True)
-            else:
-                wire += client.send_data(bytes([channel]) + data, True)
-        wire += client.send_data(b"\x00par", False) + client.send_data(b"tial", True)
-        wire += client.ping(b"ping") + client.close(CloseReason.NORMAL_CLOSURE)
+        wire = b"".join(
+            _ws_frame(text, (str(channel % 10) + base64.b64encode(data).decode()).encode())
+            if b64 else _ws_frame(binary, bytes([channel]) + data)
+            for channel, data in messages)
+        wire += _ws_frame(binary, b"\x00par", fin=False) + _ws_frame(continuation, b"tial")
+        wire += _ws_frame(ping, b"ping") + _ws_frame(close, (1000).to_bytes(2, "big"))
         yield bytes([EXEC_PROTOCOLS.index(protocol)]) + wire
 
 
@@ -242,8 +261,15 @@ def cri() -> Iterable[bytes]:
         yield bytes([kinds.index(type(request))]) + request.SerializeToString()
 
 
+def passwd() -> Iterable[bytes]:
+    # The spec tests' files: a comment, a broken line, group members.
+    for user, name in (("alice", "bob"), ("1000:100", "alice"), ("1001:wheel", "root"), ("", "")):
+        yield "\0".join((PASSWD, GROUP, user, name)).encode()
+
+
 SEEDS = {"manifest": manifest, "reference": reference, "tar": tar, "registries": registries,
-         "config": config, "cni": cni, "spdy": spdy, "websocket": websocket, "cri": cri}
+         "config": config, "cni": cni, "passwd": passwd, "spdy": spdy, "websocket": websocket,
+         "cri": cri}
 
 
 def main() -> None:
