@@ -128,11 +128,12 @@ def unpack(source: Readable, dest: Path, *, umask_zero: bool = False) -> Unpacke
             with tarfile.open(fileobj=hashing, mode="r|", bufsize=TAR_BUFSIZE) as tar:  # type: ignore[call-overload]
                 for member in tar:
                     tree.add(member, tar.extractfile)
+            # The diff ID covers the whole tar, end-of-archive padding included;
+            # a stream cut short after the tar's end is as invalid as one cut inside.
+            while hashing.read(CHUNK):
+                pass
         except (tarfile.TarError, EOFError, zstandard.ZstdError, gzip.BadGzipFile) as exc:
             raise UnsafeLayer(f"layer is not a valid (compressed) tar: {exc}") from exc
-        # The diff ID covers the whole tar, end-of-archive padding included.
-        while hashing.read(CHUNK):
-            pass
         tree.finish()
         return Unpacked("sha256:" + hashing.hash.hexdigest(), tree.size, tree.inodes)
 
