@@ -8,8 +8,9 @@ that starts as a copy of the checked-in seeds (``corpus/<name>``) and
 regression inputs (``regressions/<name>``), so the checked-in corpus is
 never changed; what libFuzzer finds interesting accumulates there between
 runs. Crashes, hangs (``-timeout``) and memory blow-ups (``-rss_limit_mb``)
-are written to ``build/fuzz/<name>/findings/``; turn each into a regression
-input once fixed (``regressions/<name>/``, replayed by test_regressions.py).
+are written to ``build/fuzz/<name>/findings/``, and the target starts again
+for the time left; turn each into a regression input once fixed
+(``regressions/<name>/``, replayed by test_regressions.py).
 
 Prints the executions and findings per target, writes them to
 ``build/fuzz/summary.json``, and exits 1 when any target found something.
@@ -33,6 +34,7 @@ CHECKOUT = HERE.parents[1]
 WORK = CHECKOUT / "build" / "fuzz"
 RSS_LIMIT_MB = 2048
 TIMEOUT_SECONDS = 10  # one input taking longer is a hang
+MAX_STARTS = 20  # per target and run, however often it finds something
 _EXECS = re.compile(rb"stat::number_of_executed_units:\s*(\d+)")
 _RSS = re.compile(rb"stat::peak_rss_mb:\s*(\d+)")
 
@@ -60,23 +62,31 @@ def run(target: str, seconds: int) -> Outcome:
         for seed in sorted(seeds.glob("*")) if seeds.is_dir() else ():
             shutil.copyfile(seed, corpus / seed.name)
     before = set(findings.iterdir())
-    command = [
-        sys.executable, "-P", "-m", "tests.fuzz.harness", target, str(corpus),
-        f"-max_total_time={seconds}", f"-rss_limit_mb={RSS_LIMIT_MB}",
-        f"-timeout={TIMEOUT_SECONDS}", f"-artifact_prefix={findings}/",
-        "-print_final_stats=1",
-    ]
     started = time.monotonic()
-    with open(work / "log", "wb") as log:
-        # libFuzzer reports on stderr, atheris prints the uncaught exception on stdout.
-        done = subprocess.run(command, cwd=CHECKOUT, stdout=log, stderr=subprocess.STDOUT,
-                              check=False)
+    codes: list[int] = []
+    (work / "log").write_bytes(b"")
+    # libFuzzer stops at its first finding: start it again, on the corpus it
+    # grew, until the time is spent, so one bug does not end the search.
+    while len(codes) < MAX_STARTS and (left := seconds - (time.monotonic() - started)) >= 1:
+        command = [
+            sys.executable, "-P", "-m", "tests.fuzz.harness", target, str(corpus),
+            f"-max_total_time={int(left)}", f"-rss_limit_mb={RSS_LIMIT_MB}",
+            f"-timeout={TIMEOUT_SECONDS}", f"-artifact_prefix={findings}/",
+            "-print_final_stats=1",
+        ]
+        with open(work / "log", "ab") as log:
+            # libFuzzer reports on stderr, atheris the uncaught exception on stdout.
+            done = subprocess.run(command, cwd=CHECKOUT, stdout=log, stderr=subprocess.STDOUT,
+                                  check=False)
+        codes.append(done.returncode)
+        if done.returncode == 0:
+            break
     output = (work / "log").read_bytes()
     executions = sum(int(n) for n in _EXECS.findall(output))
     rss = max((int(n) for n in _RSS.findall(output)), default=0)
     new = sorted(str(p.relative_to(CHECKOUT)) for p in set(findings.iterdir()) - before)
     return Outcome(target, round(time.monotonic() - started, 1), executions, rss, new,
-                   done.returncode)
+                   max(codes, default=0))
 
 
 def main() -> int:
@@ -96,8 +106,9 @@ def main() -> int:
     summary.write_text(json.dumps([dataclasses.asdict(o) for o in outcomes], indent=2) + "\n")
     print(f"{'target':<12} {'seconds':>8} {'executions':>11} {'peak MB':>8}  findings")
     for o in outcomes:
-        found = ", ".join(o.findings) or ("none" if o.exit_code == 0 else
-                                          f"exit {o.exit_code}, see build/fuzz/{o.target}/log")
+        found = (f"{len(o.findings)} in build/fuzz/{o.target}/findings/" if o.findings else
+                 "none" if o.exit_code == 0 else
+                 f"exit {o.exit_code}, see build/fuzz/{o.target}/log")
         print(f"{o.target:<12} {o.seconds:>8} {o.executions:>11} {o.peak_rss_mb:>8}  {found}")
     return 1 if any(o.findings or o.exit_code for o in outcomes) else 0
 
