@@ -117,7 +117,7 @@ def _plugin_error(kind: str, command: str, code: int, out: bytes, err: bytes) ->
         message = str(reported["msg"])
         if reported.get("details"):
             message += f" ({reported['details']})"
-        code = reported.get("code")
-        return PluginError(kind, command, message, code if type(code) is int else 0)
+        number = reported.get("code")
+        return PluginError(kind, command, message, number if type(number) is int else 0)
     text = (err or out).decode(errors="replace").strip()[:500]
     return PluginError(kind, command, f"exited with {code}: {text or 'no output'}")
