@@ -34,6 +34,7 @@ from crid.streaming.spdy import frames
 from crid.streaming.websocket import EXEC_PROTOCOLS
 from e2e.fixtures import images, layers
 from tests.fuzz.fuzz_cri import CALLS
+from tests.image import test_registries as registries_test
 from tests.oci.spec.fakes import GROUP, PASSWD
 
 HERE = Path(__file__).resolve().parent
@@ -126,20 +127,7 @@ def tar() -> Iterable[bytes]:
 
 def registries() -> Iterable[bytes]:
     yield (CHECKOUT / "manifests/examples/registries.conf").read_bytes()
-    yield b"""unqualified-search-registries = ["registry.test", "docker.io"]
-[[registry]]
-prefix = "*.example.com"
-[[registry.mirror]]
-location = "mirror.test/example"
-insecure = true
-[[registry]]
-prefix = "quay.io/org"
-location = "localhost:5000/quay-org"
-blocked = false
-[[registry]]
-location = "blocked.test"
-blocked = true
-"""
+    yield registries_test.CONF.encode()  # mirrors, a wildcard, a blocked registry
 
 
 def config() -> Iterable[bytes]:
