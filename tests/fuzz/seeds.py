@@ -232,8 +232,13 @@ def cri() -> Iterable[bytes]:
     security.capabilities.add_capabilities.append("NET_ADMIN")
     security.seccomp.profile_type = api_pb2.SecurityProfile.ProfileType.RuntimeDefault
     security.run_as_user.value = 1000
+    private = api_pb2.ContainerConfig()
+    private.CopyFrom(container_config)
+    private.mounts[0].propagation = api_pb2.MountPropagation.PROPAGATION_PRIVATE
     requests = [
         api_pb2.CreateContainerRequest(pod_sandbox_id="p" * 64, config=container_config,
+                                       sandbox_config=pod_config),
+        api_pb2.CreateContainerRequest(pod_sandbox_id="p" * 64, config=private,
                                        sandbox_config=pod_config),
         api_pb2.RunPodSandboxRequest(config=pod_config),
         api_pb2.UpdateContainerResourcesRequest(container_id="c" * 64,
