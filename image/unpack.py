@@ -23,11 +23,12 @@ import dataclasses
 import errno
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Protocol, cast
 
@@ -44,6 +45,8 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 XATTR_PAX_PREFIX = "SCHILY.xattr."
 DROPPED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+MAX_ID = 2**32 - 1  # (uid_t)-1 means "no change" to chown
+MAX_MTIME = 2**63 // 10**9  # seconds whose nanoseconds still fit utime's 64 bits
 _DIR_CACHE_LIMIT = 4096
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -124,9 +127,8 @@ def unpack(source: Readable, dest: Path, *, umask_zero: bool = False) -> Unpacke
     hashing = _Hashing(decompressed(source))
     with _Tree(dest, umask_zero) as tree:
         try:
-            # A small bufsize: tarfile's stream mode copies its whole buffer on every read.
-            with tarfile.open(fileobj=hashing, mode="r|", bufsize=TAR_BUFSIZE) as tar:  # type: ignore[call-overload]
-                for member in tar:
+            with _open_tar(hashing) as tar:
+                for member in _members(tar):
                     tree.add(member, tar.extractfile)
             # The diff ID covers the whole tar, end-of-archive padding included;
             # a stream cut short after the tar's end is as invalid as one cut inside.
@@ -327,6 +329,45 @@ class _Tree:
             _set_xattrs(fd, meta.member)
             mtime = _mtime_ns(meta.member)
             os.utime(fd, ns=(mtime, mtime))
+
+
+# tarfile lets a malformed pax record (``size=``, ``GNU.sparse.size=x``) out
+# as the ValueError of its int(), reading the first entry in open() and each
+# later one in next(): that is a bad layer, like any other.
+
+
+def _open_tar(stream: Readable) -> tarfile.TarFile:
+    try:
+        # A small bufsize: tarfile's stream mode copies its whole buffer on every read.
+        return tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE)  # type: ignore[call-overload,no-any-return]
+    except ValueError as exc:
+        raise UnsafeLayer(f"layer has a malformed header: {exc}") from exc
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The archive's entries, each one's numbers checked before anything is made of it."""
+    while True:
+        try:
+            member = tar.next()
+        except ValueError as exc:
+            raise UnsafeLayer(f"layer has a malformed header: {exc}") from exc
+        if member is None:
+            return
+        _check_numbers(member)
+        yield member
+
+
+def _check_numbers(member: tarfile.TarInfo) -> None:
+    """Ids, device numbers and mtime that the kernel can take (pax allows any)."""
+    for field in ("uid", "gid", "devmajor", "devminor"):
+        value = getattr(member, field)
+        if not 0 <= value < MAX_ID:
+            raise UnsafeLayer(f"layer entry {member.name!r}: {field} {value} is out of range")
+    if not (math.isfinite(member.mtime) and abs(member.mtime) < MAX_MTIME):
+        raise UnsafeLayer(f"layer entry {member.name!r}: mtime {member.mtime} is out of range")
+    for key in member.pax_headers:
+        if key.startswith(XATTR_PAX_PREFIX) and "\x00" in key:
+            raise UnsafeLayer(f"layer entry {member.name!r}: xattr name {key!r} has a NUL byte")
 
 
 def _write_all(fd: int, chunk: bytes) -> None:
