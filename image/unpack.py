@@ -332,15 +332,17 @@ class _Tree:
 
 
 # tarfile lets a malformed pax record (``size=``, ``GNU.sparse.size=x``) out
-# as the ValueError of its int(), reading the first entry in open() and each
-# later one in next(): that is a bad layer, like any other.
+# as the ValueError of its int(), and a truncated old-GNU sparse map as an
+# IndexError, reading the first entry in open() and each later one in
+# next(): that is a bad layer, like any other.
+_MALFORMED = (ValueError, IndexError)
 
 
 def _open_tar(stream: Readable) -> tarfile.TarFile:
     try:
         # A small bufsize: tarfile's stream mode copies its whole buffer on every read.
         return tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE)  # type: ignore[call-overload,no-any-return]
-    except ValueError as exc:
+    except _MALFORMED as exc:
         raise UnsafeLayer(f"layer has a malformed header: {exc}") from exc
 
 
@@ -349,7 +351,7 @@ def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
     while True:
         try:
             member = tar.next()
-        except ValueError as exc:
+        except _MALFORMED as exc:
             raise UnsafeLayer(f"layer has a malformed header: {exc}") from exc
         if member is None:
             return
