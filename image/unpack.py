@@ -28,6 +28,7 @@ import os
 import shutil
 import stat
 import tarfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Protocol, cast
@@ -134,7 +135,8 @@ def unpack(source: Readable, dest: Path, *, umask_zero: bool = False) -> Unpacke
             # a stream cut short after the tar's end is as invalid as one cut inside.
             while hashing.read(CHUNK):
                 pass
-        except (tarfile.TarError, EOFError, zstandard.ZstdError, gzip.BadGzipFile) as exc:
+        except (tarfile.TarError, EOFError, zstandard.ZstdError, gzip.BadGzipFile,
+                zlib.error) as exc:
             raise UnsafeLayer(f"layer is not a valid (compressed) tar: {exc}") from exc
         tree.finish()
         return Unpacked("sha256:" + hashing.hash.hexdigest(), tree.size, tree.inodes)
@@ -355,6 +357,11 @@ def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
             raise UnsafeLayer(f"layer has a malformed header: {exc}") from exc
         if member is None:
             return
+        if member.issparse():
+            # tarfile expands a sparse file's holes into written zeros: a 1 KiB
+            # layer that declares an exabyte file writes until the disk is full.
+            # The image spec says layers should not hold sparse files.
+            raise UnsafeLayer(f"layer entry {member.name!r} is a sparse file: not supported")
         _check_numbers(member)
         yield member
 
