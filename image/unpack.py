@@ -335,9 +335,10 @@ class _Tree:
 
 # tarfile lets a malformed pax record (``size=``, ``GNU.sparse.size=x``) out
 # as the ValueError of its int(), and a truncated old-GNU sparse map as an
-# IndexError, reading the first entry in open() and each later one in
+# IndexError, a size past any file as an OverflowError, reading the first
+# entry in open() and each later one in
 # next(): that is a bad layer, like any other.
-_MALFORMED = (ValueError, IndexError)
+_MALFORMED = (ValueError, IndexError, OverflowError)
 
 
 def _open_tar(stream: Readable) -> tarfile.TarFile:
