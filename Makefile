@@ -19,12 +19,13 @@ TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit e2e e2e-aio bench setup test-setup apt-install clean lock dist
+.PHONY: run test lint unit e2e e2e-aio bench setup test-setup apt-install clean lock dist \
+        fuzz fuzz-ci
 
 run: setup
 	$(BIN)/crid
 
-test: test-setup lint unit e2e e2e-aio
+test: test-setup lint unit fuzz-ci e2e e2e-aio
 
 setup: $(VENV)/.installed
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(APT_PACKAGES)"
@@ -142,6 +143,21 @@ e2e: test-setup
 e2e-aio: test-setup
 	CRID_E2E_GRPC_FAST_PATH=off $(BIN)/pytest e2e --ignore=e2e/packaging \
 	  --ignore=e2e/deploy $(PYTEST_ARGS)
+
+# Coverage-guided fuzzing (atheris, libFuzzer): each target of tests/fuzz
+# for FUZZ_SECONDS over a copy of its seeds and regression inputs under
+# build/fuzz/, FUZZ_JOBS at a time; findings land in build/fuzz/<target>/
+# findings/. `make fuzz-ci` gives each a few seconds, as part of `make test`;
+# `make unit` replays the checked-in inputs without atheris.
+FUZZ_SECONDS ?= 600
+FUZZ_JOBS    ?= 1
+FUZZ_TARGETS ?=
+fuzz: $(VENV)/.installed
+	nice -n 19 $(BIN)/python -P -m tests.fuzz.run --seconds $(FUZZ_SECONDS) \
+	  --jobs $(FUZZ_JOBS) $(FUZZ_TARGETS)
+
+fuzz-ci: $(VENV)/.installed
+	$(BIN)/python -P -m tests.fuzz.run --seconds 5 --jobs 2
 
 bench: test-setup
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"

@@ -316,6 +316,8 @@ def _read_file(path: Path) -> tuple[dict[str, Any], dict[str, dict[str, str]]]:
         raise ConfigError(source, "-", f"cannot read: {exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, "-", f"not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(source, "-", "not valid TOML: nested too deeply") from None
 
     values: dict[str, Any] = {}
     handlers: dict[str, dict[str, str]] = {}

@@ -106,7 +106,7 @@ class Settings:
 
 def select_platform(index: Manifest, wanted: Platform) -> Descriptor:
     entries = [Descriptor.parse(m, f"index {index.digest}")
-               for m in index.document.get("manifests") or []]
+               for m in _list(index.document, "manifests", f"index {index.digest}")]
 
     def fits(entry: Descriptor, variants: tuple[str, ...]) -> bool:
         p = entry.platform
@@ -124,6 +124,44 @@ def select_platform(index: Manifest, wanted: Platform) -> Descriptor:
                    for e in entries})
     raise NotFound(f"index {index.digest} has no image for {wanted} (it has: "
                    f"{', '.join(have) or 'nothing'})")
+
+
+def image_parts(manifest: Manifest, where: str) -> tuple[Descriptor, list[Descriptor]]:
+    """An image manifest's config and layer descriptors, their media types checked."""
+    config_desc = Descriptor.parse(manifest.document.get("config"), where)
+    if config_desc.media_type not in CONFIG_TYPES:
+        raise FailedPrecondition(
+            f"{where}: config media type {config_desc.media_type!r} is not an image config "
+            "(is this an artifact rather than a container image?)")
+    layers = [Descriptor.parse(d, where) for d in _list(manifest.document, "layers", where)]
+    for layer in layers:
+        if layer.media_type not in LAYER_TYPES:
+            raise FailedPrecondition(f"{where}: layer {layer.digest} has unsupported media "
+                                     f"type {layer.media_type!r}")
+    return config_desc, layers
+
+
+def layer_diff_ids(config: dict[str, Any], layers: list[Descriptor], where: str) -> list[str]:
+    """The image config's ``rootfs.diff_ids``: sha256 digests, one per layer."""
+    rootfs = config.get("rootfs") or {}
+    if not isinstance(rootfs, dict):
+        raise InvalidArgument(f"{where}: the config's rootfs is not an object")
+    diff_ids = [str(d) for d in _list(rootfs, "diff_ids", f"{where}: the config's rootfs")]
+    if not all(map(is_digest, diff_ids)):
+        raise InvalidArgument(f"{where}: the config's rootfs.diff_ids are not all sha256 "
+                              "digests")
+    if len(diff_ids) != len(layers):
+        raise InvalidArgument(f"{where}: {len(layers)} layers but the config lists "
+                              f"{len(diff_ids)} diff_ids")
+    return diff_ids
+
+
+def _list(document: dict[str, Any], key: str, where: str) -> list[Any]:
+    """``document[key]``, a JSON array (missing or null: empty)."""
+    value = document.get(key) or []
+    if not isinstance(value, list):
+        raise InvalidArgument(f"{where}: {key} is not a list")
+    return value
 
 
 class Puller:
@@ -185,25 +223,10 @@ class Puller:
             if manifest.media_type in INDEX_TYPES:
                 raise InvalidArgument(f"{ref}: an index inside an index is not supported")
         where = f"{ref} manifest {manifest.digest}"
-        config_desc = Descriptor.parse(manifest.document.get("config"), where)
-        if config_desc.media_type not in CONFIG_TYPES:
-            raise FailedPrecondition(
-                f"{where}: config media type {config_desc.media_type!r} is not an image config "
-                "(is this an artifact rather than a container image?)")
-        layers = [Descriptor.parse(d, where) for d in manifest.document.get("layers") or []]
-        for layer in layers:
-            if layer.media_type not in LAYER_TYPES:
-                raise FailedPrecondition(f"{where}: layer {layer.digest} has unsupported media "
-                                         f"type {layer.media_type!r}")
+        config_desc, layers = image_parts(manifest, where)
         config_bytes = client.blob_bytes(config_desc, MAX_CONFIG_BYTES)
         config = json_object(config_bytes, f"{where}: the image config")
-        diff_ids = [str(d) for d in (config.get("rootfs") or {}).get("diff_ids") or []]
-        if not all(map(is_digest, diff_ids)):
-            raise InvalidArgument(f"{where}: the config's rootfs.diff_ids are not all sha256 "
-                                  "digests")
-        if len(diff_ids) != len(layers):
-            raise InvalidArgument(f"{where}: {len(layers)} layers but the config lists "
-                                  f"{len(diff_ids)} diff_ids")
+        diff_ids = layer_diff_ids(config, layers, where)
         chains = chain_ids(diff_ids)
         with self._using(chains):
             created = self._fetch_layers(client, layers, diff_ids, chains, observer)

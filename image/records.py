@@ -44,9 +44,14 @@ class ImageRecord:
 
 def user_of(config: dict[str, Any]) -> tuple[int | None, str]:
     """(uid, username) from the config's ``User`` (``1000``, ``www``, ``1000:50``)."""
-    user = str((config.get("config") or {}).get("User") or "")
+    run_config = config.get("config") or {}
+    if not isinstance(run_config, dict):
+        raise InvalidArgument("image config: config must be an object")
+    user = str(run_config.get("User") or "")
     name = user.split(":", 1)[0]
-    if name.isdigit():
+    # ASCII digits only ("²".isdigit() is true) of a uid's size; anything
+    # else is a name (a huge number then matches no passwd entry).
+    if name.isascii() and name.isdigit() and len(name) <= 10 and int(name) < 2**32 - 1:
         return int(name), ""
     return None, name
 

@@ -130,12 +130,14 @@ def load(path: Path) -> RegistriesConfig:
         text = path.read_text()
     except FileNotFoundError:
         return RegistriesConfig()
-    except OSError as exc:
+    except (OSError, UnicodeDecodeError) as exc:
         raise InvalidArgument(f"{path}: cannot read: {exc}") from exc
     try:
         tree = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise InvalidArgument(f"{path}: not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise InvalidArgument(f"{path}: not valid TOML: nested too deeply") from None
     return parse(tree, str(path))
 
 
@@ -144,7 +146,7 @@ def parse(tree: Mapping[str, Any], source: str = "registries.conf") -> Registrie
     if not isinstance(search, list) or not all(isinstance(s, str) for s in search):
         raise InvalidArgument(f"{source}: unqualified-search-registries must be a list of strings")
     registries = []
-    for i, entry in enumerate(tree.get("registry", [])):
+    for i, entry in enumerate(_tables(tree, "registry", source)):
         where = f"{source}: [[registry]] #{i + 1}"
         if not isinstance(entry, dict):
             raise InvalidArgument(f"{where} is not a table")
@@ -155,7 +157,7 @@ def parse(tree: Mapping[str, Any], source: str = "registries.conf") -> Registrie
         if prefix.startswith("*.") and location:
             raise InvalidArgument(f"{where}: a wildcard prefix {prefix!r} cannot have a location")
         mirrors = []
-        for j, mirror in enumerate(entry.get("mirror", [])):
+        for j, mirror in enumerate(_tables(entry, "mirror", where)):
             mirror_where = f"{where} mirror #{j + 1}"
             if not isinstance(mirror, dict) or not _string(mirror, "location", mirror_where):
                 raise InvalidArgument(f"{mirror_where} needs a location")
@@ -171,6 +173,14 @@ def parse(tree: Mapping[str, Any], source: str = "registries.conf") -> Registrie
             mirrors=tuple(mirrors),
         ))
     return RegistriesConfig(tuple(search), tuple(registries))
+
+
+def _tables(table: Mapping[str, Any], key: str, where: str) -> list[Any]:
+    """``[[key]]``: an array (its items are checked to be tables by the caller)."""
+    value = table.get(key, [])
+    if not isinstance(value, list):
+        raise InvalidArgument(f"{where}: {key} must be an array of tables ([[{key}]])")
+    return value
 
 
 def _string(table: Mapping[str, Any], key: str, where: str) -> str:

@@ -75,7 +75,7 @@ class Descriptor:
             platform = value.get("platform") or {}
             found = cls(str(value.get("mediaType", "")), str(value["digest"]), int(value["size"]),
                         {k: str(v) for k, v in platform.items() if isinstance(v, str)})
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InvalidArgument(f"{where}: malformed descriptor: {value!r}") from exc
         # The digest goes into URLs and file names: only the one safe form.
         if not is_digest(found.digest) or found.size < 0:
@@ -289,21 +289,8 @@ class RegistryClient:
         if expected and expected.size != len(body):
             raise DigestMismatch(f"{self.endpoint}: manifest {version}: size {len(body)} "
                                  f"!= descriptor size {expected.size}")
-        document = json_object(body, f"{self.endpoint}: manifest {version}")
-        media_type = str(document.get("mediaType") or
-                         response.headers.get("Content-Type", "").split(";")[0].strip())
-        if media_type in DOCKER_SCHEMA1 or document.get("schemaVersion") == 1:
-            raise FailedPrecondition(
-                f"{self.endpoint}:{version} is a Docker schema 1 image, which crid does not "
-                "support (deprecated since 2017); push it again with a current tool")
-        if not media_type and "manifests" in document:
-            media_type = OCI_INDEX
-        elif not media_type and "layers" in document:
-            media_type = OCI_MANIFEST
-        if media_type not in (*MANIFEST_TYPES, *INDEX_TYPES):
-            raise FailedPrecondition(
-                f"{self.endpoint}:{version} has media type {media_type!r}, not an image manifest")
-        return Manifest(digest, media_type, body, document)
+        return parse_manifest(body, digest, response.headers.get("Content-Type", ""),
+                              str(self.endpoint), version)
 
     def _too_big(self, version: str) -> str:
         return f"{self.endpoint}: manifest {version} exceeds {MAX_MANIFEST_BYTES} bytes"
@@ -448,11 +435,35 @@ def _why(exc: Exception) -> str:
     return text[:300]
 
 
+def parse_manifest(body: bytes, digest: str, content_type: str, endpoint: str,
+                   version: str) -> Manifest:
+    """A verified manifest or index body as a ``Manifest``, its media type decided.
+
+    The type is the document's ``mediaType``, else the response's
+    ``Content-Type``, else guessed from its keys; anything but an image
+    manifest or index is refused.
+    """
+    where = f"{endpoint}:{version}"
+    document = json_object(body, f"{endpoint}: manifest {version}")
+    media_type = str(document.get("mediaType") or content_type.split(";")[0].strip())
+    if media_type in DOCKER_SCHEMA1 or document.get("schemaVersion") == 1:
+        raise FailedPrecondition(
+            f"{where} is a Docker schema 1 image, which crid does not "
+            "support (deprecated since 2017); push it again with a current tool")
+    if not media_type and "manifests" in document:
+        media_type = OCI_INDEX
+    elif not media_type and "layers" in document:
+        media_type = OCI_MANIFEST
+    if media_type not in (*MANIFEST_TYPES, *INDEX_TYPES):
+        raise FailedPrecondition(f"{where} has media type {media_type!r}, not an image manifest")
+    return Manifest(digest, media_type, body, document)
+
+
 def json_object(data: bytes, what: str) -> dict[str, Any]:
     """``data`` parsed as a JSON object, or InvalidArgument saying ``what`` is not one."""
     try:
         value = json.loads(data)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested past the stack
         raise InvalidArgument(f"{what} is not JSON") from exc
     if not isinstance(value, dict):
         raise InvalidArgument(f"{what} is not a JSON object")

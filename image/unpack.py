@@ -32,11 +32,13 @@ import dataclasses
 import errno
 import gzip
 import hashlib
+import math
 import os
 import shutil
 import stat
 import tarfile
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Protocol, cast
 
@@ -53,6 +55,8 @@ OPAQUE_MARKER = ".wh..wh..opq"
 OPAQUE_XATTR = "trusted.overlay.opaque"
 XATTR_PAX_PREFIX = "SCHILY.xattr."
 DROPPED_XATTR_PREFIXES = ("trusted.overlay.", "user.overlay.")
+MAX_ID = 2**32 - 1  # (uid_t)-1 means "no change" to chown
+MAX_MTIME = 2**63 // 10**9  # seconds whose nanoseconds still fit utime's 64 bits
 _DIR_CACHE_LIMIT = 4096
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -146,15 +150,16 @@ def unpack(source: Readable, dest: Path, *, umask_zero: bool = False,
     hashing = _Hashing(decompressed(source), limit)
     with _Tree(dest, umask_zero) as tree:
         try:
-            # A small bufsize: tarfile's stream mode copies its whole buffer on every read.
-            with tarfile.open(fileobj=hashing, mode="r|", bufsize=TAR_BUFSIZE) as tar:  # type: ignore[call-overload]
-                for member in tar:
+            with _open_tar(hashing) as tar:
+                for member in _members(tar):
                     tree.add(member, tar.extractfile)
-        except (tarfile.TarError, EOFError, zstandard.ZstdError, gzip.BadGzipFile) as exc:
+            # The diff ID covers the whole tar, end-of-archive padding included;
+            # a stream cut short after the tar's end is as invalid as one cut inside.
+            while hashing.read(CHUNK):
+                pass
+        except (tarfile.TarError, EOFError, zstandard.ZstdError, gzip.BadGzipFile,
+                zlib.error) as exc:
             raise UnsafeLayer(f"layer is not a valid (compressed) tar: {exc}") from exc
-        # The diff ID covers the whole tar, end-of-archive padding included.
-        while hashing.read(CHUNK):
-            pass
         tree.finish()
         return Unpacked("sha256:" + hashing.hash.hexdigest(), tree.size, tree.inodes)
 
@@ -351,6 +356,53 @@ class _Tree:
             _set_xattrs(fd, meta.member)
             mtime = _mtime_ns(meta.member)
             os.utime(fd, ns=(mtime, mtime))
+
+
+# tarfile lets a malformed pax record (``size=``, ``GNU.sparse.size=x``) out
+# as the ValueError of its int(), and a truncated old-GNU sparse map as an
+# IndexError, a size past any file as an OverflowError, reading the first
+# entry in open() and each later one in
+# next(): that is a bad layer, like any other.
+_MALFORMED = (ValueError, IndexError, OverflowError)
+
+
+def _open_tar(stream: Readable) -> tarfile.TarFile:
+    try:
+        # A small bufsize: tarfile's stream mode copies its whole buffer on every read.
+        return tarfile.open(fileobj=stream, mode="r|", bufsize=TAR_BUFSIZE)  # type: ignore[call-overload,no-any-return]
+    except _MALFORMED as exc:
+        raise UnsafeLayer(f"layer has a malformed header: {exc}") from exc
+
+
+def _members(tar: tarfile.TarFile) -> Iterator[tarfile.TarInfo]:
+    """The archive's entries, each one's numbers checked before anything is made of it."""
+    while True:
+        try:
+            member = tar.next()
+        except _MALFORMED as exc:
+            raise UnsafeLayer(f"layer has a malformed header: {exc}") from exc
+        if member is None:
+            return
+        if member.issparse():
+            # tarfile expands a sparse file's holes into written zeros: a 1 KiB
+            # layer that declares an exabyte file writes until the disk is full.
+            # The image spec says layers should not hold sparse files.
+            raise UnsafeLayer(f"layer entry {member.name!r} is a sparse file: not supported")
+        _check_numbers(member)
+        yield member
+
+
+def _check_numbers(member: tarfile.TarInfo) -> None:
+    """Ids, device numbers and mtime that the kernel can take (pax allows any)."""
+    for field in ("uid", "gid", "devmajor", "devminor"):
+        value = getattr(member, field)
+        if not 0 <= value < MAX_ID:
+            raise UnsafeLayer(f"layer entry {member.name!r}: {field} {value} is out of range")
+    if not (math.isfinite(member.mtime) and abs(member.mtime) < MAX_MTIME):
+        raise UnsafeLayer(f"layer entry {member.name!r}: mtime {member.mtime} is out of range")
+    for key in member.pax_headers:
+        if key.startswith(XATTR_PAX_PREFIX) and "\x00" in key:
+            raise UnsafeLayer(f"layer entry {member.name!r}: xattr name {key!r} has a NUL byte")
 
 
 def _write_all(fd: int, chunk: bytes) -> None:

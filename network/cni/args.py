@@ -74,9 +74,10 @@ def quantity_bits(text: str) -> int:
     if not match:
         raise InvalidArgument(f"bandwidth {text!r} is not a quantity like 10M or 1Gi")
     number, suffix = float(match.group(1)), match.group(2) or ""
-    if suffix == "m":
-        return int(number / 1000)
-    return int(number * (_BINARY.get(suffix) or _DECIMAL[suffix]))
+    bits = number / 1000 if suffix == "m" else number * (_BINARY.get(suffix) or _DECIMAL[suffix])
+    if bits >= 2**63:  # 400 digits make infinity, which int() refuses
+        raise InvalidArgument(f"bandwidth {text!r} is too large")
+    return int(bits)
 
 
 def bandwidth_args(annotations: Mapping[str, str]) -> dict[str, int]:

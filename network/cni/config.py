@@ -55,6 +55,8 @@ def parse(text: str, source: str = "<config>") -> NetworkConfig:
         tree = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ConfigProblem(f"{source}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ConfigProblem(f"{source}: not valid JSON: nested too deeply") from None
     if not isinstance(tree, dict):
         raise ConfigProblem(f"{source}: a network configuration is a JSON object")
     if "plugins" not in tree:  # a single-plugin .conf
@@ -74,6 +76,11 @@ def parse(text: str, source: str = "<config>") -> NetworkConfig:
     for plugin in plugins:
         if not isinstance(plugin, dict) or not isinstance(plugin.get("type"), str):
             raise ConfigProblem(f"{source}: every plugin needs a 'type'")
+        # crid reads these two and merges into runtimeConfig: objects or nothing.
+        for key in ("capabilities", "runtimeConfig"):
+            if not isinstance(plugin.get(key, {}), dict):
+                raise ConfigProblem(f"{source}: plugin {plugin['type']!r}: {key!r} must be "
+                                    "an object")
     return NetworkConfig(name=name, cni_version=version, plugins=plugins, source=source,
                          raw=json.dumps(tree))
 

@@ -89,13 +89,18 @@ async def invoke(
         ) from None
     log.debug("CNI plugin ran", plugin=kind, command=command, code=code,
               duration_ms=round((time.monotonic() - started) * 1000, 1))
+    return plugin_result(kind, command, code, out, err)
+
+
+def plugin_result(kind: str, command: str, code: int, out: bytes, err: bytes) -> Json | None:
+    """What a plugin's run means: its parsed result (None if empty), or its PluginError."""
     if code != 0:
         raise _plugin_error(kind, command, code, out, err)
     if not out.strip():
         return None
     try:
         result = json.loads(out)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not UTF-8 or JSON, or nested past the stack
         raise PluginError(kind, command, f"printed a result that is not JSON: {out[:200]!r}") \
             from None
     if not isinstance(result, dict):
@@ -106,12 +111,13 @@ async def invoke(
 def _plugin_error(kind: str, command: str, code: int, out: bytes, err: bytes) -> PluginError:
     try:
         reported = json.loads(out)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):
         reported = None
     if isinstance(reported, dict) and reported.get("msg"):
         message = str(reported["msg"])
         if reported.get("details"):
             message += f" ({reported['details']})"
-        return PluginError(kind, command, message, int(reported.get("code") or 0))
+        number = reported.get("code")
+        return PluginError(kind, command, message, number if type(number) is int else 0)
     text = (err or out).decode(errors="replace").strip()[:500]
     return PluginError(kind, command, f"exited with {code}: {text or 'no output'}")

@@ -220,9 +220,13 @@ class NetworkManager:
 
 def pod_ips(result: Json) -> tuple[str, ...]:
     """The pod's addresses from a 0.3+ result, IPv4 first (as kubelet picks the primary)."""
-    interfaces = result.get("interfaces") or []
+    # A plugin's result is outside input: what is not shaped as the spec says
+    # is skipped, as an address that does not parse is.
+    interfaces = [i if isinstance(i, dict) else {} for i in _list(result.get("interfaces"))]
     found: list[str] = []
-    for entry in result.get("ips") or []:
+    for entry in _list(result.get("ips")):
+        if not isinstance(entry, dict):
+            continue
         index = entry.get("interface")
         # Only addresses on the pod's side (the ones with a sandbox) are the pod's.
         if isinstance(index, int) and 0 <= index < len(interfaces) \
@@ -232,3 +236,7 @@ def pod_ips(result: Json) -> tuple[str, ...]:
         with contextlib.suppress(ValueError):
             found.append(str(ipaddress.ip_address(address)))
     return tuple(sorted(found, key=lambda ip: ipaddress.ip_address(ip).version))
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []

@@ -68,7 +68,9 @@ class _Group:
 
 def _id(text: str) -> int | None:
     """A numeric id, or None when ``text`` is a name."""
-    if text.isdigit():
+    # ASCII digits only: "²".isdigit() is true but int() refuses it, and int()
+    # refuses more than 4300 digits. No id has more than 10.
+    if text.isascii() and text.isdigit() and len(text) <= 10:
         value = int(text)
         if value < 2**32 - 1:
             return value
