@@ -31,15 +31,18 @@ from pathlib import Path
 from typing import Any
 
 from cri_api.v1 import api_pb2
+from crid.api import names
 from crid.api.validation import require
 from crid.image.reference import parse
 from crid.network import podfiles, sysctls
 from crid.network.cni.args import PodNetwork, port_mapping
+from crid.oci.cgroups.pod import check_path
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 from crid.oci.spec.resources import linux_resources
 from google.protobuf.message import DecodeError, Message
 
-from crid.sandbox.cgroups import check_path
+from crid.cdi import names as cdi_names
+from crid.sandbox import userns
 from tests.fuzz.harness import allowing
 from tests.fuzz.scratch import directory
 from tests.oci.spec.fakes import FakeHost, make_rootfs
@@ -61,6 +64,9 @@ def rootfs() -> Path:
 
 def create_container(request: api_pb2.CreateContainerRequest) -> None:
     config = request.config
+    names.check_container(config)
+    for device in cdi_names.requested(config):
+        cdi_names.parse(device)
     security = config.linux.security_context
     if security.seccomp.profile_type == LOCALHOST:
         security.seccomp.profile_type = api_pb2.SecurityProfile.ProfileType.RuntimeDefault
@@ -74,7 +80,9 @@ def run_pod_sandbox(request: api_pb2.RunPodSandboxRequest) -> None:
     require(request, "config", "config.metadata", "config.metadata.name",
             "config.metadata.uid", "config.metadata.namespace")
     config = request.config
+    names.check_pod(config)
     options = config.linux.security_context.namespace_options
+    userns.pod_mapping(options)
     sysctls.check(dict(config.linux.sysctls), host_network=options.network == 2,
                   host_ipc=options.ipc == 2)
     if config.linux.cgroup_parent:

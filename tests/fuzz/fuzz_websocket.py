@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import asyncio
 
+from crid.config import Config
 from crid.streaming import remotecommand
 from crid.streaming.websocket import EXEC_PROTOCOLS, RESIZE, ChannelSocket
 from tests.fuzz.wire import Sink, reader_of
 
 
 async def serve(protocol: str, data: bytes) -> None:
-    socket = ChannelSocket(reader_of(data), Sink().writer(), protocol)
+    socket = ChannelSocket(reader_of(data), Sink().writer(), protocol,
+                           max_message=Config().stream_websocket_max_message)
     sizes: list[bytes] = []
     async for channel, payload in socket.messages():
         if channel == RESIZE and payload:

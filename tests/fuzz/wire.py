@@ -2,7 +2,7 @@
 
 ``reader_of(data)`` is a ``crid.streaming.reader.Reader`` that has received
 ``data`` and then EOF, fed through its protocol methods as the transport
-would; ``Sink`` stands in for the ``StreamWriter`` the server answers on.
+would; ``Sink`` stands in for the ``Writer`` the server answers on.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import asyncio
 from typing import cast
 
 from crid.streaming.reader import Reader
+from crid.streaming.writer import Writer
 
 CHUNK = 4096  # fed in pieces, as a socket delivers them
 
@@ -52,5 +53,5 @@ class Sink:
     def close(self) -> None:
         self.closed = True
 
-    def writer(self) -> asyncio.StreamWriter:
-        return cast(asyncio.StreamWriter, self)
+    def writer(self) -> Writer:
+        return cast(Writer, self)
