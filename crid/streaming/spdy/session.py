@@ -224,7 +224,7 @@ class Session:
             return
         self._cutting_off = True
         log.warning("SPDY protocol error; closing the connection", error=reason)
-        await self.shutdown(CUT_OFF_GRACE, frames.GOAWAY_PROTOCOL_ERROR)
+        await self.shutdown(CUT_OFF_GRACE, frames.GOAWAY_PROTOCOL_ERROR, reading=True)
 
     async def _reserve(self, stream: Stream, wanted: int) -> int:
         """How many bytes ``stream`` may send now; waits for credit if enforced."""
@@ -291,11 +291,14 @@ class Session:
             with contextlib.suppress(ConnectionError):
                 await self.send(frames.GoAway(self._last_peer_stream, status))
 
-    async def shutdown(self, linger: float = 5.0, status: int = frames.GOAWAY_OK) -> None:
+    async def shutdown(self, linger: float = 5.0, status: int = frames.GOAWAY_OK, *,
+                       reading: bool = False) -> None:
         """GOAWAY, stop writing, let the peer close (up to ``linger`` s), then close.
 
         Closing a socket with unread input makes the kernel send RST, which can
-        destroy output the peer has not read yet; so we read until the peer's EOF.
+        destroy output the peer has not read yet; so we read until the peer's EOF:
+        ``run`` does, or, when ``reading`` says the caller is ``run`` itself
+        (cutting off a peer), this does, dropping what it reads.
         """
         await self.go_away(status)
         if not self.closed.is_set():
@@ -303,9 +306,15 @@ class Session:
             with contextlib.suppress(OSError, RuntimeError):
                 if self._writer.can_write_eof():
                     self._writer.write_eof()
+        peer_closed = self._drop_input() if reading else self.closed.wait()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.closed.wait(), linger)
+            await asyncio.wait_for(peer_closed, linger)
         self._close()
+
+    async def _drop_input(self) -> None:
+        with contextlib.suppress(ConnectionError):
+            while await self._reader.read():
+                pass
 
     def _close(self) -> None:
         self.closed.set()
