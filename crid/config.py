@@ -248,7 +248,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.streaming.websocket_max_message", "stream_websocket_max_message", int,
             _at_least(64 * 1024)),
     Setting("crid.streaming.dial_workers", "stream_dial_workers", int, _positive),
-
     Setting("crid.nri.enable", "nri_enable", bool),
     Setting("crid.nri.socket_path", "nri_socket_path", str, _absolute),
     Setting("crid.nri.plugin_path", "nri_plugin_path", str, _absolute_or_empty),
