@@ -21,6 +21,7 @@ import dataclasses
 from cri_api.v1 import api_pb2
 
 from crid.errors import InvalidArgument
+from crid.oci.spec.namespaces import mode_name
 
 Mode = api_pb2.NamespaceMode
 MIN_LENGTH = 65536
@@ -72,7 +73,7 @@ def pod_mapping(options: api_pb2.NamespaceOption) -> IdMapping | None:
     if userns.mode == Mode.NODE:
         return None
     if userns.mode != Mode.POD:
-        raise InvalidArgument(f"user namespace mode {Mode.Name(userns.mode)} is not supported "
+        raise InvalidArgument(f"user namespace mode {mode_name(userns.mode)} is not supported "
                               "for a pod: only NODE and POD are")
     uid = _one("uid", list(userns.uids))
     gid = _one("gid", list(userns.gids))

@@ -25,6 +25,11 @@ from crid.errors import InvalidArgument
 Mode = api_pb2.NamespaceMode
 
 
+def mode_name(mode: Mode.ValueType) -> str:
+    """A request's mode by name; proto3 enums are open, so it may have none."""
+    return Mode.Name(mode) if mode in Mode.values() else f"{mode} (unknown)"
+
+
 def _entry(kind: str, path: str | None) -> dict[str, str]:
     return {"type": kind, "path": path} if path else {"type": kind}
 
@@ -33,7 +38,7 @@ def _shared(kind: str, mode: Mode.ValueType, path: str | None) -> list[dict[str,
     if mode == Mode.NODE:
         return []
     if mode != Mode.POD:
-        raise InvalidArgument(f"{kind} namespace mode {Mode.Name(mode)} is not supported")
+        raise InvalidArgument(f"{kind} namespace mode {mode_name(mode)} is not supported")
     return [_entry(kind, path)]
 
 
