@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import secrets
 import shutil
 import stat
@@ -68,7 +69,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         target = bundle / "rootfs"
         mapping = userns.of_pod(pod.config) if pod.namespaces.get("user") else None
         if mapping is not None:
-            await asyncio.to_thread(_make_reachable, bundle)
+            await asyncio.to_thread(_make_reachable, bundle, mapping.host_id)
         await asyncio.to_thread(
             rootfs.mount, ctx.daemon.images.lower_dirs(image.id), layer_dir, target,
             userns=pod.namespaces.get("user", ""), root_id=mapping.host_id if mapping else 0)
@@ -196,12 +197,16 @@ def _log_path(pod: Sandbox, config: api_pb2.ContainerConfig,
     return path
 
 
-def _make_reachable(bundle: Path) -> None:
+def _make_reachable(bundle: Path, root_gid: int) -> None:
     """Let a user namespace's root (to the host, an unprivileged uid) walk the
-    path to the rootfs: search (x) for others on the bundle and each dir above
-    it that lacks it, as cri-o does; no dir becomes readable. The runtime's
-    init resolves its rootfs and its mount targets by path from inside."""
-    for directory in (bundle, *bundle.parents):
+    path to the rootfs: search (x) for others on each dir above the bundle
+    that lacks it, as cri-o does; no dir becomes readable. The runtime's init
+    resolves its rootfs and its mount targets by path from inside. The bundle
+    itself only opens to the pod's root group: it holds conmon's control
+    FIFOs and attach socket, which no other user of the node may reach."""
+    os.chown(bundle, -1, root_gid)
+    bundle.chmod(stat.S_IMODE(bundle.stat().st_mode) | stat.S_IXGRP)
+    for directory in bundle.parents:
         mode = directory.stat().st_mode
         if not mode & stat.S_IXOTH:
             directory.chmod(stat.S_IMODE(mode) | stat.S_IXOTH)

@@ -5,6 +5,7 @@ files, refusals, and a daemon restart."""
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import grpc
@@ -291,3 +292,21 @@ def test_pod_sysctls_in_namespaces_the_pod_owns(env: Env, make_userns_pod: Usern
     assert seen.split() == ["80", "1", "20"]
     host = [Path("/proc/sys", *name.split(".")).read_text().strip() for name in wanted]
     assert host != ["80", "1", "20"]  # the host's are its own
+
+
+def test_no_other_user_reaches_the_bundles_control_fifo(env: Env, make_userns_pod: UsernsPodMaker
+                                                       ) -> None:
+    """The path to a user-namespaced container's rootfs opens to the pod's root
+    group only: a node user (``nobody``) cannot open conmon's ``ctl`` FIFO
+    (mkfifo 0666 less the umask) to steal or forge resize and log-reopen messages."""
+    pod = make_userns_pod()
+    cid = run(env.daemon, pod.id, pod.config, env.image)
+    ctl = env.daemon.runroot / "containers" / cid / "ctl"
+    assert ctl.exists()
+    # Reaching the FIFO is the attack: stat needs search permission on every dir.
+    done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                           "/bin/sh", "-c", '[ -e "$1" ] && echo reached || echo denied',
+                           "sh", str(ctl)],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "denied"
+    assert sh(env.daemon, cid, "echo reached").strip() == "reached"  # the pod's root still does
