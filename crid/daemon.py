@@ -145,13 +145,15 @@ async def serve(config: Config) -> None:
         log.info("grpc transport", transport=transport.name, reason=transport.reason)
         grpc_server = server.build(daemon, transport)
         await leftovers.remove_unrecorded(daemon.containers)
+        # Metrics first: a daemon whose socket answers has its /metrics up too,
+        # and a metrics port in use fails start-up before any client connects.
+        if config.metrics_address:
+            host, port = metrics.serve(config.metrics_address)
+            log.info("metrics listening", address=f"{host}:{port}")
         with listener.staged(socket_path, socket_group) as private_path:
             grpc_server.add_insecure_port(f"unix://{private_path}")
             await grpc_server.start()
         cleanup.callback(lambda: socket_path.unlink(missing_ok=True))
-        if config.metrics_address:
-            host, port = metrics.serve(config.metrics_address)
-            log.info("metrics listening", address=f"{host}:{port}")
         log.info("crid serving", socket=str(socket_path), root=str(root), runroot=str(runroot))
 
         watcher = asyncio.create_task(daemon.network.watch(), name="cni-conf-watch")

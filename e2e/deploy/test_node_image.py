@@ -34,7 +34,7 @@ import crid
 from e2e.containers.helpers import log_texts, verbose_pid
 from e2e.deploy import node_image
 from e2e.deploy.daemonset import NodeRoot, PodPlan, load_daemonset, plan_pod, pod_spec
-from e2e.fixtures.daemon import CridDaemon, free_port, mounts_under, remove_workdir
+from e2e.fixtures.daemon import CridDaemon, mounts_under, remove_workdir
 from e2e.fixtures.images import RunConfig, busybox_image, push
 from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import PodNet, pod_daemon
@@ -77,7 +77,7 @@ def write_node_files(node: NodeRoot, registry: Registry, inner: PodNet) -> None:
         "[crid]\n"
         'log_level = "debug"\n'
         "[crid.metrics]\n"
-        f'address = "127.0.0.1:{free_port()}"\n'
+        'address = "127.0.0.1:0"\n'
         + inner.config_toml())
     registries = node.path("/etc/containers/registries.conf")
     registries.parent.mkdir(parents=True)
