@@ -10,9 +10,7 @@ from crid.oci.errors import CridError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 _FATAL = {"prestart", "createRuntime", "createContainer", "startContainer"}
 

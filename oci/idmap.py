@@ -29,7 +29,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees 
 if TYPE_CHECKING:
     from typing import Any
 
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 
 

@@ -17,9 +17,7 @@ from crid.oci.sync import Channel
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 
 class Init:

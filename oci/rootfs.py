@@ -16,9 +16,8 @@ from crid.oci.errors import InvalidArgument
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import Any
 
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 
 # The key crid.oci.idmap sets on a mount: the fd of its idmapped clone.

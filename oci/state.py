@@ -20,9 +20,7 @@ from crid.oci.errors import InvalidArgument, not_exist
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 STATE_FILE = "state.json"
 ROOT_MODE, FILE_MODE = 0o700, 0o600

@@ -36,9 +36,7 @@ from crid.oci.cgroups.layout import controllers_of
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 
 def resolve(cgroups_path: str | None, cid: str) -> dict[str, str]:

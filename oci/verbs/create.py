@@ -30,9 +30,8 @@ from crid.errors import AlreadyExists
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 
 FLAGS = {

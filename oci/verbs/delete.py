@@ -13,9 +13,7 @@ from crid.oci.errors import FailedPrecondition, NotFound
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 
 

@@ -12,9 +12,7 @@ from crid.oci.errors import CridError, FailedPrecondition
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 
 def main(ctx: Context, argv: list[str]) -> int:
