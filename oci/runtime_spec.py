@@ -16,12 +16,14 @@ start-up never imports ``typing``); the daemon may import it freely.
 
 from __future__ import annotations
 
-from typing import Required, TypedDict
+from typing import Literal, Required, TypedDict
 
 
 class User(TypedDict, total=False):
-    uid: Required[int]
-    gid: Required[int]
+    # uid and gid are REQUIRED by the spec; crid-runtime reads a missing one as 0,
+    # as runc does, and a CDI edit may make a user from {}.
+    uid: int
+    gid: int
     umask: int
     additionalGids: list[int]
 
@@ -46,12 +48,14 @@ class ConsoleSize(TypedDict):
 
 
 class Process(TypedDict, total=False):
+    # user and cwd are REQUIRED by the spec; crid-runtime runs a process without
+    # them as uid 0 in /, and NRI and CDI edits may make a process from {}.
     terminal: bool
     consoleSize: ConsoleSize
-    user: Required[User]
+    user: User
     args: list[str]
     env: list[str]
-    cwd: Required[str]
+    cwd: str
     capabilities: Capabilities
     rlimits: list[Rlimit]
     noNewPrivileges: bool
@@ -85,6 +89,10 @@ class Hook(TypedDict, total=False):
     args: list[str]
     env: list[str]
     timeout: int
+
+
+HookName = Literal["prestart", "createRuntime", "createContainer", "startContainer",
+                   "poststart", "poststop"]
 
 
 class Hooks(TypedDict, total=False):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 from cri_api.v1 import api_pb2
 
@@ -13,6 +12,7 @@ from crid.containers import monitor as monitors
 from crid.containers.context import Containers
 from crid.containers.records import RUNNING, Container
 from crid.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument
+from crid.oci.runtime_spec import Process, Spec
 from crid.oci.spec.host import Host
 from crid.oci.spec.resources import linux_resources
 
@@ -40,10 +40,10 @@ async def exec_sync(ctx: Containers, request: api_pb2.ExecSyncRequest
                                     exit_code=result.exit_code)
 
 
-def exec_process(bundle: Path, cmd: list[str]) -> dict[str, Any]:
+def exec_process(bundle: Path, cmd: list[str]) -> Process:
     """The container's own process settings (user, env, cwd, caps) with another command."""
-    spec = json.loads((bundle / "config.json").read_text())
-    process: dict[str, Any] = dict(spec.get("process", {}))
+    spec: Spec = json.loads((bundle / "config.json").read_text())
+    process: Process = spec.get("process", {}).copy()
     process["args"] = cmd
     process["terminal"] = False
     process.pop("consoleSize", None)

@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import User
 from crid.oci.spec import rootfs
 
 from crid.errors import InvalidArgument
@@ -41,7 +42,7 @@ class ResolvedUser:
     additional_gids: tuple[int, ...]
     username: str = ""
 
-    def to_oci(self) -> dict[str, object]:
+    def to_oci(self) -> User:
         return {"uid": self.uid, "gid": self.gid, "additionalGids": list(self.additional_gids)}
 
     def to_cri(self) -> api_pb2.ContainerUser:
