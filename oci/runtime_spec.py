@@ -75,7 +75,13 @@ class IDMapping(TypedDict):
     size: int
 
 
-class Mount(TypedDict, total=False):
+# crid-runtime's own key on a loaded mount (crid.oci.rootfs.IDMAP_FD): the fd of
+# its idmapped clone, set by crid.oci.idmap for init. Not the spec's; a class
+# body would mangle the name, hence this form.
+_LoadedMount = TypedDict("_LoadedMount", {"__crid_idmap_fd": int}, total=False)
+
+
+class Mount(_LoadedMount, total=False):
     destination: Required[str]
     type: str
     source: str
@@ -124,7 +130,7 @@ class Device(TypedDict, total=False):
 class DeviceRule(TypedDict, total=False):
     """An entry of the device cgroup's allow list (``linux.resources.devices``)."""
 
-    allow: Required[bool]
+    allow: bool  # REQUIRED by the spec; missing reads as false, as in runc
     type: str  # a, c or b
     major: int | None  # None: any (the spec's "omitted"; crid writes it out)
     minor: int | None
@@ -155,8 +161,8 @@ class CPU(TypedDict, total=False):
     idle: int
 
 
-class Pids(TypedDict):
-    limit: int
+class Pids(TypedDict, total=False):
+    limit: int  # REQUIRED by the spec; crid-runtime sets nothing without it
 
 
 class WeightDevice(TypedDict, total=False):
@@ -245,7 +251,10 @@ class Linux(TypedDict, total=False):
 class Spec(TypedDict, total=False):
     """A bundle's config.json."""
 
-    ociVersion: Required[str]
+    # REQUIRED by the spec, and checked when crid-runtime loads a bundle
+    # (crid.oci.config); optional here for the state of a container whose
+    # config the runtime no longer has, which it reads as {}.
+    ociVersion: str
     process: Process
     root: Root
     hostname: str
@@ -256,18 +265,18 @@ class Spec(TypedDict, total=False):
     linux: Linux
 
 
-class State(TypedDict):
-    """The runtime-spec state object, as ``crid-runtime state`` prints it
-    (with runc's extra ``rootfs``, ``created`` and ``owner``)."""
+class State(TypedDict, total=False):
+    """The runtime-spec state object: what hooks get on stdin and ``crid-runtime
+    state`` prints (that one with runc's extra ``rootfs``, ``created``, ``owner``)."""
 
-    ociVersion: str
-    id: str
+    ociVersion: Required[str]
+    id: Required[str]
+    status: Required[str]  # creating, created, running, stopped (and runc's paused)
     pid: int
-    status: str  # creating, created, running, stopped (and runc's paused)
-    bundle: str
+    bundle: Required[str]
+    annotations: dict[str, str]
     rootfs: str
     created: str
-    annotations: dict[str, str]
     owner: str
 
 

@@ -30,7 +30,6 @@ def lookup(path: str) -> HostNode | None:
 
 def base(uid: int = 0) -> Spec:
     return {
-        "ociVersion": "1.0.2",
         "process": {"env": ["PATH=/bin", "DEV=image"], "user": {"uid": uid, "gid": uid,
                                                                 "additionalGids": [5]}},
         "mounts": [{"destination": "/proc", "type": "proc", "source": "proc", "options": []},

@@ -32,7 +32,7 @@ def write(path: Path, tree: Any) -> Path:
 
 
 def env_of(registry: Registry, *names: str) -> list[str]:
-    oci: Spec = {"ociVersion": "1.0.2", "process": {"env": []}}
+    oci: Spec = {"process": {"env": []}}
     registry.apply(oci, list(names))
     return list(oci["process"]["env"])
 
@@ -46,7 +46,7 @@ def test_missing_dirs_mean_no_devices(dirs: tuple[Path, Path]) -> None:
     registry = Registry([str(d) for d in dirs])
     assert registry.devices() == []
     with pytest.raises(InvalidArgument, match=re.escape("unknown CDI device vendor.test/dev=a")):
-        registry.apply({"ociVersion": "1.0.2"}, ["vendor.test/dev=a"])
+        registry.apply({}, ["vendor.test/dev=a"])
 
 
 def test_json_and_yaml_files_give_devices_other_names_are_ignored(
@@ -89,7 +89,7 @@ def test_one_device_in_two_files_of_one_dir_is_ambiguous(dirs: tuple[Path, Path]
     with pytest.raises(InvalidArgument, match=re.escape(
             f"vendor.test/dev=a is ambiguous: defined in both {dirs[0] / 'a.json'} and "
             f"{dirs[0] / 'b.json'}")):
-        registry.apply({"ociVersion": "1.0.2"}, ["vendor.test/dev=a"])
+        registry.apply({}, ["vendor.test/dev=a"])
     assert env_of(registry, "vendor.test/dev=b") == ["DEV=1"]
     # ... unless a later dir settles it.
     write(dirs[1] / "c.json", spec(a="3"))
@@ -103,7 +103,7 @@ def test_a_broken_file_gives_no_devices_and_is_named_when_one_is_missing(
     registry = Registry([str(d) for d in dirs])
     assert env_of(registry, "vendor.test/dev=a") == ["DEV=1"]
     with pytest.raises(InvalidArgument) as raised:
-        registry.apply({"ociVersion": "1.0.2"}, ["vendor.test/dev=b"])
+        registry.apply({}, ["vendor.test/dev=b"])
     message = raised.value.message
     assert "unknown CDI device vendor.test/dev=b" in message
     assert f"{dirs[0] / 'bad.json'}: top level: unknown field 'surprise'" in message
@@ -111,7 +111,7 @@ def test_a_broken_file_gives_no_devices_and_is_named_when_one_is_missing(
 
 def test_an_unqualified_name_is_refused_before_anything_is_read(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="fully qualified"):
-        Registry([str(tmp_path)]).apply({"ociVersion": "1.0.2"}, ["gpu0"])
+        Registry([str(tmp_path)]).apply({}, ["gpu0"])
 
 
 def test_files_changed_added_and_removed_are_seen_at_the_next_lookup(
@@ -161,4 +161,4 @@ def test_too_many_files_are_bounded_and_said(tmp_path: Path,
     registry = Registry([str(tmp_path)])
     assert registry.devices() == ["vendor.test/dev=a", "vendor.test/dev=b"]
     with pytest.raises(InvalidArgument, match="holds 3 spec files; only the first 2"):
-        registry.apply({"ociVersion": "1.0.2"}, ["vendor.test/dev=c"])
+        registry.apply({}, ["vendor.test/dev=c"])

@@ -11,8 +11,7 @@ from crid.nri.adjust import Adjuster
 
 
 def _spec() -> Spec:
-    return {"ociVersion": "1.0.2",
-            "process": {"args": ["sleep", "1"], "env": ["PATH=/bin", "DROP=1"]},
+    return {"process": {"args": ["sleep", "1"], "env": ["PATH=/bin", "DROP=1"]},
             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
             "linux": {"resources": {}}, "annotations": {"a": "1"}}
 

@@ -24,7 +24,6 @@ def test_unset_values_stay_unset() -> None:
 
 def test_container_being_created_is_described_from_its_spec() -> None:
     spec: Spec = {
-        "ociVersion": "1.0.2",
         "process": {"args": ["sh"], "env": ["A=1"], "oomScoreAdj": 5,
                     "user": {"uid": 1, "gid": 2, "additionalGids": [3]},
                     "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 9, "soft": 8}]},
