@@ -22,6 +22,7 @@ file is an error rather than the daemon's memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cri_api.v1 import api_pb2
@@ -78,12 +79,18 @@ def _id(text: str) -> int | None:
     return None
 
 
-def _parse_passwd(text: str | None) -> list[_Passwd]:
-    entries = []
+def _records(text: str | None, min_fields: int) -> Iterator[list[str]]:
+    """The ``:``-separated fields of each line of an account file that is not a
+    comment and has at least ``min_fields``."""
     for line in (text or "").splitlines():
         fields = line.split(":")
-        if len(fields) < 4 or line.startswith("#"):
-            continue
+        if len(fields) >= min_fields and not line.startswith("#"):
+            yield fields
+
+
+def _parse_passwd(text: str | None) -> list[_Passwd]:
+    entries = []
+    for fields in _records(text, 4):
         uid, gid = _id(fields[2]), _id(fields[3])
         if uid is None or gid is None:
             continue
@@ -93,10 +100,7 @@ def _parse_passwd(text: str | None) -> list[_Passwd]:
 
 def _parse_group(text: str | None) -> list[_Group]:
     entries = []
-    for line in (text or "").splitlines():
-        fields = line.split(":")
-        if len(fields) < 3 or line.startswith("#"):
-            continue
+    for fields in _records(text, 3):
         gid = _id(fields[2])
         if gid is None:
             continue
