@@ -1,10 +1,9 @@
 """The runtime-spec's JSON shapes, as far as crid writes and reads them.
 
-``config.json`` (``Spec`` and its parts), the ``state`` object that
-``crid-runtime state`` prints (``State``), crid-runtime's own state file
-(``ContainerState``) and ``features`` output (``Features``). Names follow
-opencontainers/runtime-spec ``config.md``, ``config-linux.md``,
-``runtime.md`` and ``features.md``. Every class is ``total=False``: the spec
+``config.json`` (``Spec`` and its parts), the ``state`` object hooks get and
+``crid-runtime state`` prints (``State``) and crid-runtime's own state file
+(``ContainerState``). Names follow opencontainers/runtime-spec ``config.md``,
+``config-linux.md`` and ``runtime.md``. Every class is ``total=False``: the spec
 makes most fields optional and a bundle written by another tool may leave
 them out; the few the spec calls REQUIRED are marked ``Required``. Fields
 crid neither writes nor reads are left out; a config.json that has them
