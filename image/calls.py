@@ -13,12 +13,12 @@ import json
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
-
 from crid.api.validation import require
-from crid.daemon import Daemon
 from crid.image import auth
 from crid.image.records import ImageRecord
 from crid.image.store import FsUsage
+
+from crid.daemon import Daemon
 
 CONTAINERS_DIR = "containers"
 
