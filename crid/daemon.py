@@ -26,7 +26,7 @@ from crid.config import Config
 from crid.errors import FailedPrecondition
 from crid.handler_features import HandlerFeatures
 from crid.image import schema as image_schema
-from crid.image.service import ImageService
+from crid.image.store import ImageStore
 from crid.metrics import Metrics
 from crid.network.cni.manager import NetworkManager
 from crid.network.cni.manager import Settings as NetworkSettings
@@ -50,7 +50,7 @@ class Daemon:
     store: Store
     metrics: Metrics
     clock: Clock
-    images: ImageService
+    images: ImageStore
     # The pod network (CNI); built from the config, cheap (reads nothing yet).
     network: NetworkManager = dataclasses.field(init=False)
     # Where the container code plugs "stop/remove a pod's containers" in.
@@ -118,7 +118,7 @@ async def serve(config: Config) -> None:
         cleanup.callback(store.close)
         metrics = Metrics()
         clock = Clock()
-        images = ImageService(config, store, metrics, clock)
+        images = ImageStore(config, store, metrics, clock)
         cleanup.callback(images.close)
         daemon = Daemon(config=config, store=store, metrics=metrics, clock=clock, images=images,
                         handler_features=await handler_features.probe_all(

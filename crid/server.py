@@ -19,7 +19,7 @@ from crid.container_events import ContainerEvents
 from crid.containers.service import ContainerCalls
 from crid.daemon import Daemon
 from crid.grpc_methods import Method, Transport
-from crid.images import Images
+from crid.image.calls import ImageCalls
 from crid.interceptor import CallInterceptor
 from crid.runtime_info import RuntimeInfo
 from crid.sandbox.service import PodSandboxes
@@ -27,7 +27,7 @@ from crid.stats.service import Stats
 from crid.stream_calls import StreamLists
 
 CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (
-    RuntimeInfo, Images, PodSandboxes, ContainerCalls, ContainerEvents, Stats, StreamLists,
+    RuntimeInfo, ImageCalls, PodSandboxes, ContainerCalls, ContainerEvents, Stats, StreamLists,
 )
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # ListContainers on a full node exceeds the 4 MiB default
 

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from crid.api import stream_lists
 from crid.containers import status as container_status
 from crid.daemon import Daemon
-from crid.images import Images
+from crid.image.calls import ImageCalls
 from crid.sandbox import status as sandbox_status
 
 BATCH = 100
@@ -38,7 +38,7 @@ class StreamLists:
     def __init__(self, daemon: Daemon) -> None:
         self.containers = daemon.containers
         self.sandboxes = daemon.sandboxes
-        self.images = Images(daemon)
+        self.images = ImageCalls(daemon)
 
     async def StreamPodSandboxes(self, request: Any) -> AsyncIterator[Message]:
         found = sandbox_status.list_sandboxes(

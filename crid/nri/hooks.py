@@ -242,7 +242,7 @@ class Nri:
 
     async def update(self, updates: Sequence[nri_pb2.ContainerUpdate]
                      ) -> list[nri_pb2.ContainerUpdate]:
-        from crid.containers import exec_sync
+        from crid.containers.update import update_resources
 
         failed: list[nri_pb2.ContainerUpdate] = []
         for update in updates:
@@ -251,7 +251,7 @@ class Nri:
                 container_id=update.container_id,
                 linux=api_pb2.LinuxContainerResources(**fields))  # type: ignore[arg-type]
             try:
-                await exec_sync.update_resources(self._daemon.containers, request)
+                await update_resources(self._daemon.containers, request)
             except CridError as exc:
                 log.warning("nri container update failed", container_id=update.container_id,
                             error=exc.message)
@@ -260,13 +260,13 @@ class Nri:
         return failed
 
     async def evict(self, evictions: Sequence[nri_pb2.ContainerEviction]) -> None:
-        from crid.containers import lifecycle
+        from crid.containers import stop
 
         for eviction in evictions:
             log.info("nri plugin evicts a container", container_id=eviction.container_id,
                      reason=eviction.reason)
             with contextlib.suppress(CridError):
-                await lifecycle.stop(self._daemon.containers, api_pb2.StopContainerRequest(
+                await stop.stop(self._daemon.containers, api_pb2.StopContainerRequest(
                     container_id=eviction.container_id, timeout=0))
 
 

@@ -1,6 +1,7 @@
-"""The CRI ImageService: PullImage, ImageStatus, ListImages, RemoveImage, ImageFsInfo.
+"""The CRI ImageService call family: PullImage, ImageStatus, ListImages, RemoveImage,
+ImageFsInfo.
 
-Translation only: requests to ``crid.image.service`` calls, records to
+Translation only: requests to ``crid.image.store`` calls, records to
 ``api_pb2.Image``. Container writable layers are reported from
 ``<root>/containers`` (``CONTAINERS_DIR``), where the container code keeps them.
 """
@@ -12,17 +13,17 @@ import json
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
-
 from crid.api.validation import require
-from crid.daemon import Daemon
 from crid.image import auth
 from crid.image.records import ImageRecord
-from crid.image.service import FsUsage
+from crid.image.store import FsUsage
+
+from crid.daemon import Daemon
 
 CONTAINERS_DIR = "containers"
 
 
-class Images:
+class ImageCalls:
     def __init__(self, daemon: Daemon) -> None:
         self._daemon = daemon
         self._images = daemon.images
