@@ -35,6 +35,7 @@ _MAX_NUMBER = (1 << 31) - 1  # the program compares with a 32-bit signed immedia
 # (type, major, minor) with -1 for "*"
 Key = tuple[str, int, int]
 
+
 def _char(major: int, minor: int) -> DeviceRule:
     return {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
 
