@@ -44,6 +44,7 @@ from crid.errors import (
     NotFound,
     ResourceExhausted,
 )
+from crid.jsontypes import Json
 
 MAX_CONFIG_BYTES = 8 * 1024 * 1024
 # Unpacked size of one image (crid.image.max_image_bytes): file data of all its
@@ -141,7 +142,7 @@ def image_parts(manifest: Manifest, where: str) -> tuple[Descriptor, list[Descri
     return config_desc, layers
 
 
-def layer_diff_ids(config: dict[str, Any], layers: list[Descriptor], where: str) -> list[str]:
+def layer_diff_ids(config: Json, layers: list[Descriptor], where: str) -> list[str]:
     """The image config's ``rootfs.diff_ids``: sha256 digests, one per layer."""
     rootfs = config.get("rootfs") or {}
     if not isinstance(rootfs, dict):
@@ -156,7 +157,7 @@ def layer_diff_ids(config: dict[str, Any], layers: list[Descriptor], where: str)
     return diff_ids
 
 
-def _list(document: dict[str, Any], key: str, where: str) -> list[Any]:
+def _list(document: Json, key: str, where: str) -> list[Any]:
     """``document[key]``, a JSON array (missing or null: empty)."""
     value = document.get(key) or []
     if not isinstance(value, list):
@@ -307,7 +308,7 @@ class Puller:
                 "for an image (crid.image.max_image_bytes)")
 
     def _commit(self, ref: Reference, top: Manifest, manifest: Manifest, config_desc: Descriptor,
-                config_bytes: bytes, config: dict[str, Any], chains: list[str],
+                config_bytes: bytes, config: Json, chains: list[str],
                 layers: list[Descriptor]) -> ImageRecord:
         uid, username = user_of(config)
         tags = [] if ref.digest else [f"{ref.name}:{ref.tag}"]

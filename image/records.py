@@ -18,6 +18,7 @@ from typing import Any
 from crid.image.reference import Reference, image_id, parse
 
 from crid.errors import InvalidArgument
+from crid.jsontypes import Json
 from crid.store import Store
 
 
@@ -37,12 +38,12 @@ class ImageRecord:
     repo_digests: tuple[str, ...] = ()
 
     @property
-    def config_json(self) -> dict[str, Any]:
+    def config_json(self) -> Json:
         value = json.loads(self.config)
         return value if isinstance(value, dict) else {}
 
 
-def user_of(config: dict[str, Any]) -> tuple[int | None, str]:
+def user_of(config: Json) -> tuple[int | None, str]:
     """(uid, username) from the config's ``User`` (``1000``, ``www``, ``1000:50``)."""
     run_config = config.get("config") or {}
     if not isinstance(run_config, dict):

@@ -43,6 +43,7 @@ from crid.errors import (
     NotFound,
     Unavailable,
 )
+from crid.jsontypes import Json
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -88,7 +89,7 @@ class Manifest:
     digest: str
     media_type: str
     data: bytes
-    document: dict[str, Any]
+    document: Json
 
 
 class Transport:
@@ -459,7 +460,7 @@ def parse_manifest(body: bytes, digest: str, content_type: str, endpoint: str,
     return Manifest(digest, media_type, body, document)
 
 
-def json_object(data: bytes, what: str) -> dict[str, Any]:
+def json_object(data: bytes, what: str) -> Json:
     """``data`` parsed as a JSON object, or InvalidArgument saying ``what`` is not one."""
     try:
         value = json.loads(data)

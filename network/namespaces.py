@@ -45,6 +45,7 @@ from crid.oci.linux import (
     Syscalls,
     fs_magic,
 )
+from crid.oci.runtime_spec import IDMapping
 
 from crid.errors import FailedPrecondition
 
@@ -166,7 +167,8 @@ def _pin_in_userns(pin_dir: Path, kinds: tuple[str, ...], hostname: str,
         ns_dir = f"/proc/{holder.pid}/ns"
         # Through the host's procfs, proved one, as crid-runtime writes them.
         container_id, host_id, size = (int(n) for n in id_map.split())
-        maps = [{"containerID": container_id, "hostID": host_id, "size": size}]
+        maps: list[IDMapping] = [{"containerID": container_id, "hostID": host_id,
+                                  "size": size}]
         oci_namespaces.write_id_maps(calls, holder.pid,
                                      {"uidMappings": maps, "gidMappings": maps})
 

@@ -16,7 +16,9 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees 
 if TYPE_CHECKING:
     from typing import Any
 
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import Namespace, Spec
+
+    from crid.jsontypes import Json
 
 
 NAMESPACES = ("pid", "network", "ipc", "uts", "mount", "user", "cgroup", "time")
@@ -47,7 +49,7 @@ def _abs(path: Any, where: str) -> str:
     return str(path)
 
 
-def load_bundle(bundle: str) -> tuple[str, Json, str]:
+def load_bundle(bundle: str) -> tuple[str, Spec, str]:
     """(absolute bundle dir, parsed config, absolute rootfs path)."""
     bundle = os.path.abspath(bundle)
     path = os.path.join(bundle, "config.json")
@@ -185,9 +187,9 @@ def validate(cfg: Json) -> None:
         raise InvalidArgument(f"config.json: linux.rootfsPropagation: unknown value {prop!r}")
 
 
-def namespaces(cfg: Json) -> list[Json]:
+def namespaces(cfg: Spec) -> list[Namespace]:
     return list((cfg.get("linux") or {}).get("namespaces") or [])
 
 
-def has_new_ns(cfg: Json, kind: str) -> bool:
+def has_new_ns(cfg: Spec, kind: str) -> bool:
     return any(ns.get("type") == kind and not ns.get("path") for ns in namespaces(cfg))

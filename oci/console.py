@@ -16,6 +16,10 @@ import struct
 import termios
 from collections.abc import Callable
 
+TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
+if TYPE_CHECKING:
+    from crid.oci.runtime_spec import ConsoleSize
+
 
 def connect(path: str) -> int:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -23,7 +27,7 @@ def connect(path: str) -> int:
     return s.detach()
 
 
-def setup_pty(sock_fd: int, size: dict[str, int] | None = None) -> None:
+def setup_pty(sock_fd: int, size: ConsoleSize | None = None) -> None:
     """Open a pty (in the current root's /dev/ptmx), send the master, adopt the slave."""
     master, slave = os.openpty()
     name = os.ttyname(slave)

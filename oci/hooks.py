@@ -10,14 +10,13 @@ from crid.oci.errors import CridError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import HookName, Spec, State
 
-    Json = dict[str, Any]
 
 _FATAL = {"prestart", "createRuntime", "createContainer", "startContainer"}
 
 
-def run(cfg: Json, stage: str, state: Json) -> None:
+def run(cfg: Spec, stage: HookName, state: State) -> None:
     hooks = (cfg.get("hooks") or {}).get(stage) or []
     if not hooks:
         return

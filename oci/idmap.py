@@ -29,18 +29,17 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees 
 if TYPE_CHECKING:
     from typing import Any
 
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import IDMapping, Linux, Spec
 
 
-
-def _key(maps: list[Json]) -> tuple[tuple[int, int, int], ...]:
+def _key(maps: list[IDMapping]) -> tuple[tuple[int, int, int], ...]:
     return tuple((int(m["containerID"]), int(m["hostID"]), int(m["size"])) for m in maps)
 
 
-def prepare(sc: L.Syscalls, cfg: Json, bundle: str) -> None:
+def prepare(sc: L.Syscalls, cfg: Spec, bundle: str) -> None:
     """Open every idmapped mount's source as a detached idmapped tree, its fd
     stored on the mount under ``FD_KEY``. Run as host root, before joining."""
-    linux: Json = cfg.get("linux") or {}
+    linux: Linux = cfg.get("linux") or {}
     joined = next((n["path"] for n in linux.get("namespaces") or []
                    if n.get("type") == "user" and n.get("path")), None)
     own = (_key(linux.get("uidMappings") or []), _key(linux.get("gidMappings") or []))
@@ -74,7 +73,7 @@ def prepare(sc: L.Syscalls, cfg: Json, bundle: str) -> None:
             os.close(fd)
 
 
-def _throwaway(sc: L.Syscalls, uid: list[Json], gid: list[Json]) -> int:
+def _throwaway(sc: L.Syscalls, uid: list[IDMapping], gid: list[IDMapping]) -> int:
     """A user namespace with these mappings, as an fd."""
     r, w = os.pipe()
     ready_r, ready_w = os.pipe()

@@ -17,19 +17,19 @@ from crid.oci.sync import Channel
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Linux, Process, Spec, State
 
-    Json = dict[str, Any]
+    from crid.jsontypes import Json
 
 
 class Init:
-    def __init__(self, ch: Channel, cfg: Json, opts: Json) -> None:
+    def __init__(self, ch: Channel, cfg: Spec, opts: Json) -> None:
         self.ch = ch
         self.cfg = cfg
         self.opts = opts  # bundle, rootfs, fifo, console_socket, no_pivot, preserve_fds, cgroup
         self.sc = L.syscalls()
-        self.proc: Json = cfg["process"]
-        self.linux: Json = cfg.get("linux") or {}
+        self.proc: Process = cfg["process"]
+        self.linux: Linux = cfg.get("linux") or {}
 
     def run(self) -> None:
         cfg, opts, sc = self.cfg, self.opts, self.sc
@@ -118,8 +118,9 @@ class Init:
         if self.ch.from_parent() is None:
             os._exit(1)
 
-    def state(self, status: str) -> Json:
-        return {"ociVersion": self.cfg.get("ociVersion"), "id": self.opts["id"],
+    def state(self, status: str) -> State:
+        # ociVersion is there: crid.oci.config checked the bundle before init ran.
+        return {"ociVersion": self.cfg["ociVersion"], "id": self.opts["id"],
                 "status": status, "pid": os.getpid(), "bundle": self.opts["bundle"],
                 "annotations": self.cfg.get("annotations") or {}}
 

@@ -20,6 +20,8 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees 
 if TYPE_CHECKING:
     from typing import Any
 
+    from crid.jsontypes import Json
+
 _WS = " \t\n\r"
 _DIGITS = "0123456789"
 _HEX = "0123456789abcdefABCDEF"
@@ -84,8 +86,8 @@ def _value(doc: str, i: int) -> tuple[Any, int]:
     raise _Invalid
 
 
-def _object(doc: str, i: int) -> tuple[dict[str, Any], int]:
-    obj: dict[str, Any] = {}
+def _object(doc: str, i: int) -> tuple[Json, int]:
+    obj: Json = {}
     if doc[i] in _WS:
         i = _skip(doc, i)
     if doc[i] == "}":

@@ -11,9 +11,7 @@ from crid.oci.errors import CridError, FailedPrecondition, describe
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import IDMapping, Linux, Namespace
 
 
 FLAGS = {
@@ -29,7 +27,7 @@ PROC_NAME = {
 JOIN_ORDER = ["user", "ipc", "uts", "network", "pid", "cgroup", "time", "mount"]
 
 
-def new_flags(nss: list[Json], exclude: tuple[str, ...] = ()) -> int:
+def new_flags(nss: list[Namespace], exclude: tuple[str, ...] = ()) -> int:
     f = 0
     for ns in nss:
         if not ns.get("path") and ns["type"] not in exclude:
@@ -37,7 +35,7 @@ def new_flags(nss: list[Json], exclude: tuple[str, ...] = ()) -> int:
     return f
 
 
-def open_paths(nss: list[Json]) -> list[tuple[str, int]]:
+def open_paths(nss: list[Namespace]) -> list[tuple[str, int]]:
     """Open every namespace to join, in join order, before joining any."""
     by_type = {ns["type"]: ns["path"] for ns in nss if ns.get("path")}
     out = []
@@ -75,7 +73,7 @@ class Target:
     process only after every setns and the check that init outlived them.
     """
 
-    def __init__(self, sc: L.Syscalls, pid: int, start: int | None, nss: list[Json],
+    def __init__(self, sc: L.Syscalls, pid: int, start: int | None, nss: list[Namespace],
                  proc: str = "/proc") -> None:
         self.pid = pid
         self.proc = proc  # tests lay out a /proc/<pid> of their own
@@ -92,7 +90,7 @@ class Target:
         return FailedPrecondition(f"cannot exec: container not running: its init (pid "
                                   f"{self.pid}) {why}; no process was started")
 
-    def _open(self, sc: L.Syscalls, start: int | None, nss: list[Json]) -> None:
+    def _open(self, sc: L.Syscalls, start: int | None, nss: list[Namespace]) -> None:
         try:
             self.pidfd = sc.pidfd_open(self.pid)
         except OSError as e:
@@ -152,10 +150,10 @@ class Target:
         self.pidfd = self.proc_dir = -1
 
 
-def write_id_maps(sc: L.Syscalls, pid: int, linux: Json) -> None:
+def write_id_maps(sc: L.Syscalls, pid: int, linux: Linux) -> None:
     """Write ``pid``'s uid and gid maps through the host's procfs, proved one
     (``crid.oci.procfs``): never through a symlink or a mount in the way."""
-    def fmt(maps: list[Json]) -> str:
+    def fmt(maps: list[IDMapping]) -> str:
         return "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in maps)
 
     uid = linux.get("uidMappings") or []

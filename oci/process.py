@@ -16,9 +16,9 @@ from crid.oci.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Literal
 
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import Process
 
 
 RLIMITS = {
@@ -28,6 +28,9 @@ RLIMITS = {
     "RLIMIT_NICE": 13, "RLIMIT_RTPRIO": 14, "RLIMIT_RTTIME": 15,
 }
 _INF = 2**64 - 1
+CAPABILITY_SETS: tuple[Literal["bounding", "effective", "inheritable", "permitted",
+                              "ambient"], ...] = (
+    "bounding", "effective", "inheritable", "permitted", "ambient")
 
 
 def default_signals() -> None:
@@ -40,7 +43,7 @@ def default_signals() -> None:
     _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
 
 
-def check_unsupported(proc: Json) -> None:
+def check_unsupported(proc: Process) -> None:
     """AppArmor is not enabled where crid runs: refuse a profile rather than
     pretend to apply it (an empty profile means none)."""
     if proc.get("apparmorProfile"):
@@ -49,7 +52,7 @@ def check_unsupported(proc: Json) -> None:
             "enabled on this system")
 
 
-def set_rlimits(proc: Json) -> None:
+def set_rlimits(proc: Process) -> None:
     for r in proc.get("rlimits") or []:
         num = RLIMITS.get(r["type"])
         if num is None:
@@ -61,7 +64,7 @@ def set_rlimits(proc: Json) -> None:
         resource.setrlimit(num, (conv(int(r["soft"])), conv(int(r["hard"]))))
 
 
-def env_of(proc: Json, home: str = "/") -> dict[str, str]:
+def env_of(proc: Process, home: str = "/") -> dict[str, str]:
     env: dict[str, str] = {}
     for e in proc.get("env") or []:
         k, _, v = e.partition("=")
@@ -147,7 +150,7 @@ class Privileges:
     bounding set first (needs CAP_SETPCAP), keep caps across setuid, then set
     effective/permitted/inheritable, then raise ambient."""
 
-    def __init__(self, sc: L.Syscalls, proc: Json) -> None:
+    def __init__(self, sc: L.Syscalls, proc: Process) -> None:
         self.sc = sc
         self.proc = proc
         caps = proc.get("capabilities")
@@ -157,7 +160,7 @@ class Privileges:
         if caps is not None:
             self.caps = {
                 k: capabilities.mask(caps.get(k), last, self.unknown)
-                for k in ("bounding", "effective", "inheritable", "permitted", "ambient")
+                for k in CAPABILITY_SETS
             }
         self.last = last
 

@@ -29,21 +29,22 @@ def open_root(sc: L.Syscalls, path: str = "/proc") -> int:
     it); refused unless it is the root of a procfs."""
     fd = sc.openat2(L.AT_FDCWD, path, os.O_PATH | os.O_DIRECTORY,
                     L.RESOLVE_NO_SYMLINKS | L.RESOLVE_NO_MAGICLINKS)
-    try:
-        if sc.fstatfs_type(fd) != L.PROC_SUPER_MAGIC or os.fstat(fd).st_ino != L.PROC_ROOT_INO:
-            raise InvalidArgument(f"{path} is not the root of a procfs: refusing to use it")
-    except BaseException:
-        os.close(fd)
-        raise
-    return fd
+    return _on_procfs(sc, fd, f"{path} is not the root of a procfs", root=True)
 
 
 def open_file(sc: L.Syscalls, proc_fd: int, rel: str, flags: int) -> int:
     """``rel`` below the procfs ``proc_fd``, on that same mount, and on procfs."""
     fd = sc.openat2(proc_fd, rel, flags, _BELOW)
+    return _on_procfs(sc, fd, f"/proc/{rel} is not on procfs", root=False)
+
+
+def _on_procfs(sc: L.Syscalls, fd: int, problem: str, *, root: bool) -> int:
+    """``fd`` when it is on a procfs (with ``root``, that procfs's root); else
+    it is closed and refused with ``problem``."""
     try:
-        if sc.fstatfs_type(fd) != L.PROC_SUPER_MAGIC:
-            raise InvalidArgument(f"/proc/{rel} is not on procfs: refusing to use it")
+        if sc.fstatfs_type(fd) != L.PROC_SUPER_MAGIC or (
+                root and os.fstat(fd).st_ino != L.PROC_ROOT_INO):
+            raise InvalidArgument(f"{problem}: refusing to use it")
     except BaseException:
         os.close(fd)
         raise

@@ -16,15 +16,15 @@ from crid.oci.errors import InvalidArgument
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
-    from typing import Any
+    from typing import Final
 
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import Device, Linux, Mount, Spec
 
 
 # The key crid.oci.idmap sets on a mount: the fd of its idmapped clone.
-IDMAP_FD = "__crid_idmap_fd"
+IDMAP_FD: Final = "__crid_idmap_fd"
 
-DEFAULT_DEVICES: list[Json] = [
+DEFAULT_DEVICES: list[Device] = [
     {"path": "/dev/null", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
     {"path": "/dev/zero", "type": "c", "major": 1, "minor": 5, "fileMode": 0o666},
     {"path": "/dev/full", "type": "c", "major": 1, "minor": 7, "fileMode": 0o666},
@@ -63,12 +63,12 @@ def check_proc_mount(rel: str, kind: str, is_bind: bool, source: str = "") -> No
 
 
 class Rootfs:
-    def __init__(self, sc: L.Syscalls, cfg: Json, rootfs: str, bundle: str,
+    def __init__(self, sc: L.Syscalls, cfg: Spec, rootfs: str, bundle: str,
                  cgroup_paths: dict[str, str], in_userns: bool,
                  await_cgroup: Callable[[], None] | None = None) -> None:
         self.sc = sc
         self.cfg = cfg
-        self.linux: Json = cfg.get("linux") or {}
+        self.linux: Linux = cfg.get("linux") or {}
         self.rootfs = rootfs
         self.bundle = bundle
         self.cgroup_paths = cgroup_paths
@@ -150,7 +150,7 @@ class Rootfs:
             raise InvalidArgument(f"mount target {dest} changed while it was mounted on")
         return new
 
-    def mount_one(self, m: Json) -> None:
+    def mount_one(self, m: Mount) -> None:
         opts = mounts.parse(list(m.get("options") or []))
         kind = m.get("type") or ""
         if kind == "bind":
@@ -242,7 +242,7 @@ class Rootfs:
             wait, self._await_cgroup = self._await_cgroup, None
             wait()
 
-    def _mount_cgroup(self, m: Json, opts: mounts.Options) -> None:
+    def _mount_cgroup(self, m: Mount, opts: mounts.Options) -> None:
         self.await_cgroup()
         fd, rel = self._target(m["destination"], False)
         try:
@@ -337,7 +337,7 @@ class Rootfs:
         finally:
             os.close(dev)
 
-    def _device(self, d: Json) -> None:
+    def _device(self, d: Device) -> None:
         rel = paths.relative(d["path"])
         parent_rel, _, name = rel.rpartition("/")
         if not name:
@@ -349,7 +349,7 @@ class Rootfs:
         finally:
             os.close(parent)
 
-    def _device_in(self, d: Json, parent: int, name: str) -> None:
+    def _device_in(self, d: Device, parent: int, name: str) -> None:
         kind = {"c": stat.S_IFCHR, "u": stat.S_IFCHR, "b": stat.S_IFBLK,
                 "p": stat.S_IFIFO}[d["type"]]
         mode = 0o666 if d.get("fileMode") is None else int(d["fileMode"])
@@ -463,7 +463,8 @@ class Rootfs:
                 self.sc.mount(paths.fd_path(self.open_devnull()), target, None, L.MS_BIND, None)
 
     def finalize(self) -> None:
-        if (self.cfg.get("root") or {}).get("readonly"):
+        root = self.cfg.get("root")
+        if root and root.get("readonly"):
             flags = os.statvfs("/").f_flag & (L.MS_NOSUID | L.MS_NODEV | L.MS_NOEXEC)
             self.sc.mount(None, "/", None, L.MS_BIND | L.MS_REMOUNT | L.MS_RDONLY | flags, None)
         prop = self.linux.get("rootfsPropagation")

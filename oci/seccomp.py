@@ -11,9 +11,7 @@ from crid.oci.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import Seccomp, Syscall
 
 
 _ACT_KILL_PROCESS = 0x80000000
@@ -80,7 +78,7 @@ def action(name: str, errno_ret: int | None, default_errno: int = _errno.EPERM) 
 class Filter:
     """A filter under construction; ``load`` installs it on the calling thread."""
 
-    def __init__(self, cfg: Json) -> None:
+    def __init__(self, cfg: Seccomp) -> None:
         try:
             self.lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
         except OSError as e:
@@ -118,7 +116,7 @@ class Filter:
         if rc < 0:
             raise InvalidArgument(f"seccomp: {what}: {_errno.errorcode.get(-rc, -rc)}")
 
-    def _rule(self, rule: Json) -> None:
+    def _rule(self, rule: Syscall) -> None:
         act = action(rule["action"], rule.get("errnoRet"))
         if act == self.default:
             return

@@ -20,9 +20,8 @@ from crid.oci.errors import InvalidArgument, not_exist
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import ContainerState, State
 
-    Json = dict[str, Any]
 
 STATE_FILE = "state.json"
 ROOT_MODE, FILE_MODE = 0o700, 0o600
@@ -43,16 +42,16 @@ def container_dir(root: str, cid: str) -> str:
     return os.path.join(root, cid)
 
 
-def load(root: str, cid: str) -> Json:
+def load(root: str, cid: str) -> ContainerState:
     try:
         with open(os.path.join(container_dir(root, cid), STATE_FILE), "rb") as f:
-            data: Json = jsonc.loads(f.read())
+            data: ContainerState = jsonc.loads(f.read())
     except FileNotFoundError:
         raise not_exist() from None
     return data
 
 
-def save(root: str, cid: str, data: Json) -> None:
+def save(root: str, cid: str, data: ContainerState) -> None:
     _replace(os.path.join(container_dir(root, cid), STATE_FILE), jsonc.dumps(data))
 
 
@@ -116,12 +115,12 @@ def proc_start_time(pid: int, proc_dir: int | None = None) -> int | None:
     return None if stat is None else stat_start_time(stat)
 
 
-def is_alive(st: Json) -> bool:
+def is_alive(st: ContainerState) -> bool:
     pid = int(st.get("pid") or 0)
     return pid > 0 and proc_start_time(pid) == st.get("pid_start")
 
 
-def status(root: str, st: Json) -> str:
+def status(root: str, st: ContainerState) -> str:
     if not is_alive(st):
         return "stopped"
     from crid.oci.cgroups import is_frozen
@@ -133,7 +132,7 @@ def status(root: str, st: Json) -> str:
     return "running"
 
 
-def oci_state(root: str, st: Json) -> Json:
+def oci_state(root: str, st: ContainerState) -> State:
     """The runtime-spec state object (plus runc's extra fields)."""
     s = status(root, st)
     return {

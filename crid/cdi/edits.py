@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import cast
 
 from crid.cdi.spec import NO_PERMISSIONS, DeviceNode, Edits, Mount
 from crid.errors import InvalidArgument
+from crid.oci.runtime_spec import Hook, HookName, Linux, Spec, User
+from crid.oci.runtime_spec import Mount as SpecMount
 from crid.oci.spec.host import DeviceNode as HostNode
 from crid.oci.spec.host import device_node
 
@@ -39,7 +41,7 @@ def host_node(path: str) -> HostNode | None:
     return device_node(path, os.stat(path))
 
 
-def apply(spec: dict[str, Any], edits: Sequence[tuple[str, Edits]],
+def apply(spec: Spec, edits: Sequence[tuple[str, Edits]],
           lookup: NodeLookup = host_node) -> None:
     """Apply each ``(whose, edits)`` in order; ``whose`` names the device (or spec
     file) in messages. Raises InvalidArgument, leaving ``spec`` unchanged."""
@@ -58,21 +60,23 @@ def apply(spec: dict[str, Any], edits: Sequence[tuple[str, Edits]],
         for mount in e.mounts:
             _add_mount(spec.setdefault("mounts", []), mount)
         for hook in e.hooks:
-            found: dict[str, Any] = {"path": hook.path}
+            found: Hook = {"path": hook.path}
             if hook.args:
                 found["args"] = list(hook.args)
             if hook.env:
                 found["env"] = list(hook.env)
             if hook.timeout is not None:
                 found["timeout"] = hook.timeout
-            spec.setdefault("hooks", {}).setdefault(hook.hook_name, []).append(found)
+            # crid.cdi.spec admits only the runtime-spec's hook names.
+            kind = cast(HookName, hook.hook_name)
+            spec.setdefault("hooks", {}).setdefault(kind, []).append(found)
         gids = user.setdefault("additionalGids", [])
         gids += [g for g in dict.fromkeys(e.additional_gids) if g and g not in gids]
     linux = spec.setdefault("linux", {})
     for node, host in nodes:
         _add_node(linux, node, host, user)
     if "mounts" in spec:
-        spec["mounts"].sort(key=lambda m: os.path.normpath(str(m["destination"])).count("/"))
+        spec["mounts"].sort(key=lambda m: os.path.normpath(m["destination"]).count("/"))
 
 
 def _host(whose: str, node: DeviceNode, lookup: NodeLookup) -> HostNode:
@@ -97,8 +101,7 @@ def _host(whose: str, node: DeviceNode, lookup: NodeLookup) -> HostNode:
     return found
 
 
-def _add_node(linux: dict[str, Any], node: DeviceNode, host: HostNode,
-              user: dict[str, Any]) -> None:
+def _add_node(linux: Linux, node: DeviceNode, host: HostNode, user: User) -> None:
     uid = node.uid if node.uid is not None else int(user.get("uid") or 0)
     gid = node.gid if node.gid is not None else int(user.get("gid") or 0)
     devices = [d for d in linux.get("devices") or [] if d.get("path") != node.path]
@@ -123,7 +126,7 @@ def _set_env(env: list[str], entry: str) -> None:
     env.append(entry)
 
 
-def _add_mount(mounts: list[dict[str, Any]], mount: Mount) -> None:
+def _add_mount(mounts: list[SpecMount], mount: Mount) -> None:
     options = list(mount.options)
     kind = mount.type
     if kind in ("", "none", "bind") or {"bind", "rbind"} & set(options):

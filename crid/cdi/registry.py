@@ -20,13 +20,13 @@ import os
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from crid import logs
 from crid.cdi import edits as cdi_edits
 from crid.cdi import names
 from crid.cdi.spec import SUFFIXES, Edits, Spec, SpecError, read
 from crid.errors import InvalidArgument
+from crid.oci.runtime_spec import Spec as RuntimeSpec
 
 log = logs.get("crid.cdi")
 
@@ -64,7 +64,7 @@ class Registry:
 
     # --- the entry the create path (and NRI adjustments) use -----------------------
 
-    def apply(self, spec: dict[str, Any], device_names: Sequence[str]) -> None:
+    def apply(self, spec: RuntimeSpec, device_names: Sequence[str]) -> None:
         """Inject the named devices into the runtime-spec ``spec`` (in place).
 
         Raises InvalidArgument, leaving ``spec`` unchanged, when a name is not

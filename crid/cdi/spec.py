@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from crid.cdi import names
+from crid.jsontypes import Json
 
 MAX_FILE_BYTES = 4 * 1024 * 1024
 SUFFIXES = (".json", ".yaml")
@@ -166,7 +167,7 @@ class _Where:
         return SpecError(f"{self.file}: {where}: {problem}")
 
 
-def _object(w: _Where, value: Any, where: str, keys: Mapping[str, bool]) -> dict[str, Any]:
+def _object(w: _Where, value: Any, where: str, keys: Mapping[str, bool]) -> Json:
     """``value`` as an object with only ``keys`` (key -> required)."""
     if not isinstance(value, dict):
         raise w.fail(where, f"expected an object, got {_kind(value)}")

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+
+from crid.oci.runtime_spec import Process, Spec
 
 
-def exec_process(bundle: Path, cmd: list[str]) -> dict[str, Any]:
+def exec_process(bundle: Path, cmd: list[str]) -> Process:
     """The container's own process settings (user, env, cwd, caps) with another command."""
-    spec = json.loads((bundle / "config.json").read_text())
-    process: dict[str, Any] = dict(spec.get("process", {}))
+    spec: Spec = json.loads((bundle / "config.json").read_text())
+    process: Process = spec.get("process", {}).copy()
     process["args"] = cmd
     process["terminal"] = False
     process.pop("consoleSize", None)

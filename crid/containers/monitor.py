@@ -25,12 +25,12 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 from crid import errors, logs, private
 from crid.config import Handler
 from crid.containers import exec_output
 from crid.oci import attach_prime
+from crid.oci.runtime_spec import Process, Resources, State
 from crid.oci.signals import from_returncode
 from crid.oci.state import read_proc_stat, stat_running
 
@@ -153,17 +153,17 @@ class Monitor:
             if "does not exist" not in exc.message and "not found" not in exc.message:
                 raise
 
-    async def state(self, container_id: str) -> dict[str, Any]:
+    async def state(self, container_id: str) -> State:
         out = await self.runtime("state", container_id)
-        state: dict[str, Any] = json.loads(out)
+        state: State = json.loads(out)
         return state
 
-    async def update(self, container_id: str, resources: dict[str, Any], bundle: Path) -> None:
+    async def update(self, container_id: str, resources: Resources, bundle: Path) -> None:
         path = bundle / "resources.json"
         private.write_text(path, json.dumps(resources))
         await self.runtime("update", "--resources", str(path), container_id)
 
-    async def exec_sync(self, container_id: str, process: dict[str, Any], bundle: Path,
+    async def exec_sync(self, container_id: str, process: Process, bundle: Path,
                         timeout: float | None,
                         output_limit: int = exec_output.DEFAULT_LIMIT) -> ExecResult:
         """Run a process in the container and collect its output, both streams

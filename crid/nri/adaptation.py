@@ -31,8 +31,9 @@ from crid import logs
 from crid.api import nri_pb2
 from crid.errors import FailedPrecondition
 from crid.nri import ttrpc
-from crid.nri.adjust import Adjuster, CdiInjector, Spec
+from crid.nri.adjust import Adjuster, CdiInjector
 from crid.nri.plugin import Plugin, PluginClosed
+from crid.oci.runtime_spec import Spec
 
 log = logs.get("crid.nri")
 # A Synchronize message's share of ttrpc's 4 MiB, leaving room for the envelope.

@@ -20,18 +20,35 @@ they fail the same way.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Literal
 
 from crid.api import nri_pb2
 from crid.errors import InvalidArgument
+from crid.oci.runtime_spec import (
+    Device,
+    Hook,
+    HookName,
+    Linux,
+    Process,
+    Resources,
+    Spec,
+)
 
-Spec = dict[str, Any]
 CdiInjector = Callable[[list[str], Spec], None]
 
-_HOOK_KINDS = ("prestart", "create_runtime", "create_container", "start_container",
-               "poststart", "poststop")
-_OCI_HOOK = {"create_runtime": "createRuntime", "create_container": "createContainer",
-             "start_container": "startContainer"}
+# (NRI Hooks field, runtime-spec hooks key)
+_HOOK_KINDS: tuple[tuple[str, HookName], ...] = (
+    ("prestart", "prestart"), ("create_runtime", "createRuntime"),
+    ("create_container", "createContainer"), ("start_container", "startContainer"),
+    ("poststart", "poststart"), ("poststop", "poststop"))
+# (NRI field, runtime-spec key), per resource group
+_MEMORY: tuple[tuple[str, Literal["limit", "reservation", "swap", "swappiness"]], ...] = (
+    ("limit", "limit"), ("reservation", "reservation"), ("swap", "swap"),
+    ("swappiness", "swappiness"))
+_CPU: tuple[tuple[str, Literal["shares", "quota", "period", "realtimeRuntime",
+                               "realtimePeriod"]], ...] = (
+    ("shares", "shares"), ("quota", "quota"), ("period", "period"),
+    ("realtime_runtime", "realtimeRuntime"), ("realtime_period", "realtimePeriod"))
 _UNSUPPORTED = ("seccomp_policy", "namespaces", "io_priority", "scheduler", "rdt",
                 "memory_policy", "net_devices")
 
@@ -102,7 +119,7 @@ class Adjuster:
                            "source": mount.source, "options": list(mount.options)})
         self.spec["mounts"] = mounts
 
-    def _env(self, plugin: str, process: dict[str, Any], key: str, value: str) -> None:
+    def _env(self, plugin: str, process: Process, key: str, value: str) -> None:
         name, remove = _removal(key)
         if not name or "=" in name:
             raise InvalidArgument(f"NRI plugin {plugin}: invalid env name {key!r}")
@@ -114,18 +131,18 @@ class Adjuster:
 
     def _hooks(self, hooks: nri_pb2.Hooks) -> None:
         target = self.spec.setdefault("hooks", {})
-        for kind in _HOOK_KINDS:
+        for kind, oci_kind in _HOOK_KINDS:
             for hook in getattr(hooks, kind):
-                entry: dict[str, Any] = {"path": hook.path}
+                entry: Hook = {"path": hook.path}
                 if hook.args:
                     entry["args"] = list(hook.args)
                 if hook.env:
                     entry["env"] = list(hook.env)
                 if hook.HasField("timeout"):
                     entry["timeout"] = hook.timeout.value
-                target.setdefault(_OCI_HOOK.get(kind, kind), []).append(entry)
+                target.setdefault(oci_kind, []).append(entry)
 
-    def _linux(self, plugin: str, process: dict[str, Any], linux: dict[str, Any],
+    def _linux(self, plugin: str, process: Process, linux: Linux,
                adjust: nri_pb2.LinuxContainerAdjustment) -> None:
         for field in _UNSUPPORTED:
             present = (len(getattr(adjust, field)) if field in ("namespaces", "net_devices")
@@ -152,44 +169,48 @@ class Adjuster:
             else:
                 sysctls[name] = value
 
-    def _device(self, plugin: str, linux: dict[str, Any], device: nri_pb2.LinuxDevice) -> None:
+    def _device(self, plugin: str, linux: Linux, device: nri_pb2.LinuxDevice) -> None:
         path, remove = _removal(device.path)
         self.claim(f"device {path}", plugin)
         devices = [d for d in linux.get("devices", []) if d.get("path") != path]
         if not remove:
-            entry: dict[str, Any] = {"path": path, "type": device.type,
-                                     "major": device.major, "minor": device.minor}
-            for field, key in (("file_mode", "fileMode"), ("uid", "uid"), ("gid", "gid")):
-                if device.HasField(field):
-                    entry[key] = getattr(device, field).value
+            entry: Device = {"path": path, "type": device.type,
+                             "major": device.major, "minor": device.minor}
+            if device.HasField("file_mode"):
+                entry["fileMode"] = device.file_mode.value
+            if device.HasField("uid"):
+                entry["uid"] = device.uid.value
+            if device.HasField("gid"):
+                entry["gid"] = device.gid.value
             devices.append(entry)
             rules = linux.setdefault("resources", {}).setdefault("devices", [])
             rules.append({"allow": True, "type": device.type, "major": device.major,
                           "minor": device.minor, "access": "rwm"})
         linux["devices"] = devices
 
-    def _resources(self, plugin: str, target: dict[str, Any],
+    def _resources(self, plugin: str, target: Resources,
                    resources: nri_pb2.LinuxResources) -> None:
-        def put(group: str, key: str, value: Any) -> None:
+        def claim(group: str, key: str) -> None:
             self.claim(f"resource {group}.{key}", plugin)
-            target.setdefault(group, {})[key] = value
 
         memory, cpu = resources.memory, resources.cpu
-        for field, key in (("limit", "limit"), ("reservation", "reservation"),
-                           ("swap", "swap"), ("swappiness", "swappiness")):
+        for field, memory_key in _MEMORY:
             if resources.HasField("memory") and memory.HasField(field):
-                put("memory", key, getattr(memory, field).value)
-        for field, key in (("shares", "shares"), ("quota", "quota"), ("period", "period"),
-                           ("realtime_runtime", "realtimeRuntime"),
-                           ("realtime_period", "realtimePeriod")):
+                claim("memory", memory_key)
+                target.setdefault("memory", {})[memory_key] = getattr(memory, field).value
+        for field, cpu_key in _CPU:
             if resources.HasField("cpu") and cpu.HasField(field):
-                put("cpu", key, getattr(cpu, field).value)
+                claim("cpu", cpu_key)
+                target.setdefault("cpu", {})[cpu_key] = getattr(cpu, field).value
         if cpu.cpus:
-            put("cpu", "cpus", cpu.cpus)
+            claim("cpu", "cpus")
+            target.setdefault("cpu", {})["cpus"] = cpu.cpus
         if cpu.mems:
-            put("cpu", "mems", cpu.mems)
+            claim("cpu", "mems")
+            target.setdefault("cpu", {})["mems"] = cpu.mems
         if resources.HasField("pids"):
-            put("pids", "limit", resources.pids.limit)
+            claim("pids", "limit")
+            target["pids"] = {"limit": resources.pids.limit}
         if resources.hugepage_limits:
             self.claim("resource hugepageLimits", plugin)
             target["hugepageLimits"] = [{"pageSize": h.page_size, "limit": h.limit}

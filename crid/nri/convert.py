@@ -10,18 +10,19 @@ state and exit; the spec is not re-read for them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from cri_api.v1 import api_pb2
 
 from crid.api import nri_pb2
 from crid.containers.records import CREATED, EXITED, RUNNING
 from crid.containers.records import Container as ContainerRecord
+from crid.oci.runtime_spec import CPU, HookName, Memory, Resources, Spec
 from crid.sandbox.records import Sandbox
 
 _STATES = {CREATED: nri_pb2.CONTAINER_CREATED, RUNNING: nri_pb2.CONTAINER_RUNNING,
            EXITED: nri_pb2.CONTAINER_STOPPED}
-_HOOKS = {"prestart": "prestart", "createRuntime": "create_runtime",
+_HOOKS: dict[HookName, str] = {"prestart": "prestart", "createRuntime": "create_runtime",
           "createContainer": "create_container", "startContainer": "start_container",
           "poststart": "poststart", "poststop": "poststop"}
 
@@ -51,7 +52,7 @@ def container(record: ContainerRecord) -> nri_pb2.Container:
 
 
 def creating(container_id: str, pod_id: str, name: str, labels: Mapping[str, str],
-             annotations: Mapping[str, str], spec: Mapping[str, Any]) -> nri_pb2.Container:
+             annotations: Mapping[str, str], spec: Spec) -> nri_pb2.Container:
     """The container crid is about to create, from its runtime-spec."""
     process, linux = spec.get("process", {}), spec.get("linux", {})
     message = nri_pb2.Container(
@@ -86,14 +87,22 @@ def creating(container_id: str, pod_id: str, name: str, labels: Mapping[str, str
     return message
 
 
-def _resources(source: Mapping[str, Any], target: nri_pb2.LinuxResources) -> None:
-    memory, cpu = source.get("memory", {}), source.get("cpu", {})
-    for key, field in (("limit", "limit"), ("reservation", "reservation"), ("swap", "swap")):
+# (runtime-spec key, NRI field) of the resources a created container is described with
+_MEMORY: tuple[tuple[Literal["limit", "reservation", "swap"], str], ...] = (
+    ("limit", "limit"), ("reservation", "reservation"), ("swap", "swap"))
+_CPU: tuple[tuple[Literal["shares", "quota", "period"], str], ...] = (
+    ("shares", "shares"), ("quota", "quota"), ("period", "period"))
+
+
+def _resources(source: Resources, target: nri_pb2.LinuxResources) -> None:
+    memory: Memory = source.get("memory", {})
+    cpu: CPU = source.get("cpu", {})
+    for key, field in _MEMORY:
         if key in memory:
             getattr(target.memory, field).value = memory[key]
-    for key, field in (("shares", "shares"), ("quota", "quota"), ("period", "period")):
-        if key in cpu:
-            getattr(target.cpu, field).value = cpu[key]
+    for cpu_key, field in _CPU:
+        if cpu_key in cpu:
+            getattr(target.cpu, field).value = cpu[cpu_key]
     target.cpu.cpus, target.cpu.mems = cpu.get("cpus", ""), cpu.get("mems", "")
     if "limit" in source.get("pids", {}):
         target.pids.limit = source["pids"]["limit"]

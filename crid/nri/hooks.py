@@ -34,7 +34,8 @@ from crid.containers.records import CREATED, RUNNING, Container
 from crid.errors import CridError
 from crid.nri import convert
 from crid.nri.adaptation import Adaptation, Settings, SocketBusy
-from crid.nri.adjust import CdiInjector, Spec
+from crid.nri.adjust import CdiInjector
+from crid.oci.runtime_spec import Spec
 from crid.sandbox import context as pods
 from crid.sandbox.records import Sandbox
 

@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
 
 from crid import logs
 from crid.errors import CridError
+from crid.jsontypes import Json
 from crid.streaming.backend import Backend, InputStream, OutputStream, TerminalSize
 from crid.streaming.tokens import AttachRequest, ExecRequest
 
 log = logs.get("crid.streaming")
 
-Status = dict[str, Any]
+Status = Json
 
 
 def success() -> Status:

@@ -8,12 +8,14 @@ its clean-up finds it.
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 
+from crid.jsontypes import Json
 from e2e.fixtures.bundle import Bundle
 from tests.oci.spec.runtime_spec_check import check
 
@@ -42,8 +44,8 @@ def cri_config(bundle: Bundle, command: list[str],
         hostname="probe-pod", linux=api_pb2.LinuxPodSandboxConfig())
     image = ImageConfig(env=("PATH=/bin",))
     built = build_spec("probe", config, sandbox, image, PodFacts("none"), str(bundle.rootfs))
-    spec = built.spec
-    assert check(spec) == []
+    assert check(built.spec) == []
+    spec: Json = json.loads(json.dumps(built.spec))  # as the fixture holds it: any JSON
     spec["linux"]["cgroupsPath"] = bundle.config["linux"]["cgroupsPath"]
     bundle.config = spec
     return bundle.write()

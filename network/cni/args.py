@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from crid.errors import InvalidArgument
+from crid.jsontypes import Json
 
 INGRESS_ANNOTATION = "kubernetes.io/ingress-bandwidth"
 EGRESS_ANNOTATION = "kubernetes.io/egress-bandwidth"
@@ -46,8 +47,8 @@ class PodNetwork:
             f"K8S_POD_UID={self.uid}",
         ])
 
-    def capability_args(self) -> dict[str, Any]:
-        found: dict[str, Any] = {}
+    def capability_args(self) -> Json:
+        found: Json = {}
         mappings = [dict(m) for m in self.port_mappings if m.get("hostPort")]
         if mappings:
             found["portMappings"] = mappings
@@ -60,8 +61,8 @@ class PodNetwork:
 
 
 def port_mapping(protocol: str, container_port: int, host_port: int, host_ip: str
-                 ) -> dict[str, Any]:
-    mapping: dict[str, Any] = {"hostPort": host_port, "containerPort": container_port,
+                 ) -> Json:
+    mapping: Json = {"hostPort": host_port, "containerPort": container_port,
                                "protocol": protocol.lower()}
     if host_ip:
         mapping["hostIP"] = host_ip
@@ -92,7 +93,7 @@ def bandwidth_args(annotations: Mapping[str, str]) -> dict[str, int]:
 
 
 def runtime_config(plugin: Mapping[str, Any], capability_args: Mapping[str, Any]
-                   ) -> dict[str, Any]:
+                   ) -> Json:
     """The capability args this plugin asked for."""
     wanted = plugin.get("capabilities") or {}
     return {k: v for k, v in capability_args.items() if wanted.get(k)}

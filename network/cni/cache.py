@@ -13,7 +13,8 @@ import dataclasses
 import json
 import os
 from pathlib import Path
-from typing import Any
+
+from crid.jsontypes import Json
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,8 +23,8 @@ class Entry:
     config: str  # the network list as JSON
     ifname: str
     cni_args: str
-    capability_args: dict[str, Any]
-    result: dict[str, Any]
+    capability_args: Json
+    result: Json
 
 
 class ResultCache:

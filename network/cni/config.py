@@ -15,10 +15,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from crid.jsontypes import Json
+
 SUFFIXES = (".conflist", ".conf", ".json")
 SUPPORTED_VERSIONS = ("0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0")
-
-Json = dict[str, Any]
 
 
 class ConfigProblem(ValueError):

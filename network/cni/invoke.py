@@ -15,12 +15,11 @@ import os
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from crid import logs
 from crid.errors import CridError, DeadlineExceeded, FailedPrecondition
+from crid.jsontypes import Json
 
-Json = dict[str, Any]
 log = logs.get("crid.network")
 
 

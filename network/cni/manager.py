@@ -32,10 +32,10 @@ from crid.network.cni.invoke import PluginRunner, invoke
 
 from crid import logs
 from crid.errors import CridError, FailedPrecondition
+from crid.jsontypes import Json
 
 log = logs.get("crid.network")
 DEFAULT_FILE = "10-crid-bridge.conflist"
-Json = dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)

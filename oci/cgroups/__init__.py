@@ -36,9 +36,7 @@ from crid.oci.cgroups.layout import controllers_of
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import DeviceRule, Linux, Resources
 
 
 def resolve(cgroups_path: str | None, cid: str) -> dict[str, str]:
@@ -62,7 +60,7 @@ def place(rel: str, own: dict[str, str], mounts: dict[str, str]) -> dict[str, st
     return out
 
 
-def load_device_program(paths: dict[str, str], rules: list[Json] | None) -> int | None:
+def load_device_program(paths: dict[str, str], rules: list[DeviceRule] | None) -> int | None:
     """Load the cgroup2 device program for ``rules`` ahead of :func:`apply` (its fd),
     None when the container has no cgroup2 dir."""
     if "" not in paths:
@@ -72,7 +70,7 @@ def load_device_program(paths: dict[str, str], rules: list[Json] | None) -> int 
     return devices.load(rules)
 
 
-def apply(paths: dict[str, str], resources: Json | None, on_create: bool,
+def apply(paths: dict[str, str], resources: Resources | None, on_create: bool,
           device_program: int | None = None) -> None:
     """Write ``resources`` to the container's cgroups. Device rules are applied at
     create and whenever ``resources`` holds a ``devices`` list (each time as the
@@ -102,7 +100,7 @@ def apply(paths: dict[str, str], resources: Json | None, on_create: bool,
         devices.apply(resources.get("devices"), paths[""], prog=device_program)
 
 
-def with_device_nodes(rules: list[Json] | None, linux: Json) -> list[Json]:
+def with_device_nodes(rules: list[DeviceRule] | None, linux: Linux) -> list[DeviceRule]:
     """``rules`` followed by an allow rule for each node in ``linux.devices`` (a
     ``u`` node is a char device; a fifo needs no rule), as at create."""
     out = list(rules or [])

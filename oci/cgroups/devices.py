@@ -20,7 +20,10 @@ from crid.oci.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from typing import Any
+
+    from crid.oci.runtime_spec import DeviceRule
 
 # access bits, the values of BPF_DEVCG_ACC_* (the v2 program compares them as they are)
 MKNOD, READ, WRITE = 1, 2, 4
@@ -32,14 +35,18 @@ _MAX_NUMBER = (1 << 31) - 1  # the program compares with a 32-bit signed immedia
 # (type, major, minor) with -1 for "*"
 Key = tuple[str, int, int]
 
+
+def _char(major: int, minor: int) -> DeviceRule:
+    return {"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
+
+
 # What every container gets after its own rules (runc's AllowedDevices):
 # mknod of any node; null zero full random urandom tty console ptmx pts/* tun.
-DEFAULT_ALLOW: tuple[dict[str, Any], ...] = (
+DEFAULT_ALLOW: tuple[DeviceRule, ...] = (
     {"allow": True, "type": "c", "access": "m"},
     {"allow": True, "type": "b", "access": "m"},
-    *({"allow": True, "type": "c", "major": major, "minor": minor, "access": "rwm"}
-      for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0), (5, 1), (5, 2),
-                           (136, WILDCARD), (10, 200))),
+    *(_char(major, minor) for major, minor in ((1, 3), (1, 5), (1, 7), (1, 8), (1, 9), (5, 0),
+                                               (5, 1), (5, 2), (136, WILDCARD), (10, 200))),
 )
 
 
@@ -70,9 +77,10 @@ def _number(v: Any, what: str, where: str) -> int:
     return v
 
 
-def parse(r: dict[str, Any], where: str = "device rule") -> tuple[bool, Key, int]:
-    """(allow, (type, major, minor), access) of one runtime-spec rule; type ``a``
-    when it is missing, -1 for a wildcard number."""
+def parse(r: Mapping[str, Any], where: str = "device rule") -> tuple[bool, Key, int]:
+    """(allow, (type, major, minor), access) of one runtime-spec rule, checked:
+    it comes from a bundle or an update as any JSON. Type ``a`` when it is
+    missing, -1 for a wildcard number."""
     kind = r.get("type") or "a"
     if kind not in ("a", "b", "c"):
         raise InvalidArgument(f"{where}: type {kind!r} must be a, b or c")
@@ -134,7 +142,7 @@ def format_rule(allow: bool, key: Key, access: int) -> str:
     return f"{'allow' if allow else 'deny'} {kind} {num[0]}:{num[1]} {access_text(access)}"
 
 
-def effective(rules: list[dict[str, Any]] | None, *, defaults: bool = True) -> Emulator:
+def effective(rules: list[DeviceRule] | None, *, defaults: bool = True) -> Emulator:
     """Deny everything, replay ``rules``, then allow what every container gets."""
     emu = Emulator(default_allow=False)
     for i, r in enumerate(rules or []):

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Protocol
 
 from crid.oci import cgroups
 from crid.oci.cgroups import layout, tree
+from crid.oci.runtime_spec import CPU
+from crid.oci.runtime_spec import Resources as SpecResources
 
 from crid.errors import InvalidArgument
 
@@ -47,18 +49,19 @@ def check_path(path: str) -> str:
     return path.rstrip("/") or "/"
 
 
-def limits(resources: Iterable[Resources | None]) -> dict[str, Any]:
+def limits(resources: Iterable[Resources | None]) -> SpecResources:
     """The runtime-spec ``linux.resources`` for the sum of ``resources``."""
     given = [r for r in resources if r is not None]
-    quota = sum(r.cpu_quota for r in given if r.cpu_quota > 0)
-    cpu: dict[str, Any] = {
+    cpu: CPU = {
         "shares": sum(r.cpu_shares for r in given),
-        "quota": quota or None,
-        "period": (next((r.cpu_period for r in given if r.cpu_period), 0)
-                   or CPU_PERIOD_DEFAULT) if quota else None,
         "cpus": next((r.cpuset_cpus for r in given if r.cpuset_cpus), ""),
         "mems": next((r.cpuset_mems for r in given if r.cpuset_mems), ""),
     }
+    quota = sum(r.cpu_quota for r in given if r.cpu_quota > 0)
+    if quota:  # else no quota and no period: the writers leave both alone
+        cpu["quota"] = quota
+        cpu["period"] = (next((r.cpu_period for r in given if r.cpu_period), 0)
+                         or CPU_PERIOD_DEFAULT)
     return {"cpu": cpu, "memory": {"limit": sum(r.memory_limit_in_bytes for r in given)}}
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import signal
 from dataclasses import dataclass
-from typing import Any
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import Linux, Spec
 from crid.oci.spec import devices, mounts, namespaces, process, resources, security, user
 from crid.oci.spec.facts import PodFacts
 from crid.oci.spec.host import Host
@@ -33,7 +33,7 @@ IMAGE_NAME = "io.kubernetes.cri.image-name"
 
 @dataclass(frozen=True)
 class BuiltSpec:
-    spec: dict[str, Any]
+    spec: Spec
     user: user.ResolvedUser
     stop_signal: str  # e.g. "SIGTERM": the request's, else the image's, else SIGTERM
 
@@ -124,7 +124,7 @@ def build_spec(
     linux_resources = resources.linux_resources(res, host)
     linux_resources["devices"] = device_rules
 
-    linux: dict[str, Any] = {
+    linux: Linux = {
         "resources": linux_resources,
         "cgroupsPath": resources.cgroups_path(pod.cgroup_parent or sandbox.linux.cgroup_parent,
                                               container_id),
@@ -144,7 +144,7 @@ def build_spec(
         linux["uidMappings"] = idmap
         linux["gidMappings"] = list(idmap)
 
-    spec: dict[str, Any] = {
+    spec: Spec = {
         "ociVersion": OCI_VERSION,
         "process": process.build_process(
             config, image,

@@ -12,13 +12,12 @@ from __future__ import annotations
 import os
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import Device, DeviceRule
 from crid.oci.spec.host import DeviceNode, Host
 
 from crid.errors import InvalidArgument, NotFound
 
-Rule = dict[str, object]
-
-DEFAULT_RULES: tuple[Rule, ...] = (
+DEFAULT_RULES: tuple[DeviceRule, ...] = (
     {"allow": False, "access": "rwm"},
     {"allow": True, "type": "c", "access": "m"},
     {"allow": True, "type": "b", "access": "m"},
@@ -35,14 +34,14 @@ DEFAULT_RULES: tuple[Rule, ...] = (
 )
 
 
-def _node(node: DeviceNode, path: str) -> dict[str, object]:
+def _node(node: DeviceNode, path: str) -> Device:
     return {
         "path": path, "type": node.kind, "major": node.major, "minor": node.minor,
         "fileMode": node.mode, "uid": node.uid, "gid": node.gid,
     }
 
 
-def _rule(node: DeviceNode, access: str) -> Rule:
+def _rule(node: DeviceNode, access: str) -> DeviceRule:
     return {"allow": True, "type": node.kind, "major": node.major, "minor": node.minor,
             "access": access}
 
@@ -56,10 +55,10 @@ def _permissions(text: str, path: str) -> str:
 
 def devices(
     requested: list[api_pb2.Device], privileged: bool, host: Host
-) -> tuple[list[dict[str, object]], list[Rule]]:
+) -> tuple[list[Device], list[DeviceRule]]:
     """(``linux.devices``, ``linux.resources.devices``)."""
-    nodes: list[dict[str, object]] = []
-    rules: list[Rule] = list(DEFAULT_RULES)
+    nodes: list[Device] = []
+    rules: list[DeviceRule] = list(DEFAULT_RULES)
     if privileged:
         nodes += [_node(n, n.path) for n in host.device_nodes("/dev")]
         rules = [{"allow": True, "access": "rwm"}]

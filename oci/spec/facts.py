@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from crid.oci.runtime_spec import IDMapping
+
 
 @dataclass(frozen=True)
 class PodFacts:
@@ -38,5 +40,5 @@ class PodFacts:
     # Empty: the sandbox config's cgroup_parent, else /crid.
     cgroup_parent: str = ""
 
-    def oci_mappings(self) -> list[dict[str, int]]:
+    def oci_mappings(self) -> list[IDMapping]:
         return [{"containerID": c, "hostID": h, "size": n} for c, h, n in self.id_mapping]

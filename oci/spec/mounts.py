@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 from cri_api.v1 import api_pb2
 from crid.oci.rootfs import check_proc_mount
+from crid.oci.runtime_spec import IDMapping, Mount
 from crid.oci.spec.facts import PodFacts
 from crid.oci.spec.host import Host
 
 from crid.errors import FailedPrecondition, InvalidArgument, Unimplemented
-
-Mount = dict[str, object]
 
 _NOSUID_NOEXEC_NODEV = ["nosuid", "noexec", "nodev"]
 
@@ -47,7 +46,7 @@ def default_mounts(privileged: bool) -> list[Mount]:
 
 
 def pod_mounts(pod: PodFacts, readonly_rootfs: bool,
-               idmap: list[dict[str, int]] | None = None) -> list[Mount]:
+               idmap: list[IDMapping] | None = None) -> list[Mount]:
     """The pod's resolv.conf, hosts, hostname (read-only with a read-only rootfs) and shm;
     with ``idmap`` (the pod's user namespace mapping) idmapped, so the host's
     root-owned files are root's inside."""
@@ -67,8 +66,8 @@ def pod_mounts(pod: PodFacts, readonly_rootfs: bool,
 
 
 def _bind(source: str, destination: str, options: list[str],
-          idmap: list[dict[str, int]] | None = None,
-          gid_idmap: list[dict[str, int]] | None = None) -> Mount:
+          idmap: list[IDMapping] | None = None,
+          gid_idmap: list[IDMapping] | None = None) -> Mount:
     found: Mount = {"destination": destination, "type": "bind", "source": source,
                     "options": options}
     if idmap:
@@ -77,7 +76,7 @@ def _bind(source: str, destination: str, options: list[str],
     return found
 
 
-def _mappings(found: list[api_pb2.IDMapping]) -> list[dict[str, int]]:
+def _mappings(found: list[api_pb2.IDMapping]) -> list[IDMapping]:
     return [{"containerID": m.container_id, "hostID": m.host_id, "size": m.length}
             for m in found]
 
@@ -170,7 +169,7 @@ def _check_proc(destination: str, source: str) -> None:
 
 
 def cri_mounts(mounts: list[api_pb2.Mount], host: Host,
-               idmap: list[dict[str, int]] | None = None,
+               idmap: list[IDMapping] | None = None,
                premapped: frozenset[str] = frozenset()) -> tuple[list[Mount], str]:
     """The request's mounts, and the rootfs propagation they need ("" for default).
     A mount's own ``uidMappings``/``gidMappings`` make it idmapped; in a pod with
@@ -222,7 +221,7 @@ def cri_mounts(mounts: list[api_pb2.Mount], host: Host,
 
 
 def _depth(mount: Mount) -> int:
-    destination = os.path.normpath(str(mount["destination"]))
+    destination = os.path.normpath(mount["destination"])
     return 0 if destination == "/" else destination.count("/")
 
 
@@ -233,13 +232,13 @@ def _under(path: str, parent: str) -> bool:
 def assemble(defaults: list[Mount], pod: list[Mount], requested: list[Mount]) -> list[Mount]:
     """Later sources override earlier ones at the same destination; a
     requested /dev replaces every default below /dev. Parents come first."""
-    taken = {str(m["destination"]) for m in requested}
-    pod = [m for m in pod if str(m["destination"]) not in taken]
-    taken |= {str(m["destination"]) for m in pod}
+    taken = {m["destination"] for m in requested}
+    pod = [m for m in pod if m["destination"] not in taken]
+    taken |= {m["destination"] for m in pod}
     requested_dev = "/dev" in taken
     defaults = [
         m for m in defaults
-        if str(m["destination"]) not in taken
-        and not (requested_dev and _under(str(m["destination"]), "/dev"))
+        if m["destination"] not in taken
+        and not (requested_dev and _under(m["destination"], "/dev"))
     ]
     return sorted([*defaults, *pod, *requested], key=_depth)

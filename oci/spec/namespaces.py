@@ -18,6 +18,7 @@ refused.
 from __future__ import annotations
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import Namespace
 from crid.oci.spec.facts import PodFacts
 
 from crid.errors import InvalidArgument
@@ -30,11 +31,11 @@ def mode_name(mode: Mode.ValueType) -> str:
     return Mode.Name(mode) if mode in Mode.values() else f"{mode} (unknown)"
 
 
-def _entry(kind: str, path: str | None) -> dict[str, str]:
+def _entry(kind: str, path: str | None) -> Namespace:
     return {"type": kind, "path": path} if path else {"type": kind}
 
 
-def _shared(kind: str, mode: Mode.ValueType, path: str | None) -> list[dict[str, str]]:
+def _shared(kind: str, mode: Mode.ValueType, path: str | None) -> list[Namespace]:
     if mode == Mode.NODE:
         return []
     if mode != Mode.POD:
@@ -42,7 +43,7 @@ def _shared(kind: str, mode: Mode.ValueType, path: str | None) -> list[dict[str,
     return [_entry(kind, path)]
 
 
-def _pid(mode: Mode.ValueType, pod: PodFacts) -> list[dict[str, str]]:
+def _pid(mode: Mode.ValueType, pod: PodFacts) -> list[Namespace]:
     if mode == Mode.NODE:
         return []
     if mode == Mode.CONTAINER:
@@ -69,8 +70,8 @@ def for_container(
     return effective
 
 
-def namespaces(options: api_pb2.NamespaceOption, pod: PodFacts) -> list[dict[str, str]]:
-    found: list[dict[str, str]] = []
+def namespaces(options: api_pb2.NamespaceOption, pod: PodFacts) -> list[Namespace]:
+    found: list[Namespace] = []
     if pod.user_ns_path:
         found.append(_entry("user", pod.user_ns_path))  # first: it owns the rest
     elif options.HasField("userns_options") and options.userns_options.mode == Mode.POD:

@@ -13,6 +13,7 @@ import posixpath
 from collections.abc import Iterable, Sequence
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import Capabilities, Process, User
 from crid.oci.spec.image_config import ImageConfig
 
 from crid.errors import InvalidArgument
@@ -90,16 +91,16 @@ def build_process(
     image: ImageConfig,
     *,
     hostname: str,
-    user: dict[str, object],
-    capabilities: dict[str, list[str]] | None,
+    user: User,
+    capabilities: Capabilities | None,
     no_new_privileges: bool,
     oom_score_adj: int | None,
     nofile: int,
-) -> dict[str, object]:
+) -> Process:
     """``nofile`` becomes both RLIMIT_NOFILE limits: containers on cri-o and
     containerd nodes inherit the runtime's (1048576 under their systemd
     units) with the soft limit raised, and software like databases expects it."""
-    process: dict[str, object] = {
+    process: Process = {
         "terminal": config.tty,
         "user": user,
         "args": process_args(config, image),

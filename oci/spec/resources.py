@@ -13,6 +13,7 @@ Hugepage limits are dropped on a node without the hugetlb controller.
 from __future__ import annotations
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import CPU, Memory, Resources
 from crid.oci.spec.host import Host
 
 from crid.errors import InvalidArgument
@@ -26,29 +27,32 @@ def cgroups_path(parent: str, container_id: str) -> str:
     return base.rstrip("/") + "/" + container_id
 
 
-# (CRI field, runtime-spec section, runtime-spec key); 0 or "" means unset.
-_FIELDS = (
-    ("cpu_shares", "cpu", "shares"),
-    ("cpu_quota", "cpu", "quota"),
-    ("cpu_period", "cpu", "period"),
-    ("cpuset_cpus", "cpu", "cpus"),
-    ("cpuset_mems", "cpu", "mems"),
-    ("memory_limit_in_bytes", "memory", "limit"),
-)
-
-
-def linux_resources(res: api_pb2.LinuxContainerResources, host: Host) -> dict[str, object]:
-    sections: dict[str, dict[str, object]] = {}
-    for field, section, key in _FIELDS:
-        value = getattr(res, field)
-        if value:
-            sections.setdefault(section, {})[key] = value
+def linux_resources(res: api_pb2.LinuxContainerResources, host: Host) -> Resources:
+    # 0 or "" means unset.
+    cpu: CPU = {}
+    if res.cpu_shares:
+        cpu["shares"] = res.cpu_shares
+    if res.cpu_quota:
+        cpu["quota"] = res.cpu_quota
+    if res.cpu_period:
+        cpu["period"] = res.cpu_period
+    if res.cpuset_cpus:
+        cpu["cpus"] = res.cpuset_cpus
+    if res.cpuset_mems:
+        cpu["mems"] = res.cpuset_mems
+    memory: Memory = {}
+    if res.memory_limit_in_bytes:
+        memory["limit"] = res.memory_limit_in_bytes
     # Swap, as containerd does: only where the kernel accounts it; with a
     # memory limit and no swap limit, none (swap limit = memory limit).
     swap = res.memory_swap_limit_in_bytes or res.memory_limit_in_bytes
     if swap and host.swap_controller():
-        sections.setdefault("memory", {})["swap"] = swap
-    out: dict[str, object] = dict(sections)
+        memory["swap"] = swap
+    out: Resources = {}
+    if cpu:
+        out["cpu"] = cpu
+    if memory:
+        out["memory"] = memory
     # kubelet sends a limit (often 0) for every page size the node has; with
     # no hugetlb controller the runtime cannot set them and fails the
     # container, so they are left out, as cri-o does.

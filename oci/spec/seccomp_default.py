@@ -29,6 +29,8 @@ from __future__ import annotations
 import platform
 from collections.abc import Collection
 
+from crid.oci.runtime_spec import Seccomp, SeccompArg, Syscall
+
 EPERM = 1
 ENOSYS = 38
 
@@ -138,18 +140,21 @@ CLONE_NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10
     | 0x20000000 | 0x40000000
 
 
-def _allow(names: list[str] | tuple[str, ...], **extra: object) -> dict[str, object]:
-    return {"names": list(names), "action": "SCMP_ACT_ALLOW", **extra}
+def _allow(names: list[str] | tuple[str, ...], args: list[SeccompArg] | None = None) -> Syscall:
+    rule: Syscall = {"names": list(names), "action": "SCMP_ACT_ALLOW"}
+    if args is not None:
+        rule["args"] = args
+    return rule
 
 
 def default_profile(
     bounding_capabilities: Collection[str], machine: str | None = None
-) -> dict[str, object]:
+) -> Seccomp:
     """The runtime-spec ``linux.seccomp`` object for a container with these caps."""
     architectures, arch_syscalls = ARCHITECTURES.get(
         machine or platform.machine(), ARCHITECTURES["x86_64"]
     )
-    rules: list[dict[str, object]] = [_allow(ALLOWED), _allow(arch_syscalls)]
+    rules: list[Syscall] = [_allow(ALLOWED), _allow(arch_syscalls)]
     rules += [
         _allow(["personality"], args=[{"index": 0, "value": p, "op": "SCMP_CMP_EQ"}])
         for p in PERSONALITIES

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import cast
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import Capabilities, Seccomp
 from crid.oci.spec import seccomp_default
 
 from crid.errors import InvalidArgument
@@ -99,7 +100,7 @@ def capability_set(
 def capabilities(
     security: api_pb2.LinuxContainerSecurityContext,
     available: Sequence[str] = ALL_CAPABILITIES,
-) -> dict[str, list[str]]:
+) -> Capabilities:
     """The runtime-spec ``process.capabilities`` object."""
     caps = capability_set(security.capabilities, security.privileged, available)
     ambient = [
@@ -148,7 +149,7 @@ def _profile_from_path(path: str) -> api_pb2.SecurityProfile | None:
     raise InvalidArgument(f"seccomp profile path {path!r} is not understood")
 
 
-def load_seccomp_file(path: str) -> dict[str, Any]:
+def load_seccomp_file(path: str) -> Seccomp:
     """A Localhost profile: runtime-spec ``linux.seccomp`` JSON, or docker's
     format with an ``archMap``, which is reduced to its architectures."""
     if not path.startswith("/"):
@@ -171,12 +172,14 @@ def load_seccomp_file(path: str) -> dict[str, Any]:
     for rule in profile.get("syscalls") or []:
         if "name" in rule and "names" not in rule:
             rule["names"] = [rule.pop("name")]
-    return profile
+    # The node's file, passed on as written past the checks above: crid-runtime
+    # checks the rest of its shape (crid.oci.config) when it loads the bundle.
+    return cast(Seccomp, profile)
 
 
 def seccomp(
     security: api_pb2.LinuxContainerSecurityContext, bounding: list[str]
-) -> dict[str, Any] | None:
+) -> Seccomp | None:
     """The ``linux.seccomp`` object, or None for no filter."""
     if security.privileged:
         return None

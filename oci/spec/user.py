@@ -22,9 +22,11 @@ file is an error rather than the daemon's memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import User
 from crid.oci.spec import rootfs
 
 from crid.errors import InvalidArgument
@@ -41,7 +43,7 @@ class ResolvedUser:
     additional_gids: tuple[int, ...]
     username: str = ""
 
-    def to_oci(self) -> dict[str, object]:
+    def to_oci(self) -> User:
         return {"uid": self.uid, "gid": self.gid, "additionalGids": list(self.additional_gids)}
 
     def to_cri(self) -> api_pb2.ContainerUser:
@@ -77,12 +79,18 @@ def _id(text: str) -> int | None:
     return None
 
 
-def _parse_passwd(text: str | None) -> list[_Passwd]:
-    entries = []
+def _records(text: str | None, min_fields: int) -> Iterator[list[str]]:
+    """The ``:``-separated fields of each line of an account file that is not a
+    comment and has at least ``min_fields``."""
     for line in (text or "").splitlines():
         fields = line.split(":")
-        if len(fields) < 4 or line.startswith("#"):
-            continue
+        if len(fields) >= min_fields and not line.startswith("#"):
+            yield fields
+
+
+def _parse_passwd(text: str | None) -> list[_Passwd]:
+    entries = []
+    for fields in _records(text, 4):
         uid, gid = _id(fields[2]), _id(fields[3])
         if uid is None or gid is None:
             continue
@@ -92,10 +100,7 @@ def _parse_passwd(text: str | None) -> list[_Passwd]:
 
 def _parse_group(text: str | None) -> list[_Group]:
     entries = []
-    for line in (text or "").splitlines():
-        fields = line.split(":")
-        if len(fields) < 3 or line.startswith("#"):
-            continue
+    for fields in _records(text, 3):
         gid = _id(fields[2])
         if gid is None:
             continue

@@ -30,9 +30,10 @@ from crid.errors import AlreadyExists
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import Any
 
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import ContainerState, Linux, Resources, Spec, State
+
+    from crid.jsontypes import Json
 
 
 FLAGS = {
@@ -51,7 +52,7 @@ def main(ctx: Context, argv: list[str]) -> int:
     return 0
 
 
-def create(ctx: Context, cid: str, flags: Json) -> Json:
+def create(ctx: Context, cid: str, flags: Json) -> ContainerState:
     state.check_id(cid)
     ctx.step("create: imports done")
     bundle, cfg, rootfs = config.load_bundle(flags.get("bundle") or ".")
@@ -84,9 +85,9 @@ def create(ctx: Context, cid: str, flags: Json) -> Json:
         raise
 
 
-def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs: str,
-            d: str, sock: str | None, undo: list[Callable[[], None]]) -> Json:
-    linux: Json = cfg.get("linux") or {}
+def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Spec, rootfs: str,
+            d: str, sock: str | None, undo: list[Callable[[], None]]) -> ContainerState:
+    linux: Linux = cfg.get("linux") or {}
     cg = cgroups.resolve(linux.get("cgroupsPath"), cid)
     # A new cgroup namespace is unshared from inside the cgroup, so then the
     # first child joins before it unshares. Otherwise we make the cgroup while
@@ -151,9 +152,9 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
         if first:
             os.waitpid(first, 0)
     _oom_score_adj(ctx, pid, cfg["process"].get("oomScoreAdj"))
-    st: Json = {
+    st: ContainerState = {
         "id": cid, "pid": pid, "pid_start": state.proc_start_time(pid), "bundle": bundle,
-        "rootfs": rootfs, "ociVersion": cfg.get("ociVersion"),
+        "rootfs": rootfs, "ociVersion": cfg["ociVersion"],  # there: load_bundle checked it
         "created": _rfc3339_now(),
         "annotations": cfg.get("annotations") or {}, "cgroup": cg, "config": cfg,
     }
@@ -164,9 +165,10 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Json, rootfs:
     return st
 
 
-def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Json,
+def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Linux,
                  undo: list[Callable[[], None]]) -> None:
-    resources = dict(linux.get("resources") or {})
+    given: Resources = linux.get("resources") or {}
+    resources = given.copy()
     resources["devices"] = cgroups.with_device_nodes(resources.get("devices"), linux)
     # Loaded before the dirs are made: mkdir waits for the kernel (see
     # attach_prime), and this work fits in that wait.
@@ -184,7 +186,7 @@ def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Json,
     ctx.step("cgroup ready")
 
 
-def _check_proc_mounts(cfg: Json, bundle: str) -> None:
+def _check_proc_mounts(cfg: Spec, bundle: str) -> None:
     """Refuse the bundle before anything is made if a mount is spelled to go on
     /proc or below it against runc's rule; init checks again where each
     target really resolves (``crid.oci.rootfs.check_proc_mount``)."""
@@ -203,7 +205,7 @@ def _rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
+def _first_child(ch: Channel, cfg: Spec, opts: Json) -> None:
     try:
         ch.child_side()
         if opts.get("release_signals"):
@@ -251,7 +253,7 @@ def _first_child(ch: Channel, cfg: Json, opts: Json) -> None:
         os._exit(1)
 
 
-def _preload(cfg: Json) -> None:
+def _preload(cfg: Spec) -> None:
     """Import what init needs while the host's Python is still reachable (a new
     user namespace can lose access to it, and pivot_root always does)."""
     proc = cfg["process"]
@@ -263,7 +265,7 @@ def _preload(cfg: Json) -> None:
         import subprocess  # noqa: F401
 
 
-def _init(ch: Channel, cfg: Json, opts: Json) -> None:
+def _init(ch: Channel, cfg: Spec, opts: Json) -> None:
     try:
         if config.has_new_ns(cfg, "network"):
             L.syscalls().loopback_up()
@@ -280,8 +282,9 @@ def _report(ch: Channel, e: BaseException) -> None:
         sys.stderr.write(f"crid-runtime: {describe(e)}\n")
 
 
-def _hook_state(cfg: Json, cid: str, bundle: str, pid: int, status: str) -> Json:
-    return {"ociVersion": cfg.get("ociVersion"), "id": cid, "status": status, "pid": pid,
+def _hook_state(cfg: Spec, cid: str, bundle: str, pid: int, status: str) -> State:
+    # ociVersion is there: load_bundle checked it.
+    return {"ociVersion": cfg["ociVersion"], "id": cid, "status": status, "pid": pid,
             "bundle": bundle, "annotations": cfg.get("annotations") or {}}
 
 

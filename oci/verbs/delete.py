@@ -13,10 +13,7 @@ from crid.oci.errors import FailedPrecondition, NotFound
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
-
+    from crid.oci.runtime_spec import ContainerState, Spec
 
 
 def main(ctx: Context, argv: list[str]) -> int:
@@ -40,7 +37,7 @@ def delete(ctx: Context, cid: str, force: bool) -> None:
     if s not in ("stopped", "created") and not force:
         raise FailedPrecondition(f"cannot delete container {cid} that is not stopped: {s}")
     paths: dict[str, str] = st.get("cgroup") or {}
-    cfg: Json = st.get("config") or {}
+    cfg: Spec = st.get("config") or {}
     # When init exits the kernel ends the rest of its PID namespace, but not
     # of a shared one (the pod's, the host's): what the container started
     # there lives on in its cgroup, which then cannot be removed. runc's
@@ -53,12 +50,12 @@ def delete(ctx: Context, cid: str, force: bool) -> None:
         hooks.run(cfg, "poststop", {**state.oci_state(ctx.root, st), "status": "stopped"})
 
 
-def _own_pid_namespace(cfg: Json) -> bool:
+def _own_pid_namespace(cfg: Spec) -> bool:
     spaces = (cfg.get("linux") or {}).get("namespaces") or []
     return any(n.get("type") == "pid" and not n.get("path") for n in spaces)
 
 
-def kill_all(st: Json, timeout: float = 10.0) -> None:
+def kill_all(st: ContainerState, timeout: float = 10.0) -> None:
     paths: dict[str, str] = st.get("cgroup") or {}
     frozen = cgroups.is_frozen(paths)
     victims = set(cgroups.pids(paths))

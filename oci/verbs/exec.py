@@ -23,7 +23,9 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees 
 if TYPE_CHECKING:
     from typing import Any
 
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import ContainerState, Process, Spec
+
+    from crid.jsontypes import Json
 
 
 FLAGS = {
@@ -39,11 +41,11 @@ FLAGS = {
 }
 
 
-def build_process(cfg: Json, f: Json, args: list[str]) -> Json:
+def build_process(cfg: Spec, f: Json, args: list[str]) -> Process:
     if f.get("process"):
         try:
             with open(f["process"]) as fh:
-                proc: Json = jsonc.loads(fh.read())
+                proc: Process = jsonc.loads(fh.read())
         except OSError as e:
             raise InvalidArgument(f"--process {f['process']}: {e.strerror}") from None
         except ValueError as e:
@@ -52,7 +54,7 @@ def build_process(cfg: Json, f: Json, args: list[str]) -> Json:
         return proc
     if not args:
         raise InvalidArgument("exec needs a command (or --process FILE)")
-    base: Json = jsonc.loads(jsonc.dumps(cfg.get("process") or {}))
+    base: Process = jsonc.loads(jsonc.dumps(cfg.get("process") or {}))
     base["args"] = args
     base["terminal"] = bool(f.get("tty"))
     if f.get("cwd"):
@@ -66,7 +68,7 @@ def build_process(cfg: Json, f: Json, args: list[str]) -> Json:
         user["additionalGids"] = [int(g) for g in f["gids"]]
     if f.get("cap"):
         caps = base.setdefault("capabilities", {})
-        for k in ("bounding", "effective", "permitted", "inheritable", "ambient"):
+        for k in process.CAPABILITY_SETS:
             caps[k] = list(caps.get(k) or []) + list(f["cap"])
     if f.get("nnp"):
         base["noNewPrivileges"] = True
@@ -83,7 +85,7 @@ def main(ctx: Context, argv: list[str]) -> int:
         raise FailedPrecondition("cannot exec in a stopped container: container not running")
     if s == "paused" and not a.flags.get("ignore_paused"):
         raise FailedPrecondition("cannot exec in a paused container (use --ignore-paused)")
-    cfg: Json = st.get("config") or {}
+    cfg: Spec = st.get("config") or {}
     proc = build_process(cfg, a.flags, a.pos[1:])
     process.check_unsupported(proc)
     sock = abspath(a.flags.get("console_socket"))
@@ -167,7 +169,7 @@ def _exec_report(fd: int) -> str | None:
     return "unreadable report from the exec trampoline"
 
 
-def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
+def _first_child(ch: Channel, st: ContainerState, cfg: Spec, proc: Process, sock: str | None,
                  preserve: int, sock_fd: int | None, report: int) -> None:
     try:
         ch.child_side()
@@ -213,7 +215,7 @@ def _first_child(ch: Channel, st: Json, cfg: Json, proc: Json, sock: str | None,
         os._exit(1)
 
 
-def _exec_process(sc: L.Syscalls, proc: Json, privs: process.Privileges, filt: Any,
+def _exec_process(sc: L.Syscalls, proc: Process, privs: process.Privileges, filt: Any,
                   sock_fd: int | None, preserve: int, report: int) -> None:
     if sock_fd is not None:
         from crid.oci import console

@@ -12,13 +12,13 @@ from crid.oci.errors import NotFound
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import State
 
 
 def main(ctx: Context, argv: list[str]) -> int:
     a = parse(argv, {"--format": "format:str", "-f": "format:str", "--quiet": "quiet:bool",
                      "-q": "quiet:bool"})
-    rows: list[dict[str, Any]] = []
+    rows: list[State] = []
     for cid in sorted(os.listdir(ctx.root)) if os.path.isdir(ctx.root) else []:
         try:
             rows.append(state.oci_state(ctx.root, state.load(ctx.root, cid)))

@@ -11,12 +11,12 @@ from crid.errors import AlreadyExists
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Spec
 
 _CAPS = ["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]
 
 
-def default_config() -> dict[str, Any]:
+def default_config() -> Spec:
     return {
         "ociVersion": "1.0.2",
         "process": {
@@ -26,8 +26,8 @@ def default_config() -> dict[str, Any]:
             "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
                     "TERM=xterm"],
             "cwd": "/",
-            "capabilities": {k: list(_CAPS) for k in
-                             ("bounding", "effective", "permitted", "ambient")},
+            "capabilities": {"bounding": list(_CAPS), "effective": list(_CAPS),
+                             "permitted": list(_CAPS), "ambient": list(_CAPS)},
             "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
             "noNewPrivileges": True,
         },

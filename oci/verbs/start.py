@@ -12,9 +12,7 @@ from crid.oci.errors import CridError, FailedPrecondition
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
-    Json = dict[str, Any]
+    from crid.oci.runtime_spec import Spec
 
 
 def main(ctx: Context, argv: list[str]) -> int:
@@ -46,6 +44,6 @@ def start(ctx: Context, cid: str) -> None:
     if not data:
         raise CridError("cannot start an already running container")
     os.unlink(fifo)
-    cfg: Json = st.get("config") or {}
+    cfg: Spec = st.get("config") or {}
     if (cfg.get("hooks") or {}).get("poststart"):
         hooks.run(cfg, "poststart", {**state.oci_state(ctx.root, st), "status": "running"})

@@ -12,7 +12,9 @@ from crid.oci.errors import InvalidArgument, not_running
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from typing import Any, Literal
+
+    from crid.oci.runtime_spec import CPU, Memory, Resources
 
 FLAGS = {
     "--resources": "resources:str", "-r": "resources:str",
@@ -39,14 +41,26 @@ def size(raw: str) -> int:
         raise InvalidArgument(f"invalid size {raw!r}") from None
 
 
-def from_flags(f: dict[str, Any]) -> dict[str, Any]:
-    res: dict[str, Any] = {}
-    mem = {k: size(f[n]) for k, n in (("limit", "memory"), ("reservation", "memory_reservation"),
-                                       ("swap", "memory_swap")) if f.get(n)}
-    cpu = {k: f[n] for k, n in (("shares", "cpu_shares"), ("quota", "cpu_quota"),
-                                ("period", "cpu_period"), ("realtimePeriod", "cpu_rt_period"),
-                                ("realtimeRuntime", "cpu_rt_runtime"), ("cpus", "cpuset_cpus"),
-                                ("mems", "cpuset_mems")) if f.get(n) is not None}
+# (runtime-spec key, flag) for the memory and cpu objects
+_MEMORY_FLAGS: tuple[tuple[Literal["limit", "reservation", "swap"], str], ...] = (
+    ("limit", "memory"), ("reservation", "memory_reservation"), ("swap", "memory_swap"))
+_CPU_FLAGS: tuple[tuple[Literal["shares", "quota", "period", "realtimePeriod", "realtimeRuntime",
+                                "cpus", "mems"], str], ...] = (
+    ("shares", "cpu_shares"), ("quota", "cpu_quota"), ("period", "cpu_period"),
+    ("realtimePeriod", "cpu_rt_period"), ("realtimeRuntime", "cpu_rt_runtime"),
+    ("cpus", "cpuset_cpus"), ("mems", "cpuset_mems"))
+
+
+def from_flags(f: dict[str, Any]) -> Resources:
+    res: Resources = {}
+    mem: Memory = {}
+    for key, name in _MEMORY_FLAGS:
+        if f.get(name):
+            mem[key] = size(f[name])
+    cpu: CPU = {}
+    for cpu_key, name in _CPU_FLAGS:
+        if f.get(name) is not None:
+            cpu[cpu_key] = f[name]
     if mem:
         res["memory"] = mem
     if cpu:
@@ -67,7 +81,7 @@ def main(ctx: Context, argv: list[str]) -> int:
     if src:
         try:
             with (sys.stdin if src == "-" else open(src)) as f:
-                res = json.load(f)
+                res: Resources = json.load(f)
         except ValueError as e:
             raise InvalidArgument(f"--resources: invalid JSON: {e}") from None
         if not isinstance(res, dict):
@@ -82,14 +96,20 @@ def main(ctx: Context, argv: list[str]) -> int:
         # takes the old one's place).
         if not isinstance(res["devices"], list):
             raise InvalidArgument("--resources: devices must be a list of rules")
-        applied = {**res, "devices": cgroups.with_device_nodes(res["devices"],
-                                                               cfg.get("linux") or {})}
+        applied = res.copy()
+        applied["devices"] = cgroups.with_device_nodes(res["devices"], cfg.get("linux") or {})
         from crid.oci.cgroups import devices
 
         devices.effective(applied["devices"])  # refuse a bad list before writing anything
     cgroups.apply(st.get("cgroup") or {}, applied, on_create=False)
-    merged = (cfg.setdefault("linux", {})).setdefault("resources", {})
-    for k, v in res.items():
-        merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) else v
+    _merge(cfg.setdefault("linux", {}).setdefault("resources", {}), res)
     state.save(ctx.root, st["id"], st)
     return 0
+
+
+def _merge(merged: Any, res: Resources) -> None:
+    """``res`` into the state's ``linux.resources``: an object merged one level
+    deep, anything else replaced. Key by key, whatever keys the request has,
+    so ``merged`` is handled as the plain JSON object it is on disk."""
+    for k, v in res.items():
+        merged[k] = {**merged.get(k, {}), **v} if isinstance(v, dict) else v

@@ -18,9 +18,10 @@ from crid.oci import linux as L
 from crid.oci.cgroups import devices as model
 from crid.oci.cgroups.v2 import devices as v2dev
 from crid.oci.errors import CridError, InvalidArgument
+from crid.oci.runtime_spec import DeviceRule, Linux
 
 M, R, W = model.MKNOD, model.READ, model.WRITE
-DENY_ALL = {"allow": False, "access": "rwm"}
+DENY_ALL: DeviceRule = {"allow": False, "access": "rwm"}
 
 
 # --- the assembler -------------------------------------------------------------------
@@ -103,7 +104,7 @@ def test_defaults_match_the_v1_controller_list() -> None:
 
 
 def test_with_device_nodes_appends_allow_rules() -> None:
-    linux = {"devices": [{"path": "/dev/a", "type": "c", "major": 10, "minor": 229},
+    linux: Linux = {"devices": [{"path": "/dev/a", "type": "c", "major": 10, "minor": 229},
                          {"path": "/dev/b", "type": "u", "major": 1, "minor": 3},
                          {"path": "/dev/f", "type": "p"}]}
     assert cgroups.with_device_nodes([DENY_ALL], linux) == [
@@ -118,7 +119,7 @@ PROLOGUE = ["ldxw r2, [r1+0]", "and32 r2, 0xffff", "ldxw r3, [r1+0]", "rsh32 r3,
             "ldxw r4, [r1+4]", "ldxw r5, [r1+8]"]
 
 
-def _listing(rules: list[dict[str, Any]]) -> list[str]:
+def _listing(rules: list[DeviceRule]) -> list[str]:
     return v2dev.program(model.effective(rules, defaults=False)).listing()
 
 
@@ -192,11 +193,11 @@ def run_program(code: bytes, kind: int, major: int, minor: int, access: int) -> 
             raise AssertionError(f"unexpected opcode {op:#x}")
 
 
-def _random_rules(rng: random.Random) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = [DENY_ALL] if rng.random() < 0.7 else [
+def _random_rules(rng: random.Random) -> list[DeviceRule]:
+    rules: list[DeviceRule] = [DENY_ALL] if rng.random() < 0.7 else [
         {"allow": True, "access": "rwm"}]
     for _ in range(rng.randrange(0, 8)):
-        r: dict[str, Any] = {"allow": rng.random() < 0.6, "type": rng.choice("bc"),
+        r: DeviceRule = {"allow": rng.random() < 0.6, "type": rng.choice("bc"),
                              "access": "".join(c for c in "rwm" if rng.random() < 0.6) or "r"}
         if rng.random() < 0.8:
             r["major"] = rng.choice([1, 7, 254])
@@ -328,7 +329,7 @@ def test_kernel_verifier_accepts_the_programs() -> None:
         pytest.skip("loading a BPF program needs root (CAP_BPF); run as root to check")
     sc = L.syscalls()
     rng = random.Random(7)
-    lists = [[DENY_ALL], [{"allow": True, "access": "rwm"}]]
+    lists: list[list[DeviceRule]] = [[DENY_ALL], [{"allow": True, "access": "rwm"}]]
     lists += [r for r in (_random_rules(rng) for _ in range(20)) if _ok(r)]
     for rules in lists:
         fd = sc.bpf_prog_load(L.BPF_PROG_TYPE_CGROUP_DEVICE, v2dev.build(rules).assemble(),
@@ -347,7 +348,7 @@ def test_verifier_log_explains_a_refused_program() -> None:
         L.syscalls().bpf_prog_load(L.BPF_PROG_TYPE_CGROUP_DEVICE, bad, "Apache")
 
 
-def _ok(rules: list[dict[str, Any]]) -> bool:
+def _ok(rules: list[DeviceRule]) -> bool:
     try:
         model.effective(rules)
     except InvalidArgument:

@@ -14,11 +14,13 @@ from typing import Any
 import pytest
 from crid.oci import linux as L
 from crid.oci import namespaces as ns
+from crid.oci.runtime_spec import Namespace
 
 from crid.errors import CridError, FailedPrecondition
 
 PID, START = 4242, 777
-ALL_OWN = [{"type": t} for t in ("mount", "network", "uts", "ipc", "pid", "cgroup", "user")]
+ALL_OWN: list[Namespace] = [{"type": t} for t in ("mount", "network", "uts", "ipc", "pid",
+                                                   "cgroup", "user")]
 
 
 class Recorder(L.Syscalls):
@@ -72,7 +74,7 @@ def _open_fds() -> set[str]:
     return set(os.listdir("/proc/self/fd"))
 
 
-def _target(rec: Recorder, proc: Path, nss: list[dict[str, Any]],
+def _target(rec: Recorder, proc: Path, nss: list[Namespace],
             start: int | None = START) -> ns.Target:
     return ns.Target(rec, PID, start, nss, proc=str(proc))
 
@@ -125,7 +127,8 @@ def test_mount_namespace_that_is_ours_is_refused(tmp_path: Path) -> None:
 def test_namespace_joined_by_path_may_be_ours(tmp_path: Path) -> None:
     """A pod on the host's network joins it by path: already ours, skipped."""
     rec = Recorder()
-    nss = [{"type": "network", "path": "/proc/1/ns/net"}, {"type": "mount"}, {"type": "pid"}]
+    nss: list[Namespace] = [{"type": "network", "path": "/proc/1/ns/net"}, {"type": "mount"},
+                            {"type": "pid"}]
     t = _target(rec, fake_proc(tmp_path, ours=("net",)), nss)
     t.join(rec)
     assert setns_flags(rec) == [L.CLONE_NEWPID, L.CLONE_NEWNS]

@@ -11,6 +11,7 @@ import pytest
 from crid.oci import linux as L
 from crid.oci.errors import InvalidArgument
 from crid.oci.rootfs import Rootfs
+from crid.oci.runtime_spec import Linux, Mount, Spec
 
 
 def _named(path: str | None) -> str | None:
@@ -42,11 +43,11 @@ class Recorder(L.Syscalls):
         return self.ids
 
 
-def _rootfs(tmp_path: Path, mounts: list[dict[str, Any]], root: Path | None = None,
-            **linux: Any) -> tuple[Recorder, Rootfs]:
+def _rootfs(tmp_path: Path, mounts: list[Mount], root: Path | None = None,
+            linux: Linux | None = None) -> tuple[Recorder, Rootfs]:
     (tmp_path / "rootfs").mkdir()
     rec = Recorder()
-    cfg = {"mounts": mounts, "linux": linux, "process": {}}
+    cfg: Spec = {"mounts": mounts, "linux": linux or {}, "process": {}}
     fs = Rootfs(rec, cfg, str(tmp_path / "rootfs"), str(tmp_path), {}, False)
     fs._open_root(str(root or tmp_path / "rootfs"))
     return rec, fs
@@ -93,7 +94,8 @@ def test_masked_paths_choose_tmpfs_for_dirs(tmp_path: Path) -> None:
     # After pivot_root the root is "/": here the tmp dir stands for it.
     (tmp_path / "dev").mkdir()
     os.mknod(tmp_path / "dev" / "null", stat.S_IFCHR | 0o666, os.makedev(1, 3))
-    rec, fs = _rootfs(tmp_path, [], root=tmp_path, maskedPaths=["/adir", "/afile", "/missing"])
+    rec, fs = _rootfs(tmp_path, [], root=tmp_path,
+                      linux={"maskedPaths": ["/adir", "/afile", "/missing"]})
     fs.masked_paths()
     assert rec.calls == [
         ("mount", "tmpfs", str(tmp_path / "adir"), "tmpfs", L.MS_RDONLY, None),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from crid.oci import seccomp
 from crid.oci.errors import InvalidArgument
+from crid.oci.runtime_spec import Seccomp
 
 
 def test_actions() -> None:
@@ -38,6 +39,6 @@ def test_filter_builds_and_skips_unknown_syscalls() -> None:
         {"names": ["kill"], "action": "SCMP_ACT_ERRNO",
          "args": [{"index": 1, "value": 1, "op": "SCMP_CMP_WHAT"}]}]}, "unknown operator"),
 ])
-def test_bad_filters(cfg: dict[str, object], words: str) -> None:
+def test_bad_filters(cfg: Seccomp, words: str) -> None:
     with pytest.raises(InvalidArgument, match=words):
         seccomp.Filter(cfg)

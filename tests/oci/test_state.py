@@ -14,8 +14,8 @@ def test_state_and_pid_files_are_owner_only_from_their_creation(tmp_path: Path) 
     (tmp_path / "c1" / ".state.json.tmp").touch(0o644)  # a leftover of a killed write
     old = os.umask(0)
     try:
-        state.save(str(tmp_path), "c1", {"id": "c1", "config": {"process": {
-            "env": ["TOKEN=secret"]}}})
+        state.save(str(tmp_path), "c1", {"id": "c1", "pid": 0, "bundle": "", "config": {
+            "process": {"env": ["TOKEN=secret"]}}})
         state.write_pid_file(str(tmp_path / "pidfile"), 42)
     finally:
         os.umask(old)

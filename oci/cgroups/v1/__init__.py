@@ -6,7 +6,7 @@ from crid.oci.cgroups.v1 import blkio, cpu, cpuset, devices, hugetlb, memory, pi
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Resources
 
 _BY_NAME = {
     "cpu": cpu.apply,
@@ -18,7 +18,7 @@ _BY_NAME = {
 }
 
 
-def apply(controllers: list[str], resources: dict[str, Any], d: str, on_create: bool) -> None:
+def apply(controllers: list[str], resources: Resources, d: str, on_create: bool) -> None:
     for c in controllers:
         if c in _BY_NAME:
             _BY_NAME[c](resources, d)

@@ -6,10 +6,10 @@ from crid.oci.cgroups.fs import write
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Resources
 
 
-def apply(resources: dict[str, Any], d: str) -> None:
+def apply(resources: Resources, d: str) -> None:
     cpu = resources.get("cpu") or {}
     if cpu.get("cpus"):
         write(d, "cpuset.cpus", cpu["cpus"])

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from crid.oci.cgroups.devices import Key
+    from crid.oci.runtime_spec import DeviceRule, Resources
 
 # null zero full random urandom tty console ptmx pts/* tun
 DEFAULT_ALLOW = [
@@ -28,7 +29,7 @@ DEFAULT_ALLOW = [
 ]
 
 
-def rule(r: dict[str, Any]) -> str:
+def rule(r: DeviceRule) -> str:
     def num(v: Any) -> str:
         return "*" if v is None or v < 0 else str(v)
 
@@ -38,7 +39,7 @@ def rule(r: dict[str, Any]) -> str:
     return f"{kind} {num(r.get('major'))}:{num(r.get('minor'))} {r.get('access') or 'rwm'}"
 
 
-def apply(resources: dict[str, Any], d: str, on_create: bool = True) -> None:
+def apply(resources: Resources, d: str, on_create: bool = True) -> None:
     if not on_create and _transition(resources, d):
         return
     write(d, "devices.deny", "a")
@@ -77,7 +78,7 @@ def transition(have: dict[Key, int], want: dict[Key, int]) -> list[tuple[str, st
     return out
 
 
-def _transition(resources: dict[str, Any], d: str) -> bool:
+def _transition(resources: Resources, d: str) -> bool:
     from crid.oci.cgroups import devices as model
 
     try:

@@ -7,10 +7,10 @@ from crid.oci.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Resources
 
 
-def apply(resources: dict[str, Any], d: str) -> None:
+def apply(resources: Resources, d: str) -> None:
     mem = resources.get("memory") or {}
     limit, swap = mem.get("limit"), mem.get("swap")
     if limit is not None and limit != 0:

@@ -6,10 +6,10 @@ from crid.oci.cgroups.fs import write
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Resources
 
 
-def apply(resources: dict[str, Any], d: str) -> None:
+def apply(resources: Resources, d: str) -> None:
     p = resources.get("pids") or {}
     if p.get("limit") is not None:
         write(d, "pids.max", str(p["limit"]) if p["limit"] > 0 else "max")

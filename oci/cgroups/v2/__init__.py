@@ -8,10 +8,10 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Resources
 
 
-def apply(resources: dict[str, Any], d: str) -> None:
+def apply(resources: Resources, d: str) -> None:
     from crid.oci.cgroups.v2 import cpu, cpuset, hugetlb, io, memory, pids, unified
 
     for mod in (cpu, cpuset, memory, pids, hugetlb, io, unified):

@@ -6,7 +6,7 @@ from crid.oci.cgroups.fs import write
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Resources
 
 
 def shares_to_weight(shares: int) -> int:
@@ -14,7 +14,7 @@ def shares_to_weight(shares: int) -> int:
     return 1 + ((shares - 2) * 9999) // 262142
 
 
-def apply(resources: dict[str, Any], d: str) -> None:
+def apply(resources: Resources, d: str) -> None:
     cpu = resources.get("cpu") or {}
     if cpu.get("shares"):
         write(d, "cpu.weight", str(shares_to_weight(int(cpu["shares"]))))

@@ -36,10 +36,9 @@ from crid.oci.errors import CridError
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
-
     from crid.oci.cgroups.devices import Emulator
     from crid.oci.linux import Syscalls
+    from crid.oci.runtime_spec import DeviceRule
 
 LICENSE = "Apache"
 PROG_NAME = "crid_devices"  # visible in BPF_OBJ_GET_INFO_BY_FD and bpftool
@@ -75,12 +74,12 @@ def program(emu: Emulator) -> bpf.Program:
     return p
 
 
-def build(rules: list[dict[str, Any]] | None) -> bpf.Program:
+def build(rules: list[DeviceRule] | None) -> bpf.Program:
     """The program for a container's rule list (defaults appended, as at create)."""
     return program(rules_model.effective(rules))
 
 
-def load(rules: list[dict[str, Any]] | None, sc: Syscalls | None = None) -> int:
+def load(rules: list[DeviceRule] | None, sc: Syscalls | None = None) -> int:
     """Load (not attach) the program for ``rules``; return its fd. ``create`` does
     this before it makes the cgroup dirs, whose mkdir waits for the kernel anyway."""
     from crid.oci import linux as L
@@ -93,7 +92,7 @@ def load(rules: list[dict[str, Any]] | None, sc: Syscalls | None = None) -> int:
         raise CridError(f"device filter: {e.strerror or e}") from None
 
 
-def apply(rules: list[dict[str, Any]] | None, d: str, sc: Syscalls | None = None,
+def apply(rules: list[DeviceRule] | None, d: str, sc: Syscalls | None = None,
           prog: int | None = None) -> int:
     """Make the program for ``rules`` (or the loaded ``prog``, whose fd this
     closes) the one device filter on cgroup ``d``; return its program id."""

@@ -6,9 +6,9 @@ from crid.oci.cgroups.fs import write
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Resources
 
 
-def apply(resources: dict[str, Any], d: str) -> None:
+def apply(resources: Resources, d: str) -> None:
     for h in resources.get("hugepageLimits") or []:
         write(d, f"hugetlb.{h['pageSize']}.max", str(h["limit"]))

@@ -7,10 +7,10 @@ from crid.oci.errors import InvalidArgument
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from typing import Any
+    from crid.oci.runtime_spec import Resources
 
 
-def apply(resources: dict[str, Any], d: str) -> None:
+def apply(resources: Resources, d: str) -> None:
     for key, value in (resources.get("unified") or {}).items():
         if "/" in key or key in (".", "..") or "." not in key:
             raise InvalidArgument(f"unified: invalid cgroup file name {key!r}")

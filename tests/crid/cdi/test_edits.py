@@ -8,6 +8,7 @@ import os
 from typing import Any
 
 import pytest
+from crid.oci.runtime_spec import Spec
 from crid.oci.spec.host import DeviceNode as HostNode
 
 from crid.cdi import edits
@@ -27,7 +28,7 @@ def lookup(path: str) -> HostNode | None:
     return HOST[path]
 
 
-def base(uid: int = 0) -> dict[str, Any]:
+def base(uid: int = 0) -> Spec:
     return {
         "process": {"env": ["PATH=/bin", "DEV=image"], "user": {"uid": uid, "gid": uid,
                                                                 "additionalGids": [5]}},
@@ -40,7 +41,7 @@ def base(uid: int = 0) -> dict[str, Any]:
     }
 
 
-def apply(spec: dict[str, Any], *edit_list: Edits) -> None:
+def apply(spec: Spec, *edit_list: Edits) -> None:
     edits.apply(spec, [(f"v.test/c=d{i}", e) for i, e in enumerate(edit_list)], lookup)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from crid.oci.runtime_spec import Spec
 
 from crid.cdi.registry import Registry
 from crid.errors import InvalidArgument
@@ -31,7 +32,7 @@ def write(path: Path, tree: Any) -> Path:
 
 
 def env_of(registry: Registry, *names: str) -> list[str]:
-    oci: dict[str, Any] = {"process": {"env": []}}
+    oci: Spec = {"process": {"env": []}}
     registry.apply(oci, list(names))
     return list(oci["process"]["env"])
 

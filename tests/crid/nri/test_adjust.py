@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from crid.api import nri_pb2
+from crid.oci.runtime_spec import Spec
 
 from crid.errors import InvalidArgument
 from crid.nri.adjust import Adjuster
 
 
-def _spec() -> dict[str, Any]:
+def _spec() -> Spec:
     return {"process": {"args": ["sleep", "1"], "env": ["PATH=/bin", "DROP=1"]},
             "mounts": [{"destination": "/proc", "type": "proc", "source": "proc"}],
             "linux": {"resources": {}}, "annotations": {"a": "1"}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import Spec
 
 from crid.nri import convert
 
@@ -22,14 +23,14 @@ def test_unset_values_stay_unset() -> None:
 
 
 def test_container_being_created_is_described_from_its_spec() -> None:
-    spec = {"process": {"args": ["sh"], "env": ["A=1"], "oomScoreAdj": 5,
-                        "user": {"uid": 1, "gid": 2, "additionalGids": [3]},
-                        "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 9, "soft": 8}]},
-            "mounts": [{"destination": "/x", "type": "bind", "source": "/y",
-                        "options": ["ro"]}],
-            "hooks": {"createRuntime": [{"path": "/h", "timeout": 3}]},
-            "linux": {"cgroupsPath": "/p/c", "resources": {"memory": {"limit": 7},
-                                                            "pids": {"limit": 9}}}}
+    spec: Spec = {
+        "process": {"args": ["sh"], "env": ["A=1"], "oomScoreAdj": 5,
+                    "user": {"uid": 1, "gid": 2, "additionalGids": [3]},
+                    "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 9, "soft": 8}]},
+        "mounts": [{"destination": "/x", "type": "bind", "source": "/y", "options": ["ro"]}],
+        "hooks": {"createRuntime": [{"path": "/h", "timeout": 3}]},
+        "linux": {"cgroupsPath": "/p/c", "resources": {"memory": {"limit": 7},
+                                                        "pids": {"limit": 9}}}}
     message = convert.creating("cid", "pid", "name", {"l": "1"}, {"a": "2"}, spec)
     assert (message.id, message.pod_sandbox_id, message.name) == ("cid", "pid", "name")
     assert list(message.args) == ["sh"] and list(message.env) == ["A=1"]

@@ -10,6 +10,7 @@ capabilities must be inheritable and permitted). Returns the problems found.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from crid.oci.spec.security import ALL_CAPABILITIES
@@ -63,7 +64,7 @@ class _Checker:
                 self.typed(v, str, f"{where}[{k}]")
 
 
-def check(spec: dict[str, Any]) -> list[str]:
+def check(spec: Mapping[str, Any]) -> list[str]:
     c = _Checker()
     c.expect(set(spec) <= TOP_LEVEL, "config", f"unknown keys {set(spec) - TOP_LEVEL}")
     c.expect(bool(re.fullmatch(r"1\.0\.\d+(-.*)?", str(spec.get("ociVersion")))), "ociVersion",

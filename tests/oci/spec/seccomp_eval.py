@@ -7,7 +7,7 @@ one name an argument-free rule applies to any arguments.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _OPS: dict[str, Callable[[int, int, int], bool]] = {
@@ -21,7 +21,7 @@ _OPS: dict[str, Callable[[int, int, int], bool]] = {
 }
 
 
-def action(profile: dict[str, Any] | None, name: str,
+def action(profile: Mapping[str, Any] | None, name: str,
            args: tuple[int, ...] = ()) -> tuple[str, int | None]:
     """(action, errno) for ``name(*args)``; no profile allows everything."""
     if profile is None:
@@ -43,5 +43,5 @@ def action(profile: dict[str, Any] | None, name: str,
     return profile["defaultAction"], profile.get("defaultErrnoRet")
 
 
-def allowed(profile: dict[str, Any] | None, name: str, args: tuple[int, ...] = ()) -> bool:
+def allowed(profile: Mapping[str, Any] | None, name: str, args: tuple[int, ...] = ()) -> bool:
     return action(profile, name, args)[0] == "SCMP_ACT_ALLOW"

@@ -3,7 +3,6 @@ and every generated spec passes the runtime-spec check."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -11,10 +10,12 @@ from typing import Any
 
 import pytest
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import Mount, Spec
 from crid.oci.spec import BuiltSpec, ImageConfig, PodFacts, build_spec
 from crid.oci.spec.security import ALL_CAPABILITIES
 
 from crid.errors import FailedPrecondition, InvalidArgument, NotFound
+from crid.jsontypes import Json
 from tests.oci.spec.fakes import FakeHost, make_rootfs
 from tests.oci.spec.runtime_spec_check import check
 from tests.oci.spec.seccomp_eval import allowed
@@ -75,7 +76,7 @@ def build(rootfs: str, cfg: api_pb2.ContainerConfig | None = None,
     return built
 
 
-def _mounts(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def _mounts(spec: Spec) -> dict[str, Mount]:
     return {m["destination"]: m for m in spec["mounts"]}
 
 
@@ -224,6 +225,12 @@ def test_missing_image_user_is_invalid(rootfs: str) -> None:
         build(rootfs, image=ImageConfig(user="ghost", cmd=("true",)))
 
 
+def _breakable(spec: Spec) -> Json:
+    """A deep copy to break on purpose: any JSON, not a ``Spec`` any more."""
+    copied: Json = json.loads(json.dumps(spec))
+    return copied
+
+
 def test_checker_catches_broken_specs(rootfs: str) -> None:
     good = build(rootfs).spec
     breakages = [
@@ -237,14 +244,14 @@ def test_checker_catches_broken_specs(rootfs: str) -> None:
         ("root", "readonly", "yes"),
     ]
     for section, key, value in breakages:
-        bad = copy.deepcopy(good)
+        bad = _breakable(good)
         bad[section][key] = value
         assert check(bad), (section, key, value)
-    bad = copy.deepcopy(good)
+    bad = _breakable(good)
     bad["hostname"] = "x"
     bad["linux"]["namespaces"] = [{"type": "mount"}]
     assert any("UTS" in p for p in check(bad))
-    bad = copy.deepcopy(good)
+    bad = _breakable(good)
     bad["process"]["capabilities"]["ambient"] = ["CAP_SYS_ADMIN"]
     assert check(bad)
 

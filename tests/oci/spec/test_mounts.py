@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import IDMapping, Mount
 from crid.oci.spec import mounts
 from crid.oci.spec.facts import PodFacts
 
@@ -18,8 +19,8 @@ def _mount(host_path: str, container_path: str, **kw: object) -> api_pb2.Mount:
                          **kw)  # type: ignore[arg-type]
 
 
-def _by_dest(found: list[mounts.Mount]) -> dict[str, mounts.Mount]:
-    return {str(m["destination"]): m for m in found}
+def _by_dest(found: list[Mount]) -> dict[str, Mount]:
+    return {m["destination"]: m for m in found}
 
 
 def test_parse_mountinfo() -> None:
@@ -126,7 +127,7 @@ def test_idmapped_mounts() -> None:
     own = api_pb2.IDMapping(host_id=1000, container_id=0, length=1)
     with pytest.raises(InvalidArgument, match="both uid and gid"):
         mounts.cri_mounts([_mount("/h", "/c", uidMappings=[own])], FakeHost())
-    pod = [{"containerID": 0, "hostID": 200000, "size": 65536}]
+    pod: list[IDMapping] = [{"containerID": 0, "hostID": 200000, "size": 65536}]
     found, _ = mounts.cri_mounts([_mount("/h", "/c", uidMappings=[own], gidMappings=[own]),
                                   _mount("/h2", "/d")], FakeHost(), pod)
     assert found[0]["uidMappings"] == [{"containerID": 0, "hostID": 1000, "size": 1}]
@@ -145,11 +146,11 @@ def test_defaults_privileged_and_not() -> None:
     plain = _by_dest(mounts.default_mounts(privileged=False))
     assert set(plain) == {"/proc", "/dev", "/dev/pts", "/dev/mqueue", "/dev/shm", "/sys",
                           "/sys/fs/cgroup"}
-    assert "ro" in plain["/sys"]["options"]  # type: ignore[operator]
-    assert "ro" in plain["/sys/fs/cgroup"]["options"]  # type: ignore[operator]
+    assert "ro" in plain["/sys"]["options"]
+    assert "ro" in plain["/sys/fs/cgroup"]["options"]
     privileged = _by_dest(mounts.default_mounts(privileged=True))
-    assert "rw" in privileged["/sys"]["options"]  # type: ignore[operator]
-    assert "ro" not in privileged["/sys"]["options"]  # type: ignore[operator]
+    assert "rw" in privileged["/sys"]["options"]
+    assert "ro" not in privileged["/sys"]["options"]
 
 
 def test_pod_files() -> None:
@@ -159,7 +160,7 @@ def test_pod_files() -> None:
     assert found["/etc/resolv.conf"]["source"] == "/run/p/resolv.conf"
     assert found["/etc/hosts"]["options"] == ["rbind", "rprivate", "ro"]
     assert found["/etc/hostname"]["source"] == "/run/p/hostname"
-    assert "rw" in found["/dev/shm"]["options"]  # type: ignore[operator]
+    assert "rw" in found["/dev/shm"]["options"]
     writable = _by_dest(mounts.pod_mounts(pod, readonly_rootfs=False))
     assert writable["/etc/hosts"]["options"] == ["rbind", "rprivate", "rw"]
     assert mounts.pod_mounts(PodFacts("sb"), readonly_rootfs=False) == []

@@ -39,7 +39,7 @@ def test_shape() -> None:
     assert DEFAULT["defaultAction"] == "SCMP_ACT_ERRNO"
     assert DEFAULT["defaultErrnoRet"] == 1
     assert DEFAULT["architectures"] == ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
-    names = [n for rule in DEFAULT["syscalls"] for n in rule["names"]]  # type: ignore[attr-defined]
+    names = [n for rule in DEFAULT["syscalls"] for n in rule["names"]]
     assert len(set(seccomp_default.ALLOWED)) == len(seccomp_default.ALLOWED)
     assert not set(seccomp_default.ALLOWED) & {
         n for ns in seccomp_default.BY_CAPABILITY.values() for n in ns}

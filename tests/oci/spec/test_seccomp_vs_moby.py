@@ -14,10 +14,12 @@ condition either profile has on it. Whatever crid allows, moby must allow.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crid.oci.runtime_spec import Seccomp
 from crid.oci.spec import seccomp_default
 from crid.oci.spec.security import ALL_CAPABILITIES, DEFAULT_CAPABILITIES
 
@@ -82,11 +84,11 @@ def moby_profile(caps: tuple[str, ...] | list[str], goarch: str = GOARCH,
             "architectures": arches, "syscalls": rules}
 
 
-def _names(profile: dict[str, Any]) -> set[str]:
+def _names(profile: Mapping[str, Any]) -> set[str]:
     return {n for rule in profile["syscalls"] for n in rule["names"]}
 
 
-def _probes(name: str, *profiles: dict[str, Any]) -> list[tuple[int, ...]]:
+def _probes(name: str, *profiles: Mapping[str, Any]) -> list[tuple[int, ...]]:
     """Argument tuples that land on every side of every condition on ``name``."""
     probes: set[tuple[int, ...]] = {()}
     for profile in profiles:
@@ -106,7 +108,7 @@ def _probes(name: str, *profiles: dict[str, Any]) -> list[tuple[int, ...]]:
     return sorted(probes)
 
 
-def weaker_than_moby(crid: dict[str, Any], moby: dict[str, Any]) -> list[str]:
+def weaker_than_moby(crid: Mapping[str, Any], moby: Mapping[str, Any]) -> list[str]:
     """Every (syscall, arguments) crid allows and moby refuses."""
     holes = []
     for name in sorted(_names(crid) | _names(moby)):
@@ -137,8 +139,8 @@ def test_moby_data_is_the_profile_we_think() -> None:
 
 def test_the_comparison_catches_a_hole() -> None:
     """Not vacuous: a profile that allows one call more than moby is caught."""
-    crid: dict[str, Any] = seccomp_default.default_profile(DOCKER_DEFAULT_CAPABILITIES, "x86_64")
-    widened = {**crid, "syscalls": [*crid["syscalls"],
+    crid = seccomp_default.default_profile(DOCKER_DEFAULT_CAPABILITIES, "x86_64")
+    widened: Seccomp = {**crid, "syscalls": [*crid["syscalls"],
                                     {"names": ["keyctl"], "action": "SCMP_ACT_ALLOW"}]}
     moby = moby_profile(DOCKER_DEFAULT_CAPABILITIES)
     assert "keyctl" in weaker_than_moby(widened, moby)
@@ -146,7 +148,7 @@ def test_the_comparison_catches_a_hole() -> None:
 
 @pytest.mark.parametrize("caps", CAPABILITY_SETS.values(), ids=CAPABILITY_SETS.keys())
 def test_runtime_default_allows_nothing_moby_refuses(caps: tuple[str, ...]) -> None:
-    crid: dict[str, Any] = seccomp_default.default_profile(caps, "x86_64")
+    crid = seccomp_default.default_profile(caps, "x86_64")
     moby = moby_profile(caps)
     assert crid["defaultAction"] == moby["defaultAction"] == "SCMP_ACT_ERRNO"
     assert set(crid["architectures"]) <= set(moby["architectures"])

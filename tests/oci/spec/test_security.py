@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from cri_api.v1 import api_pb2
+from crid.oci.runtime_spec import Seccomp
 from crid.oci.spec import security
 
 from crid.errors import InvalidArgument
@@ -93,7 +94,7 @@ def test_masked_and_readonly_paths() -> None:
     assert security.readonly_paths(privileged) == []
 
 
-def _seccomp(sc: api_pb2.LinuxContainerSecurityContext) -> dict[str, object] | None:
+def _seccomp(sc: api_pb2.LinuxContainerSecurityContext) -> Seccomp | None:
     return security.seccomp(sc, security.capabilities(sc)["bounding"])
 
 
