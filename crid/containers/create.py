@@ -117,7 +117,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             user=User(resolved.uid, resolved.gid, tuple(resolved.additional_gids)),
             stop_signal=built.stop_signal, pid=created.pid, monitor_pid=created.monitor_pid,
         )
-        ctx.records.insert(container)
+        await ctx.records.insert(container)
         undo.pop_all()
     ctx.watch(container)
     ctx.changed(container)

@@ -141,7 +141,7 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
                                 sandbox.ips)
         if ctx.daemon.nri is not None:  # plugins see the pod before anyone can list it
             await ctx.daemon.nri.run_pod(sandbox, undo)
-        await asyncio.to_thread(ctx.records.insert, sandbox)
+        await ctx.records.insert(sandbox)
         undo.pop_all()
     return sandbox
 
