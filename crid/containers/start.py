@@ -38,7 +38,7 @@ async def start(ctx: Containers, request: api_pb2.StartContainerRequest
 
 
 async def record_started(records: ContainerRecords, container_id: str, now_ns: int
-                   ) -> Container | None:
+                         ) -> Container | None:
     """RUNNING from now, unless a status call read the exit file while the runtime
     was starting it: a recorded exit is never overwritten, only dated."""
     current = records.get(container_id)
