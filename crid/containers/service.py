@@ -8,39 +8,20 @@ from typing import Any
 from cri_api.v1 import api_pb2
 
 from crid.containers import create, exec_sync, lifecycle, status
-from crid.containers.context import OOM_KILLED
+from crid.containers.context import Containers
 from crid.containers.exec_sync import require_running
-from crid.containers.records import Container
-from crid.daemon import Daemon
 from crid.errors import NotFound, Unimplemented
+from crid.sandbox.context import Sandboxes
 from crid.streaming import tokens
+from crid.streaming.server import StreamingServer
 
 
 class ContainerCalls:
-    def __init__(self, daemon: Daemon) -> None:
-        self.containers = daemon.containers
-        self.sandboxes = daemon.sandboxes
-        self.streaming = daemon.streaming
-        daemon.images.in_use = self.containers.records.image_in_use
-        daemon.pod_containers.on_stop(self._stop_pod)
-        daemon.pod_containers.on_remove(self._remove_pod)
-        daemon.pod_containers.on_statuses(
-            lambda pod_id: status.statuses_of_pod(self.containers, pod_id))
-        self.containers.listeners.append(self._count_oom)
-        self.oom_kills = daemon.metrics.containers_oom
-        self.containers.recover()
-
-    def _count_oom(self, container: Container) -> None:
-        # refresh records an exit once; RemoveContainer reports the same record
-        # again after deleting the row, which is not a second kill.
-        if container.reason == OOM_KILLED and self.containers.records.get(container.id):
-            self.oom_kills.inc()
-
-    async def _stop_pod(self, pod_id: str) -> None:
-        await lifecycle.stop_pod_containers(self.containers, pod_id)
-
-    async def _remove_pod(self, pod_id: str) -> None:
-        await lifecycle.remove_pod_containers(self.containers, pod_id)
+    def __init__(self, containers: Containers, sandboxes: Sandboxes,
+                 streaming: StreamingServer) -> None:
+        self.containers = containers
+        self.sandboxes = sandboxes
+        self.streaming = streaming
 
     async def CreateContainer(self, request: api_pb2.CreateContainerRequest
                               ) -> api_pb2.CreateContainerResponse:
@@ -88,12 +69,11 @@ class ContainerCalls:
     async def UpdateContainerResources(
         self, request: api_pb2.UpdateContainerResourcesRequest
     ) -> api_pb2.UpdateContainerResourcesResponse:
-        nri = self.containers.daemon.nri
-        if nri is not None:  # plugins see the update first and may amend or refuse it
-            request = await nri.update_container(request)
+        hooks = self.containers.hooks
+        # plugins see the update first and may amend or refuse it
+        request = await hooks.update_container(request)
         response = await exec_sync.update_resources(self.containers, request)
-        if nri is not None:
-            nri.container_updated(request.container_id)
+        hooks.container_updated(request.container_id)
         return response
 
     # --- streaming: a one-time URL on the streaming server --------------------

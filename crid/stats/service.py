@@ -13,9 +13,10 @@ from typing import Any
 from cri_api.v1 import api_pb2
 from google.protobuf.message import Message
 
+from crid.containers.context import Containers
 from crid.containers.records import Container
-from crid.daemon import Daemon
 from crid.errors import NotFound
+from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import Sandbox
 from crid.stats import cri_metrics
 from crid.stats.collect import Collector
@@ -27,12 +28,11 @@ def _selected(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
 
 
 class Stats:
-    def __init__(self, daemon: Daemon) -> None:
-        self.containers = daemon.containers
-        self.sandboxes = daemon.sandboxes
-        self.collector = Collector(daemon.containers, daemon.sandboxes,
-                                   layer_interval=float(daemon.config.stats_layer_interval))
-        self.collector.start()
+    def __init__(self, containers: Containers, sandboxes: Sandboxes,
+                 collector: Collector) -> None:
+        self.containers = containers
+        self.sandboxes = sandboxes
+        self.collector = collector  # started by the root
 
     # --- containers ----------------------------------------------------------------
 
