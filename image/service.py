@@ -100,6 +100,7 @@ class ImageService:
         """Make the content and snapshot dirs, then reconcile them with the records
         (the store must be open): after a crash, drop layer dirs without rows and
         rows without dirs."""
+        self.transport.open()
         self.content.open()
         self.snapshots.open()
         recorded = self.records.layers()
