@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import platform
 import sys
 from collections.abc import Sequence
@@ -68,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     logs.configure(config.log_level)
+    # Read by gRPC when it loads, just below. Its fork handlers exist for a
+    # child that goes on using gRPC; crid's children exec at once, and with
+    # the handlers on, a child forked for a preexec_fn (exec on a terminal)
+    # may print gRPC's epoll errors into the container's terminal, and every
+    # fork logs a line here.
+    os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
     from crid import daemon  # the server stack; not needed for `config`/`version`
 
     try:

@@ -16,7 +16,7 @@ from google.protobuf.message import Message
 from crid.api import stream_lists
 from crid.containers import status as container_status
 from crid.containers.context import Containers
-from crid.images import Images
+from crid.image.calls import ImageCalls
 from crid.sandbox import status as sandbox_status
 from crid.sandbox.context import Sandboxes
 
@@ -36,7 +36,8 @@ async def batches(rpc: str, items: Sequence[Any], size: int = BATCH
 
 
 class StreamLists:
-    def __init__(self, containers: Containers, sandboxes: Sandboxes, images: Images) -> None:
+    def __init__(self, containers: Containers, sandboxes: Sandboxes,
+                 images: ImageCalls) -> None:
         self.containers = containers
         self.sandboxes = sandboxes
         self.images = images

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 from crid.clock import Clock
 from crid.config import Config
 from crid.container_events import ContainerEvents
-from crid.containers import leftovers, lifecycle, status
+from crid.containers import leftovers, remove, status, stop
 from crid.containers import schema as container_schema
 from crid.containers.context import Containers, oom_kill_counter
 from crid.containers.records import ContainerRecords
@@ -44,8 +44,8 @@ from crid.containers.service import ContainerCalls
 from crid.containers.streams import ContainerStreams
 from crid.handler_features import Features
 from crid.image import schema as image_schema
-from crid.image.service import ImageService
-from crid.images import Images
+from crid.image.calls import ImageCalls
+from crid.image.store import ImageStore
 from crid.metrics import Metrics
 from crid.network.cni.manager import NetworkManager
 from crid.network.cni.manager import Settings as NetworkSettings
@@ -81,8 +81,8 @@ class Parts:
         })
         container_records = ContainerRecords(store)
         # An image a container uses is not removed.
-        self.images = ImageService(config, store, metrics, clock,
-                                   in_use=container_records.image_in_use)
+        self.images = ImageStore(config, store, metrics, clock,
+                                 in_use=container_records.image_in_use)
         self.features = Features(config.handlers, config.default_handler, root_dir=config.root)
         self.network = NetworkManager(network_settings(config))
 
@@ -91,8 +91,8 @@ class Parts:
             config, SandboxRecords(store), self.network, clock, self.features, pod_containers)
         self.containers = containers = Containers(
             config, container_records, clock, self.images, self.features)
-        pod_containers.on_stop(functools.partial(lifecycle.stop_pod_containers, containers))
-        pod_containers.on_remove(functools.partial(lifecycle.remove_pod_containers, containers))
+        pod_containers.on_stop(functools.partial(stop.stop_pod_containers, containers))
+        pod_containers.on_remove(functools.partial(remove.remove_pod_containers, containers))
         pod_containers.on_statuses(functools.partial(status.statuses_of_pod, containers))
         containers.listeners.append(
             oom_kill_counter(container_records, metrics.containers_oom.inc))
@@ -117,7 +117,7 @@ class Parts:
         events = ContainerEvents(clock, containers, sandboxes, metrics.events_dropped.inc)
         containers.listeners.append(events.container_changed)
         sandboxes.listeners.append(events.pod_changed)
-        images = Images(self.images, config.root)
+        images = ImageCalls(self.images, config.root)
         #: The CRI call families, in the order the gRPC server looks a call up.
         self.families: tuple[object, ...] = (
             RuntimeInfo(config, self.network, self.features, store),

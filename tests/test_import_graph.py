@@ -163,7 +163,7 @@ def _shortest_cycle(edges: Mapping[str, set[str]], component: set[str]) -> list[
 def test_the_layout_is_read_as_installed() -> None:
     found = modules()
     assert found["crid.oci.spec"].name == "__init__.py"
-    assert found["crid.image.service"] == REPO / "image" / "service.py"
+    assert found["crid.image.store"] == REPO / "image" / "store.py"
     assert found["crid.network.cni.manager"] == REPO / "network" / "cni" / "manager.py"
     assert "crid.containers.context" in found and "crid.api.services" in found
 

@@ -34,7 +34,7 @@ from crid.containers.records import (
 )
 from crid.errors import InvalidArgument, NotFound
 from crid.handler_features import Features
-from crid.image.service import ImageService
+from crid.image.store import ImageStore
 from crid.lifecycle_hooks import NO_HOOKS, LifecycleHooks
 from crid.listing_cache import ListingCache
 
@@ -57,7 +57,7 @@ def oom_kill_counter(records: ContainerRecords, count: Callable[[], object]) -> 
 
 class Containers:
     def __init__(self, config: Config, records: ContainerRecords, clock: Clock,
-                 images: ImageService, features: Features) -> None:
+                 images: ImageStore, features: Features) -> None:
         self.config = config
         self.clock = clock
         self.records = records

@@ -22,7 +22,8 @@ from typing import Any
 
 from crid import private
 from crid.containers.context import Containers
-from crid.containers.exec_sync import exec_process, require_running
+from crid.containers.exec_process import exec_process
+from crid.containers.running import require_running
 from crid.errors import FailedPrecondition, NotFound
 from crid.network import dial
 from crid.sandbox.context import Sandboxes

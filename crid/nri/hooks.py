@@ -244,7 +244,7 @@ class Nri:
 
     async def update(self, updates: Sequence[nri_pb2.ContainerUpdate]
                      ) -> list[nri_pb2.ContainerUpdate]:
-        from crid.containers import exec_sync
+        from crid.containers.update import update_resources
 
         failed: list[nri_pb2.ContainerUpdate] = []
         for update in updates:
@@ -253,7 +253,7 @@ class Nri:
                 container_id=update.container_id,
                 linux=api_pb2.LinuxContainerResources(**fields))  # type: ignore[arg-type]
             try:
-                await exec_sync.update_resources(self._containers, request)
+                await update_resources(self._containers, request)
             except CridError as exc:
                 log.warning("nri container update failed", container_id=update.container_id,
                             error=exc.message)
@@ -262,13 +262,13 @@ class Nri:
         return failed
 
     async def evict(self, evictions: Sequence[nri_pb2.ContainerEviction]) -> None:
-        from crid.containers import lifecycle
+        from crid.containers import stop
 
         for eviction in evictions:
             log.info("nri plugin evicts a container", container_id=eviction.container_id,
                      reason=eviction.reason)
             with contextlib.suppress(CridError):
-                await lifecycle.stop(self._containers, api_pb2.StopContainerRequest(
+                await stop.stop(self._containers, api_pb2.StopContainerRequest(
                     container_id=eviction.container_id, timeout=0))
 
 

@@ -1,7 +1,7 @@
 """The parts of an OCI image config that shape a container's process.
 
 Parsed from the image config JSON (``{"config": {"User": ..., "Env": ...}}``)
-as the image service stores it; fields that are absent stay empty.
+as the image store keeps it; fields that are absent stay empty.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from crid.containers import schema
-from crid.containers.lifecycle import record_started
 from crid.containers.records import CREATED, EXITED, RUNNING, ContainerRecords
+from crid.containers.start import record_started
 from crid.store import Store
 from tests.crid.test_container_listing import container
 

@@ -1,4 +1,4 @@
-"""The image service: pulls, lookups, removal and disk usage, for the CRI layer.
+"""The image store: pulls, lookups, removal and disk usage, behind the CRI calls.
 
 Owns the image side of the root dir (``<root>/image/{content,snapshots}``)
 and the pull bookkeeping: concurrent pulls of the same reference (and
@@ -70,7 +70,7 @@ class _PullLog:
         log.info(message, image=self.reference, **fields)
 
 
-class ImageService:
+class ImageStore:
     def __init__(self, config: Config, store: Store, metrics: Metrics, clock: Clock,
                  in_use: Callable[[str], bool] | None = None) -> None:
         self.config = config

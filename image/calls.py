@@ -1,6 +1,7 @@
-"""The CRI ImageService: PullImage, ImageStatus, ListImages, RemoveImage, ImageFsInfo.
+"""The CRI ImageService call family: PullImage, ImageStatus, ListImages, RemoveImage,
+ImageFsInfo.
 
-Translation only: requests to ``crid.image.service`` calls, records to
+Translation only: requests to ``crid.image.store`` calls, records to
 ``api_pb2.Image``. Container writable layers are reported from
 ``<root>/containers`` (``CONTAINERS_DIR``), where the container code keeps them.
 """
@@ -12,17 +13,16 @@ import json
 from pathlib import Path
 
 from cri_api.v1 import api_pb2
-
 from crid.api.validation import require
 from crid.image import auth
 from crid.image.records import ImageRecord
-from crid.image.service import FsUsage, ImageService
+from crid.image.store import FsUsage, ImageStore
 
 CONTAINERS_DIR = "containers"
 
 
-class Images:
-    def __init__(self, images: ImageService, root_dir: str) -> None:
+class ImageCalls:
+    def __init__(self, images: ImageStore, root_dir: str) -> None:
         self._images = images
         self._containers_dir = Path(root_dir) / CONTAINERS_DIR
 

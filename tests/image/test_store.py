@@ -1,4 +1,4 @@
-"""The image service's bookkeeping against a real store in a temp root."""
+"""The image store's bookkeeping against a real store in a temp root."""
 
 import asyncio
 import dataclasses
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from crid.image import schema
 from crid.image.records import ImageRecord, user_of
-from crid.image.service import ImageService
+from crid.image.store import ImageStore
 
 from crid.clock import Clock
 from crid.config import Config
@@ -21,16 +21,16 @@ CONFIG = b'{"config": {"User": "www-data"}, "rootfs": {"diff_ids": []}}'
 IMAGE_ID = "sha256:" + hashlib.sha256(CONFIG).hexdigest()
 
 
-def service(root: Path) -> ImageService:
+def service(root: Path) -> ImageStore:
     config = dataclasses.replace(Config(), root=str(root),
                                  registries_conf=str(root / "registries.conf"))
     store = Store(root / "crid.db", migrations={"image": schema.MIGRATIONS}).open()
-    images = ImageService(config, store, Metrics(), Clock())
+    images = ImageStore(config, store, Metrics(), Clock())
     images.open()
     return images
 
 
-def add_image(images: ImageService) -> None:
+def add_image(images: ImageStore) -> None:
     images.content.write(IMAGE_ID, CONFIG)
     with images.snapshots.prepare(CHAIN) as fs:
         (fs / "file").write_text("x")
