@@ -10,11 +10,12 @@ plugin may do at each, are described in ``crid.nri.hooks``.
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Protocol
+from typing import Protocol
 
 from cri_api.v1 import api_pb2
 
 from crid.containers.records import Container
+from crid.oci.runtime_spec import Spec
 from crid.sandbox.records import Sandbox
 
 
@@ -29,7 +30,7 @@ class LifecycleHooks(Protocol):
     def pod_updated(self, sandbox: Sandbox) -> None: ...
 
     async def create_container(self, pod: Sandbox, container_id: str,
-                               config: api_pb2.ContainerConfig, spec: dict[str, Any],
+                               config: api_pb2.ContainerConfig, spec: Spec,
                                undo: contextlib.AsyncExitStack) -> None: ...
 
     async def start_container(self, container: Container) -> None: ...
@@ -57,7 +58,7 @@ class NoHooks:
         pass
 
     async def create_container(self, pod: Sandbox, container_id: str,
-                               config: api_pb2.ContainerConfig, spec: dict[str, Any],
+                               config: api_pb2.ContainerConfig, spec: Spec,
                                undo: contextlib.AsyncExitStack) -> None:
         pass
 
