@@ -9,6 +9,7 @@ import argparse
 import contextlib
 import io
 import shutil
+import statistics
 import subprocess
 import sys
 import tarfile
@@ -113,13 +114,19 @@ def report_medians(title: str, medians: dict[str, float], against: str) -> None:
     report_ratio(against, medians["checkout"], medians[against])
 
 
-def report_steps(title: str, medians: dict[str, dict[str, float]], against: str) -> None:
-    """``title``, then a row per step: its median (ms) in each tree and the ratio
-    checkout/``against``. ``medians`` maps each tree's name to its steps' medians."""
-    width = max(len(step) for step in medians["checkout"])
+def report_steps(title: str, rounds: dict[str, dict[str, list[float]]], against: str) -> None:
+    """``title``, then a row per step: its median (ms) over the rounds in each tree,
+    the ratio of the medians checkout/``against`` and the median of the rounds'
+    own ratios (each round's two figures were taken moments apart, so a load on
+    the machine that comes and goes moves both). ``rounds`` maps each tree's
+    name to its steps' figures, one per round, in the same order in both."""
+    width = max(len(step) for step in rounds["checkout"])
     column = max(10, len(against) + 2)
     print(f"{title}, median (ms):")
-    print(f"{'':{width}}{'checkout':>{column}}{against:>{column}}{'ratio':>8}")
-    for step, median in medians["checkout"].items():
-        earlier = medians[against][step]
-        print(f"{step:{width}}{median:{column}.2f}{earlier:{column}.2f}{median / earlier:8.3f}")
+    print(f"{'':{width}}{'checkout':>{column}}{against:>{column}}{'ratio':>8}{'paired':>8}")
+    for step, figures in rounds["checkout"].items():
+        earlier = rounds[against][step]
+        median, earlier_median = statistics.median(figures), statistics.median(earlier)
+        paired = statistics.median(a / b for a, b in zip(figures, earlier, strict=True))
+        print(f"{step:{width}}{median:{column}.2f}{earlier_median:{column}.2f}"
+              f"{median / earlier_median:8.3f}{paired:8.3f}")

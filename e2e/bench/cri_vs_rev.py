@@ -22,8 +22,9 @@ does, one call at a time:
   from as many threads (timed until the last is RUNNING), then stopped and
   removed at once.
 
-Each step's figure is its median over the rounds (and calls), per tree, and
-the ratio checkout/against. ``--against`` defaults to ``HEAD``: the
+Each step's figure is its median over the rounds (of each round's median
+for the repeated calls), per tree; then the ratio of the two, and the
+median of each round's own ratio, checkout/against. ``--against`` defaults to ``HEAD``: the
 uncommitted change; ``--against HEAD`` on a clean tree is the noise floor.
 """
 
@@ -51,7 +52,7 @@ REPEATED = ("ExecSync true", "ContainerStatus", "ListContainers", "ListPodSandbo
 TEARDOWN = ("StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox")
 LIFE = "one pod's life, all the above"
 
-Samples = dict[str, list[float]]
+Samples = dict[str, list[float]]  # a step's times (ms), one per call
 
 
 def timed(samples: Samples, step: str, call: Callable[[], object]) -> None:
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser("e2e.bench.cri_vs_rev", __doc__ or "", 40, "rounds",
                   calls=(10, "calls of each repeated call per round"),
                   burst=(10, "pods started at once per round")).parse_args(argv)
-    found: dict[str, Samples] = {}
+    found: dict[str, Samples] = {}  # per tree: each step's figure, one per round
     with tempfile.TemporaryDirectory(prefix="crid-cri-bench-") as tmp, Registry() as registry:
         work = Path(tmp)
         image = push(registry, "bench/busybox", "1", busybox_image()).reference
@@ -128,11 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                     burst(rt, args.burst, samples)
                     if index:
                         for step, taken in samples.items():
-                            found.setdefault(rt.name, {}).setdefault(step, []).extend(taken)
-    medians = {name: {step: statistics.median(taken) for step, taken in steps.items()}
-               for name, steps in found.items()}
-    report_steps(f"CRI calls to each daemon ({HANDLER} handler), {args.rounds} rounds, "
-                 f"{args.calls} of each repeated call per round", medians, args.against)
+                            found.setdefault(rt.name, {}).setdefault(step, []).append(
+                                statistics.median(taken))
+    report_steps(f"CRI calls to each daemon ({HANDLER} handler), {args.rounds} rounds "
+                 f"({args.calls} of each repeated call per round, their median)", found,
+                 args.against)
     return 0
 
 
