@@ -15,17 +15,18 @@ does, one call at a time:
 
 - RunPodSandbox; CreateContainer of ``sleep``; StartContainer, until
   ContainerStatus says RUNNING (``e2e.bench.pods.start_pod``);
-- ExecSync ``true``, ContainerStatus, ListContainers, ListPodSandbox:
-  ``--calls`` of each;
+- ExecSync ``true``, ContainerStatus, ListContainers, ListPodSandbox
+  (which find this one pod and container): ``--calls`` of each;
 - StopContainer, RemoveContainer, StopPodSandbox, RemovePodSandbox;
 - then ``--burst`` pods, each with its ``sleep`` container, started at once
   from as many threads (timed until the last is RUNNING), then stopped and
   removed at once.
 
 Each step's figure is its median over the rounds (of each round's median
-for the repeated calls), per tree; then the ratio of the two, and the
-median of each round's own ratio, checkout/against. ``--against`` defaults to ``HEAD``: the
-uncommitted change; ``--against HEAD`` on a clean tree is the noise floor.
+for the repeated calls), per tree; then the ratio of the two, and the median
+of each round's own ratio, checkout/against. ``--against`` defaults to
+``HEAD``: the uncommitted change; ``--against HEAD`` on a clean tree is the
+noise floor.
 """
 
 from __future__ import annotations
@@ -49,7 +50,6 @@ from e2e.fixtures.registry import Registry
 HANDLER = "crid"
 POD_STEPS = ("RunPodSandbox", "CreateContainer", "StartContainer, RUNNING")
 REPEATED = ("ExecSync true", "ContainerStatus", "ListContainers", "ListPodSandbox")
-TEARDOWN = ("StopContainer", "RemoveContainer", "StopPodSandbox", "RemovePodSandbox")
 LIFE = "one pod's life, all the above"
 
 Samples = dict[str, list[float]]  # a step's times (ms), one per call
