@@ -10,16 +10,18 @@ containerd reports sandbox events.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from cri_api.v1 import api_pb2
 
+from crid.clock import Clock
 from crid.containers import status as container_status
+from crid.containers.context import Containers
 from crid.containers.records import CREATED, RUNNING, Container
-from crid.daemon import Daemon
 from crid.events import EventHub
 from crid.sandbox import context as pods
 from crid.sandbox import status as pod_status
+from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import Sandbox
 
 _CONTAINER_EVENT = {
@@ -35,13 +37,15 @@ _POD_EVENT = {
 
 
 class ContainerEvents:
-    def __init__(self, daemon: Daemon) -> None:
-        self.clock = daemon.clock
-        self.containers = daemon.containers
-        self.sandboxes = daemon.sandboxes
-        self.hub = EventHub(on_dropped=daemon.metrics.events_dropped.inc)
-        self.containers.listeners.append(self._container_changed)
-        self.sandboxes.listeners.append(self._pod_changed)
+    """The root makes ``container_changed`` and ``pod_changed`` listeners of the
+    containers' and the pods' changes."""
+
+    def __init__(self, clock: Clock, containers: Containers, sandboxes: Sandboxes,
+                 on_dropped: Callable[[], None]) -> None:
+        self.clock = clock
+        self.containers = containers
+        self.sandboxes = sandboxes
+        self.hub = EventHub(on_dropped=on_dropped)
 
     async def GetContainerEvents(self, request: api_pb2.GetEventsRequest
                                  ) -> AsyncIterator[api_pb2.ContainerEventResponse]:
@@ -51,7 +55,7 @@ class ContainerEvents:
     def _statuses(self, pod_id: str) -> list[api_pb2.ContainerStatus]:
         return [container_status.to_status(c) for c in self.containers.records.of_pod(pod_id)]
 
-    def _container_changed(self, container: Container) -> None:
+    def container_changed(self, container: Container) -> None:
         if not self.hub.subscribers:
             return
         if self.containers.records.get(container.id) is None:
@@ -66,7 +70,7 @@ class ContainerEvents:
             event.pod_sandbox_status.CopyFrom(pod_status.pod_status(pod))
         self.hub.publish(event)
 
-    def _pod_changed(self, sandbox: Sandbox, kind: str) -> None:
+    def pod_changed(self, sandbox: Sandbox, kind: str) -> None:
         if not self.hub.subscribers:
             return
         self.hub.publish(api_pb2.ContainerEventResponse(

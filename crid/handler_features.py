@@ -151,3 +151,22 @@ async def probe_all(handlers: Iterable[Handler], kernel_release: str | None = No
                  recursive_read_only_mounts=features.recursive_read_only_mounts,
                  user_namespaces=features.user_namespaces)
     return {h.name: f for h, f in zip(listed, found, strict=True)}
+
+
+class Features:
+    """Every configured handler's features, asked once by ``probe`` at start-up;
+    until then (and for an unknown handler) a handler can do nothing extra."""
+
+    def __init__(self, handlers: Iterable[Handler], default_handler: str,
+                 root_dir: str | None = None) -> None:
+        self._handlers = tuple(handlers)
+        self._default = default_handler
+        self._root_dir = root_dir
+        self._by_name: dict[str, HandlerFeatures] = {}
+
+    async def probe(self) -> None:
+        self._by_name = await probe_all(self._handlers, root_dir=self._root_dir)
+
+    def of(self, handler_name: str) -> HandlerFeatures:
+        """What the handler can do; ``""`` is the default handler."""
+        return self._by_name.get(handler_name or self._default, NONE)

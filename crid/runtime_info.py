@@ -13,8 +13,11 @@ from typing import Any
 from cri_api.v1 import api_pb2
 
 import crid
-from crid.daemon import Daemon
+from crid.config import Config
 from crid.errors import InvalidArgument
+from crid.handler_features import Features
+from crid.network.cni.manager import NetworkManager
+from crid.store import Store
 
 RUNTIME_NAME = "crid"
 RUNTIME_API_VERSION = "v1"
@@ -23,8 +26,12 @@ POD_CIDR_KEY = "runtime.pod_cidr"
 
 
 class RuntimeInfo:
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
+    def __init__(self, config: Config, network: NetworkManager, features: Features,
+                 store: Store) -> None:
+        self._config = config
+        self._network = network
+        self._features = features
+        self._store = store
         # One object: the gRPC layer then serializes it once (server.py).
         self._version = api_pb2.VersionResponse(
             version=KUBELET_API_VERSION,
@@ -44,20 +51,20 @@ class RuntimeInfo:
         return self.version(request)
 
     async def Status(self, request: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
-        config = self._daemon.config
+        config = self._config
         runtime_ready = api_pb2.RuntimeCondition(type="RuntimeReady", status=True)
-        network_ready = _network_condition(self._daemon.network.not_ready_reason())
+        network_ready = _network_condition(self._network.not_ready_reason())
         handlers = [
             api_pb2.RuntimeHandler(name=name, features=api_pb2.RuntimeHandlerFeatures(
-                recursive_read_only_mounts=self._daemon.features(name).recursive_read_only_mounts,
-                user_namespaces=self._daemon.features(name).user_namespaces))
+                recursive_read_only_mounts=self._features.of(name).recursive_read_only_mounts,
+                user_namespaces=self._features.of(name).user_namespaces))
             # "" is the default handler, as kubelet asks for it by that name.
             for name in ["", *(h.name for h in config.handlers)]
         ]
         info = {}
         if request.verbose:
             info["config"] = json.dumps(dataclasses.asdict(config))
-            info["podCIDR"] = await self._daemon.store.get_meta(POD_CIDR_KEY) or ""
+            info["podCIDR"] = await self._store.get_meta(POD_CIDR_KEY) or ""
         return api_pb2.StatusResponse(
             status=api_pb2.RuntimeStatus(conditions=[runtime_ready, network_ready]),
             runtime_handlers=handlers,
@@ -84,7 +91,7 @@ class RuntimeInfo:
                 raise InvalidArgument(f"pod_cidr {part!r} is not a CIDR: {exc}") from None
         # The CNI network's own config owns the pod subnet; kubelet's CIDR is kept for
         # operators to see (Status verbose) and for a future default network.
-        await self._daemon.store.set_meta(POD_CIDR_KEY, cidr)
+        await self._store.set_meta(POD_CIDR_KEY, cidr)
         return api_pb2.UpdateRuntimeConfigResponse()
 
 

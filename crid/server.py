@@ -1,41 +1,35 @@
 """The gRPC server: every CRI RPC routed to the call family that serves it.
 
-Call families are small classes, one per concern (``RuntimeInfo``, later
-images, pod sandboxes, containers, ...), built with the ``Daemon`` context;
-a method named like the RPC (``async def Version(self, request)``) serves it.
-An RPC no family serves answers UNIMPLEMENTED with its own name.
+Call families are small classes, one per concern (``RuntimeInfo``, images,
+pod sandboxes, containers, ...), each built by the composition root
+(``crid.wiring``) with the parts it uses; a method named like the RPC
+(``async def Version(self, request)``) serves it. An RPC no family serves
+answers UNIMPLEMENTED with its own name.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from google.protobuf.message import Message
 
 from crid import errors, grpc_transport
 from crid.api import services, stream_lists
-from crid.container_events import ContainerEvents
-from crid.containers.service import ContainerCalls
-from crid.daemon import Daemon
+from crid.clock import Clock
 from crid.grpc_methods import Method, Transport
-from crid.image.calls import ImageCalls
 from crid.interceptor import CallInterceptor
-from crid.runtime_info import RuntimeInfo
-from crid.sandbox.service import PodSandboxes
-from crid.stats.service import Stats
-from crid.stream_calls import StreamLists
+from crid.metrics import Metrics
 
-CALL_FAMILIES: tuple[Callable[[Daemon], object], ...] = (
-    RuntimeInfo, ImageCalls, PodSandboxes, ContainerCalls, ContainerEvents, Stats, StreamLists,
-)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024  # ListContainers on a full node exceeds the 4 MiB default
 
 
-def build(daemon: Daemon, transport: grpc_transport.Choice,
+def build(families: Sequence[object], metrics: Metrics, clock: Clock,
+          transport: grpc_transport.Choice,
           rpcs: Iterable[services.Rpc] | None = None) -> Transport:
-    interceptor = CallInterceptor(daemon.metrics, daemon.clock)
-    families = [make(daemon) for make in CALL_FAMILIES]
+    """The server for ``families``; an RPC goes to the first family with its method."""
+    interceptor = CallInterceptor(metrics, clock)
+    families = list(families)
     # The stubs' RPCs and our supplementary ones (stream_lists) share
     # runtime.v1.RuntimeService and ImageService.
     if rpcs is None:

@@ -54,34 +54,47 @@ class Store:
 
     One lock serialises use of the connection: the writer thread writes
     through it, startup loads and worker threads read through it.
+    Made with nothing open; ``open()`` opens the file and migrates it.
     """
 
     def __init__(self, path: Path, migrations: Migrations | None = None) -> None:
         self.path = path
+        self._migrations = {"crid": CORE_MIGRATIONS, **(migrations or {})}
         self._lock = threading.RLock()
         # The single writer: its thread starts on the first write, not here.
         self._writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="crid-store-writer")
+        self._db: sqlite3.Connection | None = None  # set by open()
+
+    def open(self) -> Store:
+        """Open the file (made 0600 first) and bring its schema up to date."""
+        path = self.path
         private.create(path)
         for companion in (Path(f"{path}-wal"), Path(f"{path}-shm")):
             if companion.exists():  # left by an older crid, with a looser mode
                 private.create(companion)
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a
         # transaction spans exactly the block the caller wrote.
-        self._db = sqlite3.connect(
-            path, isolation_level=None, check_same_thread=False, timeout=30
-        )
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+        db.row_factory = sqlite3.Row
+        db.execute("PRAGMA journal_mode=WAL")
         # NORMAL is durable across a killed process in WAL mode, which is the
         # failure we promise to survive; FULL would fsync on every commit.
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute(
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.execute("PRAGMA foreign_keys=ON")
+        db.execute(
             "CREATE TABLE IF NOT EXISTS schema_versions ("
             " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
         )
-        self.migrate({"crid": CORE_MIGRATIONS, **(migrations or {})})
+        self._db = db
+        self.migrate(self._migrations)
+        return self
+
+    @property
+    def _connection(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError(f"{self.path}: the store is not open")
+        return self._db
 
     def migrate(self, migrations: Migrations) -> None:
         """Apply every migration a component has that this database lacks."""
@@ -111,13 +124,14 @@ class Store:
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction: committed when the block ends, rolled back on error."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            db = self._connection
+            db.execute("BEGIN IMMEDIATE")
             try:
-                yield self._db
+                yield db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
+            db.execute("COMMIT")
 
     def submit(self, work: Callable[[], R]) -> concurrent.futures.Future[R]:
         """Queue ``work`` (which writes through ``transaction``) on the writer thread."""
@@ -131,7 +145,7 @@ class Store:
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a read and return every row."""
         with self._lock:
-            return self._db.execute(sql, params).fetchall()
+            return self._connection.execute(sql, params).fetchall()
 
     def schema_version(self, component: str) -> int:
         rows = self.query(
@@ -157,7 +171,8 @@ class Store:
         """Finish the queued writes, then close the database."""
         self._writer.shutdown(wait=True)
         with self._lock:
-            self._db.close()
+            if self._db is not None:
+                self._db.close()
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -15,9 +15,10 @@ from google.protobuf.message import Message
 
 from crid.api import stream_lists
 from crid.containers import status as container_status
-from crid.daemon import Daemon
+from crid.containers.context import Containers
 from crid.image.calls import ImageCalls
 from crid.sandbox import status as sandbox_status
+from crid.sandbox.context import Sandboxes
 
 BATCH = 100
 
@@ -35,10 +36,11 @@ async def batches(rpc: str, items: Sequence[Any], size: int = BATCH
 
 
 class StreamLists:
-    def __init__(self, daemon: Daemon) -> None:
-        self.containers = daemon.containers
-        self.sandboxes = daemon.sandboxes
-        self.images = ImageCalls(daemon)
+    def __init__(self, containers: Containers, sandboxes: Sandboxes,
+                 images: ImageCalls) -> None:
+        self.containers = containers
+        self.sandboxes = sandboxes
+        self.images = images
 
     async def StreamPodSandboxes(self, request: Any) -> AsyncIterator[Message]:
         found = sandbox_status.list_sandboxes(

@@ -16,17 +16,15 @@ from cri_api.v1 import api_pb2
 from crid.api.validation import require
 from crid.image import auth
 from crid.image.records import ImageRecord
-from crid.image.store import FsUsage
-
-from crid.daemon import Daemon
+from crid.image.store import FsUsage, ImageStore
 
 CONTAINERS_DIR = "containers"
 
 
 class ImageCalls:
-    def __init__(self, daemon: Daemon) -> None:
-        self._daemon = daemon
-        self._images = daemon.images
+    def __init__(self, images: ImageStore, root_dir: str) -> None:
+        self._images = images
+        self._containers_dir = Path(root_dir) / CONTAINERS_DIR
 
     async def PullImage(self, request: api_pb2.PullImageRequest) -> api_pb2.PullImageResponse:
         require(request, "image.image")
@@ -70,7 +68,7 @@ class ImageCalls:
     async def ImageFsInfo(self, request: api_pb2.ImageFsInfoRequest) -> api_pb2.ImageFsInfoResponse:
         images = await asyncio.to_thread(self._images.image_fs_usage)
         containers = await asyncio.to_thread(
-            self._images.container_fs_usage, Path(self._daemon.config.root) / CONTAINERS_DIR)
+            self._images.container_fs_usage, self._containers_dir)
         return api_pb2.ImageFsInfoResponse(
             image_filesystems=[_usage(images)], container_filesystems=[_usage(containers)])
 

@@ -43,10 +43,13 @@ class ContentStore:
         self.root = root
         self.blobs = root / "blobs" / "sha256"
         self.ingest = root / "ingest"
+
+    def open(self) -> ContentStore:
+        """Make the dirs; anything in ingest/ belongs to a write that died with its process."""
         self.blobs.mkdir(parents=True, exist_ok=True)
-        # Anything in ingest/ belongs to a write that died with its process.
         shutil.rmtree(self.ingest, ignore_errors=True)
         self.ingest.mkdir(parents=True, exist_ok=True)
+        return self
 
     def path(self, digest: str) -> Path:
         if not is_digest(digest):

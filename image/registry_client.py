@@ -21,6 +21,7 @@ credentials ``FailedPrecondition``.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import threading
@@ -103,19 +104,35 @@ class Transport:
     """
 
     def __init__(self, timeout: float, sleep: Callable[[float], None] = time.sleep) -> None:
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
-        timeouts = httpx.Timeout(connect=30.0, read=timeout, write=60.0, pool=timeout)
-        self.secure = httpx.Client(timeout=timeouts, limits=limits, follow_redirects=True)
-        self.insecure = httpx.Client(timeout=timeouts, limits=limits, follow_redirects=True,
-                                     verify=False)
         self.timeout = timeout
         self.sleep = sleep
         self._schemes: dict[str, str] = {}
         self._lock = threading.Lock()
 
+    def _client(self, verify: bool) -> httpx.Client:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=16)
+        timeouts = httpx.Timeout(connect=30.0, read=self.timeout, write=60.0, pool=self.timeout)
+        return httpx.Client(timeout=timeouts, limits=limits, follow_redirects=True,
+                            verify=verify)
+
+    # Made on first use (a verifying client reads the CA bundle), or by open().
+    @functools.cached_property
+    def secure(self) -> httpx.Client:
+        return self._client(verify=True)
+
+    @functools.cached_property
+    def insecure(self) -> httpx.Client:
+        return self._client(verify=False)
+
+    def open(self) -> None:
+        """Make both clients now (at start-up) rather than in the first pull."""
+        _ = self.secure, self.insecure
+
     def close(self) -> None:
-        self.secure.close()
-        self.insecure.close()
+        for made in ("secure", "insecure"):
+            client = self.__dict__.get(made)
+            if client is not None:
+                client.close()
 
     def scheme(self, endpoint: Endpoint) -> str:
         """``https``, or ``http`` for an insecure endpoint that does not speak TLS."""

@@ -49,11 +49,15 @@ class Snapshots:
         self.root = root
         self.sync_fs = sync_fs
         self._kernel = kernel
-        root.mkdir(parents=True, exist_ok=True)
-        for leftover in root.glob(TMP_PREFIX + "*"):
-            shutil.rmtree(leftover, ignore_errors=True)
         self._locks: dict[str, threading.Lock] = {}
         self._guard = threading.Lock()
+
+    def open(self) -> Snapshots:
+        """Make the root; drop the temp dirs of unpacks that died with their process."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        for leftover in self.root.glob(TMP_PREFIX + "*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        return self
 
     def dir(self, chain_id: str) -> Path:
         """The layer's overlay lower dir."""

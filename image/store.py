@@ -95,13 +95,14 @@ class ImageStore:
         )
         self._pulls: dict[tuple[str, bool, Credentials | None],
                           asyncio.Future[ImageRecord]] = {}
-        self._reconcile()
 
-    def close(self) -> None:
-        self.transport.close()
-
-    def _reconcile(self) -> None:
-        """After a crash: drop layer dirs without rows and rows without dirs."""
+    def open(self) -> None:
+        """Make the content and snapshot dirs, then reconcile them with the records
+        (the store must be open): after a crash, drop layer dirs without rows and
+        rows without dirs."""
+        self.transport.open()
+        self.content.open()
+        self.snapshots.open()
         recorded = self.records.layers()
         on_disk = self.snapshots.committed()
         for chain in on_disk - recorded.keys():
@@ -112,6 +113,9 @@ class ImageStore:
                 log.warning("dropping incomplete image", image_id=image.id)
                 self.records.remove(image.id)
         self._collect()
+
+    def close(self) -> None:
+        self.transport.close()
 
     def candidates(self, text: str) -> list[Reference]:
         return load_registries(Path(self.config.registries_conf)).candidates(parse(text))

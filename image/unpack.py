@@ -148,7 +148,7 @@ def unpack(source: Readable, dest: Path, *, umask_zero: bool = False,
     ``limit``: most uncompressed bytes accepted (``LayerTooBig`` past it).
     """
     hashing = _Hashing(decompressed(source), limit)
-    with _Tree(dest, umask_zero) as tree:
+    with _Tree(os.open(dest, _DIR_FLAGS), umask_zero) as tree:
         try:
             with _open_tar(hashing) as tar:
                 for member in _members(tar):
@@ -173,9 +173,9 @@ class _DirMeta:
 class _Tree:
     """Safe creation of entries below one root dir, by parent-dir fds."""
 
-    def __init__(self, root: Path, umask_zero: bool) -> None:
+    def __init__(self, root_fd: int, umask_zero: bool) -> None:
         self._umask_zero = umask_zero
-        self._root_fd = os.open(root, _DIR_FLAGS)
+        self._root_fd = root_fd  # owned: closed on exit
         self._cache: dict[tuple[str, ...], int] = {}
         self._dirs: list[_DirMeta] = []
         self.size = 0

@@ -43,10 +43,10 @@ class Init:
         if self.linux.get("seccomp"):
             from crid.oci import seccomp
 
-            filt = seccomp.Filter(self.linux["seccomp"])
+            filt = seccomp.Filter.build(self.linux["seccomp"])
         if cfg.get("hooks"):
             import subprocess  # noqa: F401  (hooks run after pivot_root, away from the stdlib)
-        privs = process.Privileges(sc, self.proc)
+        privs = process.Privileges.of(sc, self.proc)
         in_userns = any(n["type"] == "user" for n in self.linux.get("namespaces") or [])
         fs = Rootfs(sc, cfg, opts["rootfs"], opts["bundle"], opts["cgroup"], in_userns,
                     await_cgroup=None if opts["join_cgroup"] else self._await_parent)

@@ -73,18 +73,24 @@ class Target:
     process only after every setns and the check that init outlived them.
     """
 
-    def __init__(self, sc: L.Syscalls, pid: int, start: int | None, nss: list[Namespace],
-                 proc: str = "/proc") -> None:
+    def __init__(self, pid: int, proc: str = "/proc") -> None:
         self.pid = pid
         self.proc = proc  # tests lay out a /proc/<pid> of their own
         self.pidfd = -1
         self.proc_dir = -1
         self.fds: list[tuple[str, int]] = []
+
+    @classmethod
+    def open(cls, sc: L.Syscalls, pid: int, start: int | None, nss: list[Namespace],
+             proc: str = "/proc") -> Target:
+        """Init's namespaces, opened and checked; nothing stays open when that fails."""
+        target = cls(pid, proc)
         try:
-            self._open(sc, start, nss)
+            target._open(sc, start, nss)
         except BaseException:
-            self.close()
+            target.close()
             raise
+        return target
 
     def _gone(self, why: str) -> FailedPrecondition:
         return FailedPrecondition(f"cannot exec: container not running: its init (pid "

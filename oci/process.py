@@ -150,11 +150,11 @@ class Privileges:
     bounding set first (needs CAP_SETPCAP), keep caps across setuid, then set
     effective/permitted/inheritable, then raise ambient."""
 
-    def __init__(self, sc: L.Syscalls, proc: Process) -> None:
+    def __init__(self, sc: L.Syscalls, proc: Process, last: int) -> None:
+        """``last``: the kernel's last capability (``capabilities.last_cap()``)."""
         self.sc = sc
         self.proc = proc
         caps = proc.get("capabilities")
-        last = capabilities.last_cap()
         self.unknown: list[str] = []
         self.caps: dict[str, int] | None = None
         if caps is not None:
@@ -163,6 +163,11 @@ class Privileges:
                 for k in CAPABILITY_SETS
             }
         self.last = last
+
+    @classmethod
+    def of(cls, sc: L.Syscalls, proc: Process) -> Privileges:
+        """The process's privileges against this kernel's capabilities."""
+        return cls(sc, proc, capabilities.last_cap())
 
     def drop_bounding(self) -> None:
         if self.caps is None:

@@ -78,11 +78,9 @@ def action(name: str, errno_ret: int | None, default_errno: int = _errno.EPERM) 
 class Filter:
     """A filter under construction; ``load`` installs it on the calling thread."""
 
-    def __init__(self, cfg: Seccomp) -> None:
-        try:
-            self.lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
-        except OSError as e:
-            raise InvalidArgument(f"seccomp requested but libseccomp.so.2 is missing: {e}") from e
+    def __init__(self, lib: ctypes.CDLL, cfg: Seccomp) -> None:
+        """Build the filter ``cfg`` describes with ``lib`` (libseccomp, in memory)."""
+        self.lib = lib
         self.lib.seccomp_init.restype = ctypes.c_void_p
         self.lib.seccomp_init.argtypes = [ctypes.c_uint32]
         self.lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
@@ -111,6 +109,15 @@ class Filter:
                 self._ok(rc, f"arch {arch}")
         for rule in cfg.get("syscalls") or []:
             self._rule(rule)
+
+    @classmethod
+    def build(cls, cfg: Seccomp) -> Filter:
+        """Load libseccomp and build the filter ``cfg`` describes."""
+        try:
+            lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
+        except OSError as e:
+            raise InvalidArgument(f"seccomp requested but libseccomp.so.2 is missing: {e}") from e
+        return cls(lib, cfg)
 
     def _ok(self, rc: int, what: str) -> None:
         if rc < 0:

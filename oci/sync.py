@@ -20,10 +20,15 @@ _LEN = 4
 
 
 class Channel:
-    def __init__(self) -> None:
-        self.c_read, self.p_write = os.pipe()  # parent -> child
-        self.p_read, self.c_write = os.pipe()  # child -> parent
+    def __init__(self, to_child: tuple[int, int], to_parent: tuple[int, int]) -> None:
+        self.c_read, self.p_write = to_child
+        self.p_read, self.c_write = to_parent
         self._buf = b""
+
+    @classmethod
+    def open(cls) -> Channel:
+        """A channel on two new pipes: parent -> child, child -> parent."""
+        return cls(os.pipe(), os.pipe())
 
     def parent_side(self) -> None:
         os.close(self.c_read)

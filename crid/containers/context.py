@@ -27,6 +27,8 @@ from cri_api.v1 import api_pb2
 
 from crid import logs, private
 from crid.cdi.registry import Registry as CdiRegistry
+from crid.clock import Clock
+from crid.config import Config
 from crid.containers import monitor as monitors
 from crid.containers.monitor import Monitor
 from crid.containers.records import (
@@ -37,8 +39,10 @@ from crid.containers.records import (
     Container,
     ContainerRecords,
 )
-from crid.daemon import Daemon
 from crid.errors import InvalidArgument, NotFound
+from crid.handler_features import Features
+from crid.image.store import ImageStore
+from crid.lifecycle_hooks import NO_HOOKS, LifecycleHooks
 from crid.listing_cache import ListingCache
 
 log = logs.get("crid.containers")
@@ -48,16 +52,30 @@ COMPLETED, ERROR, OOM_KILLED = "Completed", "Error", "OOMKilled"
 StateListener = Callable[[Container], None]
 
 
+def oom_kill_counter(records: ContainerRecords, count: Callable[[], object]) -> StateListener:
+    """A listener that counts each container's OOM kill once: refresh records an
+    exit once, and RemoveContainer reports the same record again after deleting
+    the row, which is not a second kill."""
+    def listener(container: Container) -> None:
+        if container.reason == OOM_KILLED and records.get(container.id):
+            count()
+    return listener
+
+
 class Containers:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.config = daemon.config
-        self.clock = daemon.clock
-        self.records = ContainerRecords(daemon.store)
-        self.cdi = CdiRegistry(daemon.config.cdi_spec_dirs)  # reads nothing until asked
-        self.layers_dir = Path(daemon.config.root) / "containers"
-        self.bundles_dir = Path(daemon.config.runroot) / "containers"
-        self.exits_dir = Path(daemon.config.runroot) / "exits"
+    def __init__(self, config: Config, records: ContainerRecords, clock: Clock,
+                 images: ImageStore, features: Features) -> None:
+        self.config = config
+        self.clock = clock
+        self.records = records
+        self.images = images
+        self.features = features
+        # Extensions (NRI) the composition root plugs in; none until then.
+        self.hooks: LifecycleHooks = NO_HOOKS
+        self.cdi = CdiRegistry(config.cdi_spec_dirs)  # reads nothing until asked
+        self.layers_dir = Path(config.root) / "containers"
+        self.bundles_dir = Path(config.runroot) / "containers"
+        self.exits_dir = Path(config.runroot) / "exits"
         self.listeners: list[StateListener] = []
         self._monitors: dict[str, Monitor] = {}
         self._locks: dict[str, asyncio.Lock] = {}

@@ -53,7 +53,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         raise AlreadyExists(
             f"container {meta.name!r} (attempt {meta.attempt}) already exists in pod "
             f"{pod.id} as {existing.id}; remove it first")
-    image = ctx.daemon.images.status(config.image.image)
+    image = ctx.images.status(config.image.image)
     if image is None:
         raise NotFound(f"image {config.image.image!r} not found; pull it first")
 
@@ -71,14 +71,14 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         if mapping is not None:
             await asyncio.to_thread(_make_reachable, bundle, mapping.host_id)
         await asyncio.to_thread(
-            rootfs.mount, ctx.daemon.images.lower_dirs(image.id), layer_dir, target,
+            rootfs.mount, ctx.images.lower_dirs(image.id), layer_dir, target,
             userns=pod.namespaces.get("user", ""), root_id=mapping.host_id if mapping else 0)
         undo.push_async_callback(asyncio.to_thread, rootfs.unmount, target)
         spec_config = config  # the request's, with image volumes as binds of their mounts
         if image_volumes.uses_images(config):
             undo.push_async_callback(asyncio.to_thread, image_volumes.unmount_all, bundle)
             spec_config = await asyncio.to_thread(
-                image_volumes.mount_all, config, ctx.daemon.images, bundle, None,
+                image_volumes.mount_all, config, ctx.images, bundle, None,
                 pod.namespaces.get("user", ""))
 
         built = await asyncio.to_thread(
@@ -92,8 +92,8 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         )
         if cdi_devices := cdi_names.requested(config):  # CDI devices: nodes, mounts, env, hooks
             await asyncio.to_thread(ctx.cdi.apply, built.spec, cdi_devices)
-        if ctx.daemon.nri is not None:  # plugins adjust the spec before anyone can list it
-            await ctx.daemon.nri.create_container(pod, container_id, config, built.spec, undo)
+        # plugins adjust the spec before anyone can list it
+        await ctx.hooks.create_container(pod, container_id, config, built.spec, undo)
         private.write_text(bundle / "config.json", json.dumps(built.spec))  # env: secrets
         log_path = _log_path(pod, config, undo)
 
@@ -129,7 +129,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
 def _check_handler_features(ctx: Containers, handler: str,
                             config: api_pb2.ContainerConfig) -> None:
     """Refuse, before anything is made, what the pod's runtime handler cannot do."""
-    features = ctx.daemon.features(handler)
+    features = ctx.features.of(handler)
     for mount in config.mounts:
         if (mount.uidMappings or mount.gidMappings) and not features.user_namespaces:
             raise InvalidArgument(

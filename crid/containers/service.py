@@ -21,36 +21,17 @@ from crid.containers import (
     update,
 )
 from crid.containers import exec as exec_call
-from crid.containers.context import OOM_KILLED
-from crid.containers.records import Container
-from crid.daemon import Daemon
+from crid.containers.context import Containers
+from crid.sandbox.context import Sandboxes
+from crid.streaming.server import StreamingServer
 
 
 class ContainerCalls:
-    def __init__(self, daemon: Daemon) -> None:
-        self.containers = daemon.containers
-        self.sandboxes = daemon.sandboxes
-        self.streaming = daemon.streaming
-        daemon.images.in_use = self.containers.records.image_in_use
-        daemon.pod_containers.on_stop(self._stop_pod)
-        daemon.pod_containers.on_remove(self._remove_pod)
-        daemon.pod_containers.on_statuses(
-            lambda pod_id: status.statuses_of_pod(self.containers, pod_id))
-        self.containers.listeners.append(self._count_oom)
-        self.oom_kills = daemon.metrics.containers_oom
-        self.containers.recover()
-
-    def _count_oom(self, container: Container) -> None:
-        # refresh records an exit once; RemoveContainer reports the same record
-        # again after deleting the row, which is not a second kill.
-        if container.reason == OOM_KILLED and self.containers.records.get(container.id):
-            self.oom_kills.inc()
-
-    async def _stop_pod(self, pod_id: str) -> None:
-        await stop.stop_pod_containers(self.containers, pod_id)
-
-    async def _remove_pod(self, pod_id: str) -> None:
-        await remove.remove_pod_containers(self.containers, pod_id)
+    def __init__(self, containers: Containers, sandboxes: Sandboxes,
+                 streaming: StreamingServer) -> None:
+        self.containers = containers
+        self.sandboxes = sandboxes
+        self.streaming = streaming
 
     async def CreateContainer(self, request: api_pb2.CreateContainerRequest
                               ) -> api_pb2.CreateContainerResponse:

@@ -23,8 +23,7 @@ async def start(ctx: Containers, request: api_pb2.StartContainerRequest
             raise FailedPrecondition(
                 f"container {container.id} is {container.state}; only a created container "
                 "can be started")
-        if ctx.daemon.nri is not None:
-            await ctx.daemon.nri.start_container(container)
+        await ctx.hooks.start_container(container)
         monitor = ctx.monitor(container.handler)
         try:
             await monitor.start(container.id)

@@ -19,12 +19,10 @@ from crid.oci.spec.resources import linux_resources
 
 async def update(ctx: Containers, request: api_pb2.UpdateContainerResourcesRequest
                  ) -> api_pb2.UpdateContainerResourcesResponse:
-    nri = ctx.daemon.nri
-    if nri is not None:  # plugins see the update first and may amend or refuse it
-        request = await nri.update_container(request)
+    # plugins see the update first and may amend or refuse it
+    request = await ctx.hooks.update_container(request)
     response = await update_resources(ctx, request)
-    if nri is not None:
-        nri.container_updated(request.container_id)
+    ctx.hooks.container_updated(request.container_id)
     return response
 
 

@@ -423,30 +423,28 @@ async def _first(*waits: Awaitable[object]) -> None:
             task.cancel()
 
 
-_POD_EVENTS: dict[int, tuple[str, type[Message], type[Message]]] = {
-    nri_pb2.RUN_POD_SANDBOX: ("RunPodSandbox", nri_pb2.RunPodSandboxRequest,
-                              nri_pb2.RunPodSandboxResponse),
-    nri_pb2.STOP_POD_SANDBOX: ("StopPodSandbox", nri_pb2.StopPodSandboxRequest,
-                               nri_pb2.StopPodSandboxResponse),
-    nri_pb2.REMOVE_POD_SANDBOX: ("RemovePodSandbox", nri_pb2.RemovePodSandboxRequest,
-                                 nri_pb2.RemovePodSandboxResponse),
-    nri_pb2.UPDATE_POD_SANDBOX: ("UpdatePodSandbox", nri_pb2.UpdatePodSandboxRequest,
-                                 nri_pb2.UpdatePodSandboxResponse),
-    nri_pb2.POST_UPDATE_POD_SANDBOX: ("PostUpdatePodSandbox",
-                                      nri_pb2.PostUpdatePodSandboxRequest,
-                                      nri_pb2.PostUpdatePodSandboxResponse),
-}
-_CONTAINER_EVENTS: dict[int, tuple[str, type[Message], type[Message]]] = {
-    nri_pb2.POST_CREATE_CONTAINER: ("PostCreateContainer", nri_pb2.PostCreateContainerRequest,
-                                    nri_pb2.PostCreateContainerResponse),
-    nri_pb2.START_CONTAINER: ("StartContainer", nri_pb2.StartContainerRequest,
-                              nri_pb2.StartContainerResponse),
-    nri_pb2.POST_START_CONTAINER: ("PostStartContainer", nri_pb2.PostStartContainerRequest,
-                                   nri_pb2.PostStartContainerResponse),
-    nri_pb2.POST_UPDATE_CONTAINER: ("PostUpdateContainer", nri_pb2.PostUpdateContainerRequest,
-                                    nri_pb2.PostUpdateContainerResponse),
-    nri_pb2.STOP_CONTAINER: ("StopContainer", nri_pb2.StopContainerRequest,
-                             nri_pb2.StopContainerResponse),
-    nri_pb2.REMOVE_CONTAINER: ("RemoveContainer", nri_pb2.RemoveContainerRequest,
-                               nri_pb2.RemoveContainerResponse),
-}
+_EventCall = tuple[str, type[Message], type[Message]]
+
+
+def _calls(names: dict[int, str]) -> dict[int, _EventCall]:
+    """Each event's plugin method, with its request and response messages: NRI
+    names them ``<Method>Request`` and ``<Method>Response``."""
+    return {event: (name, getattr(nri_pb2, f"{name}Request"), getattr(nri_pb2, f"{name}Response"))
+            for event, name in names.items()}
+
+
+_POD_EVENTS = _calls({
+    nri_pb2.RUN_POD_SANDBOX: "RunPodSandbox",
+    nri_pb2.STOP_POD_SANDBOX: "StopPodSandbox",
+    nri_pb2.REMOVE_POD_SANDBOX: "RemovePodSandbox",
+    nri_pb2.UPDATE_POD_SANDBOX: "UpdatePodSandbox",
+    nri_pb2.POST_UPDATE_POD_SANDBOX: "PostUpdatePodSandbox",
+})
+_CONTAINER_EVENTS = _calls({
+    nri_pb2.POST_CREATE_CONTAINER: "PostCreateContainer",
+    nri_pb2.START_CONTAINER: "StartContainer",
+    nri_pb2.POST_START_CONTAINER: "PostStartContainer",
+    nri_pb2.POST_UPDATE_CONTAINER: "PostUpdateContainer",
+    nri_pb2.STOP_CONTAINER: "StopContainer",
+    nri_pb2.REMOVE_CONTAINER: "RemoveContainer",
+})

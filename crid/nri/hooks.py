@@ -24,29 +24,28 @@ import asyncio
 import contextlib
 import threading
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 from cri_api.v1 import api_pb2
 
 from crid import __version__, logs
 from crid.api import nri_pb2
+from crid.config import Config
+from crid.containers.context import Containers
 from crid.containers.records import CREATED, RUNNING, Container
 from crid.errors import CridError
+from crid.metrics import Metrics
 from crid.nri import convert
 from crid.nri.adaptation import Adaptation, Settings, SocketBusy
 from crid.nri.adjust import CdiInjector
 from crid.oci.runtime_spec import Spec
 from crid.sandbox import context as pods
+from crid.sandbox.context import Sandboxes
 from crid.sandbox.records import Sandbox
-
-if TYPE_CHECKING:
-    from crid.daemon import Daemon
 
 log = logs.get("crid.nri")
 
 
-def settings(daemon: Daemon) -> Settings:
-    config = daemon.config
+def settings(config: Config) -> Settings:
     return Settings(
         socket_path=config.nri_socket_path, plugin_path=config.nri_plugin_path,
         plugin_config_path=config.nri_plugin_config_path,
@@ -55,9 +54,13 @@ def settings(daemon: Daemon) -> Settings:
 
 
 class Nri:
-    def __init__(self, daemon: Daemon, cdi: CdiInjector | None = None) -> None:
-        self._daemon = daemon
-        self.adaptation = Adaptation(settings(daemon), self, _Counters(daemon), cdi)
+    """crid's ``LifecycleHooks`` (``crid.lifecycle_hooks``) while plugins are served."""
+
+    def __init__(self, settings: Settings, containers: Containers, sandboxes: Sandboxes,
+                 metrics: Metrics, cdi: CdiInjector | None = None) -> None:
+        self._containers = containers
+        self._sandboxes = sandboxes
+        self.adaptation = Adaptation(settings, self, _Counters(metrics), cdi)
         self._told: dict[str, str] = {}  # container id -> last state plugins heard of
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -71,10 +74,10 @@ class Nri:
                       "to run plugins for crid", reason=str(exc))
             return False
         self._loop, self._loop_thread = asyncio.get_running_loop(), threading.get_ident()
-        for container in self._daemon.containers.records.all():
+        for container in self._containers.records.all():
             self._told[container.id] = container.state
-        self._daemon.containers.listeners.append(self._container_changed)
-        self._daemon.sandboxes.listeners.append(self._pod_changed)
+        self._containers.listeners.append(self._container_changed)
+        self._sandboxes.listeners.append(self._pod_changed)
         return True
 
     async def stop(self) -> None:
@@ -92,7 +95,7 @@ class Nri:
     async def stop_pod(self, sandbox: Sandbox) -> None:
         if not self.adaptation.plugins:
             return
-        containers = self._daemon.containers.records.of_pod(sandbox.id)
+        containers = self._containers.records.of_pod(sandbox.id)
         await self.adaptation.drained(c.id for c in containers)
         await self.adaptation.pod_event(nri_pb2.STOP_POD_SANDBOX, convert.pod(sandbox),
                                         fail=False)
@@ -122,7 +125,7 @@ class Nri:
         they return for this container is merged in; one for another is applied after)."""
         if not self.adaptation.plugins:
             return request
-        container = self._daemon.containers.require(request.container_id)
+        container = self._containers.require(request.container_id)
         updates = await self.adaptation.update_container(
             self._pod(container.pod_id), convert.container(container),
             convert.nri_resources(request.linux))
@@ -149,7 +152,7 @@ class Nri:
     def container_updated(self, container_id: str) -> None:
         if not self.adaptation.plugins:
             return
-        container = self._daemon.containers.records.get(container_id)
+        container = self._containers.records.get(container_id)
         if container is not None:
             self.adaptation.later(container.id, self.adaptation.container_event(
                 nri_pb2.POST_UPDATE_CONTAINER, self._pod(container.pod_id),
@@ -191,7 +194,7 @@ class Nri:
 
     def _container_event(self, container: Container) -> None:
         told = self._told.get(container.id)
-        gone = self._daemon.containers.records.get(container.id) is None
+        gone = self._containers.records.get(container.id) is None
         events: list[int] = []
         if told is None and container.state == CREATED and not gone:
             self.adaptation.settle(container.id)
@@ -230,14 +233,14 @@ class Nri:
         await self.adaptation.pod_event(nri_pb2.REMOVE_POD_SANDBOX, pod, fail=False)
 
     def _pod(self, pod_id: str) -> nri_pb2.PodSandbox:
-        sandbox = self._daemon.sandboxes.records.get(pod_id)
+        sandbox = self._sandboxes.records.get(pod_id)
         return convert.pod(sandbox) if sandbox is not None else nri_pb2.PodSandbox(id=pod_id)
 
     # --- the adaptation's view of crid ------------------------------------------------
 
     def snapshot(self) -> tuple[list[nri_pb2.PodSandbox], list[nri_pb2.Container]]:
-        sandboxes = [convert.pod(s) for s in self._daemon.sandboxes.records.all()]
-        containers = [convert.container(c) for c in self._daemon.containers.records.all()]
+        sandboxes = [convert.pod(s) for s in self._sandboxes.records.all()]
+        containers = [convert.container(c) for c in self._containers.records.all()]
         return sandboxes, containers
 
     async def update(self, updates: Sequence[nri_pb2.ContainerUpdate]
@@ -251,7 +254,7 @@ class Nri:
                 container_id=update.container_id,
                 linux=api_pb2.LinuxContainerResources(**fields))  # type: ignore[arg-type]
             try:
-                await update_resources(self._daemon.containers, request)
+                await update_resources(self._containers, request)
             except CridError as exc:
                 log.warning("nri container update failed", container_id=update.container_id,
                             error=exc.message)
@@ -266,13 +269,13 @@ class Nri:
             log.info("nri plugin evicts a container", container_id=eviction.container_id,
                      reason=eviction.reason)
             with contextlib.suppress(CridError):
-                await stop.stop(self._daemon.containers, api_pb2.StopContainerRequest(
+                await stop.stop(self._containers, api_pb2.StopContainerRequest(
                     container_id=eviction.container_id, timeout=0))
 
 
 class _Counters:
-    def __init__(self, daemon: Daemon) -> None:
-        self._metrics = daemon.metrics
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
 
     def connected(self, delta: int) -> None:
         self._metrics.nri_plugins.inc(delta)

@@ -4,11 +4,12 @@ Pods come first and know nothing of containers; the container code, when it
 exists, registers what "stop every container of pod X" and "remove every
 container of pod X" mean, and StopPodSandbox / RemovePodSandbox call them
 before tearing the pod down. Until then both do nothing. PodSandboxStatus
-asks it for the statuses of the pod's containers the same way.
+asks it for the statuses of the pod's containers the same way. The
+composition root (``crid.wiring``) does the registering:
 
-    daemon.pod_containers.on_stop(containers.stop_pod_containers)
-    daemon.pod_containers.on_remove(containers.remove_pod_containers)
-    daemon.pod_containers.on_statuses(containers.statuses_of_pod)
+    pod_containers.on_stop(stop_pod_containers)
+    pod_containers.on_remove(remove_pod_containers)
+    pod_containers.on_statuses(statuses_of_pod)
 """
 
 from __future__ import annotations

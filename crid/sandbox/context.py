@@ -15,13 +15,17 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid import logs, private
+from crid.clock import Clock
 from crid.config import Config, Handler
-from crid.daemon import Daemon
 from crid.errors import InvalidArgument, NotFound
+from crid.handler_features import Features
+from crid.lifecycle_hooks import NO_HOOKS, LifecycleHooks
 from crid.listing_cache import ListingCache
 from crid.network import namespaces, podfiles
 from crid.network.cni.args import PodNetwork, port_mapping
+from crid.network.cni.manager import NetworkManager
 from crid.sandbox import records
+from crid.sandbox.containers import PodContainers
 from crid.sandbox.infra import InfraProcesses
 from crid.sandbox.records import Sandbox, SandboxRecords
 
@@ -33,13 +37,19 @@ PodListener = Callable[[Sandbox, str], None]
 
 
 class Sandboxes:
-    def __init__(self, daemon: Daemon) -> None:
-        self.daemon = daemon
-        self.config: Config = daemon.config
-        self.records = SandboxRecords(daemon.store)
-        self.network = daemon.network
+    def __init__(self, config: Config, records: SandboxRecords, network: NetworkManager,
+                 clock: Clock, features: Features, pod_containers: PodContainers) -> None:
+        self.config = config
+        self.records = records
+        self.network = network
+        self.clock = clock
+        self.features = features
+        # Stopping, removing and reporting a pod's containers (the container code's).
+        self.pod_containers = pod_containers
+        # Extensions (NRI) the composition root plugs in; none until then.
+        self.hooks: LifecycleHooks = NO_HOOKS
         self.infra = InfraProcesses()
-        self.pods_dir = Path(daemon.config.runroot) / "pods"
+        self.pods_dir = Path(config.runroot) / "pods"
         self.creating: set[tuple[str, str, str, int]] = set()
         self._locks: dict[str, asyncio.Lock] = {}
         self.listeners: list[PodListener] = []

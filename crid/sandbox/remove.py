@@ -34,7 +34,7 @@ async def remove(ctx: Sandboxes, request: api_pb2.RemovePodSandboxRequest
         if sandbox.state == records.READY:
             await stop_sandbox(ctx, sandbox)
             sandbox = ctx.records.get(sandbox.id) or sandbox
-        await ctx.daemon.pod_containers.remove(sandbox.id)
+        await ctx.pod_containers.remove(sandbox.id)
         if sandbox.network_pending and not await detach(ctx, sandbox):
             log.error("removing pod whose network teardown failed twice", pod=sandbox.id)
             ctx.network.cache.delete(sandbox.id)

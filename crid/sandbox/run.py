@@ -49,7 +49,7 @@ async def run(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest
     mapping = userns.pod_mapping(options)
     if mapping is not None and config.linux.security_context.privileged:
         raise InvalidArgument("a privileged pod cannot have a user namespace (hostUsers: false)")
-    if mapping is not None and not ctx.daemon.features(handler.name).user_namespaces:
+    if mapping is not None and not ctx.features.of(handler.name).user_namespaces:
         raise InvalidArgument(
             f"runtime handler {handler.name!r} does not support user namespaces (its runtime "
             "lacks idmapped mounts, or the kernel or filesystem does)")
@@ -125,7 +125,7 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
         sandbox = records.Sandbox(
             id=sandbox_id, name=config.metadata.name, namespace=config.metadata.namespace,
             uid=config.metadata.uid, attempt=config.metadata.attempt, state=records.READY,
-            created_ns=ctx.daemon.clock.now_ns(), runtime_handler=handler,
+            created_ns=ctx.clock.now_ns(), runtime_handler=handler,
             config_bytes=config.SerializeToString(),
             pod_dir=str(pod_dir), namespaces=dict(pinned.paths), shm=shm,
             cgroup_parent=cgroup_path, infra=infra, ips=(), network_pending=False,
@@ -139,8 +139,7 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
 
         await asyncio.to_thread(_write_files, pod_dir, config, hostname, host_network,
                                 sandbox.ips)
-        if ctx.daemon.nri is not None:  # plugins see the pod before anyone can list it
-            await ctx.daemon.nri.run_pod(sandbox, undo)
+        await ctx.hooks.run_pod(sandbox, undo)  # plugins see the pod before anyone can list it
         await ctx.records.insert(sandbox)
         undo.pop_all()
     return sandbox

@@ -7,14 +7,13 @@ from typing import Any
 
 from cri_api.v1 import api_pb2
 
-from crid.daemon import Daemon
 from crid.sandbox import remove, run, status, stop, update
+from crid.sandbox.context import Sandboxes
 
 
 class PodSandboxes:
-    def __init__(self, daemon: Daemon) -> None:
-        self.sandboxes = daemon.sandboxes
-        self.sandboxes.recover()
+    def __init__(self, sandboxes: Sandboxes) -> None:
+        self.sandboxes = sandboxes
 
     async def RunPodSandbox(self, request: api_pb2.RunPodSandboxRequest
                             ) -> api_pb2.RunPodSandboxResponse:

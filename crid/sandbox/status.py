@@ -29,8 +29,8 @@ async def status(ctx: Sandboxes, request: api_pb2.PodSandboxStatusRequest
         info["info"] = json.dumps(verbose_info(sandbox))
     return api_pb2.PodSandboxStatusResponse(
         status=pod_status(sandbox), info=info,
-        containers_statuses=ctx.daemon.pod_containers.statuses(sandbox.id),
-        timestamp=ctx.daemon.clock.now_ns())
+        containers_statuses=ctx.pod_containers.statuses(sandbox.id),
+        timestamp=ctx.clock.now_ns())
 
 
 def pod_status(sandbox: records.Sandbox) -> api_pb2.PodSandboxStatus:

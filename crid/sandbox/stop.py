@@ -33,9 +33,9 @@ async def stop(ctx: Sandboxes, request: api_pb2.StopPodSandboxRequest
 
 async def stop_sandbox(ctx: Sandboxes, sandbox: records.Sandbox) -> None:
     """Bring ``sandbox`` to NOTREADY; call with its lock held."""
-    await ctx.daemon.pod_containers.stop(sandbox.id)
-    if ctx.daemon.nri is not None and sandbox.state == records.READY:
-        await ctx.daemon.nri.stop_pod(sandbox)  # containers stopped, pod still listable
+    await ctx.pod_containers.stop(sandbox.id)
+    if sandbox.state == records.READY:
+        await ctx.hooks.stop_pod(sandbox)  # containers stopped, pod still listable
     if sandbox.infra is not None:
         await asyncio.to_thread(ctx.infra.stop, sandbox.infra)
     pending = sandbox.network_pending

@@ -15,11 +15,9 @@ async def update_resources(ctx: Sandboxes, request: api_pb2.UpdatePodSandboxReso
     sandbox = ctx.require(request.pod_sandbox_id)
     resources = [request.resources if request.HasField("resources") else None,
                  request.overhead if request.HasField("overhead") else None]
-    nri = ctx.daemon.nri
     async with ctx.lock(sandbox.id):
-        if nri is not None:  # plugins see the new pod resources first and may refuse them
-            await nri.update_pod(sandbox, request)
+        # plugins see the new pod resources first and may refuse them
+        await ctx.hooks.update_pod(sandbox, request)
         await asyncio.to_thread(Cgroup(sandbox.cgroup_parent).apply, resources)
-    if nri is not None:
-        nri.pod_updated(sandbox)
+    ctx.hooks.pod_updated(sandbox)
     return api_pb2.UpdatePodSandboxResourcesResponse()

@@ -3,12 +3,14 @@
 ``Collector`` holds what the stats calls share: the cgroup reader for this
 node, CPU rate tracking, the writable-layer cache and the node's memory. It
 reads a few small files per container; the only slow things (walking layers)
-happen in the layer cache's background task.
+happen in the layer cache's background task. The node's cgroup layout and
+memory are read by ``start`` (or on first use), never by the constructor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -35,23 +37,42 @@ def _u64(value: int | None) -> api_pb2.UInt64Value | None:
 class Collector:
     def __init__(self, containers: Containers, sandboxes: Sandboxes,
                  reader: cgroups.Reader | None = None, layer_interval: float = 10.0,
-                 detail: cgroup_detail.DetailReader | None = None) -> None:
+                 detail: cgroup_detail.DetailReader | None = None,
+                 memory_total: int | None = None) -> None:
         self.containers = containers
         self.sandboxes = sandboxes
         self.clock = containers.clock
-        self.reader = reader or cgroups.detect()
-        self.detail = detail or cgroup_detail.detect()
+        self._given = (reader, detail, memory_total)
         self.rates = CpuRates()
-        self.memory_total = cgroups.memory_total()
         self.layers = LayerCache(self._layer_dirs, self.clock.now_ns, layer_interval)
         self._refresher: asyncio.Task[None] | None = None
 
+    @functools.cached_property
+    def reader(self) -> cgroups.Reader:
+        return self._given[0] or cgroups.detect()
+
+    @functools.cached_property
+    def detail(self) -> cgroup_detail.DetailReader:
+        return self._given[1] or cgroup_detail.detect()
+
+    @functools.cached_property
+    def memory_total(self) -> int:
+        given = self._given[2]
+        return given if given is not None else cgroups.memory_total()
+
     def start(self) -> None:
-        """Start the background layer refresh (once, on the running loop)."""
+        """Read the node's cgroup layout and memory, and start the background
+        layer refresh (once, on the running loop)."""
         if self._refresher is None:
+            _ = self.reader, self.detail, self.memory_total
             self._refresher = asyncio.get_running_loop().create_task(
                 self.layers.run(), name="writable-layer-usage")
             self.containers.listeners.append(self._container_changed)
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            await asyncio.gather(self._refresher, return_exceptions=True)
 
     def _container_changed(self, container: Container) -> None:
         # A new container's layer is measured at once (it holds what the image's

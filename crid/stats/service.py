@@ -13,19 +13,19 @@ from typing import Any
 from cri_api.v1 import api_pb2
 from google.protobuf.message import Message
 
-from crid.daemon import Daemon
+from crid.containers.context import Containers
+from crid.sandbox.context import Sandboxes
 from crid.stats import container_stats, cri_metrics, pod_metrics, pod_stats
 from crid.stats.collect import Collector
 from crid.stream_calls import batches
 
 
 class Stats:
-    def __init__(self, daemon: Daemon) -> None:
-        self.containers = daemon.containers
-        self.sandboxes = daemon.sandboxes
-        self.collector = Collector(daemon.containers, daemon.sandboxes,
-                                   layer_interval=float(daemon.config.stats_layer_interval))
-        self.collector.start()
+    def __init__(self, containers: Containers, sandboxes: Sandboxes,
+                 collector: Collector) -> None:
+        self.containers = containers
+        self.sandboxes = sandboxes
+        self.collector = collector  # started by the root
 
     # --- containers ----------------------------------------------------------------
 

@@ -2,9 +2,10 @@
 
 The CRI ``Exec``/``Attach``/``PortForward`` calls only register a request and
 return a URL; the client then connects there and upgrades to SPDY/3.1 or
-WebSocket. The daemon uses three things from here::
+WebSocket. The daemon (``crid.wiring``) uses four things from here::
 
-    server, base_url = await server.start_streaming_server(config, backend, clock)
+    server = StreamingServer(backend, clock, address=..., port=..., limits=...)
+    base_url = await server.start()
     url = server.url_for(tokens.ExecRequest(container_id, cmd, tty=..., stdin=...))
     await server.close()
 

@@ -27,8 +27,12 @@ class _Attachable:
     def __init__(self, process: asyncio.subprocess.Process) -> None:
         self.process = process
         self.attached: list[tuple[OutputStream | None, OutputStream | None]] = []
-        self.pumps = [asyncio.create_task(self._fan_out(process.stdout, 0)),
-                      asyncio.create_task(self._fan_out(process.stderr, 1))]
+        self.pumps: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Start copying the process's stdout and stderr to the attached."""
+        self.pumps = [asyncio.create_task(self._fan_out(self.process.stdout, 0)),
+                      asyncio.create_task(self._fan_out(self.process.stderr, 1))]
 
     async def _fan_out(self, source: asyncio.StreamReader | None, index: int) -> None:
         assert source is not None
@@ -57,7 +61,8 @@ class HostBackend:
         process = await asyncio.create_subprocess_exec(
             *cmd, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE, start_new_session=True)
-        self._containers[container_id] = _Attachable(process)
+        attachable = self._containers[container_id] = _Attachable(process)
+        attachable.start()
 
     async def stop_all(self) -> None:
         for container in self._containers.values():

@@ -34,7 +34,6 @@ from wsproto.utilities import generate_accept_token
 
 from crid import logs
 from crid.clock import Clock
-from crid.config import Config
 from crid.streaming import tokens, websocket
 from crid.streaming.backend import Backend
 from crid.streaming.limits import IdleWatch, Limits, PodForwards
@@ -301,13 +300,3 @@ async def _read_request(http: h11.Connection, reader: Reader
                 return None
             continue
         return event if isinstance(event, h11.Request) else None
-
-
-async def start_streaming_server(config: Config, backend: Backend, clock: Clock,
-                                 observer: SessionObserver | None = None
-                                 ) -> tuple[StreamingServer, str]:
-    """Start the server on ``stream_address``:``stream_port`` (0 = any free port)."""
-    server = StreamingServer(backend, clock, address=config.stream_address,
-                             port=config.stream_port, observer=observer,
-                             limits=Limits.from_config(config))
-    return server, await server.start()

@@ -21,13 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from cri_api.v1 import api_pb2
-
-from e2e.bench._revisions import daemon_script, parser, report_ratio, trees
+from e2e.bench._revisions import daemons, parser, report_ratio, revision_daemon
 from e2e.bench.pods import Runtime, start_pod
 from e2e.fixtures.images import busybox_image, push
 from e2e.fixtures.registry import Registry
-from e2e.sandbox.pods import pod_daemon
 
 SETTLE_SECONDS = 3.0
 
@@ -43,11 +40,8 @@ def memory_kib(pid: int) -> tuple[int, int]:
 
 def one_round(crid: Path, tree: Path, image_ref: str, pods: int, handler: str, logs: Path
               ) -> tuple[int, int]:
-    with pod_daemon(extra_args=("--log-level", "warning"), crid=crid,
-                    own_nri_socket=(tree / "crid" / "nri").is_dir()) as (daemon, net):
+    with revision_daemon(crid, tree, image_ref) as (daemon, net):
         assert daemon.process is not None
-        daemon.image.PullImage(api_pb2.PullImageRequest(
-            image=api_pb2.ImageSpec(image=image_ref)))
         runtime = Runtime("crid", daemon.runtime, handler, net.cgroup_parent, image_ref,
                           logs, daemon.workdir)
         for _ in range(pods):
@@ -65,10 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="crid-idle-rss-") as tmp, Registry() as registry:
         work = Path(tmp)
         image_ref = push(registry, "bench/busybox", "1", busybox_image()).reference
-        daemons = {name: (daemon_script(tree, work / f"crid-{index}"), tree)
-                   for index, (name, tree) in enumerate(trees(args.against, work).items())}
+        commands = daemons(args.against, work)
         for _ in range(args.rounds):
-            for name, (crid, tree) in daemons.items():
+            for name, (crid, tree) in commands.items():
                 logs = work / "logs" / name
                 figures.setdefault(name, []).append(
                     one_round(crid, tree, image_ref, args.pods, args.handler, logs))

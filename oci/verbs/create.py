@@ -104,7 +104,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Spec, rootfs:
                   "console_socket": sock, "no_pivot": flags.get("no_pivot"),
                   "preserve_fds": flags.get("preserve_fds") or 0, "cgroup": cg,
                   "join_cgroup": join_early, "release_signals": flags.get("release_signals")}
-    ch = Channel()
+    ch = Channel.open()
     first = os.fork()
     if first == 0:
         _first_child(ch, cfg, opts)

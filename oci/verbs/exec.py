@@ -105,7 +105,7 @@ def main(ctx: Context, argv: list[str]) -> int:
     if not detach:
         L.syscalls().prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         signals.hold()
-    ch = Channel()
+    ch = Channel.open()
     # The trampoline reports a failed execve on a pipe of its own, never on
     # the channel: for the microseconds it runs, the container can reach its
     # fds, so what comes back is read as three digits and nothing more.
@@ -188,12 +188,13 @@ def _first_child(ch: Channel, st: ContainerState, cfg: Spec, proc: Process, sock
         if seccomp_cfg:
             from crid.oci import seccomp
 
-            filt = seccomp.Filter(seccomp_cfg)
-        privs = process.Privileges(sc, proc)
+            filt = seccomp.Filter.build(seccomp_cfg)
+        privs = process.Privileges.of(sc, proc)
         cgroups.join(st.get("cgroup") or {}, os.getpid())
         # Every namespace is opened (and checked) before any is joined; any
         # failure here ends this child before the process is forked.
-        target = ns.Target(sc, int(st["pid"]), st.get("pid_start"), config.namespaces(cfg))
+        target = ns.Target.open(sc, int(st["pid"]), st.get("pid_start"),
+                                config.namespaces(cfg))
         target.join(sc)
         joined_user = any(t == "user" for t, _ in target.fds)
         target.close()

@@ -59,7 +59,7 @@ def list_all(ctx: FakeContainers, request: api_pb2.ListContainersRequest | None 
 
 def test_watched_containers_are_answered_from_the_cache_until_a_write(tmp_path: Path) -> None:
     records = ContainerRecords(Store(tmp_path / "db",
-                                     migrations={"containers": schema.MIGRATIONS}))
+                                     migrations={"containers": schema.MIGRATIONS}).open())
     asyncio.run(records.insert(container("a")))
     asyncio.run(records.insert(container("b")))
     ctx = FakeContainers(records)
@@ -80,7 +80,7 @@ def test_watched_containers_are_answered_from_the_cache_until_a_write(tmp_path: 
 
 def test_an_unwatched_live_container_is_looked_at_on_every_call(tmp_path: Path) -> None:
     records = ContainerRecords(Store(tmp_path / "db",
-                                     migrations={"containers": schema.MIGRATIONS}))
+                                     migrations={"containers": schema.MIGRATIONS}).open())
     asyncio.run(records.insert(container("a")))
     ctx = FakeContainers(records)
     first = list_all(ctx)

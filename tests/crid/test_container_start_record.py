@@ -13,7 +13,8 @@ from tests.crid.test_container_listing import container
 
 
 def records(tmp_path: Path) -> ContainerRecords:
-    return ContainerRecords(Store(tmp_path / "db", migrations={"containers": schema.MIGRATIONS}))
+    store = Store(tmp_path / "db", migrations={"containers": schema.MIGRATIONS})
+    return ContainerRecords(store.open())
 
 
 def test_a_started_container_is_running_from_now(tmp_path: Path) -> None:

@@ -21,7 +21,7 @@ from tests.crid.test_sandbox_records import sandbox
 
 def _containers(tmp_path: Path) -> ContainerRecords:
     return ContainerRecords(Store(tmp_path / "db",
-                                  migrations={"containers": container_schema.MIGRATIONS}))
+                                  migrations={"containers": container_schema.MIGRATIONS}).open())
 
 
 def test_a_container_config_read_and_changed_is_the_callers_alone(tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ def test_an_updated_container_holds_the_new_resources(tmp_path: Path) -> None:
 
 def test_a_pod_holds_neither_the_callers_dict_nor_hands_out_its_own(tmp_path: Path) -> None:
     table = sandbox_records.SandboxRecords(
-        Store(tmp_path / "db", migrations={"sandbox": sandbox_schema.MIGRATIONS}))
+        Store(tmp_path / "db", migrations={"sandbox": sandbox_schema.MIGRATIONS}).open())
     namespaces = {"net": "/run/crid/pods/x/net"}
     asyncio.run(table.insert(dataclasses.replace(sandbox("abc"), namespaces=namespaces)))
     namespaces["net"] = "/proc/1/ns/net"  # the caller's dict, changed after the insert

@@ -32,7 +32,7 @@ def list_all(ctx: FakeSandboxes) -> api_pb2.ListPodSandboxResponse:
 
 
 def test_reused_until_a_write_or_an_infra_process_dies(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
     infra = subprocess.Popen(["sleep", "30"])
     try:

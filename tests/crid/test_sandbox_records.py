@@ -27,7 +27,7 @@ def sandbox(sandbox_id: str, name: str = "web") -> records.Sandbox:
 
 
 def test_round_trip_update_and_lookups(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
     asyncio.run(table.insert(sandbox("abc123")))
     asyncio.run(table.insert(sandbox("abd456", name="db")))
@@ -49,7 +49,7 @@ def test_round_trip_update_and_lookups(tmp_path: Path) -> None:
 
 
 def test_the_in_memory_copy_holds_what_the_table_holds(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
     asyncio.run(table.insert(sandbox("abc123")))
     asyncio.run(table.insert(sandbox("abd456", name="db")))
@@ -62,7 +62,7 @@ def test_the_in_memory_copy_holds_what_the_table_holds(tmp_path: Path) -> None:
 
 
 def test_a_failed_write_leaves_the_copy_unchanged(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
     asyncio.run(table.insert(sandbox("abc123")))
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):

@@ -21,40 +21,40 @@ PETS = (
 
 
 def test_migrations_apply_once_in_order(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", {"pets": PETS})
+    store = Store(tmp_path / "db", {"pets": PETS}).open()
     assert store.schema_version("pets") == 2
     assert store.schema_version("crid") == 1
     with store.transaction() as db:
         db.execute("INSERT INTO pets (name) VALUES ('rex')")
     store.close()
-    reopened = Store(tmp_path / "db", {"pets": PETS})  # nothing to apply; no error
+    reopened = Store(tmp_path / "db", {"pets": PETS}).open()  # nothing to apply; no error
     assert [dict(r) for r in reopened.query("SELECT * FROM pets")] == [{"name": "rex", "legs": 4}]
 
 
 def test_a_newer_component_is_migrated_from_where_it_stands(tmp_path: Path) -> None:
-    Store(tmp_path / "db", {"pets": PETS[:1]}).close()
-    store = Store(tmp_path / "db", {"pets": PETS})
+    Store(tmp_path / "db", {"pets": PETS[:1]}).open().close()
+    store = Store(tmp_path / "db", {"pets": PETS}).open()
     assert store.schema_version("pets") == 2
     assert "legs" in [r["name"] for r in store.query("PRAGMA table_info(pets)")]
 
 
 def test_a_database_newer_than_the_code_is_refused(tmp_path: Path) -> None:
-    Store(tmp_path / "db", {"pets": PETS}).close()
+    Store(tmp_path / "db", {"pets": PETS}).open().close()
     with pytest.raises(RuntimeError, match="refusing to downgrade"):
-        Store(tmp_path / "db", {"pets": PETS[:1]})
+        Store(tmp_path / "db", {"pets": PETS[:1]}).open()
 
 
 def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
     broken = (PETS[0], "ALTER TABLE pets ADD COLUMN x INTEGER;\nNOT SQL;")
     with pytest.raises(sqlite3.OperationalError):
-        Store(tmp_path / "db", {"pets": broken})
-    store = Store(tmp_path / "db", {"pets": PETS[:1]})
+        Store(tmp_path / "db", {"pets": broken}).open()
+    store = Store(tmp_path / "db", {"pets": PETS[:1]}).open()
     assert store.schema_version("pets") == 1
     assert "x" not in [r["name"] for r in store.query("PRAGMA table_info(pets)")]
 
 
 def test_a_transaction_that_raises_writes_nothing(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", {"pets": PETS})
+    store = Store(tmp_path / "db", {"pets": PETS}).open()
     with pytest.raises(ValueError), store.transaction() as db:
         db.execute("INSERT INTO pets (name) VALUES ('half')")
         raise ValueError("part-way failure")
@@ -63,16 +63,16 @@ def test_a_transaction_that_raises_writes_nothing(tmp_path: Path) -> None:
 
 def test_meta_values_persist(tmp_path: Path) -> None:
     async def scenario() -> str | None:
-        store = Store(tmp_path / "db")
+        store = Store(tmp_path / "db").open()
         await store.set_meta("pod_cidr", "10.88.0.0/16")
         await store.set_meta("pod_cidr", "10.89.0.0/16")
         store.close()
-        return await Store(tmp_path / "db").get_meta("pod_cidr")
+        return await Store(tmp_path / "db").open().get_meta("pod_cidr")
     assert asyncio.run(scenario()) == "10.89.0.0/16"
 
 
 def test_writes_run_on_one_thread_in_order_and_close_waits_for_them(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", {"pets": PETS})
+    store = Store(tmp_path / "db", {"pets": PETS}).open()
     threads = set()
 
     def insert(name: str) -> None:
@@ -83,13 +83,13 @@ def test_writes_run_on_one_thread_in_order_and_close_waits_for_them(tmp_path: Pa
         store.submit(lambda name=name: insert(name))  # type: ignore[misc]
     store.close()  # waits for the queue
     assert len(threads) == 1 and threading.current_thread().name not in threads
-    reopened = Store(tmp_path / "db", {"pets": PETS})
+    reopened = Store(tmp_path / "db", {"pets": PETS}).open()
     assert [r["name"] for r in reopened.query("SELECT name FROM pets ORDER BY rowid")] == \
         ["a", "b", "c"]
 
 
 def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db")
+    store = Store(tmp_path / "db").open()
     assert store.query("PRAGMA journal_mode")[0][0] == "wal"
 
 
@@ -99,7 +99,7 @@ def test_the_database_and_its_wal_and_shm_are_owner_only(tmp_path: Path) -> None
         for leftover in ("db-wal", "db-shm"):  # an older crid's, world-readable
             (tmp_path / leftover).touch(0o644)
         (tmp_path / "db-wal").unlink()
-        store = Store(tmp_path / "db", {"pets": PETS})
+        store = Store(tmp_path / "db", {"pets": PETS}).open()
         with store.transaction() as db:
             db.execute("INSERT INTO pets (name) VALUES ('rex')")
         modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}

@@ -28,7 +28,7 @@ class RecordingKernel(Syscalls):
 def test_a_layer_is_synced_before_it_is_committed_when_asked(tmp_path: Path,
                                                               sync_fs: bool) -> None:
     kernel = RecordingKernel(tmp_path)
-    snapshots = Snapshots(tmp_path, sync_fs=sync_fs, kernel=kernel)
+    snapshots = Snapshots(tmp_path, sync_fs=sync_fs, kernel=kernel).open()
     with snapshots.prepare(CHAIN) as staging:
         (staging / "file").write_text("data")
     assert (snapshots.dir(CHAIN) / "file").read_text() == "data"
@@ -41,7 +41,7 @@ def test_a_layer_is_synced_before_it_is_committed_when_asked(tmp_path: Path,
 
 def test_a_failed_unpack_is_neither_synced_nor_committed(tmp_path: Path) -> None:
     kernel = RecordingKernel(tmp_path)
-    snapshots = Snapshots(tmp_path, sync_fs=True, kernel=kernel)
+    snapshots = Snapshots(tmp_path, sync_fs=True, kernel=kernel).open()
     with pytest.raises(RuntimeError), snapshots.prepare(CHAIN):
         raise RuntimeError("bad layer")
     assert kernel.synced == [] and snapshots.committed() == set()
@@ -49,7 +49,7 @@ def test_a_failed_unpack_is_neither_synced_nor_committed(tmp_path: Path) -> None
 
 
 def test_the_real_syncfs_runs(tmp_path: Path) -> None:
-    snapshots = Snapshots(tmp_path, sync_fs=True)
+    snapshots = Snapshots(tmp_path, sync_fs=True).open()
     with snapshots.prepare(CHAIN) as staging:
         (staging / "file").write_text("data")
     assert snapshots.committed() == {CHAIN}

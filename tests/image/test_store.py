@@ -24,8 +24,10 @@ IMAGE_ID = "sha256:" + hashlib.sha256(CONFIG).hexdigest()
 def service(root: Path) -> ImageStore:
     config = dataclasses.replace(Config(), root=str(root),
                                  registries_conf=str(root / "registries.conf"))
-    store = Store(root / "crid.db", migrations={"image": schema.MIGRATIONS})
-    return ImageStore(config, store, Metrics(), Clock())
+    store = Store(root / "crid.db", migrations={"image": schema.MIGRATIONS}).open()
+    images = ImageStore(config, store, Metrics(), Clock())
+    images.open()
+    return images
 
 
 def add_image(images: ImageStore) -> None:

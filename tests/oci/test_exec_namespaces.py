@@ -76,7 +76,7 @@ def _open_fds() -> set[str]:
 
 def _target(rec: Recorder, proc: Path, nss: list[Namespace],
             start: int | None = START) -> ns.Target:
-    return ns.Target(rec, PID, start, nss, proc=str(proc))
+    return ns.Target.open(rec, PID, start, nss, proc=str(proc))
 
 
 def setns_flags(rec: Recorder) -> list[int]:

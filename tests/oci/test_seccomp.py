@@ -18,7 +18,7 @@ def test_actions() -> None:
 
 
 def test_filter_builds_and_skips_unknown_syscalls() -> None:
-    f = seccomp.Filter({
+    f = seccomp.Filter.build({
         "defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
         "flags": ["SECCOMP_FILTER_FLAG_LOG"],
         "syscalls": [
@@ -41,4 +41,4 @@ def test_filter_builds_and_skips_unknown_syscalls() -> None:
 ])
 def test_bad_filters(cfg: Seccomp, words: str) -> None:
     with pytest.raises(InvalidArgument, match=words):
-        seccomp.Filter(cfg)
+        seccomp.Filter.build(cfg)
