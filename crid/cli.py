@@ -75,10 +75,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     # may print gRPC's epoll errors into the container's terminal, and every
     # fork logs a line here.
     os.environ["GRPC_ENABLE_FORK_SUPPORT"] = "false"
-    from crid import daemon  # the server stack; not needed for `config`/`version`
+    # The server stack, not needed for `config`/`version`; imported here, not
+    # on the loop, where reading its modules would stall the first callback.
+    from crid import daemon, loop_debug
+
+    async def serve() -> None:
+        if config.slow_callback_ms:
+            loop_debug.enable(asyncio.get_running_loop(), config.slow_callback_ms)
+        await daemon.serve(config)
 
     try:
-        asyncio.run(daemon.serve(config))
+        asyncio.run(serve())
     except CridError as exc:
         logs.get("crid").error("cannot start", error=exc.message)
         print(f"crid: {exc.message}", file=sys.stderr)

@@ -93,6 +93,9 @@ class Config:
     nri_plugin_config_path: str = "/etc/nri/conf.d"
     nri_registration_timeout_ms: int = 5000
     nri_request_timeout_ms: int = 2000
+    # > 0: the event loop runs in debug mode and logs every callback that holds it
+    # longer than this (crid.loop_debug); for tests and stall hunting, it costs speed.
+    slow_callback_ms: int = 0
 
     def handler(self, name: str) -> Handler | None:
         """The handler called ``name`` ('' means the default one)."""
@@ -254,6 +257,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("crid.nri.plugin_config_path", "nri_plugin_config_path", str, _absolute_or_empty),
     Setting("crid.nri.registration_timeout_ms", "nri_registration_timeout_ms", int, _positive),
     Setting("crid.nri.request_timeout_ms", "nri_request_timeout_ms", int, _positive),
+    Setting("crid.debug.slow_callback_ms", "slow_callback_ms", int, _at_least(0)),
 )
 SETTING_BY_FIELD = {s.field: s for s in SETTINGS}
 HANDLER_KEYS: Mapping[str, Check] = {"path": _absolute, "root": _absolute_or_empty}

@@ -50,9 +50,10 @@ def _code(name: str) -> int:
 class _Call:
     """One RPC: its core call, and the task serving it once it reached the loop."""
 
-    def __init__(self, core: Any, method: Method) -> None:
+    def __init__(self, core: Any, method: Method, name: str) -> None:
         self.core = core
         self.method = method
+        self.name = name  # the method's path: debug mode's reports name the task by it
         self.task: asyncio.Task[None] | None = None
         self.cancelled = False
 
@@ -142,7 +143,7 @@ class GrpcServer:
             core.start_server_batch((*_ending("UNIMPLEMENTED", "Method not found!"),
                                      cygrpc.ReceiveCloseOnServerOperation(_NO_FLAGS)), None)
             return
-        call = _Call(core, method)
+        call = _Call(core, method, path.decode(errors="replace"))
         if method.inline is None:  # else once it is known not to be answered inline
             self._watch_close(call)
         core.start_server_batch((cygrpc.ReceiveMessageOperation(_NO_FLAGS),),
@@ -199,7 +200,7 @@ class GrpcServer:
         if call.cancelled:
             return
         serve = self._stream if call.method.streaming else self._unary
-        call.task = asyncio.get_running_loop().create_task(serve(call, message))
+        call.task = asyncio.get_running_loop().create_task(serve(call, message), name=call.name)
         self._calls.add(call)
         call.task.add_done_callback(lambda _: self._calls.discard(call))
 

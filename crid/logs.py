@@ -28,6 +28,18 @@ def configure(level: str) -> None:
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=True,
     )
+    # asyncio reports (a task's exception nobody read, debug mode's slow
+    # callbacks) join the JSON log instead of plain lines on stderr.
+    stdlib = logging.getLogger("asyncio")
+    stdlib.handlers[:] = [_ToStructlog()]
+    stdlib.setLevel(logging.WARNING)
+    stdlib.propagate = False
+
+
+class _ToStructlog(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        extra = {"exc_info": record.exc_info} if record.exc_info else {}
+        get(record.name).log(record.levelno, record.getMessage(), **extra)
 
 
 def get(name: str) -> Logger:

@@ -2,9 +2,27 @@
 
 List and stats calls read every row many times a second; decoding rows
 (protobuf blobs, JSON) on each read cost more than the rest of those calls.
-So a ``Records`` object is its table's only writer and keeps a copy of it in
-step with each write — the statement commits first, then the copy changes,
-under one lock (worker threads read and write too) — and reads the copy.
+So a ``Records`` object is its table's only writer, keeps a copy of it and
+reads the copy.
+
+The rule (``crid.store``'s, for every table): the event loop does no SQLite.
+
+- Reads come from the copy: no I/O, fine on the loop and in worker threads.
+  The copy is loaded from the table on first use, which is the startup
+  recovery, before the socket serves.
+- A write changes the copy at once (under one short lock, so a reader never
+  sees half of it) and queues its statement on the store's one writer thread,
+  so rows are written in the order the copy changed. ``await insert/update/
+  delete`` returns once the row is committed: a CRI call awaits its writes
+  before it replies, so what kubelet was told is on disk.
+- A loop callback cannot await: the exit watch records an exit with
+  ``update_soon``, which changes the copy the same way and leaves the write
+  queued (a failure is logged). That is crash-safe because the fact it
+  records stays on disk until the row is written: conmon's exit file is
+  deleted only by RemoveContainer, after the row is, and startup recovery
+  reads every exit file again.
+- A write that fails undoes its change to the copy, unless a later write
+  changed that record since (it then carries the whole row with it).
 
 Copy-out: callers never hold what the store holds. A record is an immutable
 value (a frozen dataclass of strings, numbers, tuples and read-only
@@ -17,6 +35,8 @@ table's name and the two translations, record to row and row to record.
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import dataclasses
 import functools
 import sqlite3
@@ -25,7 +45,11 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Generic, Protocol, TypeVar
 
+from crid import logs
 from crid.store import Store
+
+log = logs.get("crid.records")
+_ABSENT: Any = object()  # no record under an id (before an insert, after a delete)
 
 
 class Record(Protocol):
@@ -74,7 +98,7 @@ class Records(Generic[T]):
         self._to_row = to_row
         self._from_row = from_row
         self._updatable = updatable
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entered: _update stages under it
         self._loaded: dict[str, T] | None = None
         self._listed: tuple[T, ...] | None = None  # by creation time; None after a write
         # Bumped by every write: readers that keep something made from the
@@ -118,39 +142,84 @@ class Records(Generic[T]):
 
     # --- writes --------------------------------------------------------------------
 
-    def _execute(self, sql: str, params: dict[str, Any]) -> None:
-        with self.store.transaction() as db:
-            db.execute(sql, params)
-
-    def insert(self, record: T) -> None:
+    async def insert(self, record: T) -> None:
         row = self._to_row(record)
         names = ", ".join(row)
         marks = ", ".join(f":{k}" for k in row)
-        with self._lock:
-            self._execute(f"INSERT INTO {self._table} ({names}) VALUES ({marks})", row)
-            self._rows()[record.id] = record
-            self._changed()
+        await self._written(self._stage(
+            record.id, record, f"INSERT INTO {self._table} ({names}) VALUES ({marks})", row))
 
-    def update(self, record_id: str, **fields: Any) -> T | None:
+    async def update(self, record_id: str, **fields: Any) -> T | None:
         """Change the named fields of a record; the new record (None if there is none)."""
+        updated, written = self._update(record_id, fields)
+        if written is not None:
+            await self._written(written)
+        return updated
+
+    def update_soon(self, record_id: str, **fields: Any) -> T | None:
+        """``update`` for a loop callback: the copy changes now, the row is written
+        behind (a failure is logged, not raised)."""
+        updated, written = self._update(record_id, fields)
+        if written is not None:
+            written.add_done_callback(self._log_failure)
+        return updated
+
+    async def delete(self, record_id: str) -> None:
+        await self._written(self._stage(
+            record_id, _ABSENT, f"DELETE FROM {self._table} WHERE id = :id", {"id": record_id}))
+
+    def _update(self, record_id: str, fields: dict[str, Any]
+                ) -> tuple[T | None, concurrent.futures.Future[None] | None]:
         unknown = set(fields) - self._updatable
         if unknown:
             raise KeyError(f"{self._table}.{', '.join(sorted(unknown))} cannot be updated")
         with self._lock:
-            rows = self._rows()
-            current = rows.get(record_id)
+            current = self._rows().get(record_id)
             if current is None:  # the copy is the table: no row to change
-                return None
+                return None, None
             updated: T = dataclasses.replace(current, **fields)  # type: ignore[type-var]
             row = self._to_row(updated)
             assignments = ", ".join(f"{k} = :{k}" for k in row if k != "id")
-            self._execute(f"UPDATE {self._table} SET {assignments} WHERE id = :id", row)
-            rows[record_id] = updated
-            self._changed()
-            return updated
+            return updated, self._stage(
+                record_id, updated, f"UPDATE {self._table} SET {assignments} WHERE id = :id", row)
 
-    def delete(self, record_id: str) -> None:
+    def _stage(self, record_id: str, new: T, sql: str, params: dict[str, Any]
+               ) -> concurrent.futures.Future[None]:
+        """Change the copy and queue the statement, as one step under the lock (so
+        the queue's order is the copy's)."""
         with self._lock:
-            self._execute(f"DELETE FROM {self._table} WHERE id = :id", {"id": record_id})
-            self._rows().pop(record_id, None)
+            rows = self._rows()
+            old = rows.get(record_id, _ABSENT)
+            if new is _ABSENT:
+                rows.pop(record_id, None)
+            else:
+                rows[record_id] = new
             self._changed()
+            return self.store.submit(lambda: self._commit(record_id, old, new, sql, params))
+
+    def _commit(self, record_id: str, old: T, new: T, sql: str, params: dict[str, Any]) -> None:
+        """On the writer thread: write the row; if that fails, undo the copy's change."""
+        try:
+            with self.store.transaction() as db:
+                db.execute(sql, params)
+        except BaseException:
+            with self._lock:
+                rows = self._rows()
+                if rows.get(record_id, _ABSENT) is new:  # no later write changed it
+                    if old is _ABSENT:
+                        rows.pop(record_id, None)
+                    else:
+                        rows[record_id] = old
+                    self._changed()
+            raise
+
+    @staticmethod
+    async def _written(written: concurrent.futures.Future[None]) -> None:
+        # Shielded: a cancelled call stops waiting; the queued write still happens.
+        await asyncio.shield(asyncio.wrap_future(written))
+
+    def _log_failure(self, written: concurrent.futures.Future[None]) -> None:
+        error = None if written.cancelled() else written.exception()
+        if error is not None:
+            log.error("writing a row failed; its change is undone in memory",
+                      table=self._table, error=repr(error))

@@ -64,7 +64,7 @@ class RuntimeInfo:
         info = {}
         if request.verbose:
             info["config"] = json.dumps(dataclasses.asdict(config))
-            info["podCIDR"] = self._store.get_meta(POD_CIDR_KEY) or ""
+            info["podCIDR"] = await self._store.get_meta(POD_CIDR_KEY) or ""
         return api_pb2.StatusResponse(
             status=api_pb2.RuntimeStatus(conditions=[runtime_ready, network_ready]),
             runtime_handlers=handlers,
@@ -91,7 +91,7 @@ class RuntimeInfo:
                 raise InvalidArgument(f"pod_cidr {part!r} is not a CIDR: {exc}") from None
         # The CNI network's own config owns the pod subnet; kubelet's CIDR is kept for
         # operators to see (Status verbose) and for a future default network.
-        self._store.set_meta(POD_CIDR_KEY, cidr)
+        await self._store.set_meta(POD_CIDR_KEY, cidr)
         return api_pb2.UpdateRuntimeConfigResponse()
 
 

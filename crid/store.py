@@ -10,20 +10,32 @@ The schema is versioned per *component* (``crid``, ``image``, ...): each
 component owns its tables and an ordered list of migrations, and the store
 applies the ones a database has not seen yet, each in its own transaction.
 A component never edits an applied migration; it appends a new one.
+
+The event loop does no SQLite (one rule for every table: containers, pods,
+images). Reads on the loop come from in-memory copies the tables' owners keep
+(``crid.records``, ``crid.image.records``), loaded once at startup before
+the socket serves; the rare read no copy serves (``get_meta``) runs in a
+worker thread. Every write runs on the store's one writer thread, in the
+order it was submitted: ``await store.write(work)`` from the loop,
+``store.submit(work).result()`` from a worker thread (an image pull). One
+writer means writes never interleave and a commit never waits on the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from crid import private
 
 Migrations = Mapping[str, Sequence[str]]
+R = TypeVar("R")
 
 #: The tables the daemon itself owns. Domains (images, pods, containers)
 #: register their own lists next to their code and pass them to ``Store``.
@@ -40,8 +52,8 @@ CORE_MIGRATIONS: Sequence[str] = (
 class Store:
     """A thread-safe handle on the state database.
 
-    Reads and writes are short; the daemon calls them from the event loop and
-    from worker threads alike, so one lock serialises use of the connection.
+    One lock serialises use of the connection: the writer thread writes
+    through it, startup loads and worker threads read through it.
     Made with nothing open; ``open()`` opens the file and migrates it.
     """
 
@@ -49,6 +61,9 @@ class Store:
         self.path = path
         self._migrations = {"crid": CORE_MIGRATIONS, **(migrations or {})}
         self._lock = threading.RLock()
+        # The single writer: its thread starts on the first write, not here.
+        self._writer = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="crid-store-writer")
         self._db: sqlite3.Connection | None = None  # set by open()
 
     def open(self) -> Store:
@@ -118,6 +133,15 @@ class Store:
                 raise
             db.execute("COMMIT")
 
+    def submit(self, work: Callable[[], R]) -> concurrent.futures.Future[R]:
+        """Queue ``work`` (which writes through ``transaction``) on the writer thread."""
+        return self._writer.submit(work)
+
+    async def write(self, work: Callable[[], R]) -> R:
+        """Run ``work`` on the writer thread and wait for it. A cancelled caller
+        stops waiting, not the write: what was submitted is committed."""
+        return await asyncio.shield(asyncio.wrap_future(self.submit(work)))
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Run a read and return every row."""
         with self._lock:
@@ -129,19 +153,23 @@ class Store:
         )
         return int(rows[0]["version"]) if rows else 0
 
-    def get_meta(self, key: str) -> str | None:
-        rows = self.query("SELECT value FROM meta WHERE key = ?", (key,))
+    async def get_meta(self, key: str) -> str | None:
+        rows = await asyncio.to_thread(self.query, "SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0]["value"]) if rows else None
 
-    def set_meta(self, key: str, value: str) -> None:
-        with self.transaction() as db:
-            db.execute(
-                "INSERT INTO meta (key, value) VALUES (?, ?)"
-                " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                (key, value),
-            )
+    async def set_meta(self, key: str, value: str) -> None:
+        def work() -> None:
+            with self.transaction() as db:
+                db.execute(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)"
+                    " ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+        await self.write(work)
 
     def close(self) -> None:
+        """Finish the queued writes, then close the database."""
+        self._writer.shutdown(wait=True)
         with self._lock:
             if self._db is not None:
                 self._db.close()

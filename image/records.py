@@ -5,6 +5,15 @@ Names are full references: tags ``docker.io/library/busybox:latest``,
 digests ``docker.io/library/busybox@sha256:...``. A tag names one image at a
 time; pulling it again when it moved re-points it and the old image keeps
 its other names (or none).
+
+The store's rule (``crid.store``): ImageStatus, ListImages and container
+creation read the in-memory copy (every image with its names, and the
+layers' sizes), never SQLite, so they cost no I/O on the event loop. The
+writes are blocking and made from worker threads (a pull, a collection,
+RemoveImage's thread): each runs on the store's writer thread, and the copy
+is reloaded there after it commits. Images are few (tens to hundreds) and
+change only on pulls and removals, so reloading the images copy whole keeps
+it right for ``add``'s merging of names and blobs at little cost.
 """
 
 from __future__ import annotations
@@ -12,7 +21,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from crid.image.reference import Reference, image_id, parse
@@ -60,9 +70,55 @@ def user_of(config: Json) -> tuple[int | None, str]:
 class ImageRecords:
     def __init__(self, store: Store) -> None:
         self._store = store
+        self._lock = threading.Lock()
+        self._images: dict[str, ImageRecord] | None = None  # id -> record, oldest first
+        self._names: dict[str, str] = {}  # name -> image id
+        self._layers: dict[str, tuple[int, int]] | None = None  # chain ID -> (bytes, inodes)
+
+    # --- reads (the copy) -----------------------------------------------------------
+
+    def get(self, id_: str) -> ImageRecord | None:
+        return self._copy()[0].get(id_)
+
+    def all(self) -> list[ImageRecord]:
+        return list(self._copy()[0].values())
+
+    def resolve(
+        self, text: str, candidates: Sequence[Reference] | None = None
+    ) -> ImageRecord | None:
+        """The image ``text`` names: an ID, a tag or a digest reference."""
+        images, names = self._copy()
+        by_id = image_id(text)
+        if by_id and by_id in images:
+            return images[by_id]
+        try:
+            refs = list(candidates) if candidates is not None else [parse(text)]
+        except InvalidArgument:
+            return None if by_id else self._by_id_prefix(text)
+        for ref in refs:
+            name = f"{ref.name}@{ref.digest}" if ref.digest else ref.tagged
+            if name in names:
+                return images.get(names[name])
+        return self._by_id_prefix(text)
+
+    def _by_id_prefix(self, text: str) -> ImageRecord | None:
+        prefix = text.removeprefix("sha256:")
+        if len(prefix) < 12 or any(c not in "0123456789abcdef" for c in prefix):
+            return None
+        found = [i for id_, i in self._copy()[0].items() if id_.startswith(f"sha256:{prefix}")]
+        return found[0] if len(found) == 1 else None
+
+    def layers(self) -> dict[str, tuple[int, int]]:
+        """chain ID -> (bytes, inodes) of every recorded layer."""
+        with self._lock:
+            if self._layers is None:
+                self._layers = self._load_layers()
+            return dict(self._layers)
+
+    # --- writes (blocking: from worker threads) --------------------------------------
 
     def add(self, record: ImageRecord, tags: Iterable[str], digests: Iterable[str]) -> None:
-        with self._store.transaction() as db:
+        def work(db: sqlite3.Connection) -> None:
             db.execute(
                 "INSERT INTO images (id, manifest_digest, config, chain_ids, blobs, size, uid,"
                 " username, pinned, created_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -81,79 +137,59 @@ class ImageRecords:
                         " ON CONFLICT(name) DO UPDATE SET image_id = excluded.image_id",
                         (name, kind, record.id),
                     )
-
-    def get(self, id_: str) -> ImageRecord | None:
-        found = self._load("WHERE id = ?", (id_,))
-        return found[0] if found else None
-
-    def all(self) -> list[ImageRecord]:
-        return self._load("", ())
-
-    def resolve(
-        self, text: str, candidates: Sequence[Reference] | None = None
-    ) -> ImageRecord | None:
-        """The image ``text`` names: an ID, a tag or a digest reference."""
-        by_id = image_id(text)
-        if by_id:
-            found = self.get(by_id)
-            if found:
-                return found
-        try:
-            refs = list(candidates) if candidates is not None else [parse(text)]
-        except InvalidArgument:
-            return None if by_id else self._by_id_prefix(text)
-        for ref in refs:
-            name = f"{ref.name}@{ref.digest}" if ref.digest else ref.tagged
-            rows = self._store.query("SELECT image_id FROM image_names WHERE name = ?", (name,))
-            if rows:
-                return self.get(rows[0]["image_id"])
-        return self._by_id_prefix(text)
-
-    def _by_id_prefix(self, text: str) -> ImageRecord | None:
-        prefix = text.removeprefix("sha256:")
-        if len(prefix) < 12 or any(c not in "0123456789abcdef" for c in prefix):
-            return None
-        found = self._load("WHERE id LIKE ?", (f"sha256:{prefix}%",))
-        return found[0] if len(found) == 1 else None
+        self._write(work, images=True)
 
     def remove(self, id_: str) -> None:
-        with self._store.transaction() as db:
-            db.execute("DELETE FROM images WHERE id = ?", (id_,))
-
-    def set_pinned(self, id_: str, pinned: bool) -> None:
-        with self._store.transaction() as db:
-            db.execute("UPDATE images SET pinned = ? WHERE id = ?", (int(pinned), id_))
+        self._write(lambda db: db.execute("DELETE FROM images WHERE id = ?", (id_,)),
+                    images=True)
 
     def add_layer(self, chain_id: str, diff_id: str, size: int, inodes: int, now_ns: int) -> None:
-        with self._store.transaction() as db:
-            db.execute(
-                "INSERT INTO image_layers (chain_id, diff_id, size, inodes, created_ns)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT(chain_id) DO NOTHING",
-                (chain_id, diff_id, size, inodes, now_ns),
-            )
-
-    def layers(self) -> dict[str, tuple[int, int]]:
-        """chain ID -> (bytes, inodes) of every recorded layer."""
-        rows = self._store.query("SELECT chain_id, size, inodes FROM image_layers")
-        return {r["chain_id"]: (r["size"], r["inodes"]) for r in rows}
+        self._write(lambda db: db.execute(
+            "INSERT INTO image_layers (chain_id, diff_id, size, inodes, created_ns)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(chain_id) DO NOTHING",
+            (chain_id, diff_id, size, inodes, now_ns)), images=False)
 
     def remove_layers(self, chain_ids: Iterable[str]) -> None:
-        with self._store.transaction() as db:
-            db.executemany("DELETE FROM image_layers WHERE chain_id = ?",
-                           [(c,) for c in chain_ids])
+        doomed = [(c,) for c in chain_ids]
+        if doomed:
+            self._write(lambda db: db.executemany(
+                "DELETE FROM image_layers WHERE chain_id = ?", doomed), images=False)
 
-    def _load(self, where: str, params: Sequence[Any]) -> list[ImageRecord]:
-        rows = self._store.query(f"SELECT * FROM images {where} ORDER BY created_ns, id", params)
-        if not rows:
-            return []
-        names = self._store.query(
-            "SELECT name, kind, image_id FROM image_names ORDER BY name"
-            if not where else
-            f"SELECT name, kind, image_id FROM image_names WHERE image_id IN "
-            f"({','.join('?' * len(rows))}) ORDER BY name",
-            [] if not where else [r["id"] for r in rows],
-        )
-        return [_record(row, names) for row in rows]
+    def _write(self, statements: Callable[[sqlite3.Connection], Any], images: bool) -> None:
+        """Commit on the store's writer, then reload the part of the copy it changed
+        (there too, so copies are reloaded in the order of the writes)."""
+        def work() -> None:
+            try:
+                with self._store.transaction() as db:
+                    statements(db)
+            finally:  # a failed write reloads too: the copy is what the table holds
+                if images:
+                    loaded = self._load_images()
+                    with self._lock:
+                        self._images, self._names = loaded
+                else:
+                    layers = self._load_layers()
+                    with self._lock:
+                        self._layers = layers
+        self._store.submit(work).result()
+
+    # --- loading ---------------------------------------------------------------------
+
+    def _copy(self) -> tuple[dict[str, ImageRecord], dict[str, str]]:
+        with self._lock:
+            if self._images is None:
+                self._images, self._names = self._load_images()
+            return self._images, self._names
+
+    def _load_images(self) -> tuple[dict[str, ImageRecord], dict[str, str]]:
+        rows = self._store.query("SELECT * FROM images ORDER BY created_ns, id")
+        names = self._store.query("SELECT name, kind, image_id FROM image_names ORDER BY name")
+        images = {row["id"]: _record(row, names) for row in rows}
+        return images, {n["name"]: n["image_id"] for n in names}
+
+    def _load_layers(self) -> dict[str, tuple[int, int]]:
+        rows = self._store.query("SELECT chain_id, size, inodes FROM image_layers")
+        return {r["chain_id"]: (r["size"], r["inodes"]) for r in rows}
 
 
 def _record(row: sqlite3.Row, names: list[sqlite3.Row]) -> ImageRecord:

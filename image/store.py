@@ -169,10 +169,13 @@ class ImageStore:
             raise FailedPrecondition(
                 f"image {record.id} ({', '.join(record.repo_tags) or 'untagged'}) is in use "
                 "by a container; remove the container first")
-        self.records.remove(record.id)
-        await asyncio.to_thread(self._collect)
+        await asyncio.to_thread(self._remove, record.id)
         log.info("image removed", image_id=record.id, names=[*record.repo_tags,
                                                             *record.repo_digests])
+
+    def _remove(self, image_id: str) -> None:
+        self.records.remove(image_id)
+        self._collect()
 
     def _collect(self) -> None:
         """Delete blobs and layers that no image references (and no pull is using)."""

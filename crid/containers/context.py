@@ -6,6 +6,13 @@ moment to read it. conmon daemonises, so it is not crid's child (the node's
 init reaps it) and a pidfd works the same before and after a crid restart.
 Exits that happened while crid was down are found in the exit files when it
 starts again.
+
+Recording an exit happens in loop callbacks (the pidfd turning readable) and
+in the sync paths that read a container (find, list, status), so it uses
+``Records.update_soon``: the copy says EXITED at once and the row follows on
+the store's writer. The exit file stays until RemoveContainer has deleted
+the row, so a crash before the row is written loses nothing: ``recover``
+reads the file again.
 """
 
 from __future__ import annotations
@@ -140,7 +147,7 @@ class Containers:
             return container
         oom = monitors.oom_killed(Path(container.bundle))
         reason = OOM_KILLED if oom else COMPLETED if code == 0 else ERROR
-        updated = self.records.update(
+        updated = self.records.update_soon(
             container.id, state=EXITED, exit_code=code, reason=reason,
             finished_ns=monitor.exited_at_ns(container.id) or self.clock.now_ns(),
         )
@@ -179,11 +186,7 @@ class Containers:
         asyncio.get_running_loop().add_reader(pidfd, self._on_monitor_exit, container.id)
 
     def unwatch(self, container_id: str) -> None:
-        pidfd = self._watched.pop(container_id, None)
-        if pidfd is not None:
-            asyncio.get_running_loop().remove_reader(pidfd)
-            os.close(pidfd)
-            self.watch_generation += 1
+        self._close_watch(container_id)
         self._exited.pop(container_id, None)
         self._locks.pop(container_id, None)
 
@@ -197,12 +200,15 @@ class Containers:
             await asyncio.wait_for(event.wait(), timeout)
         return event.is_set()
 
-    def _on_monitor_exit(self, container_id: str) -> None:
+    def _close_watch(self, container_id: str) -> None:
         pidfd = self._watched.pop(container_id, None)
         if pidfd is not None:
             asyncio.get_running_loop().remove_reader(pidfd)
             os.close(pidfd)
             self.watch_generation += 1
+
+    def _on_monitor_exit(self, container_id: str) -> None:
+        self._close_watch(container_id)
         container = self.records.get(container_id)
         if container is None:
             return
@@ -215,7 +221,7 @@ class Containers:
             return
         log.warning("container monitor vanished without an exit code",
                     container_id=container.id, monitor_pid=container.monitor_pid)
-        updated = self.records.update(
+        updated = self.records.update_soon(
             container.id, state=UNKNOWN, reason=ERROR, exit_code=255,
             message="the container's monitor (conmon) exited without recording an exit code",
             finished_ns=self.clock.now_ns())

@@ -64,8 +64,8 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
     monitor = ctx.monitor(pod.runtime_handler)
     async with contextlib.AsyncExitStack() as undo:
         bundle.mkdir(parents=True, mode=0o700)
-        undo.callback(shutil.rmtree, bundle, True)
-        undo.callback(rootfs.remove_layer, layer_dir)
+        undo.push_async_callback(asyncio.to_thread, shutil.rmtree, bundle, True)
+        undo.push_async_callback(asyncio.to_thread, rootfs.remove_layer, layer_dir)
         target = bundle / "rootfs"
         mapping = userns.of_pod(pod.config) if pod.namespaces.get("user") else None
         if mapping is not None:
@@ -73,10 +73,10 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
         await asyncio.to_thread(
             rootfs.mount, ctx.images.lower_dirs(image.id), layer_dir, target,
             userns=pod.namespaces.get("user", ""), root_id=mapping.host_id if mapping else 0)
-        undo.callback(rootfs.unmount, target)
+        undo.push_async_callback(asyncio.to_thread, rootfs.unmount, target)
         spec_config = config  # the request's, with image volumes as binds of their mounts
         if image_volumes.uses_images(config):
-            undo.callback(image_volumes.unmount_all, bundle)
+            undo.push_async_callback(asyncio.to_thread, image_volumes.unmount_all, bundle)
             spec_config = await asyncio.to_thread(
                 image_volumes.mount_all, config, ctx.images, bundle, None,
                 pod.namespaces.get("user", ""))
@@ -117,7 +117,7 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             user=User(resolved.uid, resolved.gid, tuple(resolved.additional_gids)),
             stop_signal=built.stop_signal, pid=created.pid, monitor_pid=created.monitor_pid,
         )
-        ctx.records.insert(container)
+        await ctx.records.insert(container)
         undo.pop_all()
     ctx.watch(container)
     ctx.changed(container)

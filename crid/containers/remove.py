@@ -36,8 +36,10 @@ async def remove_container(ctx: Containers, container: Container) -> None:
         await monitor.delete(container.id, force=True)
         await asyncio.to_thread(rootfs.remove_bundle, Path(container.bundle))
         await asyncio.to_thread(rootfs.remove_layer, Path(container.layer_dir))
+        # The row goes before the exit file: a crash between them leaves no
+        # row, rather than a row whose exit is lost.
+        await ctx.records.delete(container.id)
         monitor.forget(container.id)
-        ctx.records.delete(container.id)
     ctx.unwatch(container.id)
     ctx.changed(container)  # listeners see the last state of a container now gone
     log.info("container removed", container_id=container.id)

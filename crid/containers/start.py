@@ -30,18 +30,18 @@ async def start(ctx: Containers, request: api_pb2.StartContainerRequest
         except RuntimeFailed:
             ctx.refresh(container)
             raise
-        started = record_started(ctx.records, container.id, ctx.clock.now_ns())
+        started = await record_started(ctx.records, container.id, ctx.clock.now_ns())
     if started is not None and started.state == RUNNING:  # else its exit was told already
         ctx.changed(started)
     return api_pb2.StartContainerResponse()
 
 
-def record_started(records: ContainerRecords, container_id: str, now_ns: int
-                   ) -> Container | None:
+async def record_started(records: ContainerRecords, container_id: str, now_ns: int
+                         ) -> Container | None:
     """RUNNING from now, unless a status call read the exit file while the runtime
     was starting it: a recorded exit is never overwritten, only dated."""
     current = records.get(container_id)
     if current is not None and current.state == EXITED:
         started_ns = min(now_ns, current.finished_ns or now_ns)
-        return records.update(container_id, started_ns=started_ns)
-    return records.update(container_id, state=RUNNING, started_ns=now_ns)
+        return await records.update(container_id, started_ns=started_ns)
+    return await records.update(container_id, state=RUNNING, started_ns=now_ns)

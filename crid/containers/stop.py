@@ -75,8 +75,8 @@ async def _stop_unmonitored(ctx: Containers, container: Container) -> None:
                 f"container {container.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
         await asyncio.sleep(0.05)
     fields = {"exit_code": killed_by(signal.SIGKILL)} if killed else {}
-    ctx.changed(ctx.records.update(container.id, state=EXITED, finished_ns=ctx.clock.now_ns(),
-                                   **fields))
+    ctx.changed(await ctx.records.update(container.id, state=EXITED,
+                                         finished_ns=ctx.clock.now_ns(), **fields))
 
 
 async def _runtime_status(monitor: Monitor, container_id: str) -> str:

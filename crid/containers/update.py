@@ -36,5 +36,5 @@ async def update_resources(ctx: Containers, request: api_pb2.UpdateContainerReso
     async with ctx.lock(container.id):
         await ctx.monitor(container.handler).update(
             container.id, linux_resources(resources, Host()), Path(container.bundle))
-        ctx.records.update(container.id, resources_bytes=resources.SerializeToString())
+        await ctx.records.update(container.id, resources_bytes=resources.SerializeToString())
     return api_pb2.UpdateContainerResourcesResponse()

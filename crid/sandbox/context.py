@@ -124,7 +124,7 @@ class Sandboxes:
             lost = [k for k, p in sandbox.namespaces.items() if not namespaces.is_pinned(p)]
             if lost and sandbox.state == records.READY:
                 log.warning("pod lost its namespaces", pod=sandbox.id, kinds=lost)
-                self.records.update(sandbox.id, state=records.NOTREADY)
+                self.records.update_soon(sandbox.id, state=records.NOTREADY)
 
 
 def release_pod_dir(pod_dir: Path) -> None:

@@ -39,7 +39,7 @@ async def remove(ctx: Sandboxes, request: api_pb2.RemovePodSandboxRequest
             log.error("removing pod whose network teardown failed twice", pod=sandbox.id)
             ctx.network.cache.delete(sandbox.id)
         await asyncio.to_thread(_release, sandbox)
-        await asyncio.to_thread(ctx.records.delete, sandbox.id)
+        await ctx.records.delete(sandbox.id)
     ctx.forget_lock(sandbox.id)
     log.info("pod sandbox removed", pod=sandbox.id)
     ctx.changed(sandbox, DELETED)

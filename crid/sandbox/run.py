@@ -91,7 +91,7 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
     pod_dir = ctx.pods_dir / sandbox_id
     async with contextlib.AsyncExitStack() as undo:
         await asyncio.to_thread(pod_dir.mkdir, parents=True, mode=0o711)
-        undo.callback(shutil.rmtree, pod_dir, True)
+        undo.push_async_callback(asyncio.to_thread, shutil.rmtree, pod_dir, True)
 
         kinds = tuple(k for k, host in (("net", host_network), ("ipc", host_ipc),
                                         ("uts", host_network)) if not host)
@@ -100,25 +100,25 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
         pinned = await asyncio.to_thread(
             namespaces.pin, pod_dir, kinds, hostname=hostname, pod_sysctls=pod_sysctls,
             id_map=mapping.proc_line() if mapping else "")
-        undo.callback(namespaces.unpin, pinned)
+        undo.push_async_callback(asyncio.to_thread, namespaces.unpin, pinned)
 
         shm = podfiles.HOST_SHM
         if not host_ipc:
             shm = str(pod_dir / "shm")
             await asyncio.to_thread(podfiles.mount_shm, Path(shm))
-            undo.callback(podfiles.unmount_shm, Path(shm))
+            undo.push_async_callback(asyncio.to_thread, podfiles.unmount_shm, Path(shm))
 
         cgroup = Cgroup(cgroup_path)
         owned = not await asyncio.to_thread(cgroup.exists)
         await asyncio.to_thread(cgroup.create)
         if owned:
-            undo.callback(cgroup.remove)
+            undo.push_async_callback(asyncio.to_thread, cgroup.remove)
         await asyncio.to_thread(cgroup.apply, _resources(config.linux))
 
         infra: Infra | None = None
         if options.pid == POD:
             infra = await asyncio.to_thread(ctx.infra.start, pinned.paths)
-            undo.callback(ctx.infra.stop, infra)
+            undo.push_async_callback(asyncio.to_thread, ctx.infra.stop, infra)
             await asyncio.to_thread(cgroup.add_process, infra.parent_pid)
             await asyncio.to_thread(cgroup.add_process, infra.pid)
 
@@ -140,7 +140,7 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
         await asyncio.to_thread(_write_files, pod_dir, config, hostname, host_network,
                                 sandbox.ips)
         await ctx.hooks.run_pod(sandbox, undo)  # plugins see the pod before anyone can list it
-        await asyncio.to_thread(ctx.records.insert, sandbox)
+        await ctx.records.insert(sandbox)
         undo.pop_all()
     return sandbox
 

@@ -42,8 +42,8 @@ async def stop_sandbox(ctx: Sandboxes, sandbox: records.Sandbox) -> None:
     if sandbox.netns and (sandbox.state == records.READY or pending):
         pending = not await detach(ctx, sandbox)
     if sandbox.state != records.NOTREADY or pending != sandbox.network_pending:
-        await asyncio.to_thread(ctx.records.update, sandbox.id, state=records.NOTREADY,
-                                network_pending=pending)
+        await ctx.records.update(sandbox.id, state=records.NOTREADY,
+                                 network_pending=pending)
         log.info("pod sandbox stopped", pod=sandbox.id, network_pending=pending)
         if sandbox.state == records.READY:
             ctx.changed(ctx.records.get(sandbox.id) or sandbox, STOPPED)

@@ -60,8 +60,8 @@ def list_all(ctx: FakeContainers, request: api_pb2.ListContainersRequest | None 
 def test_watched_containers_are_answered_from_the_cache_until_a_write(tmp_path: Path) -> None:
     records = ContainerRecords(Store(tmp_path / "db",
                                      migrations={"containers": schema.MIGRATIONS}).open())
-    records.insert(container("a"))
-    records.insert(container("b"))
+    asyncio.run(records.insert(container("a")))
+    asyncio.run(records.insert(container("b")))
     ctx = FakeContainers(records)
     ctx.watched = {"a", "b"}
     first = list_all(ctx)
@@ -71,7 +71,7 @@ def test_watched_containers_are_answered_from_the_cache_until_a_write(tmp_path: 
         state=api_pb2.ContainerStateValue(state=api_pb2.CONTAINER_RUNNING)))
     assert list_all(ctx, running) is not first  # another filter, another entry
 
-    records.update("a", state=EXITED, exit_code=0)  # what the exit watch does
+    asyncio.run(records.update("a", state=EXITED, exit_code=0))  # what the exit watch does
     after = list_all(ctx)
     assert after is not first
     assert [c.state for c in after.containers] == [CRI_STATE[EXITED], CRI_STATE[RUNNING]]
@@ -81,7 +81,7 @@ def test_watched_containers_are_answered_from_the_cache_until_a_write(tmp_path: 
 def test_an_unwatched_live_container_is_looked_at_on_every_call(tmp_path: Path) -> None:
     records = ContainerRecords(Store(tmp_path / "db",
                                      migrations={"containers": schema.MIGRATIONS}).open())
-    records.insert(container("a"))
+    asyncio.run(records.insert(container("a")))
     ctx = FakeContainers(records)
     first = list_all(ctx)
     assert list_all(ctx) is not first

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from crid.containers import schema
@@ -18,17 +19,17 @@ def records(tmp_path: Path) -> ContainerRecords:
 
 def test_a_started_container_is_running_from_now(tmp_path: Path) -> None:
     table = records(tmp_path)
-    table.insert(container("a", state=CREATED))
-    started = record_started(table, "a", 50)
+    asyncio.run(table.insert(container("a", state=CREATED)))
+    started = asyncio.run(record_started(table, "a", 50))
     assert started is not None and (started.state, started.started_ns) == (RUNNING, 50)
 
 
 def test_an_exit_recorded_during_start_is_not_overwritten(tmp_path: Path) -> None:
     table = records(tmp_path)
-    table.insert(container("a", state=CREATED))
+    asyncio.run(table.insert(container("a", state=CREATED)))
     # A ContainerStatus during monitor.start read conmon's exit file first.
-    table.update("a", state=EXITED, exit_code=3, finished_ns=40)
-    started = record_started(table, "a", 50)
+    asyncio.run(table.update("a", state=EXITED, exit_code=3, finished_ns=40))
+    started = asyncio.run(record_started(table, "a", 50))
     assert started is not None
     assert (started.state, started.exit_code) == (EXITED, 3)
     assert started.started_ns <= started.finished_ns == 40

@@ -3,6 +3,7 @@ Changing a config it read, or the dict it inserted, leaves the store as it was."
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from pathlib import Path
 
@@ -25,7 +26,7 @@ def _containers(tmp_path: Path) -> ContainerRecords:
 
 def test_a_container_config_read_and_changed_is_the_callers_alone(tmp_path: Path) -> None:
     table = _containers(tmp_path)
-    table.insert(container("a"))
+    asyncio.run(table.insert(container("a")))
     got = table.get("a")
     assert got is not None
     config = got.config
@@ -45,23 +46,23 @@ def test_a_container_config_read_and_changed_is_the_callers_alone(tmp_path: Path
 
 def test_an_updated_container_holds_the_new_resources(tmp_path: Path) -> None:
     table = _containers(tmp_path)
-    table.insert(container("a"))
+    asyncio.run(table.insert(container("a")))
     limits = api_pb2.LinuxContainerResources(cpu_shares=512)
-    updated = table.update("a", resources_bytes=limits.SerializeToString())
+    updated = asyncio.run(table.update("a", resources_bytes=limits.SerializeToString()))
     assert isinstance(updated, Container) and updated.resources.cpu_shares == 512
-    assert table.update("nothing", state="exited") is None
+    assert asyncio.run(table.update("nothing", state="exited")) is None
     fresh = ContainerRecords(table.store)
     got = fresh.get("a")
     assert got is not None and got.resources.cpu_shares == 512
     with pytest.raises(KeyError):
-        table.update("a", config_bytes=b"")
+        asyncio.run(table.update("a", config_bytes=b""))
 
 
 def test_a_pod_holds_neither_the_callers_dict_nor_hands_out_its_own(tmp_path: Path) -> None:
     table = sandbox_records.SandboxRecords(
         Store(tmp_path / "db", migrations={"sandbox": sandbox_schema.MIGRATIONS}).open())
     namespaces = {"net": "/run/crid/pods/x/net"}
-    table.insert(dataclasses.replace(sandbox("abc"), namespaces=namespaces))
+    asyncio.run(table.insert(dataclasses.replace(sandbox("abc"), namespaces=namespaces)))
     namespaces["net"] = "/proc/1/ns/net"  # the caller's dict, changed after the insert
     got = table.get("abc")
     assert got is not None and got.netns == "/run/crid/pods/x/net"

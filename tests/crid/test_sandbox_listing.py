@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import subprocess
@@ -37,13 +38,13 @@ def test_reused_until_a_write_or_an_infra_process_dies(tmp_path: Path) -> None:
     try:
         live = Infra(pid=infra.pid, start_time=proc_start_time(infra.pid) or 0,
                      parent_pid=os.getpid())
-        table.insert(dataclasses.replace(sandbox("abc"), infra=live))
+        asyncio.run(table.insert(dataclasses.replace(sandbox("abc"), infra=live)))
         ctx = FakeSandboxes(table)
         first = list_all(ctx)
         assert [p.state for p in first.items] == [api_pb2.SANDBOX_READY]
         assert list_all(ctx) is first
 
-        table.insert(dataclasses.replace(sandbox("def", name="db"), infra=None))
+        asyncio.run(table.insert(dataclasses.replace(sandbox("def", name="db"), infra=None)))
         second = list_all(ctx)
         assert [p.id for p in second.items] == ["abc", "def"]
         assert list_all(ctx) is second

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
@@ -28,12 +29,12 @@ def sandbox(sandbox_id: str, name: str = "web") -> records.Sandbox:
 def test_round_trip_update_and_lookups(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
-    table.insert(sandbox("abc123"))
-    table.insert(sandbox("abd456", name="db"))
+    asyncio.run(table.insert(sandbox("abc123")))
+    asyncio.run(table.insert(sandbox("abd456", name="db")))
     got = table.get("abc123")
     assert got == sandbox("abc123")
     assert got is not None and got.netns == "/run/crid/pods/x/net"
-    table.update("abc123", state=records.NOTREADY, network_pending=True, ips=())
+    asyncio.run(table.update("abc123", state=records.NOTREADY, network_pending=True, ips=()))
     got = table.get("abc123")
     assert got is not None and got.state == records.NOTREADY and got.network_pending
     assert got.ips == ()
@@ -42,18 +43,18 @@ def test_round_trip_update_and_lookups(tmp_path: Path) -> None:
     assert table.by_name("db", "ns", "u", 0) is not None
     assert table.by_name("db", "ns", "u", 1) is None
     with pytest.raises(KeyError):
-        table.update("abc123", name="other")
-    table.delete("abc123")
+        asyncio.run(table.update("abc123", name="other"))
+    asyncio.run(table.delete("abc123"))
     assert table.get("abc123") is None and table.count() == 1
 
 
 def test_the_in_memory_copy_holds_what_the_table_holds(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
-    table.insert(sandbox("abc123"))
-    table.insert(sandbox("abd456", name="db"))
-    table.update("abc123", state=records.NOTREADY, ips=("10.0.0.9",), infra=None)
-    table.delete("abd456")
+    asyncio.run(table.insert(sandbox("abc123")))
+    asyncio.run(table.insert(sandbox("abd456", name="db")))
+    asyncio.run(table.update("abc123", state=records.NOTREADY, ips=("10.0.0.9",), infra=None))
+    asyncio.run(table.delete("abd456"))
     fresh = records.SandboxRecords(store)  # loads from the table itself
     assert fresh.all() == table.all()
     assert [s.ips for s in fresh.all()] == [("10.0.0.9",)]
@@ -63,7 +64,36 @@ def test_the_in_memory_copy_holds_what_the_table_holds(tmp_path: Path) -> None:
 def test_a_failed_write_leaves_the_copy_unchanged(tmp_path: Path) -> None:
     store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
-    table.insert(sandbox("abc123"))
+    asyncio.run(table.insert(sandbox("abc123")))
     with pytest.raises(sqlite3.IntegrityError, match="UNIQUE"):
-        table.insert(sandbox("abc123"))
+        asyncio.run(table.insert(sandbox("abc123")))
     assert table.count() == 1 and table.get("abc123") == sandbox("abc123")
+
+
+def test_update_soon_changes_the_copy_at_once_and_the_row_after(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    table = records.SandboxRecords(store)
+    asyncio.run(table.insert(sandbox("abc123")))
+    generation = table.generation()
+    updated = table.update_soon("abc123", state=records.NOTREADY)  # as a loop callback does
+    assert updated is not None and table.get("abc123") == updated
+    assert table.generation() > generation
+    store.close()  # drains the writer's queue
+    fresh = records.SandboxRecords(
+        Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}))
+    assert [s.state for s in fresh.all()] == [records.NOTREADY]
+
+
+def test_a_refused_update_is_undone_in_the_copy(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    table = records.SandboxRecords(store)
+    asyncio.run(table.insert(sandbox("abc123")))
+    with store.transaction() as db:
+        db.execute("CREATE TRIGGER refuse BEFORE UPDATE ON sandboxes"
+                   " BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    with pytest.raises(sqlite3.IntegrityError, match="refused"):
+        asyncio.run(table.update("abc123", state=records.NOTREADY))
+    assert table.get("abc123") == sandbox("abc123")
+    table.update_soon("abc123", state=records.NOTREADY)  # logged, then undone
+    store.close()
+    assert table.get("abc123") == sandbox("abc123")

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import stat
+import threading
 from pathlib import Path
 
 import pytest
@@ -60,11 +62,30 @@ def test_a_transaction_that_raises_writes_nothing(tmp_path: Path) -> None:
 
 
 def test_meta_values_persist(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db").open()
-    store.set_meta("pod_cidr", "10.88.0.0/16")
-    store.set_meta("pod_cidr", "10.89.0.0/16")
-    store.close()
-    assert Store(tmp_path / "db").open().get_meta("pod_cidr") == "10.89.0.0/16"
+    async def scenario() -> str | None:
+        store = Store(tmp_path / "db").open()
+        await store.set_meta("pod_cidr", "10.88.0.0/16")
+        await store.set_meta("pod_cidr", "10.89.0.0/16")
+        store.close()
+        return await Store(tmp_path / "db").open().get_meta("pod_cidr")
+    assert asyncio.run(scenario()) == "10.89.0.0/16"
+
+
+def test_writes_run_on_one_thread_in_order_and_close_waits_for_them(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", {"pets": PETS}).open()
+    threads = set()
+
+    def insert(name: str) -> None:
+        threads.add(threading.current_thread().name)
+        with store.transaction() as db:
+            db.execute("INSERT INTO pets (name) VALUES (?)", (name,))
+    for name in ("a", "b", "c"):
+        store.submit(lambda name=name: insert(name))  # type: ignore[misc]
+    store.close()  # waits for the queue
+    assert len(threads) == 1 and threading.current_thread().name not in threads
+    reopened = Store(tmp_path / "db", {"pets": PETS}).open()
+    assert [r["name"] for r in reopened.query("SELECT name FROM pets ORDER BY rowid")] == \
+        ["a", "b", "c"]
 
 
 def test_the_database_is_in_wal_mode(tmp_path: Path) -> None:
