@@ -29,7 +29,7 @@ from crid.errors import AlreadyExists
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterator
 
     from crid.oci.runtime_spec import ContainerState, Linux, Resources, Spec, State
 
@@ -119,8 +119,7 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Spec, rootfs:
     try:
         if not join_early:
             _make_cgroup(ctx, cg, linux, undo)
-        while True:
-            msg = ch.from_child()
+        for msg in in_order(ch.from_child):
             if msg is None:
                 raise CridError("container init exited before it was ready")
             if "error" in msg:
@@ -163,6 +162,31 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Spec, rootfs:
     if flags.get("pid_file"):
         state.write_pid_file(flags["pid_file"], pid)
     return st
+
+
+def in_order(receive: Callable[[], Json | None]) -> Iterator[Json | None]:
+    """The first child's and init's messages, init's held back until the first
+    child has told us init's pid.
+
+    Both write to the one pipe. Under a new cgroup namespace init waits for
+    nothing from us before it asks for its hooks, so under load it can get
+    there before the first child reports the pid it forked: taken as they
+    came, the hooks would see pid 0 and create would save a state with pid 0.
+    """
+    held: list[Json] = []
+    pid_known = False
+    while True:
+        if pid_known and held:
+            yield held.pop(0)
+            continue
+        msg = receive()
+        if msg is not None and not pid_known:
+            if "pid" in msg:
+                pid_known = True
+            elif "hooks" in msg or msg.get("ready"):
+                held.append(msg)
+                continue
+        yield msg
 
 
 def _make_cgroup(ctx: Context, cg: dict[str, str], linux: Linux,
