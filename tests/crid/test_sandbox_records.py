@@ -71,7 +71,7 @@ def test_a_failed_write_leaves_the_copy_unchanged(tmp_path: Path) -> None:
 
 
 def test_update_soon_changes_the_copy_at_once_and_the_row_after(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
     asyncio.run(table.insert(sandbox("abc123")))
     generation = table.generation()
@@ -80,12 +80,12 @@ def test_update_soon_changes_the_copy_at_once_and_the_row_after(tmp_path: Path) 
     assert table.generation() > generation
     store.close()  # drains the writer's queue
     fresh = records.SandboxRecords(
-        Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}))
+        Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open())
     assert [s.state for s in fresh.all()] == [records.NOTREADY]
 
 
 def test_a_refused_update_is_undone_in_the_copy(tmp_path: Path) -> None:
-    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS})
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
     table = records.SandboxRecords(store)
     asyncio.run(table.insert(sandbox("abc123")))
     with store.transaction() as db:
