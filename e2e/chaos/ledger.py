@@ -68,8 +68,8 @@ class Ledger:
         """A stop or remove of ``pod`` was cut off: its containers may have gone with it."""
         pod.pending = call
         for c in self.containers:
-            if c.pod is pod:
-                c.pending = c.pending or call
+            if c.pod is pod:  # a remove may have taken them, whatever was pending
+                c.pending = call if call == "remove" else c.pending or call
 
     # --- settling and checking, while the worker is parked ---------------------
 

@@ -96,18 +96,18 @@ class Chaos:
                                    f"within {PARK_TIMEOUT}s: a call hangs")
 
     def resume_all(self) -> None:
-        with self._cond:
-            self.pause = False
-            self.outage = None
-            self._generation += 1
-            self._cond.notify_all()
+        self._release()
         with self._cond:
             self._cond.wait_for(lambda: self._parked == 0, PARK_TIMEOUT)
 
     def stop(self) -> None:
+        self._release(stopping=True)
+
+    def _release(self, *, stopping: bool = False) -> None:
         with self._cond:
-            self.stopping = True
+            self.stopping = self.stopping or stopping
             self.pause = False
+            self.outage = None
             self._generation += 1
             self._cond.notify_all()
 
