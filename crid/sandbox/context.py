@@ -125,7 +125,7 @@ class Sandboxes:
             log.warning("removing leftovers of an unfinished pod", pod=pod_dir.name)
             netns = str(pod_dir / "net")
             if await asyncio.to_thread(namespaces.is_pinned, netns):
-                # No cached ADD (cut off before it finished): DEL with today's network.
+                # With the cached ADD, or today's network when the ADD was cut off.
                 pod_net = PodNetwork(id=pod_dir.name, name="", namespace="", uid="",
                                      netns=netns)
                 try:
