@@ -4,7 +4,8 @@
 exactly what it uses; constructors read and write nothing. ``start`` then
 does the work, in this order:
 
-1. open the store (SQLite; migrations),
+1. open the store (SQLite; checked, migrated; refused when damaged, or when
+   new while the node still holds pods or containers: ``crid.lost_state``),
 2. open the image store (its dirs; drop what a crash left half-made),
 3. ask every runtime handler what it can do (``features``),
 4. read the CNI config (writing the default network when there is none),
@@ -46,6 +47,7 @@ from crid.handler_features import Features
 from crid.image import schema as image_schema
 from crid.image.calls import ImageCalls
 from crid.image.store import ImageStore
+from crid.lost_state import refuse_if_lost
 from crid.metrics import Metrics
 from crid.network.cni.manager import NetworkManager
 from crid.network.cni.manager import Settings as NetworkSettings
@@ -136,6 +138,10 @@ class Parts:
         async with contextlib.AsyncExitStack() as started:
             self.store.open()
             started.callback(self.store.close)
+            refuse_if_lost(self.store, (
+                self.sandboxes.pods_dir, self.containers.bundles_dir,
+                self.containers.exits_dir, self.images.snapshots.root,
+            ), Path(self.config.runroot))
             started.callback(self.images.close)
             self.images.open()
             started.callback(self.dialer.close)
