@@ -1,7 +1,8 @@
 """Running one CNI plugin: find the binary, pass env and config, read the result.
 
 Plugins run as asyncio subprocesses, so a slow plugin holds no thread; each
-call has a deadline, past which the plugin's whole process group is killed. A failing plugin prints a CNI error object
+call has a deadline, past which the plugin's whole process group is killed.
+A failing plugin prints a CNI error object
 (``{"code": N, "msg": ..., "details": ...}``) on stdout; ``PluginError``
 carries that message so the person reading the CRI error sees what the
 plugin said, not just an exit code.
