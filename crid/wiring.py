@@ -15,6 +15,9 @@ does the work, in this order:
 8. start the stats collector, remove what unfinished creates left behind,
    and watch the CNI conf dir.
 
+Before all that, crid becomes a child subreaper, and from the end a sweep
+reaps what it adopts (``crid.reaper``): daemonised monitors are orphans.
+
 ``stop`` undoes what ``start`` did, in reverse. Only this module and
 ``crid.daemon`` (the daemon's life: lock, socket, signals, drain) import
 the parts' wiring; no part below holds another part it was not given.
@@ -52,6 +55,8 @@ from crid.metrics import Metrics
 from crid.network.cni.manager import NetworkManager
 from crid.network.cni.manager import Settings as NetworkSettings
 from crid.network.dial import Dialer
+from crid.oci.linux import syscalls
+from crid.reaper import Reaper, become_subreaper
 from crid.runtime_info import RuntimeInfo
 from crid.sandbox import schema as sandbox_schema
 from crid.sandbox.containers import PodContainers
@@ -130,12 +135,14 @@ class Parts:
             Stats(containers, sandboxes, self.collector),
             StreamLists(containers, sandboxes, images),
         )
+        self.reaper = Reaper()
         self._running = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
         """Open, recover and start every part in order; what started is stopped
         again when a later step fails."""
         async with contextlib.AsyncExitStack() as started:
+            become_subreaper(syscalls())
             self.store.open()
             started.callback(self.store.close)
             refuse_if_lost(self.store, (
@@ -159,6 +166,8 @@ class Parts:
             await leftovers.remove_unrecorded(self.containers)
             watcher = asyncio.create_task(self.network.watch(), name="cni-conf-watch")
             started.push_async_callback(_cancel, watcher)
+            sweeper = asyncio.create_task(self.reaper.run(), name="reaper")
+            started.push_async_callback(_cancel, sweeper)
             self._running = started.pop_all()
 
     async def stop(self) -> None:
