@@ -27,8 +27,9 @@ file cannot be opened for writing (read-only mount, ``chattr +i``) or SQLite's
 replays a WAL a killed daemon left, on that same open. A file that is missing
 or empty opens as a new store; ``was_empty`` says so, and the daemon then
 refuses it if the node still holds pods or containers (``crid.lost_state``).
-A write that fails while running (the disk went read-only, I/O errors)
-raises ``StoreWriteFailed``, which the CRI call returns.
+A write that fails while running raises ``StoreFull`` (RESOURCE_EXHAUSTED)
+when the disk is full, else ``StoreWriteFailed`` (the disk went read-only,
+I/O errors), which the CRI call returns.
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crid import private
-from crid.errors import FailedPrecondition, Unavailable
+from crid.errors import FailedPrecondition, ResourceExhausted, Unavailable
 
 Migrations = Mapping[str, Sequence[str]]
 R = TypeVar("R")
@@ -66,6 +67,10 @@ class StoreUnusable(FailedPrecondition):
 
 class StoreWriteFailed(Unavailable):
     """A write did not reach the disk; nothing of it was kept."""
+
+
+class StoreFull(ResourceExhausted):
+    """A write found no room on the disk; nothing of it was kept."""
 
 
 class Store:
@@ -187,6 +192,11 @@ class Store:
             except sqlite3.DatabaseError as exc:
                 if not storage_error(exc):
                     raise
+                if _primary_code(exc) == _SQLITE_FULL:
+                    raise StoreFull(
+                        f"cannot write the state database {self.path}: the disk under "
+                        "--root is full; nothing of this change was kept (free space there "
+                        "and try again)") from exc
                 raise StoreWriteFailed(
                     f"cannot write the state database {self.path}: {exc}; nothing of this "
                     "change was kept (check the disk under --root is writable)") from exc
@@ -246,12 +256,20 @@ _STORAGE_CODES = frozenset({
 })
 
 
+_SQLITE_FULL = 13
+
+
 def storage_error(exc: sqlite3.Error) -> bool:
     """Whether ``exc`` says the file or its disk failed (a statement's own error
     says nothing about them)."""
-    code = getattr(exc, "sqlite_errorcode", None)
+    code = _primary_code(exc)
     # Raised by crid itself (quick_check's findings): no code, about the file.
-    return code is None or (code & 0xFF) in _STORAGE_CODES
+    return code is None or code in _STORAGE_CODES
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
 
 
 def _statements(script: str) -> Iterator[str]:
