@@ -11,8 +11,9 @@ started, so nothing here waits on ``-1``.
 
 - A container's monitor is reaped the moment its pidfd turns readable
   (``reap_pidfd``, from ``crid.containers.context``'s exit watch).
-- Everything else adopted (a monitor whose container was removed before it
-  exited, a process a runtime left behind) is found by ``Reaper``'s sweep:
+- Everything else adopted (the monitor of a create the runtime refused,
+  never watched; a monitor outliving its watch; a process a runtime left
+  behind) is found by ``Reaper``'s sweep:
   every ``interval`` seconds it lists crid's children (``/proc/self/task/*/
   children``) and reaps by pid those that were zombies at the previous sweep
   too. A child crid started itself is reaped by its waiter (asyncio's watcher

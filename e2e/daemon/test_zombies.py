@@ -4,8 +4,9 @@ conmon daemonises, so its monitor process is an orphan the kernel hands to
 the nearest child subreaper above it, else to PID 1. Here crid runs under a
 stand-in for an init that never reaps: a child subreaper (so orphans below
 crid would land on it, as on PID 1) that waits for crid alone. 50
-containers run to completion (create, start, exit, remove); then no zombie
-may be left under that init or under crid. A restarted crid is checked the
+containers run to completion (create, start, exit, remove), and a few
+creates fail in the runtime; then no zombie may be left under that init or
+under crid. A restarted crid is checked the
 same way.
 """
 
@@ -17,6 +18,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from cri_api.v1 import api_pb2
 
@@ -132,6 +134,12 @@ def test_no_zombies_after_50_containers_under_a_non_reaping_init(
     daemon.runtime.StartContainer(api_pb2.StartContainerRequest(container_id=survivor))
 
     run_to_completion(daemon, pod_id, config, image, CONTAINERS)
+    assert settled_zombies(daemon) == []
+    # Creates the runtime refuses: each monitor exits before crid watches it,
+    # so only the sweep of crid's children reaps those.
+    for n in range(5):
+        with pytest.raises(grpc.RpcError):
+            create(daemon, pod_id, config, image, name=f"refused{n}", command=["/nonexistent"])
     assert settled_zombies(daemon) == []
 
     # A restarted crid reaps the monitors it starts in its turn.
