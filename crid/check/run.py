@@ -1,0 +1,82 @@
+"""``crid check [--repair] [--json]``: run every kind of finding, print, repair.
+
+Exit 0 when clean, 1 when something was found (after ``--repair``: when
+something is still found, re-checked after the repairs), 2 for a repair
+refused because a daemon holds the root. Repairs run in an order where each
+can still use what it needs: the network's DEL before the pod dir's netns
+pin goes, conmons before their bundles, bundles before cgroups; what is
+left is looked at again (a repair may leave an exit file behind).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TextIO
+
+from crid.check import cgroups, containers, images, network, pods, view
+from crid.check.findings import Finding, to_json, to_text
+from crid.config import Config
+from crid.network.cni.manager import Settings
+
+CLEAN, FOUND, REFUSED = 0, 1, 2
+REPAIR_PASSES = 3
+
+
+def find(config: Config, settings: Settings) -> list[Finding]:
+    """Every finding, in the order their repairs must run."""
+    seen = view.load(config)
+    kinds: list[Callable[[], list[Finding]]] = [
+        lambda: network.find(seen, settings),
+        lambda: pods.find(seen),
+        lambda: containers.find(seen),
+        lambda: cgroups.find(seen),
+        lambda: images.find(seen),
+    ]
+    return [finding for kind in kinds for finding in kind()]
+
+
+def main(config: Config, settings: Settings, *, repair: bool, as_json: bool,
+         out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    if not repair:
+        findings = find(config, settings)
+        out.write(to_json(findings) if as_json else to_text(findings))
+        return FOUND if findings else CLEAN
+    with view.exclusive(Path(config.root)) as held:
+        if not held:
+            err.write(f"crid check: a crid daemon holds {config.root}; stop it before "
+                      "--repair (a check without --repair works beside it)\n")
+            return REFUSED
+        repaired: list[dict[str, str]] = []
+        left = find(config, settings)
+        # A repair can leave a new difference behind (a container killed with
+        # its runtime state leaves an exit file): look again, a few times.
+        for _ in range(REPAIR_PASSES):
+            done = _repair(left, err)
+            if not done:
+                break
+            repaired += done
+            left = find(config, settings)
+    if as_json:
+        out.write(to_json(left, repaired))
+    else:
+        for done in repaired:
+            out.write(f"repaired\t{done['kind']}\t{done['subject']}\t{done['did']}\n")
+        out.write(to_text(left))
+    return FOUND if left else CLEAN
+
+
+def _repair(findings: list[Finding], err: TextIO) -> list[dict[str, str]]:
+    done: list[dict[str, str]] = []
+    for finding in findings:
+        if finding.repair is None:
+            continue
+        try:
+            finding.repair()
+        except Exception as exc:  # one failed repair must not stop the rest
+            err.write(f"crid check: could not repair {finding.kind} {finding.subject}: {exc}\n")
+            continue
+        done.append({"kind": finding.kind, "subject": finding.subject,
+                     "did": finding.repair_text})
+    return done
