@@ -24,7 +24,7 @@ from pathlib import Path
 
 from crid.check.findings import Finding
 from crid.check.view import View
-from crid.network.cni.args import PodNetwork
+from crid.network.cni.args import PodNetwork, port_mapping
 from crid.network.cni.manager import DEFAULT_FILE, NetworkManager, Settings
 
 CROSS_ROOT = "cni-conf-cross-root"
@@ -39,7 +39,7 @@ def find(view: View, settings: Settings) -> list[Finding]:
             found.append(Finding(
                 "cni-result-without-pod", str(path),
                 "a network attachment of a pod with no row (veth, iptables rules, address)",
-                _deleter(view, settings, pod_id), "ran CNI DEL with the cached config"))
+                deleter(view, settings, pod_id), "ran CNI DEL with the cached config"))
     found += _reservations(view)
     found += _cross_root(view, settings.conf_dir)
     return found
@@ -87,10 +87,14 @@ def _cross_root(view: View, conf_dir: Path) -> list[Finding]:
     return found
 
 
-def _deleter(view: View, settings: Settings, pod_id: str) -> Callable[[], None]:
+def deleter(view: View, settings: Settings, pod_id: str) -> Callable[[], None]:
     def repair() -> None:
         net = view.runroot / "pods" / pod_id / "net"
+        # Used only without a cached result (its own args win): portmap's DEL
+        # skips a pod with no host port, and releases by the pod's id, so any
+        # one mapping makes it look.
         pod = PodNetwork(id=pod_id, name="", namespace="", uid="",
-                         netns=str(net) if net.exists() else "")
+                         netns=str(net) if net.exists() else "",
+                         port_mappings=[port_mapping("tcp", 1, 1, "")])
         asyncio.run(NetworkManager(settings).delete(pod))
     return repair

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
-from crid.check import cgroups, containers, images, network, pods, view
+from crid.check import cgroups, containers, firewall, images, network, pods, view
 from crid.check.findings import Finding, to_json, to_text
 from crid.config import Config
 from crid.network.cni.manager import Settings
@@ -29,6 +29,8 @@ def find(config: Config, settings: Settings) -> list[Finding]:
     seen = view.load(config)
     kinds: list[Callable[[], list[Finding]]] = [
         lambda: network.find(seen, settings),
+        lambda: firewall.find(seen, settings, lambda pod_id: network.deleter(seen, settings,
+                                                                           pod_id)),
         lambda: pods.find(seen),
         lambda: containers.find(seen),
         lambda: cgroups.find(seen),
@@ -61,8 +63,8 @@ def main(config: Config, settings: Settings, *, repair: bool, as_json: bool,
     if as_json:
         out.write(to_json(left, repaired))
     else:
-        for done in repaired:
-            out.write(f"repaired\t{done['kind']}\t{done['subject']}\t{done['did']}\n")
+        for fixed in repaired:
+            out.write(f"repaired\t{fixed['kind']}\t{fixed['subject']}\t{fixed['did']}\n")
         out.write(to_text(left))
     return FOUND if left else CLEAN
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import signal
 import sqlite3
 import subprocess
@@ -53,8 +54,8 @@ def kinds(tree: dict[str, Any]) -> set[tuple[str, str]]:
     return {(f["kind"], f["subject"]) for f in tree["findings"]}
 
 
-def new_pod(env: Env) -> tuple[str, api_pb2.PodSandboxConfig]:
-    config = pod_config()
+def new_pod(env: Env, **fields: Any) -> tuple[str, api_pb2.PodSandboxConfig]:
+    config = pod_config(**fields)
     pod_id = env.daemon.runtime.RunPodSandbox(
         api_pb2.RunPodSandboxRequest(config=config)).pod_sandbox_id
     return str(pod_id), config
@@ -108,6 +109,10 @@ def test_every_leak_is_named_and_repaired(env: Env, tmp_path: Path) -> None:
     exits_unseen = run(daemon, pod_id, config, env.image)
     bundle_gone = create(daemon, pod_id, config, env.image)
     pinless_pod, _ = new_pod(env)
+    # A pod with a host port whose row and cached CNI result will both be lost:
+    # only its iptables rules (and its pins and cgroup) still name it.
+    unnamed_pod, _ = new_pod(env, port_mappings=[api_pb2.PortMapping(
+        container_port=80, host_port=random.randint(20000, 29999), host_ip="127.0.0.1")])
     exits_unseen_pid = verbose_pid(daemon, exits_unseen)
     pod_cgroup = info(daemon, pod_id)["cgroupParent"]
 
@@ -115,7 +120,8 @@ def test_every_leak_is_named_and_repaired(env: Env, tmp_path: Path) -> None:
 
     with sqlite3.connect(daemon.root / "crid.db") as db:
         db.execute("DELETE FROM containers WHERE pod_id = ?", (lost_pod,))
-        db.execute("DELETE FROM sandboxes WHERE id = ?", (lost_pod,))
+        db.execute("DELETE FROM sandboxes WHERE id IN (?, ?)", (lost_pod, unnamed_pod))
+    (daemon.root / "cni" / "results" / f"{unnamed_pod}.json").unlink()
     monitor_pid = int((daemon.runroot / "containers" / orphaned_monitor / "conmon.pid")
                       .read_text())
     os.kill(monitor_pid, signal.SIGKILL)
@@ -145,6 +151,9 @@ def test_every_leak_is_named_and_repaired(env: Env, tmp_path: Path) -> None:
             ("exit-not-recorded", exits_unseen),
             ("container-files-missing", bundle_gone),
             ("pod-without-namespace", pinless_pod),
+            ("iptables-without-pod", unnamed_pod),
+            ("pod-dir-without-pod", str(daemon.runroot / "pods" / unnamed_pod)),
+            ("cgroup-without-pod", f"{env.net.cgroup_parent}/crid-{unnamed_pod}"),
             *planted,
         }
         assert expected <= found, f"missing: {expected - found}"
@@ -155,6 +164,7 @@ def test_every_leak_is_named_and_repaired(env: Env, tmp_path: Path) -> None:
         assert "could not repair" not in err
         assert {(r["kind"], r["subject"]) for r in tree["repaired"]} == expected
         assert check(daemon)[0] == 0
+        assert unnamed_pod not in iptables_rules()
         assert not (daemon.runroot / "pods" / lost_pod).exists()
         assert not (CGROUP_ROOT / "memory" / env.net.cgroup_parent.lstrip("/")
                     / f"crid-{lost_pod}").exists()
@@ -219,6 +229,11 @@ def plant(daemon: CridDaemon, env: Env, tmp_path: Path, pod_cgroup: str
         ("layer-unpack-leftover", str(leftover)),
         ("address-without-pod", str(reservations / f"10.88.{env.net.third}.250")),
     }
+
+
+def iptables_rules() -> str:
+    return "".join(subprocess.run(["iptables-save", "-t", table], capture_output=True,
+                                  text=True, check=True).stdout for table in ("nat", "filter"))
 
 
 def conmon_of(daemon: CridDaemon, container_id: str) -> int:
