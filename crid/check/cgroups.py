@@ -18,12 +18,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from crid.check.findings import Finding
+from crid.check.pods import POD_CGROUP_PREFIX as POD_PREFIX
 from crid.check.view import View
 from crid.oci.cgroups import layout
 from crid.oci.cgroups.pod import Cgroup
 
 _ID = re.compile(r"[0-9a-f]{64}")
-POD_PREFIX = "crid-"
 
 
 def find(view: View, hierarchies: dict[str, str] | None = None) -> list[Finding]:

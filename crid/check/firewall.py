@@ -7,6 +7,11 @@ id no pod row has are a pod's that no DEL will ever release. A pod with a
 cached result is reported as ``cni-result-without-pod`` instead (its DEL
 releases these rules too). The repair is the daemon's DEL with today's
 network, which releases by id (``NetworkManager.delete``).
+
+The default network is shared by every crid whose conf dir is the node's,
+so an id is claimed only when this crid still holds a trace of that pod
+(its state dir under the runroot, or its cgroup under the cgroup parent):
+a DEL of another daemon's pod would cut its network.
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ _COMMENT = re.compile(r'name: \\"([^"\\]+)\\" id: \\"([0-9a-f]{64})\\"')
 
 
 def find(view: View, settings: Settings, delete: Callable[[str], Callable[[], None]],
-         dumps: Iterable[str] | None = None) -> list[Finding]:
-    """``delete(pod_id)`` is the repair (DEL); ``dumps`` the rules (iptables-save's, if None)."""
+         ours: Callable[[str], bool], dumps: Iterable[str] | None = None) -> list[Finding]:
+    """``delete(pod_id)`` is the repair (DEL); ``ours(pod_id)``: does this crid hold a
+    trace of the pod; ``dumps`` the rules (iptables-save's when None)."""
     cached = {p.stem for p in settings.cache_dir.glob("*.json")} \
         if settings.cache_dir.is_dir() else set()
     networks = _our_networks(settings, cached)
@@ -40,6 +46,7 @@ def find(view: View, settings: Settings, delete: Callable[[str], Callable[[], No
             for network, pod_id in _COMMENT.findall(line):
                 if network in networks and pod_id not in view.pods and pod_id not in cached:
                     rules.setdefault(pod_id, []).append(network)
+    rules = {pod_id: found for pod_id, found in rules.items() if ours(pod_id)}
     return [Finding("iptables-without-pod", pod_id,
                     f"{len(found)} rule(s) of network {found[0]} name a pod with no row",
                     delete(pod_id), "ran CNI DEL with today's network")

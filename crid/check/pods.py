@@ -16,8 +16,11 @@ from pathlib import Path
 from crid.check.findings import Finding
 from crid.check.view import View, writable
 from crid.network import namespaces
+from crid.oci.cgroups.pod import Cgroup
 from crid.sandbox.context import release_pod_dir
 from crid.sandbox.records import NOTREADY, READY
+
+POD_CGROUP_PREFIX = "crid-"  # crid.sandbox.run names a pod's cgroup crid-<id> below the parent
 
 
 def find(view: View) -> list[Finding]:
@@ -39,6 +42,14 @@ def find(view: View) -> list[Finding]:
         found.append(Finding("pod-dir-without-pod", str(pod_dir), f"no pod row; {detail}",
                              _releaser(pod_dir), "unpinned and removed the pod dir"))
     return found
+
+
+def traced(view: View, pod_id: str) -> bool:
+    """Does this crid hold something of the pod ``pod_id`` (a state dir, a cgroup)?"""
+    if (view.runroot / "pods" / pod_id).exists():
+        return True
+    path = f"{view.config.cgroup_parent.rstrip('/')}/{POD_CGROUP_PREFIX}{pod_id}"
+    return Cgroup(path).exists()
 
 
 def _marker(view: View, pod_id: str) -> Callable[[], None]:

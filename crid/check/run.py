@@ -29,8 +29,9 @@ def find(config: Config, settings: Settings) -> list[Finding]:
     seen = view.load(config)
     kinds: list[Callable[[], list[Finding]]] = [
         lambda: network.find(seen, settings),
-        lambda: firewall.find(seen, settings, lambda pod_id: network.deleter(seen, settings,
-                                                                           pod_id)),
+        lambda: firewall.find(seen, settings,
+                              lambda pod_id: network.deleter(seen, settings, pod_id),
+                              lambda pod_id: pods.traced(seen, pod_id)),
         lambda: pods.find(seen),
         lambda: containers.find(seen),
         lambda: cgroups.find(seen),

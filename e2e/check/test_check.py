@@ -28,6 +28,7 @@ from cri_api.v1 import api_pb2
 from e2e.containers.conftest import Env, started_env
 from e2e.containers.helpers import create, run, verbose_pid, wait_state
 from e2e.fixtures.daemon import CRID, CridDaemon
+from e2e.fixtures.images import push, whiteout_image
 from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import CGROUP_ROOT, info, pod_config
 
@@ -176,6 +177,30 @@ def test_every_leak_is_named_and_repaired(env: Env, tmp_path: Path) -> None:
     assert info(daemon, pinless_pod)["status"].state == api_pb2.SANDBOX_NOTREADY
     # ...and its own recovery finds nothing more to differ.
     assert check(daemon)[0] == 0
+
+
+def test_an_image_missing_a_blob_or_layer_is_named(env: Env, registry: Registry) -> None:
+    daemon = env.daemon
+    pushed = push(registry, "e2e/check-whiteout", "1", whiteout_image())
+    image_id = daemon.image.PullImage(api_pb2.PullImageRequest(
+        image=api_pb2.ImageSpec(image=pushed.reference))).image_ref
+    with sqlite3.connect(f"file:{daemon.root / 'crid.db'}?mode=ro", uri=True) as db:
+        chains = json.loads(db.execute("SELECT chain_ids FROM images WHERE id = ?",
+                                       (image_id,)).fetchone()[0])
+    top = chains[-1]  # this image's own: busybox's are below it
+    subprocess.run(["rm", "-rf", str(daemon.root / "image" / "snapshots"
+                                     / top.removeprefix("sha256:"))], check=True)
+    (daemon.root / "image" / "content" / "blobs" / "sha256"
+     / pushed.digest.removeprefix("sha256:")).unlink()
+
+    code, tree, _ = check(daemon)
+    assert code == 1
+    assert kinds(tree) == {("image-layer-missing", top), ("image-blob-missing", pushed.digest)}
+    assert not any(f["repairable"] for f in tree["findings"])
+    daemon.restart()  # start-up drops an image missing its files, then what only it used
+    assert check(daemon)[0] == 0
+    assert daemon.image.ImageStatus(api_pb2.ImageStatusRequest(
+        image=api_pb2.ImageSpec(image=image_id))).image.id == ""
 
 
 def plant(daemon: CridDaemon, env: Env, tmp_path: Path, pod_cgroup: str

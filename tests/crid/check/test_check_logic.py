@@ -135,8 +135,10 @@ def test_iptables_rules_of_pods_with_no_row(tmp_path: Path) -> None:
     (tmp_path / "results" / f"{cached}.json").write_text(json.dumps({"network": "crid"}))
     other_network = RULES.format(OTHER).replace('\\"crid\\"', '\\"theirs\\"')
     dump = RULES.format(POD) + RULES.format(OTHER) * 2 + RULES.format(cached) + other_network
+    third = "e" * 64  # a pod this crid holds no trace of: maybe another crid's
+    dump += RULES.format(third)
     found = firewall.find(empty_view(tmp_path, pods=(POD,)), settings(tmp_path),
-                          lambda _pod: lambda: None, dumps=[dump])
+                          lambda _pod: lambda: None, lambda pod: pod != third, dumps=[dump])
     assert [(f.kind, f.subject) for f in found] == [("iptables-without-pod", OTHER)]
     assert found[0].detail.startswith("2 rule(s) of network crid")
 
