@@ -13,7 +13,7 @@ import pytest
 from crid.image import schema as image_schema
 from crid.network.cni.manager import DEFAULT_FILE, Settings
 
-from crid import cli
+from crid import cli, logs
 from crid.check import cgroups, firewall, network, view
 from crid.check.findings import Finding, to_json, to_text
 from crid.config import Config
@@ -177,7 +177,10 @@ def cli_args(tmp_path: Path) -> list[str]:
             "--cni-config-dir", str(tmp_path / "net.d"), "--cgroup-parent", "/crid-unit-test"]
 
 
-def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The logger would keep the captured stderr, closed once this test ends.
+    monkeypatch.setattr(logs, "configure", lambda _level: None)
     assert cli.main(["check", *cli_args(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"clean": True, "findings": []}
     exits = tmp_path / "run" / "exits"
