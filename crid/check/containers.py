@@ -91,7 +91,9 @@ def _row(view: View, container: Container) -> list[Finding]:
                              f"{container.state} but gone: {', '.join(missing)}",
                              _marker(view, container.id, "its bundle or writable layer is gone"),
                              "marked it unknown"))
-    elif not monitors.monitor_alive(container.monitor_pid, container.id):
+    elif (not monitors.monitor_alive(container.monitor_pid, container.id)
+          # conmon writes the exit file, then exits: look again after seeing it gone.
+          and monitor.exit_code(container.id) is None):
         found.append(Finding(
             "monitor-gone", container.id,
             f"{container.state} but its conmon (pid {container.monitor_pid}) is gone "

@@ -6,7 +6,8 @@ rows name; anything else is left by a pull or removal that died midway
 (a pull in flight while the daemon runs is not yet in a row: a check beside
 a pulling daemon may name its blobs). The repair is the image store's own
 garbage collection: ``ContentStore.delete`` and ``Snapshots.remove`` (which
-renames a layer away before deleting it), then the layer rows go.
+renames a layer away before deleting it), then the layer rows go; a layer
+row whose dir is gone goes too, as start-up's reconciling drops it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ def find(view: View) -> list[Finding]:
         for chain in sorted(view.image_chains - on_disk):
             found.append(Finding("image-layer-missing", chain, "an image names it; not on disk "
                                  "(the daemon drops the image when it next starts)"))
+        for chain in sorted(view.layer_rows - on_disk):
+            found.append(Finding("layer-row-without-layer", chain,
+                                 "an image_layers row whose dir is gone",
+                                 _layer_remover(view, snapshots, chain), "deleted the row"))
         for leftover in sorted(snapshots.root.glob(TMP_PREFIX + "*")):
             found.append(Finding("layer-unpack-leftover", str(leftover),
                                  "an unpack or removal that died midway",

@@ -1,8 +1,10 @@
 """What ``crid check`` compares against: the store's rows, read read-only.
 
 The database is opened with SQLite's ``mode=ro`` URI, so a check never
-writes it, never takes the daemon's flock and works beside a running daemon
-(WAL readers do not block the writer) as well as after it stopped. Rows are
+writes a row, never takes the daemon's flock and works beside a running
+daemon (WAL readers do not block the writer) as well as after it stopped;
+SQLite may make the empty ``-wal``/``-shm`` companions a WAL reader needs,
+with the file's own mode. Rows are
 copied into plain values once; the kinds of findings only read them.
 ``exclusive`` holds the root's lock file for a repair, when no daemon has it.
 """

@@ -195,8 +195,10 @@ def test_an_image_missing_a_blob_or_layer_is_named(env: Env, registry: Registry)
 
     code, tree, _ = check(daemon)
     assert code == 1
-    assert kinds(tree) == {("image-layer-missing", top), ("image-blob-missing", pushed.digest)}
-    assert not any(f["repairable"] for f in tree["findings"])
+    assert kinds(tree) == {("image-layer-missing", top), ("image-blob-missing", pushed.digest),
+                           ("layer-row-without-layer", top)}
+    assert [f["kind"] for f in tree["findings"] if f["repairable"]] == \
+        ["layer-row-without-layer"]
     daemon.restart()  # start-up drops an image missing its files, then what only it used
     assert check(daemon)[0] == 0
     assert daemon.image.ImageStatus(api_pb2.ImageStatusRequest(
