@@ -160,7 +160,10 @@ def _conmons(exits: Path) -> Iterator[tuple[int, str]]:
             continue
         try:
             argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            owner = entry.stat().st_uid
         except OSError:
+            continue
+        if owner != 0:  # crid runs conmon as root; anyone can name a process "conmon"
             continue
         if not argv or os.path.basename(argv[0]) != b"conmon":
             continue
