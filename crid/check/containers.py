@@ -18,6 +18,7 @@ store (the daemon is stopped while repairing).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import itertools
 import os
@@ -147,8 +148,10 @@ def _bundle_remover(view: View, bundle: Path) -> Callable[[], None]:
 
 def _killer(pid: int, container_id: str) -> Callable[[], None]:
     def repair() -> None:
-        if monitors.monitor_alive(pid, container_id):  # still that conmon, not a reused pid
-            os.kill(pid, signal.SIGKILL)
+        # Still that conmon (root's, that container's), not a reused pid.
+        with contextlib.suppress(OSError):
+            if os.stat(f"/proc/{pid}").st_uid == 0 and monitors.monitor_alive(pid, container_id):
+                os.kill(pid, signal.SIGKILL)
     return repair
 
 
