@@ -10,6 +10,8 @@ left is looked at again (a repair may leave an exit file behind).
 
 from __future__ import annotations
 
+import sqlite3
+import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -26,18 +28,40 @@ REPAIR_PASSES = 3
 
 def find(config: Config, settings: Settings) -> list[Finding]:
     """Every finding, in the order their repairs must run."""
-    seen = view.load(config)
-    kinds: list[Callable[[], list[Finding]]] = [
-        lambda: network.find(seen, settings),
-        lambda: firewall.find(seen, settings,
-                              lambda pod_id: network.deleter(seen, settings, pod_id),
-                              lambda pod_id: pods.traced(seen, pod_id)),
-        lambda: pods.find(seen),
-        lambda: containers.find(seen),
-        lambda: cgroups.find(seen),
-        lambda: images.find(seen),
+    try:
+        seen = view.load(config)
+    except (OSError, sqlite3.Error) as exc:
+        return [Finding("check-failed", "store", f"cannot read {config.root}: {exc}")]
+    if not seen.store_ok and seen.database.exists():
+        # Compared with no rows, everything on the node would look leaked.
+        return [Finding("check-failed", str(seen.database),
+                        "not a whole crid store (truncated, or from another program)")]
+    kinds: list[tuple[str, Callable[[], list[Finding]]]] = [
+        ("network", lambda: network.find(seen, settings)),
+        ("iptables", lambda: firewall.find(
+            seen, settings, lambda pod_id: network.deleter(seen, settings, pod_id),
+            lambda pod_id: pods.traced(seen, pod_id))),
+        ("pods", lambda: pods.find(seen)),
+        ("containers", lambda: containers.find(seen)),
+        ("cgroups", lambda: cgroups.find(seen)),
+        ("images", lambda: images.find(seen)),
     ]
-    return [finding for kind in kinds for finding in kind()]
+    return [finding for name, kind in kinds for finding in _run(name, kind)]
+
+
+def _run(name: str, kind: Callable[[], list[Finding]]) -> list[Finding]:
+    """One kind's findings. Beside a running daemon a dir may go while it is
+    read: that kind looks once more. What still cannot be read is a finding
+    itself (the check is not clean when it could not look)."""
+    for attempt in range(2):
+        try:
+            return kind()
+        except FileNotFoundError as exc:
+            if attempt:
+                return [Finding("check-failed", name, str(exc))]
+        except (OSError, subprocess.SubprocessError, sqlite3.Error) as exc:
+            return [Finding("check-failed", name, str(exc))]
+    return []  # not reached: the second attempt returns
 
 
 def main(config: Config, settings: Settings, *, repair: bool, as_json: bool,
@@ -50,6 +74,10 @@ def main(config: Config, settings: Settings, *, repair: bool, as_json: bool,
         if not held:
             err.write(f"crid check: a crid daemon holds {config.root}; stop it before "
                       "--repair (a check without --repair works beside it)\n")
+            return REFUSED
+        if not view.load(config).store_ok:
+            err.write(f"crid check: no whole store in {config.root}; --repair acts only "
+                      "against one (with no rows, everything would look leaked)\n")
             return REFUSED
         repaired: list[dict[str, str]] = []
         left = find(config, settings)

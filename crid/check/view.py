@@ -25,6 +25,7 @@ from crid.config import Config
 
 DATABASE = "crid.db"  # as crid.wiring names it
 LOCK_FILE = "crid.lock"
+COMPONENTS = frozenset({"crid", "sandbox", "containers", "image"})  # as crid.wiring migrates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,6 +57,9 @@ class View:
     image_blobs: frozenset[str]   # every blob some image names
     image_chains: frozenset[str]  # every layer (chain ID) some image names
     layer_rows: frozenset[str]    # the image_layers rows
+    # A database every table of which a daemon made: repairs act only then
+    # (against a missing or truncated store everything would look leaked).
+    store_ok: bool = True
 
     @property
     def root(self) -> Path:
@@ -71,27 +75,27 @@ class View:
 
 
 def load(config: Config) -> View:
-    """The store's rows (none when there is no database yet)."""
+    """The store's rows; none, and ``store_ok`` false, when there is no whole store."""
     path = Path(config.root) / DATABASE
-    pods: dict[str, Pod] = {}
-    containers: dict[str, Container] = {}
-    blobs: set[str] = set()
-    chains: set[str] = set()
-    layers: set[str] = set()
-    if path.exists():
-        with _read_only(path) as db:
-            for row in _rows(db, "SELECT * FROM sandboxes"):
-                pods[row["id"]] = Pod(row["id"], row["state"], row["pod_dir"],
-                                      json.loads(row["namespaces"]), row["cgroup_parent"],
-                                      bool(row["cgroup_owned"]))
-            for row in _rows(db, "SELECT * FROM containers"):
-                containers[row["id"]] = Container(
-                    row["id"], row["pod_id"], row["state"], row["handler"],
-                    int(row["monitor_pid"]), row["bundle"], row["layer_dir"])
-            for row in _rows(db, "SELECT chain_ids, blobs FROM images"):
-                chains.update(json.loads(row["chain_ids"]))
-                blobs.update(json.loads(row["blobs"]))
-            layers = {row["chain_id"] for row in _rows(db, "SELECT chain_id FROM image_layers")}
+    nothing = View(config, {}, {}, frozenset(), frozenset(), frozenset(), store_ok=False)
+    if not path.exists():
+        return nothing
+    with _read_only(path) as db:
+        made = {row["component"] for row in _rows(db, "SELECT component FROM schema_versions")}
+        if not made >= COMPONENTS:
+            return nothing
+        pods = {row["id"]: Pod(row["id"], row["state"], row["pod_dir"],
+                               json.loads(row["namespaces"]), row["cgroup_parent"],
+                               bool(row["cgroup_owned"]))
+                for row in _rows(db, "SELECT * FROM sandboxes")}
+        containers = {row["id"]: Container(row["id"], row["pod_id"], row["state"],
+                                           row["handler"], int(row["monitor_pid"]),
+                                           row["bundle"], row["layer_dir"])
+                      for row in _rows(db, "SELECT * FROM containers")}
+        images = _rows(db, "SELECT chain_ids, blobs FROM images")
+        layers = {row["chain_id"] for row in _rows(db, "SELECT chain_id FROM image_layers")}
+    chains = {c for row in images for c in json.loads(row["chain_ids"])}
+    blobs = {b for row in images for b in json.loads(row["blobs"])}
     return View(config, pods, containers, frozenset(blobs), frozenset(chains), frozenset(layers))
 
 
@@ -110,7 +114,7 @@ def _rows(db: sqlite3.Connection, sql: str) -> list[Any]:
     try:
         return db.execute(sql).fetchall()
     except sqlite3.OperationalError as exc:
-        if "no such table" in str(exc):  # a store no daemon has migrated that far
+        if "no such table" in str(exc):  # a file no daemon has made a store of
             return []
         raise
 

@@ -19,7 +19,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from crid.image import schema as image_schema
 
+from crid.containers import schema as container_schema
+from crid.sandbox import schema as sandbox_schema
+from crid.store import Store
 from e2e.fixtures.daemon import CRID
 
 CONTAINER = "d" * 64
@@ -62,6 +66,14 @@ def fake_conmon(tmp_path: Path) -> Iterator[Starter]:
         process.wait()
 
 
+def make_store(root: Path) -> None:
+    """An empty store, as a daemon leaves it."""
+    root.mkdir()
+    Store(root / "crid.db", migrations={
+        "image": image_schema.MIGRATIONS, "sandbox": sandbox_schema.MIGRATIONS,
+        "containers": container_schema.MIGRATIONS}).open().close()
+
+
 def wait_for_cmdline(pid: int) -> None:
     for _ in range(200):
         if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"conmon\0"):
@@ -73,6 +85,7 @@ def wait_for_cmdline(pid: int) -> None:
 def test_a_users_process_dressed_as_conmon_is_not_crids(tmp_path: Path,
                                                        fake_conmon: Starter) -> None:
     start = fake_conmon
+    make_store(tmp_path / "root")  # --repair acts only against a whole store
     theirs = start("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
     wait_for_cmdline(theirs.pid)
     assert check(tmp_path) == (0, [])

@@ -41,12 +41,16 @@ def empty_view(tmp_path: Path, pods: tuple[str, ...] = (), containers: tuple[str
         frozenset(), frozenset(), frozenset())
 
 
+def make_store(root: Path) -> Store:
+    root.mkdir(exist_ok=True)
+    return Store(root / view.DATABASE, migrations={
+        "image": image_schema.MIGRATIONS, "sandbox": sandbox_schema.MIGRATIONS,
+        "containers": container_schema.MIGRATIONS}).open()
+
+
 def test_the_store_is_read_read_only_and_closed_cleanly(tmp_path: Path) -> None:
-    (tmp_path / "root").mkdir()
     db = tmp_path / "root" / view.DATABASE
-    store = Store(db, migrations={"image": image_schema.MIGRATIONS,
-                                  "sandbox": sandbox_schema.MIGRATIONS,
-                                  "containers": container_schema.MIGRATIONS}).open()
+    store = make_store(tmp_path / "root")
     with store.transaction() as tx:
         tx.execute("INSERT INTO sandboxes VALUES (?, 'n', 'ns', 'u', 0, 'ready', 1, '', x'',"
                    " '/p', ?, '', '/crid-test/x', '{}', '[]', 0, 1)",
@@ -183,6 +187,15 @@ def test_cli_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch.setattr(logs, "configure", lambda _level: None)
     assert cli.main(["check", *cli_args(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"clean": True, "findings": []}
+    # No store: nothing to repair against (everything would look leaked).
+    assert cli.main(["check", *cli_args(tmp_path), "--repair"]) == 2
+    assert "no whole store" in capsys.readouterr().err
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / view.DATABASE).write_bytes(b"")  # truncated
+    assert cli.main(["check", *cli_args(tmp_path)]) == 1
+    assert capsys.readouterr().out.startswith("check-failed\t")
+    (tmp_path / "root" / view.DATABASE).unlink()
+    make_store(tmp_path / "root").close()
     exits = tmp_path / "run" / "exits"
     exits.mkdir(parents=True)
     (exits / POD).write_text("0")
