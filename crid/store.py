@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crid import private
+from crid.errors import disk_full_under
 
 Migrations = Mapping[str, Sequence[str]]
 R = TypeVar("R")
@@ -122,16 +123,22 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed when the block ends, rolled back on error."""
-        with self._lock:
+        """A write transaction: committed when the block ends, rolled back on error.
+
+        A full disk (SQLITE_FULL, in a statement or at COMMIT) is ``DiskFull``
+        naming the database's dir; SQLite may have rolled back already then,
+        so the rollback is only asked for while a transaction is open.
+        """
+        with self._lock, disk_full_under(self.path.parent, f"writing {self.path.name}"):
             db = self._connection
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
-            db.execute("COMMIT")
 
     def submit(self, work: Callable[[], R]) -> concurrent.futures.Future[R]:
         """Queue ``work`` (which writes through ``transaction``) on the writer thread."""
