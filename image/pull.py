@@ -336,10 +336,22 @@ class Puller:
             created_ns=self.now_ns(),
         )
         with self.guard:  # a collection must not delete the blobs before the record names them
-            for document in {top.digest: top, manifest.digest: manifest}.values():
-                self.content.write(document.digest, document.data)
-            self.content.write(config_desc.digest, config_bytes, config_desc.size)
-            self.records.add(record, tags, digests)
+            documents = {top.digest: top.data, manifest.digest: manifest.data,
+                         config_desc.digest: config_bytes}
+            written: list[str] = []
+            try:
+                for digest, data in documents.items():
+                    if not self.content.has(digest):
+                        size = config_desc.size if digest == config_desc.digest else None
+                        self.content.write(digest, data, size)
+                        written.append(digest)
+                self.records.add(record, tags, digests)
+            except BaseException:  # a full disk, say: no blob that no record names
+                named = {b for image in self.records.all() for b in image.blobs}
+                for digest in written:
+                    if digest not in named:
+                        self.content.delete(digest)
+                raise
         stored = self.records.get(record.id)
         assert stored is not None
         return stored

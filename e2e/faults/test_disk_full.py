@@ -19,7 +19,7 @@ from cri_api.v1 import api_pb2
 
 from e2e.containers.helpers import create, status
 from e2e.fixtures.daemon import CridDaemon, mounts_under, remove_workdir
-from e2e.fixtures.images import Image, busybox_image, push
+from e2e.fixtures.images import Image, RunConfig, busybox_image, push
 from e2e.fixtures.layers import File, busybox_layer, make_layer
 from e2e.fixtures.registry import Registry
 from e2e.fixtures.small_fs import SmallFs, small_ext4
@@ -111,3 +111,29 @@ def test_a_disk_that_fills_mid_create(small_root: tuple[CridDaemon, SmallFs],
     container_id = create(daemon, pod_id, sandbox, pushed.reference,
                           command=["/bin/sleep", "60"])
     assert status(daemon, container_id).state == api_pb2.CONTAINER_CREATED
+
+
+def test_a_disk_full_when_the_manifest_and_config_are_stored(
+        small_root: tuple[CridDaemon, SmallFs], registry: Registry) -> None:
+    daemon, fs = small_root
+    first = push(registry, "e2e/faults-first", "1", busybox_image())
+    pull(daemon, first.reference)
+    blobs = daemon.root / "image" / "content" / "blobs" / "sha256"
+    before = sorted(p.name for p in blobs.iterdir())
+    # The same layer: nothing to unpack, only a manifest and a config to store.
+    second = push(registry, "e2e/faults-second", "1",
+                  busybox_image(config=RunConfig(labels={"second": "yes"})))
+    fs.fill()
+
+    with pytest.raises(grpc.RpcError) as caught:
+        pull(daemon, second.reference)
+    assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = str(caught.value.details())
+    assert ("no space left on device on the filesystem under "
+            f"{daemon.root / 'image' / 'content'}") in details, details
+    assert sorted(p.name for p in blobs.iterdir()) == before
+    assert list((daemon.root / "image" / "content" / "ingest").iterdir()) == []
+    assert not image_status(daemon, second.reference).HasField("image")
+
+    fs.free()
+    assert pull(daemon, second.reference) == second.image_id
