@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crid import private
-from crid.errors import disk_full_under
+from crid.errors import disk_full, is_disk_full
 
 Migrations = Mapping[str, Sequence[str]]
 R = TypeVar("R")
@@ -129,15 +129,20 @@ class Store:
         naming the database's dir; SQLite may have rolled back already then,
         so the rollback is only asked for while a transaction is open.
         """
-        with self._lock, disk_full_under(self.path.parent, f"writing {self.path.name}"):
+        with self._lock:
             db = self._connection
-            db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:  # only SQLite's: a full disk elsewhere is not ours
+                if is_disk_full(exc):
+                    raise disk_full(exc, self.path.parent, f"writing {self.path.name}") from exc
                 raise
 
     def submit(self, work: Callable[[], R]) -> concurrent.futures.Future[R]:
