@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crid import private
+from crid.errors import disk_full, is_disk_full
 
 Migrations = Mapping[str, Sequence[str]]
 R = TypeVar("R")
@@ -122,16 +123,27 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed when the block ends, rolled back on error."""
+        """A write transaction: committed when the block ends, rolled back on error.
+
+        A full disk (SQLITE_FULL, in a statement or at COMMIT) is ``DiskFull``
+        naming the database's dir; SQLite may have rolled back already then,
+        so the rollback is only asked for while a transaction is open.
+        """
         with self._lock:
             db = self._connection
-            db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:  # only SQLite's: a full disk elsewhere is not ours
+                if is_disk_full(exc):
+                    raise disk_full(exc, self.path.parent, f"writing {self.path.name}") from exc
                 raise
-            db.execute("COMMIT")
 
     def submit(self, work: Callable[[], R]) -> concurrent.futures.Future[R]:
         """Queue ``work`` (which writes through ``transaction``) on the writer thread."""
