@@ -27,9 +27,9 @@ file cannot be opened for writing (read-only mount, ``chattr +i``) or SQLite's
 replays a WAL a killed daemon left, on that same open. A file that is missing
 or empty opens as a new store; ``was_empty`` says so, and the daemon then
 refuses it if the node still holds pods or containers (``crid.lost_state``).
-A write that fails while running raises ``StoreFull`` (RESOURCE_EXHAUSTED)
-when the disk is full, else ``StoreWriteFailed`` (the disk went read-only,
-I/O errors), which the CRI call returns.
+A write that fails while running raises ``DiskFull`` (RESOURCE_EXHAUSTED,
+``crid.errors``) when the disk is full, else ``StoreWriteFailed`` (the disk
+went read-only, I/O errors), which the CRI call returns.
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crid import private
-from crid.errors import FailedPrecondition, ResourceExhausted, Unavailable
+from crid.errors import FailedPrecondition, Unavailable, disk_full, is_disk_full
 
 Migrations = Mapping[str, Sequence[str]]
 R = TypeVar("R")
@@ -67,10 +67,6 @@ class StoreUnusable(FailedPrecondition):
 
 class StoreWriteFailed(Unavailable):
     """A write did not reach the disk; nothing of it was kept."""
-
-
-class StoreFull(ResourceExhausted):
-    """A write found no room on the disk; nothing of it was kept."""
 
 
 class Store:
@@ -176,7 +172,14 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed when the block ends, rolled back on error."""
+        """A write transaction: committed when the block ends, rolled back on error.
+
+        A full disk (SQLITE_FULL, in a statement or at COMMIT) is ``DiskFull``
+        naming the database's dir; any other failure of the file or its disk
+        (read-only, I/O error) is ``StoreWriteFailed``. SQLite may have rolled
+        back already then, so the rollback is only asked for while a
+        transaction is open.
+        """
         with self._lock:
             db = self._connection
             try:
@@ -190,13 +193,10 @@ class Store:
                             db.execute("ROLLBACK")
                     raise
             except sqlite3.DatabaseError as exc:
+                if is_disk_full(exc):
+                    raise disk_full(exc, self.path.parent, f"writing {self.path.name}") from exc
                 if not storage_error(exc):
                     raise
-                if _primary_code(exc) == _SQLITE_FULL:
-                    raise StoreFull(
-                        f"cannot write the state database {self.path}: the disk under "
-                        "--root is full; nothing of this change was kept (free space there "
-                        "and try again)") from exc
                 raise StoreWriteFailed(
                     f"cannot write the state database {self.path}: {exc}; nothing of this "
                     "change was kept (check the disk under --root is writable)") from exc
@@ -254,9 +254,6 @@ _STORAGE_CODES = frozenset({
     14,  # SQLITE_CANTOPEN
     26,  # SQLITE_NOTADB
 })
-
-
-_SQLITE_FULL = 13
 
 
 def storage_error(exc: sqlite3.Error) -> bool:

@@ -190,5 +190,4 @@ def network_settings(config: Config) -> NetworkSettings:
         default_name=config.cni_default_name,
         default_bridge=config.cni_default_bridge,
         default_subnet=config.cni_default_subnet,
-        ipam_dir=Path(config.root) / "cni" / "networks",
     )

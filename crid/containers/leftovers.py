@@ -47,7 +47,7 @@ async def remove_unrecorded(ctx: Containers) -> None:
         log.warning("removing what an unfinished create left", container_id=bundle.name)
         # Every handler's runtime: the row that named the one is what is missing.
         await discard_runtime([ctx.monitor(h.name) for h in ctx.config.handlers],
-                              bundle.name, _cgroups_path(bundle))
+                              bundle.name, spec_cgroups_path(bundle))
         await asyncio.to_thread(rootfs.remove_bundle, bundle)
     for layer in _entries(ctx.layers_dir):
         if layer.name not in known:
@@ -58,7 +58,7 @@ def _entries(directory: Path) -> list[Path]:
     return sorted(directory.iterdir()) if directory.is_dir() else []
 
 
-def _cgroups_path(bundle: Path) -> str:
+def spec_cgroups_path(bundle: Path) -> str:
     try:
         return str(json.loads((bundle / "config.json").read_text())["linux"]["cgroupsPath"])
     except (OSError, ValueError, KeyError, TypeError):
