@@ -1,9 +1,11 @@
-"""The ``crid`` command: ``serve`` (the default), ``config`` and ``version``.
+"""The ``crid`` command: ``serve`` (the default), ``check``, ``config`` and ``version``.
 
 Flags carry cri-o's names so operators' scripts carry over; each one maps to
 a config setting and wins over the files. Exit codes: 0 after a clean
 shutdown, 2 for a bad configuration or command line (nothing was touched),
-1 when the daemon cannot start (socket or root in use).
+1 when the daemon cannot start (socket or root in use). ``check`` exits 0
+when the node matches the store, 1 when it found a difference, 2 for a bad
+configuration or a ``--repair`` refused because a daemon holds the root.
 """
 
 from __future__ import annotations
@@ -67,6 +69,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "config":
         sys.stdout.write(config.to_toml())
         return 0
+    if command == "check":
+        # The daemon's code the repairs run logs as it would in the daemon: on stderr.
+        logs.configure(config.log_level)
+        # The checker, and the network settings exactly as the daemon derives them.
+        from crid.check import run as check
+        from crid.wiring import network_settings
+
+        return check.main(config, network_settings(config), repair=args.repair,
+                          as_json=args.json)
 
     logs.configure(config.log_level)
     # Read by gRPC when it loads, just below. Its fork handlers exist for a
@@ -118,6 +129,12 @@ def _parser() -> argparse.ArgumentParser:
                         help="print versions and exit (as `crid version`)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.add_parser("serve", parents=[common], help="serve the CRI on the socket (default)")
+    check = sub.add_parser(
+        "check", parents=[common],
+        help="compare the store with the node; list leaks (exit 1 when any)")
+    check.add_argument("--repair", action="store_true",
+                       help="fix what is safe to fix (only while no daemon runs on the root)")
+    check.add_argument("--json", action="store_true", help="print the findings as JSON")
     sub.add_parser("config", parents=[common], help="print the effective config as TOML")
     sub.add_parser("version", parents=[common], help="print versions")
     return parser

@@ -1,8 +1,9 @@
 """The one place where CRI calls meet errors, logs and metrics.
 
 Every RPC passes through ``CallInterceptor``: it times the call, turns
-``crid.errors`` into gRPC status codes (anything else becomes INTERNAL with
-its traceback logged), writes one JSON log line per call (method, duration,
+``crid.errors`` into gRPC status codes (a full disk no code wrapped still
+becomes RESOURCE_EXHAUSTED; anything else becomes INTERNAL with its
+traceback logged), writes one JSON log line per call (method, duration,
 code and the ids the request names) and counts the call in the metrics.
 A call that succeeded is logged at debug, as cri-o and containerd do:
 kubelet makes several calls a second, and rendering and writing each line
@@ -76,6 +77,10 @@ class CallInterceptor:
     def _classify(self, method: str, exc: Exception) -> tuple[str, str]:
         if isinstance(exc, errors.CridError):
             return exc.code, exc.message
+        typed = errors.as_crid_error(exc)  # a full disk nobody wrapped is still not a bug
+        if typed is not None:
+            self._log.warning("untyped error", method=method, exc_info=exc)
+            return typed.code, typed.message
         self._log.error("unexpected error", method=method, exc_info=exc)
         return "INTERNAL", f"internal error in {method.rsplit('/', 1)[-1]}: {exc!r}"
 

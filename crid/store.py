@@ -19,6 +19,17 @@ worker thread. Every write runs on the store's one writer thread, in the
 order it was submitted: ``await store.write(work)`` from the loop,
 ``store.submit(work).result()`` from a worker thread (an image pull). One
 writer means writes never interleave and a commit never waits on the loop.
+
+A damaged file is refused, never served as an empty state: ``open`` fails
+with ``StoreUnusable`` (crid exits 1 naming the file and what to do) when the
+file cannot be opened for writing (read-only mount, ``chattr +i``) or SQLite's
+``quick_check`` finds it damaged (truncated, overwritten). SQLite itself
+replays a WAL a killed daemon left, on that same open. A file that is missing
+or empty opens as a new store; ``was_empty`` says so, and the daemon then
+refuses it if the node still holds pods or containers (``crid.lost_state``).
+A write that fails while running raises ``DiskFull`` (RESOURCE_EXHAUSTED,
+``crid.errors``) when the disk is full, else ``StoreWriteFailed`` (the disk
+went read-only, I/O errors), which the CRI call returns.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crid import private
+from crid.errors import FailedPrecondition, Unavailable, disk_full, is_disk_full
 
 Migrations = Mapping[str, Sequence[str]]
 R = TypeVar("R")
@@ -47,6 +59,14 @@ CORE_MIGRATIONS: Sequence[str] = (
     );
     """,
 )
+
+
+class StoreUnusable(FailedPrecondition):
+    """The database cannot be used at start: crid refuses to start on it."""
+
+
+class StoreWriteFailed(Unavailable):
+    """A write did not reach the disk; nothing of it was kept."""
 
 
 class Store:
@@ -65,29 +85,59 @@ class Store:
         self._writer = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="crid-store-writer")
         self._db: sqlite3.Connection | None = None  # set by open()
+        #: Set by open(): the file was missing or held nothing (a new store).
+        self.was_empty = False
 
     def open(self) -> Store:
-        """Open the file (made 0600 first) and bring its schema up to date."""
+        """Open the file (made 0600 first), check it and bring its schema up to
+        date; ``StoreUnusable`` when it cannot be written or is damaged."""
         path = self.path
-        private.create(path)
-        for companion in (Path(f"{path}-wal"), Path(f"{path}-shm")):
-            if companion.exists():  # left by an older crid, with a looser mode
-                private.create(companion)
+        try:
+            self.was_empty = path.stat().st_size == 0
+        except FileNotFoundError:
+            self.was_empty = True
+        try:
+            # Opened for writing here: SQLite would fall back to read-only silently.
+            private.create(path)
+            for companion in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+                if companion.exists():  # left by an older crid, with a looser mode
+                    private.create(companion)
+        except OSError as exc:
+            raise StoreUnusable(
+                f"the state database {exc.filename or path} cannot be opened for writing "
+                f"({exc.strerror}): make it writable (a read-write mount, chattr -i, "
+                "owner root) and start crid again") from None
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so a
         # transaction spans exactly the block the caller wrote.
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        db.row_factory = sqlite3.Row
-        db.execute("PRAGMA journal_mode=WAL")
-        # NORMAL is durable across a killed process in WAL mode, which is the
-        # failure we promise to survive; FULL would fsync on every commit.
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_versions ("
-            " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
-        )
         self._db = db
-        self.migrate(self._migrations)
+        try:
+            db.row_factory = sqlite3.Row
+            # First, before any write: a damaged file is not written to.
+            problems = [str(row[0]) for row in db.execute("PRAGMA quick_check(5)")]
+            if problems != ["ok"]:
+                raise sqlite3.DatabaseError("; ".join(problems))
+            db.execute("PRAGMA journal_mode=WAL")
+            # NORMAL is durable across a killed process in WAL mode, which is the
+            # failure we promise to survive; FULL would fsync on every commit.
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_versions ("
+                " component TEXT PRIMARY KEY, version INTEGER NOT NULL)"
+            )
+            self.migrate(self._migrations)
+        except (sqlite3.DatabaseError, StoreWriteFailed) as exc:
+            if isinstance(exc, sqlite3.DatabaseError) and not storage_error(exc):
+                raise  # a bad statement in a migration: crid's bug, not the file's
+            self._db = None
+            db.close()
+            raise StoreUnusable(
+                f"the state database {path} is damaged or unwritable ({exc}); crid will not "
+                "start on it, so that pods and containers it records are not taken for "
+                f"gone. Restore it from a backup (or try: sqlite3 {path} .recover), or to "
+                "start over, stop every container of this crid and move the file, its "
+                "-wal and -shm and the state dir (--runroot) aside") from None
         return self
 
     @property
@@ -122,16 +172,34 @@ class Store:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: committed when the block ends, rolled back on error."""
+        """A write transaction: committed when the block ends, rolled back on error.
+
+        A full disk (SQLITE_FULL, in a statement or at COMMIT) is ``DiskFull``
+        naming the database's dir; any other failure of the file or its disk
+        (read-only, I/O error) is ``StoreWriteFailed``. SQLite may have rolled
+        back already then, so the rollback is only asked for while a
+        transaction is open.
+        """
         with self._lock:
             db = self._connection
-            db.execute("BEGIN IMMEDIATE")
             try:
-                yield db
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-            db.execute("COMMIT")
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    yield db
+                    db.execute("COMMIT")
+                except BaseException:
+                    if db.in_transaction:  # a failed COMMIT may have rolled back already
+                        with contextlib.suppress(sqlite3.Error):  # the first error tells
+                            db.execute("ROLLBACK")
+                    raise
+            except sqlite3.DatabaseError as exc:
+                if is_disk_full(exc):
+                    raise disk_full(exc, self.path.parent, f"writing {self.path.name}") from exc
+                if not storage_error(exc):
+                    raise
+                raise StoreWriteFailed(
+                    f"cannot write the state database {self.path}: {exc}; nothing of this "
+                    "change was kept (check the disk under --root is writable)") from exc
 
     def submit(self, work: Callable[[], R]) -> concurrent.futures.Future[R]:
         """Queue ``work`` (which writes through ``transaction``) on the writer thread."""
@@ -173,6 +241,32 @@ class Store:
         with self._lock:
             if self._db is not None:
                 self._db.close()
+
+
+#: SQLite's primary result codes that blame the file or the disk, not a statement.
+_STORAGE_CODES = frozenset({
+    3,   # SQLITE_PERM
+    5,   # SQLITE_BUSY (another process holds the file)
+    8,   # SQLITE_READONLY
+    10,  # SQLITE_IOERR
+    11,  # SQLITE_CORRUPT
+    13,  # SQLITE_FULL
+    14,  # SQLITE_CANTOPEN
+    26,  # SQLITE_NOTADB
+})
+
+
+def storage_error(exc: sqlite3.Error) -> bool:
+    """Whether ``exc`` says the file or its disk failed (a statement's own error
+    says nothing about them)."""
+    code = _primary_code(exc)
+    # Raised by crid itself (quick_check's findings): no code, about the file.
+    return code is None or code in _STORAGE_CODES
+
+
+def _primary_code(exc: sqlite3.Error) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -4,7 +4,8 @@
 exactly what it uses; constructors read and write nothing. ``start`` then
 does the work, in this order:
 
-1. open the store (SQLite; migrations),
+1. open the store (SQLite; checked, migrated; refused when damaged, or when
+   new while the node still holds pods or containers: ``crid.lost_state``),
 2. open the image store (its dirs; drop what a crash left half-made),
 3. ask every runtime handler what it can do (``features``),
 4. read the CNI config (writing the default network when there is none),
@@ -14,6 +15,9 @@ does the work, in this order:
    recover pods, then containers (exits that happened while crid was down),
 8. start the stats collector, remove what unfinished creates left behind,
    and watch the CNI conf dir.
+
+Before all that, crid becomes a child subreaper, and from the end a sweep
+reaps what it adopts (``crid.reaper``): daemonised monitors are orphans.
 
 ``stop`` undoes what ``start`` did, in reverse. Only this module and
 ``crid.daemon`` (the daemon's life: lock, socket, signals, drain) import
@@ -47,10 +51,13 @@ from crid.handler_features import Features
 from crid.image import schema as image_schema
 from crid.image.calls import ImageCalls
 from crid.image.store import ImageStore
+from crid.lost_state import refuse_if_lost
 from crid.metrics import Metrics
 from crid.network.cni.manager import NetworkManager
 from crid.network.cni.manager import Settings as NetworkSettings
 from crid.network.dial import Dialer
+from crid.oci.linux import syscalls
+from crid.reaper import Reaper, become_subreaper
 from crid.runtime_info import RuntimeInfo
 from crid.sandbox import schema as sandbox_schema
 from crid.sandbox.containers import PodContainers
@@ -129,14 +136,20 @@ class Parts:
             Stats(containers, sandboxes, self.collector),
             StreamLists(containers, sandboxes, images),
         )
+        self.reaper = Reaper()
         self._running = contextlib.AsyncExitStack()
 
     async def start(self) -> None:
         """Open, recover and start every part in order; what started is stopped
         again when a later step fails."""
         async with contextlib.AsyncExitStack() as started:
+            become_subreaper(syscalls())
             self.store.open()
             started.callback(self.store.close)
+            refuse_if_lost(self.store, (
+                self.sandboxes.pods_dir, self.containers.bundles_dir,
+                self.containers.exits_dir, self.images.snapshots.root,
+            ), Path(self.config.runroot))
             started.callback(self.images.close)
             self.images.open()
             started.callback(self.dialer.close)
@@ -155,6 +168,8 @@ class Parts:
             await leftovers.remove_unrecorded(self.containers)
             watcher = asyncio.create_task(self.network.watch(), name="cni-conf-watch")
             started.push_async_callback(_cancel, watcher)
+            sweeper = asyncio.create_task(self.reaper.run(), name="reaper")
+            started.push_async_callback(_cancel, sweeper)
             self._running = started.pop_all()
 
     async def stop(self) -> None:
@@ -177,5 +192,4 @@ def network_settings(config: Config) -> NetworkSettings:
         default_name=config.cni_default_name,
         default_bridge=config.cni_default_bridge,
         default_subnet=config.cni_default_subnet,
-        ipam_dir=Path(config.root) / "cni" / "networks",
     )

@@ -7,7 +7,8 @@ Layout under its root::
 
 A blob is written to ``ingest/``, then committed: size and digest checked,
 fsync'd, renamed into ``blobs/`` and the directory fsync'd, so a reader never
-sees a partial blob and a crash leaves only ingest files. Layer blobs are not
+sees a partial blob and a crash leaves only ingest files; a full disk is
+``DiskFull`` (RESOURCE_EXHAUSTED) and leaves no ingest file. Layer blobs are not
 kept: they are verified and unpacked as they stream (see ``crid.image.unpack``).
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from crid.image.reference import is_digest
 
-from crid.errors import InvalidArgument, NotFound
+from crid.errors import InvalidArgument, NotFound, disk_full_under
 
 
 class DigestMismatch(InvalidArgument):
@@ -71,17 +72,18 @@ class ContentStore:
         target = self.path(digest)
         if target.exists():
             return
-        fd, temp = tempfile.mkstemp(dir=self.ingest)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.rename(temp, target)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
-        fsync_dir(self.blobs)
+        with disk_full_under(self.root, f"storing blob {digest}"):
+            fd, temp = tempfile.mkstemp(dir=self.ingest)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.rename(temp, target)
+            except BaseException:  # a full disk too: no ingest file is left behind
+                Path(temp).unlink(missing_ok=True)
+                raise
+            fsync_dir(self.blobs)
 
     def delete(self, digest: str) -> None:
         self.path(digest).unlink(missing_ok=True)

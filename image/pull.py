@@ -6,7 +6,8 @@ layers, several at a time, each streamed from the registry straight into
 its unpacker (digest and diff ID verified before the layer dir is committed;
 layers already unpacked are skipped) -> manifests and config into the content
 store -> the image record. A failure leaves no layer, blob or record that
-only this pull made.
+only this pull made; a disk that fills up on the way is ``DiskFull``
+(RESOURCE_EXHAUSTED) naming the dir whose filesystem is full.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ from crid.errors import (
     InvalidArgument,
     NotFound,
     ResourceExhausted,
+    is_disk_full,
 )
 from crid.jsontypes import Json
 
@@ -278,6 +280,8 @@ class Puller:
                     except DigestMismatch:
                         raise
                     except (CridError, OSError) as exc:
+                        if is_disk_full(exc):  # not the bytes' fault: don't read the rest
+                            raise
                         # Bad bytes are the likelier story than a bad tar: say so if true.
                         try:
                             stream.finish()
@@ -292,7 +296,11 @@ class Puller:
                             f"the image config says {diff_id}")
             finally:
                 stream.close()
-            self.records.add_layer(chain, diff_id, result.size, result.inodes, self.now_ns())
+            try:
+                self.records.add_layer(chain, diff_id, result.size, result.inodes, self.now_ns())
+            except BaseException:  # (a full database, say): no layer dir without its row
+                self.snapshots.remove(chain)
+                raise
             observer.event("layer unpacked", digest=layer.digest, chain_id=chain,
                            bytes=layer.size, files=result.inodes)
             return True
@@ -328,10 +336,22 @@ class Puller:
             created_ns=self.now_ns(),
         )
         with self.guard:  # a collection must not delete the blobs before the record names them
-            for document in {top.digest: top, manifest.digest: manifest}.values():
-                self.content.write(document.digest, document.data)
-            self.content.write(config_desc.digest, config_bytes, config_desc.size)
-            self.records.add(record, tags, digests)
+            documents = {top.digest: top.data, manifest.digest: manifest.data,
+                         config_desc.digest: config_bytes}
+            written: list[str] = []
+            try:
+                for digest, data in documents.items():
+                    if not self.content.has(digest):
+                        size = config_desc.size if digest == config_desc.digest else None
+                        self.content.write(digest, data, size)
+                        written.append(digest)
+                self.records.add(record, tags, digests)
+            except BaseException:  # a full disk, say: no blob that no record names
+                named = {b for image in self.records.all() for b in image.blobs}
+                for digest in written:
+                    if digest not in named:
+                        self.content.delete(digest)
+                raise
         stored = self.records.get(record.id)
         assert stored is not None
         return stored

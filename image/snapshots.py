@@ -10,7 +10,8 @@ its digests are verified, so a committed dir is always complete: after a
 crash, and after a power loss too with ``sync_fs`` (the default), which
 flushes the layer's files to disk with one syncfs(2) of their filesystem
 before the rename (cheaper than an fsync per file: one call per layer, and
-the kernel writes back in its own order). One lock per chain ID: two pulls
+the kernel writes back in its own order). A disk that fills up mid-unpack
+leaves only the ``tmp-`` dir, removed at once. One lock per chain ID: two pulls
 sharing a layer unpack it once, the second waits.
 """
 
@@ -28,6 +29,8 @@ from pathlib import Path
 from crid.image.content import fsync_dir
 from crid.image.reference import is_digest
 from crid.oci.linux import Syscalls, syscalls
+
+from crid.errors import disk_full_under
 
 TMP_PREFIX = "tmp-"
 
@@ -77,20 +80,24 @@ class Snapshots:
 
     @contextlib.contextmanager
     def prepare(self, chain_id: str) -> Iterator[Path]:
-        """An empty dir to unpack into; committed when the block ends without error."""
-        staging = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.root))
-        fs = staging / "fs"
-        fs.mkdir(mode=0o755)
-        try:
-            yield fs
-            if self.sync_fs:
-                (self._kernel or syscalls()).syncfs(str(fs))
-            final = self.dir(chain_id).parent
-            os.rename(staging, final)
-            fsync_dir(self.root)
-        finally:
-            if staging.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+        """An empty dir to unpack into; committed when the block ends without error.
+
+        A full disk, here or in the block, is ``DiskFull`` naming this root.
+        """
+        with disk_full_under(self.root, f"unpacking layer {chain_id}"):
+            staging = Path(tempfile.mkdtemp(prefix=TMP_PREFIX, dir=self.root))
+            try:
+                fs = staging / "fs"
+                fs.mkdir(mode=0o755)
+                yield fs
+                if self.sync_fs:
+                    (self._kernel or syscalls()).syncfs(str(fs))
+                final = self.dir(chain_id).parent
+                os.rename(staging, final)
+                fsync_dir(self.root)
+            finally:
+                if staging.exists():
+                    shutil.rmtree(staging, ignore_errors=True)
 
     def remove(self, chain_id: str) -> None:
         target = self.dir(chain_id).parent

@@ -5,7 +5,9 @@ the GIL against the event loop and against the other layers of the same pull.
 A child per layer unpacks on its own core, and keeps the daemon responsive.
 The parent pipes the (compressed) layer bytes to the child's stdin as they
 arrive from the registry; the child answers one JSON line on stdout:
-``{"diff_id", "size", "inodes"}`` or ``{"error", "unsafe"|"exhausted"}``.
+``{"diff_id", "size", "inodes"}`` or ``{"error", "unsafe"|"exhausted"|"errno"}``
+(``errno`` of a failed write: a full disk is raised as that ``OSError`` in the
+parent, where the caller knows which dir it fills).
 
 The child's address space is capped (``MEMORY_LIMIT``): tarfile holds a
 member's whole sparse map in memory, and a hostile layer could make that
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import errno
 import fcntl
 import json
 import os
@@ -29,7 +30,7 @@ from pathlib import Path
 
 from crid.image.unpack import CHUNK, LayerTooBig, Readable, Unpacked, UnsafeLayer, unpack
 
-from crid.errors import CridError, ResourceExhausted
+from crid.errors import NO_SPACE, CridError, ResourceExhausted
 
 PIPE_BYTES = 1 << 20
 PR_SET_PDEATHSIG = 1
@@ -74,6 +75,8 @@ def unpack_isolated(source: Readable, dest: Path, limit: int) -> Unpacked:
             raise UnsafeLayer(answer["error"])
         if answer.get("exhausted"):
             raise ResourceExhausted(f"unpacking a layer: {answer['error']}")
+        if answer.get("errno") in NO_SPACE:
+            raise OSError(answer["errno"], answer["error"])
         raise CridError(f"unpacking a layer: {answer['error']}")
     return Unpacked(answer["diff_id"], answer["size"], answer["inodes"])
 
@@ -107,8 +110,7 @@ def main() -> int:
                           "to unpack (a huge sparse map?)", "unsafe": True}), flush=True)
         return 1
     except OSError as exc:
-        print(json.dumps({"error": str(exc), "exhausted": exc.errno == errno.ENOSPC}),
-              flush=True)
+        print(json.dumps({"error": str(exc), "errno": exc.errno}), flush=True)
         return 1
     # Take everything the parent sends, so it never blocks on a full pipe.
     while stdin.read(CHUNK):

@@ -2,8 +2,9 @@
 
 A container's exit is noticed through a pidfd on its conmon: conmon exits
 right after it writes the exit code, so the pidfd turning readable is the
-moment to read it. conmon daemonises, so it is not crid's child (the node's
-init reaps it) and a pidfd works the same before and after a crid restart.
+moment to read it. conmon daemonises; crid, a child subreaper, adopts it and
+reaps it through that pidfd (``crid.reaper``). A pidfd works the same on a
+conmon an earlier crid started (then not this one's child to reap).
 Exits that happened while crid was down are found in the exit files when it
 starts again.
 
@@ -44,6 +45,7 @@ from crid.handler_features import Features
 from crid.image.store import ImageStore
 from crid.lifecycle_hooks import NO_HOOKS, LifecycleHooks
 from crid.listing_cache import ListingCache
+from crid.reaper import reap_pidfd
 
 log = logs.get("crid.containers")
 
@@ -204,6 +206,7 @@ class Containers:
         pidfd = self._watched.pop(container_id, None)
         if pidfd is not None:
             asyncio.get_running_loop().remove_reader(pidfd)
+            reap_pidfd(pidfd)  # exited, or when it exits later the sweep reaps it
             os.close(pidfd)
             self.watch_generation += 1
 

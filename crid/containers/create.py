@@ -2,7 +2,9 @@
 
 Every step registers its undo on an ``AsyncExitStack``; only when the
 runtime has the container and its row is written is the stack released, so
-a failure part-way leaves no mount, dir, runtime state or row behind.
+a failure part-way leaves no mount, dir, runtime state or row behind. A
+full disk on the way (bundle, writable layer, config.json, log dir, the
+row) is ``DiskFull``: RESOURCE_EXHAUSTED naming the dir that ran out.
 """
 
 from __future__ import annotations
@@ -24,7 +26,13 @@ from crid.cdi import names as cdi_names
 from crid.containers import image_volumes, leftovers, rootfs
 from crid.containers.context import Containers
 from crid.containers.records import CREATED, Container, User
-from crid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from crid.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    disk_full_under,
+)
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 from crid.sandbox import records as sandbox_records
 from crid.sandbox import userns
@@ -63,16 +71,19 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
     bundle, layer_dir = ctx.bundle(container_id), ctx.layer_dir(container_id)
     monitor = ctx.monitor(pod.runtime_handler)
     async with contextlib.AsyncExitStack() as undo:
-        bundle.mkdir(parents=True, mode=0o700)
+        with disk_full_under(bundle.parent, "creating the container's bundle"):
+            bundle.mkdir(parents=True, mode=0o700)
         undo.push_async_callback(asyncio.to_thread, shutil.rmtree, bundle, True)
         undo.push_async_callback(asyncio.to_thread, rootfs.remove_layer, layer_dir)
         target = bundle / "rootfs"
         mapping = userns.of_pod(pod.config) if pod.namespaces.get("user") else None
         if mapping is not None:
             await asyncio.to_thread(_make_reachable, bundle, mapping.host_id)
-        await asyncio.to_thread(
-            rootfs.mount, ctx.images.lower_dirs(image.id), layer_dir, target,
-            userns=pod.namespaces.get("user", ""), root_id=mapping.host_id if mapping else 0)
+        with disk_full_under(layer_dir.parent, "creating the container's writable layer"):
+            await asyncio.to_thread(
+                rootfs.mount, ctx.images.lower_dirs(image.id), layer_dir, target,
+                userns=pod.namespaces.get("user", ""),
+                root_id=mapping.host_id if mapping else 0)
         undo.push_async_callback(asyncio.to_thread, rootfs.unmount, target)
         spec_config = config  # the request's, with image volumes as binds of their mounts
         if image_volumes.uses_images(config):
@@ -94,8 +105,10 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
             await asyncio.to_thread(ctx.cdi.apply, built.spec, cdi_devices)
         # plugins adjust the spec before anyone can list it
         await ctx.hooks.create_container(pod, container_id, config, built.spec, undo)
-        private.write_text(bundle / "config.json", json.dumps(built.spec))  # env: secrets
-        log_path = _log_path(pod, config, undo)
+        with disk_full_under(bundle, "writing the container's config.json"):
+            private.write_text(bundle / "config.json", json.dumps(built.spec))  # env: secrets
+        with disk_full_under(pod.config.log_directory, "making the container's log dir"):
+            log_path = _log_path(pod, config, undo)
 
         # Before create: a runtime that fails part-way may leave its state and
         # the container's cgroup (even a process in it) behind.

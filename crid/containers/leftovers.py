@@ -51,7 +51,7 @@ async def remove_unrecorded(ctx: Containers) -> None:
         conmon = _conmon_pid(bundle)
         # Every handler's runtime: the row that named the one is what is missing.
         await discard_runtime([ctx.monitor(h.name) for h in ctx.config.handlers],
-                              bundle.name, _cgroups_path(bundle))
+                              bundle.name, spec_cgroups_path(bundle))
         # Its conmon records the exit of the container just killed: let it, so
         # the exit file is there to remove below.
         await asyncio.to_thread(_wait_gone, conmon, CONMON_EXIT_WAIT)
@@ -90,7 +90,7 @@ def _wait_gone(pid: int, within: float) -> None:
         time.sleep(0.01)
 
 
-def _cgroups_path(bundle: Path) -> str:
+def spec_cgroups_path(bundle: Path) -> str:
     try:
         return str(json.loads((bundle / "config.json").read_text())["linux"]["cgroupsPath"])
     except (OSError, ValueError, KeyError, TypeError):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -18,6 +19,7 @@ from cri_api.v1 import api_pb2
 from e2e.fixtures.daemon import CRID, CridDaemon, remove_workdir
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+IPAM_ROOT = Path("/var/lib/cni/networks")
 
 
 class PodNet:
@@ -33,6 +35,8 @@ class PodNet:
         self.subnet = f"10.88.{self.third}.0/24"
         self.name = f"crid-test-{tag}"
         self.cgroup_parent = f"/crid-test-{tag}"
+        # Where host-local keeps the default network's reservations (its own default).
+        self.ipam_dir = IPAM_ROOT / self.name
 
     def config_toml(self, extra: str = "") -> str:
         return (
@@ -56,6 +60,7 @@ class PodNet:
 
     def cleanup(self) -> None:
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)
+        shutil.rmtree(self.ipam_dir, ignore_errors=True)
         for top in CGROUP_ROOT.iterdir():
             base = top / self.cgroup_parent.lstrip("/")
             if base.is_dir():

@@ -30,7 +30,7 @@ def counts(daemon: CridDaemon, net: PodNet) -> dict[str, int]:
     prefix = f"10.88.{net.third}."
     with sqlite3.connect(f"file:{daemon.root / 'crid.db'}?mode=ro", uri=True) as db:
         rows = db.execute("SELECT count(*) FROM sandboxes").fetchone()[0]
-    leases = daemon.root / "cni" / "networks" / net.name
+    leases = net.ipam_dir  # host-local's, per network: the default conf names no dataDir
     return {
         "pod state files": sum(1 for _ in (daemon.runroot / "pods").rglob("*")),
         "mounts": len(mounts_under(daemon.workdir)),

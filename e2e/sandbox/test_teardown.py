@@ -39,8 +39,8 @@ def host_ports(bridge: str) -> list[str]:
 
 
 @contextlib.contextmanager
-def daemon_with(plugins: list[dict[str, Any]], plugin_dir: Path | None = None
-                ) -> Iterator[tuple[CridDaemon, PodNet]]:
+def daemon_with(plugins: list[dict[str, Any]], plugin_dir: Path | None = None,
+                extra_toml: str = "") -> Iterator[tuple[CridDaemon, PodNet]]:
     net = PodNet()
     conflist = {"cniVersion": "1.0.0", "name": net.name, "plugins": [
         {"type": "bridge", "bridge": net.bridge, "isGateway": True,
@@ -52,7 +52,8 @@ def daemon_with(plugins: list[dict[str, Any]], plugin_dir: Path | None = None
     with contextlib.ExitStack() as cleanup:
         cleanup.callback(net.cleanup)
         cleanup.callback(subprocess.run, ["rm", "-rf", f"/tmp/{net.name}-ipam"], check=False)
-        with pod_daemon(extra_args=args, cni_conflist=conflist) as (daemon, _unused):
+        with pod_daemon(extra_toml, extra_args=args, cni_conflist=conflist) \
+                as (daemon, _unused):
             yield daemon, net
 
 

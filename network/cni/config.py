@@ -105,8 +105,16 @@ def load_first(conf_dir: Path) -> tuple[NetworkConfig | None, list[str]]:
     return None, problems
 
 
-def default_network(name: str, bridge: str, subnet: str, data_dir: str) -> Json:
-    """crid's default: a bridge with host-local addresses, masquerade and host ports."""
+def default_network(name: str, bridge: str, subnet: str) -> Json:
+    """crid's default: a bridge with host-local addresses, masquerade and host ports.
+
+    No ``dataDir``: the file goes to the node's shared conf dir, so any crid
+    (any ``--root``) that finds it there uses this network, bridge and
+    subnet, and must then share its address reservations too, or two pods
+    get one address. host-local keeps them per network name in its own
+    default, ``/var/lib/cni/networks/<name>``, as with cri-o's, containerd's
+    and podman's default networks; a conf naming one crid's root would tie
+    every other crid to that root (``crid check`` reports such a conf)."""
     return {
         "cniVersion": "1.0.0",
         "name": name,
@@ -121,7 +129,6 @@ def default_network(name: str, bridge: str, subnet: str, data_dir: str) -> Json:
                     "type": "host-local",
                     "routes": [{"dst": "0.0.0.0/0"}],
                     "ranges": [[{"subnet": subnet}]],
-                    "dataDir": data_dir,
                 },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},

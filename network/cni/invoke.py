@@ -1,7 +1,8 @@
 """Running one CNI plugin: find the binary, pass env and config, read the result.
 
 Plugins run as asyncio subprocesses, so a slow plugin holds no thread; each
-call has a deadline. A failing plugin prints a CNI error object
+call has a deadline, past which the plugin's whole process group is killed.
+A failing plugin prints a CNI error object
 (``{"code": N, "msg": ..., "details": ...}``) on stdout; ``PluginError``
 carries that message so the person reading the CRI error sees what the
 plugin said, not just an exit code.
@@ -10,8 +11,10 @@ plugin said, not just an exit code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -21,6 +24,7 @@ from crid.errors import CridError, DeadlineExceeded, FailedPrecondition
 from crid.jsontypes import Json
 
 log = logs.get("crid.network")
+KILL_WAIT_SECONDS = 5.0
 
 
 class PluginError(CridError):
@@ -48,18 +52,33 @@ class PluginRunner:
 
     async def run(self, binary: Path, env: Mapping[str, str], stdin: bytes,
                   timeout: float) -> tuple[int, bytes, bytes]:
+        # A group of its own: a plugin that hangs may hang in a child it started
+        # (a shell's sleep, an iptables call), which holds the plugin's stdout
+        # open; killing the plugin alone would leave that child, and waiting
+        # for the pipes to close would hang crid in its turn.
         process = await asyncio.create_subprocess_exec(
             str(binary), env=dict(env),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, start_new_session=True,
         )
         try:
             out, err = await asyncio.wait_for(process.communicate(stdin), timeout)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
+        except BaseException:  # the deadline, or the call cancelled: nothing keeps running
+            await _kill_group(process)
             raise
         return process.returncode or 0, out, err
+
+
+async def _kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL the plugin and every process of its group, then wait for it (bounded:
+    a process that left the group may still hold the pipes)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    try:
+        await asyncio.wait_for(asyncio.shield(process.wait()), KILL_WAIT_SECONDS)
+    except TimeoutError:
+        log.warning("a killed CNI plugin's pipes stay open: a process of it left its group",
+                    pid=process.pid)
 
 
 async def invoke(

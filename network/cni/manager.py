@@ -56,7 +56,6 @@ class Settings:
     default_name: str = "crid"
     default_bridge: str = "crid0"
     default_subnet: str = "10.88.0.0/16"
-    ipam_dir: Path = Path("/var/lib/cni/networks")
 
 
 class NetworkManager:
@@ -77,7 +76,7 @@ class NetworkManager:
             conf_dir.mkdir(parents=True, exist_ok=True)
             tree = cni_config.default_network(
                 self.settings.default_name, self.settings.default_bridge,
-                self.settings.default_subnet, str(self.settings.ipam_dir))
+                self.settings.default_subnet)
             target = conf_dir / DEFAULT_FILE
             temp = target.with_suffix(".tmp")
             temp.write_text(json.dumps(tree, indent=2) + "\n")

@@ -9,7 +9,7 @@ from cri_api.v1 import api_pb2
 
 from crid.sandbox import records, schema
 from crid.sandbox.infra import Infra
-from crid.store import Store
+from crid.store import Store, StoreWriteFailed
 
 
 def sandbox(sandbox_id: str, name: str = "web") -> records.Sandbox:
@@ -97,3 +97,20 @@ def test_a_refused_update_is_undone_in_the_copy(tmp_path: Path) -> None:
     table.update_soon("abc123", state=records.NOTREADY)  # logged, then undone
     store.close()
     assert table.get("abc123") == sandbox("abc123")
+
+
+def test_a_write_the_disk_refuses_fails_the_call_and_the_copy_stays_with_the_disk(
+        tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", migrations={"sandbox": schema.MIGRATIONS}).open()
+    table = records.SandboxRecords(store)
+    asyncio.run(table.insert(sandbox("abc123")))
+    store.query("PRAGMA query_only = 1")  # what a read-only disk answers: SQLITE_READONLY
+    with pytest.raises(StoreWriteFailed, match="cannot write the state database"):
+        asyncio.run(table.insert(sandbox("abd456", name="db")))
+    with pytest.raises(StoreWriteFailed):
+        asyncio.run(table.update("abc123", state=records.NOTREADY))
+    with pytest.raises(StoreWriteFailed):
+        asyncio.run(table.delete("abc123"))
+    assert table.all() == [sandbox("abc123")]
+    store.query("PRAGMA query_only = 0")
+    assert records.SandboxRecords(store).all() == table.all()

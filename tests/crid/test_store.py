@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from crid.store import Store
+from crid.store import Store, StoreUnusable, StoreWriteFailed
 
 PETS = (
     "CREATE TABLE pets (name TEXT PRIMARY KEY);",
@@ -107,3 +107,61 @@ def test_the_database_and_its_wal_and_shm_are_owner_only(tmp_path: Path) -> None
     finally:
         os.umask(old)
     assert modes == {"db": 0o600, "db-wal": 0o600, "db-shm": 0o600}
+
+
+def test_a_damaged_file_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "db"
+    store = Store(path, {"pets": PETS}).open()
+    with store.transaction() as db:
+        db.executemany("INSERT INTO pets (name) VALUES (?)",
+                       [(f"p{i:04}" * 40,) for i in range(400)])
+    store.query("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    size = path.stat().st_size
+    damaged = tmp_path / "damaged"
+    damaged.write_bytes(path.read_bytes())
+    with open(damaged, "r+b") as f:  # a page of the table overwritten: only a check sees it
+        f.seek(size - 3 * 4096)
+        f.write(b"\xff" * 4096)
+    with pytest.raises(StoreUnusable, match=f"{damaged} is damaged") as caught:
+        Store(damaged, {"pets": PETS}).open()
+    assert "Restore it from a backup" in caught.value.message
+    with open(path, "r+b") as f:  # cut in half: pages of the table are gone
+        f.truncate(size // 2)
+    with pytest.raises(StoreUnusable, match=f"{path} is damaged"):
+        Store(path, {"pets": PETS}).open()
+
+
+def test_a_file_that_is_not_a_database_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "db").write_bytes(b"not sqlite at all, " * 300)
+    with pytest.raises(StoreUnusable, match="is damaged or unwritable"):
+        Store(tmp_path / "db").open()
+
+
+def test_a_missing_or_empty_file_opens_as_a_new_store(tmp_path: Path) -> None:
+    assert Store(tmp_path / "new").open().was_empty
+    (tmp_path / "zero").touch()
+    assert Store(tmp_path / "zero").open().was_empty
+    Store(tmp_path / "used").open().close()
+    assert not Store(tmp_path / "used").open().was_empty
+
+
+def test_a_write_the_file_refuses_raises_store_write_failed(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", {"pets": PETS}).open()
+    store.query("PRAGMA query_only = 1")  # SQLITE_READONLY on every write, as a ro disk
+    with pytest.raises(StoreWriteFailed, match=f"cannot write the state database {tmp_path}"), \
+            store.transaction() as db:
+        db.execute("INSERT INTO pets (name) VALUES ('rex')")
+    store.query("PRAGMA query_only = 0")
+    assert store.query("SELECT * FROM pets") == []
+    with store.transaction() as db:  # the connection is usable again
+        db.execute("INSERT INTO pets (name) VALUES ('rex')")
+    assert len(store.query("SELECT * FROM pets")) == 1
+
+
+def test_a_bad_statement_is_not_blamed_on_the_file(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db", {"pets": PETS}).open()
+    with pytest.raises(sqlite3.OperationalError, match="no such table"), \
+            store.transaction() as db:
+        db.execute("INSERT INTO nope (name) VALUES ('rex')")
+

@@ -158,7 +158,7 @@ def cni() -> Iterable[bytes]:
                                                      "gateway": "10.88.0.1"}]}).encode()
     yield json.dumps({"cniVersion": "1.0.0", "code": 7, "msg": "Invalid Configuration",
                       "details": "Network 192.168.0.0/31 too small to allocate from"}).encode()
-    yield json.dumps(default_network("crid", "crid0", "10.88.0.0/16", "/var/lib/cni"),
+    yield json.dumps(default_network("crid", "crid0", "10.88.0.0/16"),
                      indent=2).encode()
     yield json.dumps({"cniVersion": "0.4.0", "name": "single", "type": "bridge",
                       "capabilities": {"portMappings": True}}).encode()

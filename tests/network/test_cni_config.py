@@ -43,8 +43,10 @@ def test_load_first_is_lexical_and_skips_broken_files(tmp_path: Path) -> None:
 
 
 def test_default_network_shape() -> None:
-    tree = config.default_network("crid", "crid0", "10.88.0.0/16", "/var/lib/crid/cni")
+    tree = config.default_network("crid", "crid0", "10.88.0.0/16")
     network = config.parse(json.dumps(tree))
     assert [p["type"] for p in network.plugins] == ["bridge", "portmap"]
     assert network.plugins[0]["ipam"]["ranges"] == [[{"subnet": "10.88.0.0/16"}]]
+    # Shared conf dir, shared reservations: no one crid's root in the file (issue 20 item 5).
+    assert "dataDir" not in network.plugins[0]["ipam"]
     assert network.plugins[1]["capabilities"] == {"portMappings": True}
