@@ -141,7 +141,8 @@ def run_chaos(chosen: settings.Settings, registry: Registry, logs: Path, *,
             for worker in workers:
                 worker.thread.join(timeout=60)
         remove_all_pods(daemon)
-        left = invariants.leaks(daemon, net, set(), set(), set())
+        left = invariants.leaks(daemon, net, set(), set(), set()) + invariants.crid_check(
+            daemon, set())
         if left:
             raise ChaosFailure(f"{chosen.describe()}: left after removing every pod: {left}")
     return Report(kills, chaos.operations, chaos.unknown_outcomes,
@@ -161,7 +162,7 @@ def _verify(chosen: settings.Settings, daemon: CridDaemon, net: PodNet, workers:
     for worker in workers:  # parked: their ledgers hold still
         for c in worker.ledger.containers:
             c.conmon_killed = c.id in chaos.conmon_killed
-    problems = chaos.problems + invariants.check(daemon, net, workers)
+    problems = chaos.problems + invariants.check(daemon, net, workers, chaos.conmon_killed)
     chaos.problems.clear()
     if problems:
         kept = logs / "crid.log"  # the daemon's dir goes with it
