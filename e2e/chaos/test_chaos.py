@@ -48,6 +48,7 @@ from e2e.sandbox.pods import PodNet, pod_daemon, remove_all_pods
 
 RUNTIME_WAIT = 20.0  # for a create to be in flight
 SHORT_LIMIT = 180.0
+PROGRESS_EVERY = 25  # kills between progress lines (seen with -s)
 
 Sabotage = Callable[[CridDaemon, str], None]  # the daemon (down), a container id
 
@@ -133,6 +134,9 @@ def run_chaos(chosen: settings.Settings, registry: Registry, logs: Path, *,
                 _verify(chosen, daemon, net, workers, chaos, logs,
                         f"after kill {number} ({mode})")
                 chaos.resume_all()
+                if number % PROGRESS_EVERY == 0:
+                    print(f"chaos: {number} kills checked, {chaos.operations} calls, "
+                          f"{time.monotonic() - started:.0f}s", flush=True)
             time.sleep(0.5)  # the workers' next calls, after the last check
             chaos.park_all()
             _verify(chosen, daemon, net, workers, chaos, logs, "at the end")
