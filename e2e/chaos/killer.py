@@ -48,10 +48,9 @@ def runtime_creates(runroot: Path) -> list[int]:
     The runtime forks children with its command line: a first child, then
     the container's init, which waits for ``start`` in the container's PID
     namespace, reparented to conmon once the first child exits. Killing init
-    kills a created container, not a runtime; killing the first child after
-    it forked init hangs the create (a bug not fixed yet: see the report of
-    issue 20's chaos test), so this kill mode leaves it out. What is left:
-    in our PID namespace, and conmon's child."""
+    kills a created container, not a runtime; killing the first child hung a
+    create (see test_chaos's docstring), and this kill mode is the runtime's.
+    What is left: in our PID namespace, and conmon's child."""
     bundles = f"{runroot}/containers/"
     lines = dict(command_lines())
     return [pid for pid, argv in lines.items()
