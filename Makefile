@@ -20,7 +20,7 @@ BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
 .PHONY: run test lint unit e2e e2e-aio bench setup test-setup apt-install clean lock dist \
-        fuzz fuzz-ci
+        fuzz fuzz-ci chaos
 
 run: setup
 	$(BIN)/crid
@@ -143,6 +143,13 @@ e2e: test-setup
 e2e-aio: test-setup
 	CRID_E2E_GRPC_FAST_PATH=off $(BIN)/pytest e2e --ignore=e2e/packaging \
 	  --ignore=e2e/deploy $(PYTEST_ARGS)
+
+# The chaos test's long setting: 500 kills (of the daemon, conmons, and the
+# runtime mid-create) under concurrent workers; its short one (20) runs in
+# `make e2e`. CRID_CHAOS_SEED=<n> replays a failure's choices (printed with it).
+chaos: test-setup
+	CRID_CHAOS=long nice -n 19 $(BIN)/pytest e2e/chaos/test_chaos.py::test_chaos \
+	  -o timeout=0 -s $(PYTEST_ARGS)
 
 # Coverage-guided fuzzing (atheris, libFuzzer): each target of tests/fuzz
 # for FUZZ_SECONDS over a copy of its seeds and regression inputs under

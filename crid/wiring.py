@@ -11,7 +11,8 @@ does the work, in this order:
 4. read the CNI config (writing the default network when there is none),
 5. serve NRI plugins, when enabled, and plug their hooks into pods and containers,
 6. start the streaming server,
-7. recover pods, then containers (exits that happened while crid was down),
+7. remove what pod runs cut off by a crash made (network, pins, cgroup),
+   recover pods, then containers (exits that happened while crid was down),
 8. start the stats collector, remove what unfinished creates left behind,
    and watch the CNI conf dir.
 
@@ -159,6 +160,7 @@ class Parts:
                 self.sandboxes.hooks = self.containers.hooks = self.nri
             await self.streaming.start()
             started.push_async_callback(self.streaming.close)
+            await self.sandboxes.remove_unrecorded()
             self.sandboxes.recover()
             self.containers.recover()
             self.collector.start()

@@ -46,6 +46,7 @@ async def stop_container(ctx: Containers, container: Container, timeout: float) 
             with contextlib.suppress(RuntimeFailed):  # it may exit under our feet
                 await monitor.kill(current.id, signum)
             if await ctx.wait_exited(current.id, timeout):
+                await _stop_if_unmonitored(ctx, current.id)
                 return
             log.info("container ignored its stop signal; killing it",
                      container_id=current.id, signal=current.stop_signal, timeout=timeout)
@@ -54,6 +55,15 @@ async def stop_container(ctx: Containers, container: Container, timeout: float) 
         if not await ctx.wait_exited(current.id, KILL_WAIT):
             raise FailedPrecondition(
                 f"container {current.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
+        await _stop_if_unmonitored(ctx, current.id)
+
+
+async def _stop_if_unmonitored(ctx: Containers, container_id: str) -> None:
+    """The wait for an exit also ends when conmon vanishes (UNKNOWN): then the
+    process may still run, and a stop that succeeds must leave it EXITED."""
+    now = ctx.find(container_id)
+    if now is not None and now.state == UNKNOWN:
+        await _stop_unmonitored(ctx, now)
 
 
 async def _stop_unmonitored(ctx: Containers, container: Container) -> None:

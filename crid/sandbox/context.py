@@ -7,7 +7,6 @@ remove concurrently); calls on different pods run side by side.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -17,13 +16,14 @@ from cri_api.v1 import api_pb2
 from crid import logs, private
 from crid.clock import Clock
 from crid.config import Config, Handler
-from crid.errors import InvalidArgument, NotFound
+from crid.errors import CridError, InvalidArgument, NotFound
 from crid.handler_features import Features
 from crid.lifecycle_hooks import NO_HOOKS, LifecycleHooks
 from crid.listing_cache import ListingCache
 from crid.network import namespaces, podfiles
 from crid.network.cni.args import PodNetwork, port_mapping
 from crid.network.cni.manager import NetworkManager
+from crid.oci.cgroups.pod import Cgroup, check_path
 from crid.sandbox import records
 from crid.sandbox.containers import PodContainers
 from crid.sandbox.infra import InfraProcesses
@@ -33,6 +33,9 @@ log = logs.get("crid.sandbox")
 
 # What happened to a pod, for listeners (events): the CRI's event kinds.
 CREATED, STARTED, STOPPED, DELETED = "created", "started", "stopped", "deleted"
+# In a pod's state dir: the cgroup RunPodSandbox made, for a restart to remove
+# when a crash came before the row that names it.
+OWNED_CGROUP = "cgroup"
 PodListener = Callable[[Sandbox, str], None]
 
 
@@ -110,17 +113,40 @@ class Sandboxes:
                  "options": list(dns.options)},
         )
 
-    def recover(self) -> None:
-        """After a restart: clean pod dirs no row owns (a crash mid-create); a pod
-        whose namespaces vanished (a reboot emptied the state dir) is not ready."""
+    async def remove_unrecorded(self) -> None:
+        """After a restart: remove what a RunPodSandbox cut off by a crash made before
+        its row: the network attachment (IPAM lease, CNI result, port rules), the
+        pins and files in its state dir, and the cgroup it made."""
         private.directory(self.pods_dir, private.PASSABLE_DIR_MODE)  # no one plants a pod dir
-        known = {s.id: s for s in self.records.all()}
-        with contextlib.suppress(FileNotFoundError):
-            for pod_dir in self.pods_dir.iterdir():
-                if pod_dir.name not in known:
-                    log.warning("removing leftovers of an unfinished pod", pod=pod_dir.name)
-                    release_pod_dir(pod_dir)
-        for sandbox in known.values():
+        known = {s.id for s in self.records.all()}
+        leftovers = await asyncio.to_thread(
+            lambda: sorted(p for p in self.pods_dir.iterdir() if p.name not in known))
+        for pod_dir in leftovers:
+            log.warning("removing leftovers of an unfinished pod", pod=pod_dir.name)
+            netns = str(pod_dir / "net")
+            if await asyncio.to_thread(namespaces.is_pinned, netns):
+                # With the cached ADD, or today's network when the ADD was cut off.
+                pod_net = PodNetwork(id=pod_dir.name, name="", namespace="", uid="",
+                                     netns=netns)
+                try:
+                    await self.network.delete(pod_net)
+                except CridError as exc:
+                    log.warning("cannot detach an unfinished pod", pod=pod_dir.name,
+                                error=exc.message)
+            owned = pod_dir / OWNED_CGROUP
+            cgroup = await asyncio.to_thread(owned.read_text) if owned.is_file() else ""
+            await asyncio.to_thread(release_pod_dir, pod_dir)
+            if cgroup:
+                try:
+                    await asyncio.to_thread(Cgroup(check_path(cgroup)).kill_and_remove)
+                except (CridError, OSError) as exc:
+                    log.warning("cannot remove the cgroup of an unfinished pod",
+                                pod=pod_dir.name, error=str(exc))
+
+    def recover(self) -> None:
+        """After a restart: a pod whose namespaces vanished (a reboot emptied the
+        state dir) is not ready."""
+        for sandbox in self.records.all():
             lost = [k for k, p in sandbox.namespaces.items() if not namespaces.is_pinned(p)]
             if lost and sandbox.state == records.READY:
                 log.warning("pod lost its namespaces", pod=sandbox.id, kinds=lost)

@@ -27,7 +27,7 @@ from crid.network import namespaces, podfiles, sysctls
 from crid.network.cni.args import PodNetwork
 from crid.oci.cgroups.pod import Cgroup, check_path
 from crid.sandbox import records, userns
-from crid.sandbox.context import CREATED, STARTED, Sandboxes
+from crid.sandbox.context import CREATED, OWNED_CGROUP, STARTED, Sandboxes
 from crid.sandbox.infra import Infra
 
 log = logs.get("crid.sandbox")
@@ -110,6 +110,8 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
 
         cgroup = Cgroup(cgroup_path)
         owned = not await asyncio.to_thread(cgroup.exists)
+        if owned:  # for a restart after a crash before the row names it
+            await asyncio.to_thread((pod_dir / OWNED_CGROUP).write_text, cgroup_path)
         await asyncio.to_thread(cgroup.create)
         if owned:
             undo.push_async_callback(asyncio.to_thread, cgroup.remove)

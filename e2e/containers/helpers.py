@@ -109,6 +109,7 @@ def leftovers(env: Env, pod: Pod) -> dict[str, list[str]]:
     return {
         "bundles": sorted(p.name for p in (d.runroot / "containers").glob("*")),
         "layers": sorted(p.name for p in (d.root / "containers").glob("*")),
+        "exit files": sorted(p.name for p in (d.runroot / "exits").glob("*")),
         "mounts": mounts_under(d.runroot) + mounts_under(d.root),
         "cgroups": sorted(str(p) for p in env.net.cgroup_dirs() if not p.name.endswith(pod.id)),
         "rows": sorted(c.id for c in d.runtime.ListContainers(

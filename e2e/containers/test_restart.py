@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import signal
@@ -81,6 +82,28 @@ def test_a_killed_monitor_leaves_a_container_that_can_still_be_removed(
     d.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
     assert not [m for m in mounts_under(d.runroot) if cid in m]
     assert not (d.root / "containers" / cid).exists()
+
+
+def test_a_monitor_killed_while_stop_waits_leaves_the_container_exited(
+    env: Env, pod: Pod
+) -> None:
+    # Found by e2e/chaos: the wait for the stop signal's effect ended when conmon
+    # vanished (UNKNOWN), and StopContainer returned success with the container
+    # still UNKNOWN and, for all the stop knew, running.
+    d = env.daemon
+    cid = run(d, pod.id, pod.config, env.image,
+              command=["/bin/sh", "-c", "trap '' TERM; sleep 600 & wait"])
+    conmon = json.loads(d.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(
+        container_id=cid, verbose=True)).info["info"])["monitorPid"]
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        stopping = pool.submit(d.runtime.StopContainer,
+                               api_pb2.StopContainerRequest(container_id=cid, timeout=5))
+        time.sleep(1)  # the stop is waiting out its grace period
+        os.kill(conmon, signal.SIGKILL)
+        stopping.result(timeout=30)
+    stopped = status(d, cid)
+    assert (stopped.state, stopped.exit_code) == (api_pb2.CONTAINER_EXITED, 137)
+    d.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
 
 
 def test_a_container_created_without_its_row_is_removed_at_start(

@@ -4,6 +4,7 @@ and capability args reaching a real plugin (bandwidth)."""
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ from crid.network import namespaces
 
 from e2e.fixtures.daemon import CridDaemon
 from e2e.sandbox.pods import PodNet, info, pod_config, pod_daemon, run_pod
+from e2e.sandbox.test_leaks import counts, cycle
 
 # A chained plugin that passes ADD through and fails DEL while its marker exists.
 FLAKY_DEL = f"""#!{sys.executable}
@@ -104,3 +106,21 @@ def test_leftovers_of_an_unfinished_pod_are_removed_at_start() -> None:
             assert not any(namespaces.is_pinned(p) for p in pinned.paths.values())
         finally:
             namespaces.unpin(pinned)
+
+
+def test_a_pod_cut_off_before_its_row_leaves_nothing_after_a_restart() -> None:
+    # crid killed after RunPodSandbox attached the pod, before the row was
+    # written: played by deleting the row of a ready pod while crid is down.
+    # Found by e2e/chaos: the lease, CNI result and cgroup stayed.
+    with pod_daemon() as (daemon, net):
+        cycle(daemon, 0)  # the bridge and portmap chains: made once, kept
+        before = counts(daemon, net)
+        config = pod_config()
+        config.port_mappings.append(api_pb2.PortMapping(
+            container_port=80, host_port=30999, host_ip="127.0.0.1"))
+        pod = run_pod(daemon, config)
+        daemon.kill()
+        with sqlite3.connect(daemon.root / "crid.db") as db:
+            assert db.execute("DELETE FROM sandboxes WHERE id = ?", (pod,)).rowcount == 1
+        daemon.start()
+        assert counts(daemon, net) == before

@@ -51,13 +51,28 @@ def make(paths: dict[str, str]) -> list[str]:
             missing.append(cur)
             cur = os.path.dirname(cur)
         for m in reversed(missing):
-            os.mkdir(m)
-            made.append(m)
+            try:
+                os.mkdir(m)
+            except FileExistsError:  # a concurrent create made it meanwhile: not ours
+                pass
+            else:
+                made.append(m)
             if "cpuset" in controllers_of(key):
-                copy_cpuset_from_parent(m)
+                fill_cpuset(m)
         if not key:
             enable_v2_controllers(d)
     return made
+
+
+def fill_cpuset(d: str) -> None:
+    """Give ``d`` its parent's cpus and mems, filling the parent first when it is
+    still empty: a concurrent create may have made it and not filled it yet,
+    and a v1 cpuset left empty takes no process (ENOSPC), for good."""
+    parent = os.path.dirname(d)
+    if fs.exists(parent, "cpuset.cpus") and not fs.read(parent, "cpuset.cpus") \
+            and os.path.dirname(parent) != parent:
+        fill_cpuset(parent)
+    copy_cpuset_from_parent(d)
 
 
 def copy_cpuset_from_parent(d: str) -> None:

@@ -44,6 +44,22 @@ def test_create_v1_copies_cpuset_from_parent(tmp_path: Path) -> None:
     assert (target / "cpuset.mems").read_text() == "0"
 
 
+def test_create_v1_fills_a_parent_a_concurrent_create_left_empty(tmp_path: Path) -> None:
+    # Found by e2e/chaos: two pods' creates racing on their common parent; the
+    # second saw the parent the first had just made, before the first filled
+    # it, and copied its empty cpuset: no process could join it (ENOSPC).
+    (tmp_path / "cpuset.cpus").write_text("0-3\n")
+    (tmp_path / "cpuset.mems").write_text("0\n")
+    parent = tmp_path / "pods"
+    parent.mkdir()
+    (parent / "cpuset.cpus").write_text("")
+    (parent / "cpuset.mems").write_text("")
+    made = tree.make({"cpuset": str(parent / "c1")})
+    assert made == [str(parent / "c1")]  # the parent is the other create's
+    for d in (parent, parent / "c1"):
+        assert ((d / "cpuset.cpus").read_text(), (d / "cpuset.mems").read_text()) == ("0-3", "0")
+
+
 def test_apply_routes_v1_hierarchies(tmp_path: Path) -> None:
     mem, pids = tmp_path / "memory", tmp_path / "pids"
     mem.mkdir()

@@ -1,0 +1,64 @@
+"""How much chaos: the seed, the workers, and how many kills of each kind.
+
+Read from the environment so ``make chaos`` can ask for the long setting and a
+failure can be replayed with its seed:
+
+- ``CRID_CHAOS=long`` (default ``short``): 20 kills in the suite, 500 for ``make chaos``;
+- ``CRID_CHAOS_SEED``: the seed (a random one otherwise; printed on failure);
+- ``CRID_CHAOS_WORKERS``: how many workers (default 4);
+- ``CRID_CHAOS_KILLS``: total kills, overriding the setting's;
+- ``CRID_CHAOS_RUNTIME=1``: runtime kills in the short setting too (see below);
+- ``CRID_CHAOS_SHARED_PID=1``: a third of the pods share one PID namespace (an
+  infra process, catatonit). Off by default: with them, daemon kills find a
+  bug not fixed yet (see ``test_chaos``'s docstring).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import random
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    seed: int
+    workers: int
+    daemon_kills: int
+    conmon_kills: int
+    runtime_kills: int
+    shared_pid: bool = False
+
+    @property
+    def kills(self) -> int:
+        return self.daemon_kills + self.conmon_kills + self.runtime_kills
+
+    def describe(self) -> str:
+        return (f"CRID_CHAOS_SEED={self.seed} CRID_CHAOS_WORKERS={self.workers} "
+                f"(kills: {self.daemon_kills} daemon, {self.conmon_kills} conmon, "
+                f"{self.runtime_kills} runtime)"
+                + (" CRID_CHAOS_SHARED_PID=1" if self.shared_pid else ""))
+
+
+def _split(total: int, *, runtime_kills: bool) -> tuple[int, int, int]:
+    """Three fifths of the kills hit the daemon, one fifth conmon, one fifth the
+    runtime (or, without runtime kills, four fifths the daemon)."""
+    conmon = total // 5
+    runtime = total // 5 if runtime_kills else 0
+    return total - conmon - runtime, conmon, runtime
+
+
+def from_environment() -> Settings:
+    long = os.environ.get("CRID_CHAOS", "short") == "long"
+    total = int(os.environ.get("CRID_CHAOS_KILLS", "500" if long else "20"))
+    seed_text = os.environ.get("CRID_CHAOS_SEED", "")
+    seed = int(seed_text) if seed_text else random.SystemRandom().randrange(1, 10**9)
+    # Not in the short setting: a SIGKILLed crid-runtime create can hang
+    # CreateContainer for 30 s and more (a bug not fixed yet, about one kill in
+    # fifty: see test_chaos's docstring); the suite must not flake on it.
+    # CRID_CHAOS_RUNTIME=1 asks for them anyway.
+    runtime_kills = long or os.environ.get("CRID_CHAOS_RUNTIME") == "1"
+    daemon, conmon, runtime = _split(total, runtime_kills=runtime_kills)
+    return Settings(seed=seed, workers=int(os.environ.get("CRID_CHAOS_WORKERS", "4")),
+                    daemon_kills=daemon, conmon_kills=conmon, runtime_kills=runtime,
+                    shared_pid=os.environ.get("CRID_CHAOS_SHARED_PID") == "1")
