@@ -18,7 +18,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from crid import errors, logs
+from crid import disk_full, errors, logs
 from crid.clock import Clock
 from crid.metrics import Metrics
 
@@ -77,7 +77,7 @@ class CallInterceptor:
     def _classify(self, method: str, exc: Exception) -> tuple[str, str]:
         if isinstance(exc, errors.CridError):
             return exc.code, exc.message
-        typed = errors.as_crid_error(exc)  # a full disk nobody wrapped is still not a bug
+        typed = disk_full.as_crid_error(exc)  # a full disk nobody wrapped is still not a bug
         if typed is not None:
             self._log.warning("untyped error", method=method, exc_info=exc)
             return typed.code, typed.message

@@ -44,7 +44,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from crid import private
-from crid.errors import FailedPrecondition, Unavailable, disk_full, is_disk_full
+from crid.disk_full import disk_full, is_disk_full
+from crid.errors import FailedPrecondition, Unavailable
 
 Migrations = Mapping[str, Sequence[str]]
 R = TypeVar("R")

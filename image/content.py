@@ -22,7 +22,8 @@ from pathlib import Path
 
 from crid.image.reference import is_digest
 
-from crid.errors import InvalidArgument, NotFound, disk_full_under
+from crid.disk_full import disk_full_under
+from crid.errors import InvalidArgument, NotFound
 
 
 class DigestMismatch(InvalidArgument):

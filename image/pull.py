@@ -38,13 +38,13 @@ from crid.image.registry_client import (
 from crid.image.snapshots import Snapshots, chain_ids
 from crid.image.unpack_worker import unpack_isolated
 
+from crid.disk_full import is_disk_full
 from crid.errors import (
     CridError,
     FailedPrecondition,
     InvalidArgument,
     NotFound,
     ResourceExhausted,
-    is_disk_full,
 )
 from crid.jsontypes import Json
 

@@ -30,7 +30,7 @@ from crid.image.content import fsync_dir
 from crid.image.reference import is_digest
 from crid.oci.linux import Syscalls, syscalls
 
-from crid.errors import disk_full_under
+from crid.disk_full import disk_full_under
 
 TMP_PREFIX = "tmp-"
 

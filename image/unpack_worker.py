@@ -30,7 +30,8 @@ from pathlib import Path
 
 from crid.image.unpack import CHUNK, LayerTooBig, Readable, Unpacked, UnsafeLayer, unpack
 
-from crid.errors import NO_SPACE, CridError, ResourceExhausted
+from crid.disk_full import NO_SPACE
+from crid.errors import CridError, ResourceExhausted
 
 PIPE_BYTES = 1 << 20
 PR_SET_PDEATHSIG = 1

@@ -26,13 +26,8 @@ from crid.cdi import names as cdi_names
 from crid.containers import image_volumes, leftovers, rootfs
 from crid.containers.context import Containers
 from crid.containers.records import CREATED, Container, User
-from crid.errors import (
-    AlreadyExists,
-    FailedPrecondition,
-    InvalidArgument,
-    NotFound,
-    disk_full_under,
-)
+from crid.disk_full import disk_full_under
+from crid.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from crid.oci.spec import ImageConfig, PodFacts, build_spec
 from crid.sandbox import records as sandbox_records
 from crid.sandbox import userns

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from crid import errors
+from crid import disk_full, errors
 from crid.clock import Clock
 from crid.interceptor import Aborted, CallInterceptor
 from crid.metrics import Metrics
@@ -25,32 +25,32 @@ TABLE = ("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL);",)
 
 
 def test_disk_full_errnos_and_sqlite_full_are_recognised(tmp_path: Path) -> None:
-    assert errors.is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
-    assert errors.is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
-    assert not errors.is_disk_full(OSError(errno.EIO, "Input/output error"))
-    assert not errors.is_disk_full(ValueError("no"))
+    assert disk_full.is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+    assert disk_full.is_disk_full(OSError(errno.EDQUOT, "Disk quota exceeded"))
+    assert not disk_full.is_disk_full(OSError(errno.EIO, "Input/output error"))
+    assert not disk_full.is_disk_full(ValueError("no"))
     db = sqlite3.connect(tmp_path / "db")
     db.execute("CREATE TABLE t (x BLOB)")
     db.execute("PRAGMA max_page_count = 3")
     with pytest.raises(sqlite3.Error) as full:
         db.execute("INSERT INTO t VALUES (zeroblob(100000))")
-    assert errors.is_disk_full(full.value)
+    assert disk_full.is_disk_full(full.value)
 
 
 def test_disk_full_under_names_the_dir_and_leaves_other_errors_alone() -> None:
     with pytest.raises(errors.DiskFull) as caught, \
-            errors.disk_full_under("/var/lib/crid/image", "storing blob sha256:ab"):
+            disk_full.disk_full_under("/var/lib/crid/image", "storing blob sha256:ab"):
         raise OSError(errno.ENOSPC, "No space left on device")
     assert caught.value.code == "RESOURCE_EXHAUSTED"
     assert caught.value.message == (
         "storing blob sha256:ab: no space left on device on the filesystem under "
         "/var/lib/crid/image; free space there and retry")
     with pytest.raises(errors.DiskFull, match="disk quota exceeded"), \
-            errors.disk_full_under("/x", "writing"):
+            disk_full.disk_full_under("/x", "writing"):
         raise OSError(errno.EDQUOT, "Disk quota exceeded")
-    with pytest.raises(PermissionError), errors.disk_full_under("/x", "writing"):
+    with pytest.raises(PermissionError), disk_full.disk_full_under("/x", "writing"):
         raise PermissionError(errno.EACCES, "denied")
-    with pytest.raises(errors.NotFound), errors.disk_full_under("/x", "writing"):
+    with pytest.raises(errors.NotFound), disk_full.disk_full_under("/x", "writing"):
         raise errors.NotFound("typed errors pass as they are")
 
 
