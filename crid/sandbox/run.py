@@ -19,7 +19,7 @@ from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
-from crid import logs
+from crid import logs, private
 from crid.api import names
 from crid.api.validation import require
 from crid.errors import AlreadyExists, CridError, FailedPrecondition, InvalidArgument
@@ -111,7 +111,8 @@ async def _create(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest, sandbox
         cgroup = Cgroup(cgroup_path)
         owned = not await asyncio.to_thread(cgroup.exists)
         if owned:  # for a restart after a crash before the row names it
-            await asyncio.to_thread((pod_dir / OWNED_CGROUP).write_text, cgroup_path)
+            # Private: the pod dir is passable for the container's own files only.
+            await asyncio.to_thread(private.write_text, pod_dir / OWNED_CGROUP, cgroup_path)
         await asyncio.to_thread(cgroup.create)
         if owned:
             undo.push_async_callback(asyncio.to_thread, cgroup.remove)
