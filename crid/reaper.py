@@ -37,6 +37,7 @@ from pathlib import Path
 
 from crid import logs
 from crid.oci import linux
+from crid.oci.state import read_proc_stat, stat_state
 
 log = logs.get("crid.reaper")
 SWEEP_SECONDS = 2.0
@@ -63,22 +64,18 @@ def reap_pid(pid: int) -> bool:
         return False
 
 
-def zombie_children(proc: Path = Path("/proc")) -> set[int]:
+def zombie_children() -> set[int]:
     """crid's children (of any of its threads) that have exited and wait to be reaped."""
     children: set[int] = set()
-    for task in (proc / "self" / "task").iterdir():
+    for task in Path("/proc/self/task").iterdir():
         with contextlib.suppress(OSError):
             children.update(int(pid) for pid in (task / "children").read_text().split())
-    return {pid for pid in children if _state(proc, pid) == "Z"}
+    return {pid for pid in children if _is_zombie(pid)}
 
 
-def _state(proc: Path, pid: int) -> str:
-    try:
-        stat = (proc / str(pid) / "stat").read_text()
-    except OSError:
-        return ""
-    fields = stat.rpartition(")")[2].split()  # comm may hold spaces and parens
-    return fields[0] if fields else ""
+def _is_zombie(pid: int) -> bool:
+    stat = read_proc_stat(pid)
+    return stat is not None and stat_state(stat) == "Z"
 
 
 class Reaper:

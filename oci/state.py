@@ -95,6 +95,16 @@ def _after_comm(stat: bytes) -> list[bytes]:
     return stat[stat.rindex(b")") + 2 :].split()
 
 
+def stat_state(stat: bytes) -> str:
+    """The state letter (field 3): R, S, D, Z (zombie), X (dead), ..."""
+    return _after_comm(stat)[0].decode()
+
+
+def stat_parent(stat: bytes) -> int:
+    """The parent's pid (field 4)."""
+    return int(_after_comm(stat)[1])
+
+
 def stat_running(stat: bytes) -> bool:
     """Not yet a zombie (Z) or dead (X), though its /proc entry is still there."""
     return _after_comm(stat)[0] not in (b"Z", b"X")

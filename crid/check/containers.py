@@ -35,6 +35,7 @@ from crid.containers.context import COMPLETED, ERROR, OOM_KILLED
 from crid.containers.leftovers import discard_runtime, spec_cgroups_path
 from crid.containers.monitor import Monitor
 from crid.containers.records import CREATED, EXITED, RUNNING, UNKNOWN
+from crid.oci.spec.mounts import parse_mountinfo
 
 LIVE = (CREATED, RUNNING)
 
@@ -178,12 +179,8 @@ def _conmons(exits: Path) -> Iterator[tuple[int, str]]:
 def _mounts_below(*dirs: Path) -> list[str]:
     """Mount points strictly below any of ``dirs``, deepest first."""
     prefixes = tuple(str(d) + "/" for d in dirs)
-    points = []
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        point = line.split()[4].replace("\\040", " ")
-        if point.startswith(prefixes):
-            points.append(point)
-    return sorted(set(points), key=len, reverse=True)
+    points = {m.mount_point for m in parse_mountinfo(Path("/proc/self/mountinfo").read_text())}
+    return sorted((p for p in points if p.startswith(prefixes)), key=len, reverse=True)
 
 
 def _entries(directory: Path) -> list[Path]:

@@ -23,7 +23,7 @@ from crid.check.findings import Finding
 from crid.check.view import View, writable
 from crid.network import namespaces
 from crid.oci.cgroups.pod import Cgroup
-from crid.oci.state import proc_start_time
+from crid.oci.state import proc_start_time, read_proc_stat, stat_parent
 from crid.sandbox.context import release_pod_dir
 from crid.sandbox.infra import Infra, InfraProcesses
 from crid.sandbox.records import NOTREADY, READY
@@ -94,7 +94,10 @@ def _inode(path: str) -> tuple[int, int]:
 
 
 def _parent(pid: int) -> int:
-    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[1])
+    stat = read_proc_stat(pid)
+    if stat is None:
+        raise ProcessLookupError(pid)  # gone: the caller's OSError path
+    return stat_parent(stat)
 
 
 def traced(view: View, pod_id: str) -> bool:

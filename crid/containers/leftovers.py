@@ -22,6 +22,7 @@ from crid.containers.context import Containers
 from crid.containers.monitor import Monitor
 from crid.errors import CridError
 from crid.oci.cgroups.pod import Cgroup
+from crid.oci.state import read_proc_stat, stat_state
 
 log = logs.get("crid.containers")
 CONMON_EXIT_WAIT = 2.0  # seconds; conmon writes the exit file as soon as it reaps
@@ -81,11 +82,8 @@ def _wait_gone(pid: int, within: float) -> None:
     """Until ``pid`` has exited (or is a zombie) or ``within`` seconds have passed."""
     deadline = time.monotonic() + within
     while pid > 0 and time.monotonic() < deadline:
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-        except (OSError, IndexError):
-            return
-        if state == "Z":
+        stat = read_proc_stat(pid)
+        if stat is None or stat_state(stat) == "Z":
             return
         time.sleep(0.01)
 
