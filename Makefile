@@ -20,7 +20,7 @@ BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
 .PHONY: run test lint unit e2e e2e-aio bench setup test-setup apt-install clean lock dist \
-        fuzz fuzz-ci chaos
+        fuzz fuzz-ci chaos soak
 
 run: setup
 	$(BIN)/crid
@@ -140,11 +140,11 @@ e2e: test-setup
 # The suite again with the gRPC fast path off: every daemon serves on grpc.aio,
 # the transport crid falls back to on a grpcio its fast path was not tested with.
 # What only tests packaging (the wheel, the node image) runs once, above, and
-# so does the chaos test: it kills processes, which no transport changes, and
-# its minute and a half is the suite's longest.
+# so do the chaos test and the soak: they kill processes and count resources,
+# which no transport changes, and they are the suite's longest.
 e2e-aio: test-setup
 	CRID_E2E_GRPC_FAST_PATH=off $(BIN)/pytest e2e --ignore=e2e/packaging \
-	  --ignore=e2e/deploy --ignore=e2e/chaos $(PYTEST_ARGS)
+	  --ignore=e2e/deploy --ignore=e2e/chaos --ignore=e2e/soak $(PYTEST_ARGS)
 
 # The chaos test's long setting: 500 kills (of the daemon, conmons, and the
 # runtime mid-create) under concurrent workers; its short one (20) runs in
@@ -152,6 +152,16 @@ e2e-aio: test-setup
 chaos: test-setup
 	CRID_CHAOS=long nice -n 19 $(BIN)/pytest e2e/chaos/test_chaos.py::test_chaos \
 	  -o timeout=0 -s $(PYTEST_ARGS)
+
+# The soak's long run: SOAK_MINUTES of pod churn with 20 pods alive, sampled
+# every minute; `make e2e` runs it for 5. The samples go to build/soak/soak.csv,
+# their plot to build/soak/soak.png (for BENCHMARKS.md).
+SOAK_MINUTES ?= 120
+soak: test-setup
+	mkdir -p build/soak
+	CRID_SOAK_SECONDS=$$(( $(SOAK_MINUTES) * 60 )) CRID_SOAK_CSV=$(CURDIR)/build/soak/soak.csv \
+	  $(BIN)/pytest e2e/soak/test_soak.py::test_soak -s $(PYTEST_ARGS)
+	$(BIN)/python -P -m e2e.soak.plot build/soak/soak.csv build/soak/soak.png
 
 # Coverage-guided fuzzing (atheris, libFuzzer): each target of tests/fuzz
 # for FUZZ_SECONDS over a copy of its seeds and regression inputs under
