@@ -2,11 +2,20 @@
 
 Calls on one pod are serialised by a lock per pod id (kubelet may stop and
 remove concurrently); calls on different pods run side by side.
+
+A ready pod's infra process (catatonit, only for pods sharing one PID
+namespace) is watched through a pidfd, from RunPodSandbox or start-up until
+StopPodSandbox: when it dies (someone killed it; the kernel then killed the
+rest of its PID namespace) the pod is not whole any more. That is logged, and
+the row becomes NOTREADY with its network teardown pending, so the pod is
+NOTREADY in its row as in every listing, and the StopPodSandbox the kubelet
+sends for it still releases its address.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -26,7 +35,7 @@ from crid.network.cni.manager import NetworkManager
 from crid.oci.cgroups.pod import Cgroup, check_path
 from crid.sandbox import records
 from crid.sandbox.containers import PodContainers
-from crid.sandbox.infra import InfraProcesses
+from crid.sandbox.infra import InfraProcesses, pidfd_if_alive
 from crid.sandbox.records import Sandbox, SandboxRecords
 
 log = logs.get("crid.sandbox")
@@ -61,12 +70,45 @@ class Sandboxes:
         # ListPodSandbox's whole responses, stamped with the table's generation
         # and the pods' states they were made at.
         self.listings: ListingCache[api_pb2.ListPodSandboxResponse] = ListingCache()
+        self._infra_watched: dict[str, int] = {}  # pod id: pidfd of its infra process
 
     def changed(self, sandbox: Sandbox, *kinds: str) -> None:
         """Tell listeners (events) what just happened to ``sandbox``, in order."""
         for kind in kinds:
             for listener in self.listeners:
                 listener(sandbox, kind)
+
+    def watch_infra(self, sandbox: Sandbox) -> None:
+        """Notice when the infra process of ``sandbox`` (ready) dies; at once when
+        it is gone already. Call on the loop."""
+        if sandbox.infra is None or sandbox.state != records.READY \
+                or sandbox.id in self._infra_watched:
+            return
+        pidfd = pidfd_if_alive(sandbox.infra)
+        if pidfd is None:
+            self._infra_died(sandbox.id)
+            return
+        self._infra_watched[sandbox.id] = pidfd
+        asyncio.get_running_loop().add_reader(pidfd, self._infra_died, sandbox.id)
+
+    def unwatch_infra(self, sandbox_id: str) -> None:
+        """Before crid stops the infra process itself (its death is then no news)."""
+        pidfd = self._infra_watched.pop(sandbox_id, None)
+        if pidfd is not None:
+            asyncio.get_running_loop().remove_reader(pidfd)
+            os.close(pidfd)
+
+    def _infra_died(self, sandbox_id: str) -> None:
+        self.unwatch_infra(sandbox_id)
+        sandbox = self.records.get(sandbox_id)
+        if sandbox is None or sandbox.state != records.READY or sandbox.infra is None:
+            return
+        log.warning("pod's infra process died; the pod is not ready", pod=sandbox_id,
+                    pid=sandbox.infra.pid)
+        updated = self.records.update_soon(
+            sandbox_id, state=records.NOTREADY,
+            network_pending=sandbox.network_pending or bool(sandbox.netns))
+        self.changed(updated or sandbox, STOPPED)
 
     def lock(self, sandbox_id: str) -> asyncio.Lock:
         return self._locks.setdefault(sandbox_id, asyncio.Lock())
@@ -145,12 +187,15 @@ class Sandboxes:
 
     def recover(self) -> None:
         """After a restart: a pod whose namespaces vanished (a reboot emptied the
-        state dir) is not ready."""
+        state dir) is not ready; so is one whose infra process died while crid
+        was down. The infra processes still alive are watched from now on."""
         for sandbox in self.records.all():
             lost = [k for k, p in sandbox.namespaces.items() if not namespaces.is_pinned(p)]
             if lost and sandbox.state == records.READY:
                 log.warning("pod lost its namespaces", pod=sandbox.id, kinds=lost)
                 self.records.update_soon(sandbox.id, state=records.NOTREADY)
+                continue
+            self.watch_infra(sandbox)
 
 
 def release_pod_dir(pod_dir: Path) -> None:

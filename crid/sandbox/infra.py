@@ -116,7 +116,7 @@ class _Pidfds:
         with self._lock:
             fd = self._open.get(infra)
             if fd is None:
-                fd = self._open_if_alive(infra)
+                fd = pidfd_if_alive(infra)
                 if fd is None:
                     return False
                 self._open[infra] = fd
@@ -134,20 +134,22 @@ class _Pidfds:
         if fd is not None:
             os.close(fd)
 
-    @staticmethod
-    def _open_if_alive(infra: Infra) -> int | None:
-        try:
-            fd = os.pidfd_open(infra.pid)
-        except ProcessLookupError:
-            return None
-        # Checked after opening: the pidfd then holds the process whose start time matched.
-        if proc_start_time(infra.pid) != infra.start_time:  # None for a zombie
-            os.close(fd)
-            return None
-        return fd
-
 
 _pidfds = _Pidfds()
+
+
+def pidfd_if_alive(infra: Infra) -> int | None:
+    """A pidfd on the infra process (the caller closes it), None when it is gone
+    (or a zombie, or its pid now names another process)."""
+    try:
+        fd = os.pidfd_open(infra.pid)
+    except ProcessLookupError:
+        return None
+    # Checked after opening: the pidfd then holds the process whose start time matched.
+    if proc_start_time(infra.pid) != infra.start_time:  # None for a zombie
+        os.close(fd)
+        return None
+    return fd
 
 
 def is_alive(infra: Infra) -> bool:

@@ -3,11 +3,14 @@
 ::
 
     (RunPodSandbox) ──► READY ──StopPodSandbox──► NOTREADY ──RemovePodSandbox──► (gone)
+                          └──── infra process died ───┘
 
 A row is written only once a pod is fully made, so every row is a pod that
-exists. ``network_pending`` marks a pod whose CNI DEL failed on stop: remove
-tries it again. ``infra`` is the JSON of the infra process (or ``{}``);
-``namespaces`` maps a kind to its pin file (an absent kind is the host's).
+exists. ``network_pending`` marks a pod whose network is still attached
+though it is NOTREADY: its CNI DEL failed on stop (remove tries it again), or
+its infra process died and no stop came yet. ``infra`` is the JSON of the
+infra process (or ``{}``); ``namespaces`` maps a kind to its pin file (an
+absent kind is the host's).
 """
 
 from __future__ import annotations

@@ -78,6 +78,7 @@ async def run(ctx: Sandboxes, request: api_pb2.RunPodSandboxRequest
     finally:
         ctx.creating.discard(key)
     ctx.changed(sandbox, CREATED, STARTED)
+    ctx.watch_infra(sandbox)
     log.info("pod sandbox ready", pod=sandbox.id, name=meta.name, namespace=meta.namespace,
              ips=list(sandbox.ips))
     return api_pb2.RunPodSandboxResponse(pod_sandbox_id=sandbox.id)

@@ -33,6 +33,7 @@ async def stop(ctx: Sandboxes, request: api_pb2.StopPodSandboxRequest
 
 async def stop_sandbox(ctx: Sandboxes, sandbox: records.Sandbox) -> None:
     """Bring ``sandbox`` to NOTREADY; call with its lock held."""
+    ctx.unwatch_infra(sandbox.id)  # its infra is about to die at our hands
     await ctx.pod_containers.stop(sandbox.id)
     if sandbox.state == records.READY:
         await ctx.hooks.stop_pod(sandbox)  # containers stopped, pod still listable
