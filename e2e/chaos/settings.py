@@ -8,9 +8,9 @@ failure can be replayed with its seed:
 - ``CRID_CHAOS_WORKERS``: how many workers (default 4);
 - ``CRID_CHAOS_KILLS``: total kills, overriding the setting's;
 - ``CRID_CHAOS_RUNTIME=1``: runtime kills in the short setting too (see below);
-- ``CRID_CHAOS_SHARED_PID=1``: a third of the pods share one PID namespace (an
-  infra process, catatonit). Off by default: with them, daemon kills find a
-  bug not fixed yet (see ``test_chaos``'s docstring).
+- ``CRID_CHAOS_SHARED_PID=0``: every pod gives each container its own PID
+  namespace (kubelet's default). By default a third of the pods share one PID
+  namespace instead (an infra process, catatonit), as shareProcessNamespace asks.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ class Settings:
     daemon_kills: int
     conmon_kills: int
     runtime_kills: int
-    shared_pid: bool = False
+    shared_pid: bool = True
 
     @property
     def kills(self) -> int:
@@ -37,7 +37,7 @@ class Settings:
         return (f"CRID_CHAOS_SEED={self.seed} CRID_CHAOS_WORKERS={self.workers} "
                 f"(kills: {self.daemon_kills} daemon, {self.conmon_kills} conmon, "
                 f"{self.runtime_kills} runtime)"
-                + (" CRID_CHAOS_SHARED_PID=1" if self.shared_pid else ""))
+                + ("" if self.shared_pid else " CRID_CHAOS_SHARED_PID=0"))
 
 
 def _split(total: int, *, runtime_kills: bool) -> tuple[int, int, int]:
@@ -61,4 +61,4 @@ def from_environment() -> Settings:
     daemon, conmon, runtime = _split(total, runtime_kills=runtime_kills)
     return Settings(seed=seed, workers=int(os.environ.get("CRID_CHAOS_WORKERS", "4")),
                     daemon_kills=daemon, conmon_kills=conmon, runtime_kills=runtime,
-                    shared_pid=os.environ.get("CRID_CHAOS_SHARED_PID") == "1")
+                    shared_pid=os.environ.get("CRID_CHAOS_SHARED_PID", "1") != "0")

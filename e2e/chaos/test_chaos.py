@@ -22,18 +22,6 @@ finds the in-flight create's bundle, layer, runtime state and rootfs mount
 the runtime's first child. Not fixed: the create's wait on conmon's report
 (monitor.SYNC_TIMEOUT, 60 s) is where it sits; why conmon does not report
 the runtime's death at once is not known yet.
-
-Known bug, left out of the default mix (``CRID_CHAOS_SHARED_PID=1`` puts it
-back): pods that share one PID namespace (an infra process, catatonit) lose
-it around daemon kills. A container of such a pod, created before the kill,
-exits with 137 under a second after the restart (just after the restart
-removed "what an unfinished create left" of other containers), the pod's
-infra is gone, ListPodSandbox calls the pod NOTREADY while its row stays
-READY (no log line says why), and so its IPAM lease and CNI result stay: the
-check fails with "IPAM lease ... of a pod that is not ready". Seen every time
-with seeds 1 and 4 (20 kills); pods with a PID namespace per container
-(kubelet's default) never did. Suspected, not proven: the start-up removal of
-an unfinished create in a shared-PID pod kills more than that container.
 """
 
 from __future__ import annotations
