@@ -35,8 +35,11 @@ async def stop_sandbox(ctx: Sandboxes, sandbox: records.Sandbox) -> None:
     """Bring ``sandbox`` to NOTREADY; call with its lock held."""
     ctx.unwatch_infra(sandbox.id)  # its infra is about to die at our hands
     await ctx.pod_containers.stop(sandbox.id)
-    if sandbox.state == records.READY:
-        await ctx.hooks.stop_pod(sandbox)  # containers stopped, pod still listable
+    if sandbox.state == records.READY or sandbox.network_pending:
+        # Containers stopped, pod still listable. A pending network is a pod
+        # whose infra died (NOTREADY, never stopped: plugins still hold it) or
+        # whose last teardown failed (they hear of the stop again).
+        await ctx.hooks.stop_pod(sandbox)
     if sandbox.infra is not None:
         await asyncio.to_thread(ctx.infra.stop, sandbox.infra)
     pending = sandbox.network_pending

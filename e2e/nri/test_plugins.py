@@ -9,7 +9,9 @@ failed hook leaves nothing behind.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import socket
 import sys
 import tempfile
@@ -31,7 +33,14 @@ from e2e.fixtures.daemon import CridDaemon, DaemonFactory, mounts_under
 from e2e.fixtures.images import RunConfig, busybox_image, push
 from e2e.fixtures.registry import Registry
 from e2e.nri.plugin import ScriptedPlugin
-from e2e.sandbox.pods import PodNet, pod_config, pod_daemon, stop_remove
+from e2e.sandbox.pods import (
+    PodNet,
+    info,
+    namespace_options,
+    pod_config,
+    pod_daemon,
+    stop_remove,
+)
 
 REQUEST_TIMEOUT = 1.0
 
@@ -418,3 +427,21 @@ def test_nothing_unhandled_in_the_daemon_log(env: Env) -> None:
     assert "never retrieved" not in text
     assert "Traceback" not in text
     assert not env.daemon.runtime.ListPodSandbox(api_pb2.ListPodSandboxRequest()).items
+
+
+def test_a_pod_whose_infra_died_is_still_stopped_for_plugins(env: Env,
+                                                               plugins: list[ScriptedPlugin]
+                                                               ) -> None:
+    """A shared-PID pod's infra dying makes it NOTREADY behind the kubelet's
+    back; the StopPodSandbox that follows must still reach plugins, which hold
+    the pod until they hear of it."""
+    plugin = _plugin(env, plugins, "watcher")
+    config = pod_config(linux=namespace_options(pid=api_pb2.POD))
+    pod_id = env.daemon.runtime.RunPodSandbox(
+        api_pb2.RunPodSandboxRequest(config=config)).pod_sandbox_id
+    os.kill(int(info(env.daemon, pod_id)["pid"]), signal.SIGKILL)
+    _wait(lambda: env.daemon.runtime.PodSandboxStatus(api_pb2.PodSandboxStatusRequest(
+        pod_sandbox_id=pod_id)).status.state == api_pb2.SANDBOX_NOTREADY)
+    stop_remove(env.daemon, pod_id)
+    _wait(lambda: ("RemovePodSandbox", pod_id, "") in plugin.calls)
+    assert ("StopPodSandbox", pod_id, "") in plugin.calls
