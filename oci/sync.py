@@ -2,9 +2,10 @@
 
 Children report progress (``{"pid": N}``, ``{"ready": true}``) or failure
 (``{"error": "..."}``); the parent answers requests (``{"userns": pid}`` ->
-write id maps -> ``{"ok": true}``). Each message is a ``marshal``-ed dict behind
-a 4-byte length: both ends are this same program, and ``marshal`` is built in,
-where ``json`` would cost milliseconds of imports on every container start.
+write id maps -> ``{"ok": true}``), and tells init ``{"created": true}`` last.
+Each message is a ``marshal``-ed dict behind a 4-byte length: both ends are
+this same program, and ``marshal`` is built in, where ``json`` would cost
+milliseconds of imports on every container start.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from crid.oci.state import read_proc_stat, stat_running
 CONMON = "/usr/bin/conmon"
 SYNC_TIMEOUT = 60.0
 REPORT_LIMIT = 64 << 10  # conmon's report: a pid, or the runtime's error (conmon reads 8 KiB)
-SILENT_DEATH = "the runtime ended without saying why (killed?)"
+SILENT_DEATH = "the runtime (or conmon) ended without saying why (killed?)"
 RUNTIME_TIMEOUT = 60.0
 EXEC_REAP_SECONDS = 5.0
 # conmon's control fifo: "<event> <height> <width>\n"; event 2 reopens the log.

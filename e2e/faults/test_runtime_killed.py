@@ -161,21 +161,13 @@ Killer = Callable[[CridDaemon, set[str], float, concurrent.futures.Future[object
 
 def _kill_create(daemon: CridDaemon, before: set[str], delay: float,
                  call: concurrent.futures.Future[object]) -> float | None:
-    pid = _await(lambda: _first(killer.runtime_creates(daemon.runroot)), call)
-    if pid is None:
-        return None
-    time.sleep(delay)
-    return time.monotonic() if _kill(pid) else None
+    return _kill_later(lambda: _first(killer.runtime_creates(daemon.runroot)), delay, call)
 
 
 def _kill_family(daemon: CridDaemon, before: set[str], delay: float,
                  call: concurrent.futures.Future[object]) -> float | None:
-    pid = _await(lambda: _first(killer.runtime_creates(daemon.runroot)), call)
-    if pid is None:
-        return None
-    time.sleep(delay)
-    landed = [_kill(member) for member in [pid, *_descendants(pid)]]
-    return time.monotonic() if any(landed) else None
+    return _kill_later(lambda: _first(killer.runtime_creates(daemon.runroot)), delay, call,
+                       family=True)
 
 
 def _kill_child(daemon: CridDaemon, before: set[str], delay: float,
@@ -185,11 +177,20 @@ def _kill_child(daemon: CridDaemon, before: set[str], delay: float,
             return _first(_children(pid))
         return None
 
-    pid = _await(first_child, call)
+    return _kill_later(first_child, delay, call)
+
+
+def _kill_later(find: Callable[[], int | None], delay: float,
+                call: concurrent.futures.Future[object], *, family: bool = False
+                ) -> float | None:
+    """Once ``find`` finds a process, wait ``delay`` and SIGKILL it (and its
+    descendants with ``family``); when, if it landed on a live process."""
+    pid = _await(find, call)
     if pid is None:
         return None
     time.sleep(delay)
-    return time.monotonic() if _kill(pid) else None
+    landed = [_kill(member) for member in [pid, *(_descendants(pid) if family else [])]]
+    return time.monotonic() if any(landed) else None
 
 
 def _kill_at_pid_file(daemon: CridDaemon, before: set[str], delay: float,

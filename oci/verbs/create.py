@@ -7,6 +7,11 @@ maps), unshares the rest, and forks init (PID 1 of a new pid namespace) before
 exiting, so init is reparented to the caller's subreaper (conmon) or to us in
 ``run``. Any failure undoes everything made so far: no state dir, cgroup or
 mount is left (mounts live in init's mount namespace and die with it).
+
+A runtime killed part-way must not leave its children waiting: the first
+child dies with it (parent death signal), and init, once ready, waits for
+the runtime's last word (state saved, pid file written) before it blocks on
+the exec fifo, so a runtime killed before then takes init with it.
 """
 
 from __future__ import annotations
