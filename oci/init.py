@@ -85,9 +85,10 @@ class Init:
         privs.set_caps()
         self.ch.to_parent({"ready": True})
         # The runtime's last word (its state saved, the pid file written)
-        # comes before we wait for `start`: the caller (conmon) holds on to
-        # the runtime's stderr until every holder closes it, as we do, so a
-        # runtime killed meanwhile must not leave us waiting on the fifo.
+        # comes before we wait for `start`. A runtime that fails has conmon
+        # read its error from the runtime's stderr, a pipe we hold too (our
+        # stderr): were a killed runtime to leave us waiting on the fifo,
+        # that read, and the CreateContainer behind it, would wait for ever.
         if self.ch.from_parent() is None:
             _runtime_died()
         os.close(self.ch.c_write)
