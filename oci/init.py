@@ -84,6 +84,13 @@ class Init:
         path = process.lookup(self.proc["args"][0], env)
         privs.set_caps()
         self.ch.to_parent({"ready": True})
+        # The runtime's last word (its state saved, the pid file written)
+        # comes before we wait for `start`. A runtime that fails has conmon
+        # read its error from the runtime's stderr, a pipe we hold too (our
+        # stderr): were a killed runtime to leave us waiting on the fifo,
+        # that read, and the CreateContainer behind it, would wait for ever.
+        if self.ch.from_parent() is None:
+            _runtime_died()
         os.close(self.ch.c_write)
         os.close(self.ch.c_read)
         # Block until `start` opens the fifo for reading.
@@ -123,6 +130,17 @@ class Init:
         return {"ociVersion": self.cfg["ociVersion"], "id": self.opts["id"],
                 "status": status, "pid": os.getpid(), "bundle": self.opts["bundle"],
                 "annotations": self.cfg.get("annotations") or {}}
+
+
+def _runtime_died() -> None:
+    """Say so on stderr, where our caller (conmon) looks for the runtime's
+    error, and end: the runtime cannot be waiting for us any more."""
+    try:
+        os.write(2, b"crid-runtime: the runtime's create process died before the container "
+                    b"was created\n")
+    except OSError:
+        pass
+    os._exit(1)
 
 
 def _is_open(fd: int) -> bool:

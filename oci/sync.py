@@ -2,9 +2,10 @@
 
 Children report progress (``{"pid": N}``, ``{"ready": true}``) or failure
 (``{"error": "..."}``); the parent answers requests (``{"userns": pid}`` ->
-write id maps -> ``{"ok": true}``). Each message is a ``marshal``-ed dict behind
-a 4-byte length: both ends are this same program, and ``marshal`` is built in,
-where ``json`` would cost milliseconds of imports on every container start.
+write id maps -> ``{"ok": true}``), and tells init ``{"created": true}`` last.
+Each message is a ``marshal``-ed dict behind a 4-byte length: both ends are
+this same program, and ``marshal`` is built in, where ``json`` would cost
+milliseconds of imports on every container start.
 """
 
 from __future__ import annotations
@@ -54,6 +55,29 @@ class Channel:
         self._buf = self._buf[_LEN + n :]
         return msg
 
+    def _ready(self, pidfd: int) -> bool:
+        """Wait until a whole message is here or EOF (True), or the process of
+        ``pidfd`` has exited and nothing more is to be read (False)."""
+        import select
+
+        poll = select.poll()
+        poll.register(self.p_read, select.POLLIN)
+        poll.register(pidfd, select.POLLIN)
+        while not self._whole():
+            ready = dict(poll.poll())
+            if ready.get(self.p_read):
+                chunk = os.read(self.p_read, 65536)
+                if not chunk:
+                    return True  # EOF: _recv says so
+                self._buf += chunk
+            elif ready.get(pidfd):
+                return False
+        return True
+
+    def _whole(self) -> bool:
+        return len(self._buf) >= _LEN and \
+            len(self._buf) >= _LEN + int.from_bytes(self._buf[:_LEN], "little")
+
     def _fill(self, fd: int, size: int) -> bool:
         while len(self._buf) < size:
             chunk = os.read(fd, 65536)
@@ -62,7 +86,13 @@ class Channel:
             self._buf += chunk
         return True
 
-    def from_child(self) -> Json | None:
+    def from_child(self, while_alive: int | None = None) -> Json | None:
+        """The children's next message; None at EOF. With ``while_alive`` (a
+        pidfd), None too once that process has exited with no message pending:
+        the first child can die between forking init and reporting its pid,
+        and init, holding this pipe open, would wait for us forever."""
+        if while_alive is not None and not self._ready(while_alive):
+            return None
         return self._recv(self.p_read)
 
     def from_parent(self) -> Json | None:

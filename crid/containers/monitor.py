@@ -36,6 +36,8 @@ from crid.oci.state import read_proc_stat, stat_running
 
 CONMON = "/usr/bin/conmon"
 SYNC_TIMEOUT = 60.0
+REPORT_LIMIT = 64 << 10  # conmon's report: a pid, or the runtime's error (conmon reads 8 KiB)
+SILENT_DEATH = "the runtime (or conmon) ended without saying why (killed?)"
 RUNTIME_TIMEOUT = 60.0
 EXEC_REAP_SECONDS = 5.0
 # conmon's control fifo: "<event> <height> <width>\n"; event 2 reopens the log.
@@ -125,15 +127,21 @@ class Monitor:
         finally:
             os.close(start_write)
         try:
-            report = await asyncio.wait_for(asyncio.to_thread(_read_line, sync_read), SYNC_TIMEOUT)
-        finally:
-            os.close(sync_read)
+            report = await asyncio.wait_for(_read_report(sync_read), SYNC_TIMEOUT)
+        except TimeoutError:
+            _abandon(process, bundle, container_id)
+            raise RuntimeFailed(
+                f"{self.handler.name} runtime did not create the container within "
+                f"{SYNC_TIMEOUT:.0f}s; its monitor and runtime were killed") from None
+        except BaseException:  # cancelled: the caller's undo must not race a create going on
+            _abandon(process, bundle, container_id)
+            raise
         _, conmon_stderr = await process.communicate()
         pid, message = _parse_sync(report)
         if pid <= 0:
             detail = _runtime_error((message or conmon_stderr.decode(errors="replace")).encode())
             raise RuntimeFailed(f"{self.handler.name} runtime failed to create the container: "
-                                f"{detail or 'no message'}")
+                                f"{detail or SILENT_DEATH}")
         return Created(pid=pid, monitor_pid=_read_pid(bundle / "conmon.pid"))
 
     # --- the other verbs: the runtime directly -----------------------------------
@@ -292,12 +300,47 @@ def monitor_alive(pid: int, container_id: str) -> bool:
     return stat is not None and stat_running(stat) and container_id.encode() in cmdline
 
 
-def _read_line(fd: int) -> bytes:
-    """One JSON line: the daemonised conmon keeps the pipe open, so no EOF comes."""
-    data = b""
-    while not data.endswith(b"\n") and (chunk := os.read(fd, 4096)):
-        data += chunk
-    return data
+async def _read_report(fd: int) -> bytes:
+    """conmon's report: one JSON line (the daemonised conmon keeps the pipe open,
+    so no EOF comes after it), or what came before EOF (conmon gone). Takes
+    ``fd``: closed on return, and if the wait is given up (no thread is left
+    blocked in a read of it)."""
+    pipe = open(fd, "rb", buffering=0)  # noqa: SIM115 - the transport closes it
+    try:
+        reader = asyncio.StreamReader(limit=REPORT_LIMIT)
+        transport, _ = await asyncio.get_running_loop().connect_read_pipe(
+            lambda: asyncio.StreamReaderProtocol(reader), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    try:
+        return await reader.readline()
+    except ValueError:  # longer than any report
+        return b""
+    finally:
+        transport.close()
+
+
+def _abandon(launcher: asyncio.subprocess.Process, bundle: Path, container_id: str) -> None:
+    """Kill a create we stopped waiting for: conmon and, in its process group
+    (conmon starts a session), the runtime's create and that one's child.
+    The container's init left the group (a session of its own): the caller's
+    undo kills it with the cgroup. Killing conmon alone would not do: its
+    runtime gets SIGKILL only as conmon dies, and could still be making the
+    state or cgroup the undo is removing."""
+    with contextlib.suppress(ProcessLookupError):
+        launcher.kill()  # it forks the real conmon and exits; seldom still here
+    try:
+        pid = _read_pid(bundle / "conmon.pid")
+    except (OSError, ValueError):
+        return  # conmon never got as far as forking
+    # conmon is our child (crid is a child subreaper) until reaped: the pid is
+    # its, or its zombie's, unless conmon.pid was rewritten.
+    if monitor_alive(pid, container_id):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # not yet a group of its own
+            os.kill(pid, signal.SIGKILL)
 
 
 def _parse_sync(report: bytes) -> tuple[int, str]:
@@ -318,8 +361,11 @@ def _read_pid(path: Path) -> int:
 
 def _runtime_error(data: bytes) -> str:
     """The runtime's own words for a failure: its error line (runc logs
-    warnings before it), else its last line."""
-    lines = [line for line in data.decode(errors="replace").splitlines() if line.strip()]
+    warnings before it), else its last line. Not conmon's own warnings
+    (``[conmon:w]: ...``): its child writes them to the same pipe before it
+    runs the runtime, and they are all there is when the runtime said nothing."""
+    lines = [line for line in data.decode(errors="replace").splitlines()
+             if line.strip() and not line.startswith("[conmon:")]
     if not lines:
         return ""
     errors_only = [line for line in lines if "level=error" in line or '"level":"error"' in line]

@@ -48,9 +48,9 @@ def runtime_creates(runroot: Path) -> list[int]:
     The runtime forks children with its command line: a first child, then
     the container's init, which waits for ``start`` in the container's PID
     namespace, reparented to conmon once the first child exits. Killing init
-    kills a created container, not a runtime; killing the first child hung a
-    create (see test_chaos's docstring), and this kill mode is the runtime's.
-    What is left: in our PID namespace, and conmon's child."""
+    kills a created container, not a runtime, and this kill mode is the
+    runtime's (``e2e/faults/test_runtime_killed.py`` kills the first child and
+    init too). What is left: in our PID namespace, and conmon's child."""
     bundles = f"{runroot}/containers/"
     lines = dict(command_lines())
     return [pid for pid, argv in lines.items()

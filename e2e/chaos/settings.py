@@ -6,8 +6,8 @@ failure can be replayed with its seed:
 - ``CRID_CHAOS=long`` (default ``short``): 20 kills in the suite, 500 for ``make chaos``;
 - ``CRID_CHAOS_SEED``: the seed (a random one otherwise; printed on failure);
 - ``CRID_CHAOS_WORKERS``: how many workers (default 4);
-- ``CRID_CHAOS_KILLS``: total kills, overriding the setting's;
-- ``CRID_CHAOS_RUNTIME=1``: runtime kills in the short setting too (see below);
+- ``CRID_CHAOS_KILLS``: total kills, overriding the setting's (three fifths
+  hit the daemon, one fifth conmon, one fifth ``crid-runtime create``);
 - ``CRID_CHAOS_SHARED_PID=0``: every pod gives each container its own PID
   namespace (kubelet's default). By default a third of the pods share one PID
   namespace instead (an infra process, catatonit), as shareProcessNamespace asks.
@@ -40,11 +40,11 @@ class Settings:
                 + ("" if self.shared_pid else " CRID_CHAOS_SHARED_PID=0"))
 
 
-def _split(total: int, *, runtime_kills: bool) -> tuple[int, int, int]:
+def _split(total: int) -> tuple[int, int, int]:
     """Three fifths of the kills hit the daemon, one fifth conmon, one fifth the
-    runtime (or, without runtime kills, four fifths the daemon)."""
+    runtime."""
     conmon = total // 5
-    runtime = total // 5 if runtime_kills else 0
+    runtime = total // 5
     return total - conmon - runtime, conmon, runtime
 
 
@@ -53,12 +53,7 @@ def from_environment() -> Settings:
     total = int(os.environ.get("CRID_CHAOS_KILLS", "500" if long else "20"))
     seed_text = os.environ.get("CRID_CHAOS_SEED", "")
     seed = int(seed_text) if seed_text else random.SystemRandom().randrange(1, 10**9)
-    # Not in the short setting: a SIGKILLed crid-runtime create can hang
-    # CreateContainer for 30 s and more (a bug not fixed yet, about one kill in
-    # fifty: see test_chaos's docstring); the suite must not flake on it.
-    # CRID_CHAOS_RUNTIME=1 asks for them anyway.
-    runtime_kills = long or os.environ.get("CRID_CHAOS_RUNTIME") == "1"
-    daemon, conmon, runtime = _split(total, runtime_kills=runtime_kills)
+    daemon, conmon, runtime = _split(total)
     return Settings(seed=seed, workers=int(os.environ.get("CRID_CHAOS_WORKERS", "4")),
                     daemon_kills=daemon, conmon_kills=conmon, runtime_kills=runtime,
                     shared_pid=os.environ.get("CRID_CHAOS_SHARED_PID", "1") != "0")

@@ -2,8 +2,8 @@
 runtime mid-create; after each kill, nothing a call returned is lost and
 nothing a failed call began is left (issue 20 item 2).
 
-In phases: daemon kills (restarted each time), then conmon kills, then (in
-the long setting) kills of ``crid-runtime create``. After each kill the workers park, the daemon is
+In phases: daemon kills (restarted each time), then conmon kills, then kills
+of ``crid-runtime create``. After each kill the workers park, the daemon is
 checked (``e2e.chaos.invariants``), and the workers go on: their next calls
 must succeed. At the end every pod is removed and the node must hold nothing.
 
@@ -11,17 +11,6 @@ Settings (``e2e.chaos.settings``): the short one (20 kills) runs in the suite;
 ``make chaos`` runs 500. A failure prints its seed: ``CRID_CHAOS_SEED=<n>``
 replays the same choices of workers and killer; their timing against each
 other still varies from run to run, so a replay may need a few tries.
-
-Known bug, left out of the short setting (``make chaos`` and
-``CRID_CHAOS_RUNTIME=1`` keep it): a ``crid-runtime create`` SIGKILLed by the
-killer (the one conmon started, in our PID namespace) can leave
-CreateContainer hanging past the workers' 30 s deadline; the check then
-finds the in-flight create's bundle, layer, runtime state and rootfs mount
-("... of an unlisted id"). Seen once in 50 runtime kills (make chaos, seed
-20261207, 250 kills, kill 230) and once before with a killer that also hit
-the runtime's first child. Not fixed: the create's wait on conmon's report
-(monitor.SYNC_TIMEOUT, 60 s) is where it sits; why conmon does not report
-the runtime's death at once is not known yet.
 """
 
 from __future__ import annotations

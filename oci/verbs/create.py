@@ -7,6 +7,11 @@ maps), unshares the rest, and forks init (PID 1 of a new pid namespace) before
 exiting, so init is reparented to the caller's subreaper (conmon) or to us in
 ``run``. Any failure undoes everything made so far: no state dir, cgroup or
 mount is left (mounts live in init's mount namespace and die with it).
+
+A runtime killed part-way must not leave its children waiting: the first
+child dies with it (parent death signal), and init, once ready, waits for
+the runtime's last word (state saved, pid file written) before it blocks on
+the exec fifo, so a runtime killed before then takes init with it.
 """
 
 from __future__ import annotations
@@ -105,23 +110,32 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Spec, rootfs:
                   "preserve_fds": flags.get("preserve_fds") or 0, "cgroup": cg,
                   "join_cgroup": join_early, "release_signals": flags.get("release_signals")}
     ch = Channel.open()
+    parent = os.getpid()
     first = os.fork()
     if first == 0:
-        _first_child(ch, cfg, opts)
+        _first_child(ch, cfg, opts, parent)
     ch.parent_side()
+    watch = _pidfd(first)
     pid = 0
 
     def kill_init() -> None:
         if pid:
             _kill_and_wait(pid)
 
+    def receive() -> Json | None:
+        # The first child is watched until it reports init's pid: killed after
+        # forking init, it would leave init (holding the pipe) and us waiting
+        # on each other.
+        return ch.from_child(watch if first else None)
+
     undo.append(kill_init)
     try:
         if not join_early:
             _make_cgroup(ctx, cg, linux, undo)
-        for msg in in_order(ch.from_child):
+        for msg in in_order(receive):
             if msg is None:
-                raise CridError("container init exited before it was ready")
+                raise CridError("container init (or the runtime's child that forks it) "
+                                "exited before it was ready")
             if "error" in msg:
                 raise CridError(msg["error"])
             if "userns" in msg:
@@ -144,10 +158,14 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Spec, rootfs:
             elif msg.get("ready"):
                 ctx.step("init ready")
                 break
-    finally:
-        # On failure this also stops a child we have no pid for yet: init
-        # exits when its next message to us finds the pipe closed.
+    except BaseException:
+        # This also stops a child we have no pid for yet: init exits when its
+        # next message to us finds the pipe closed.
         ch.close_parent()
+        raise
+    finally:
+        if watch is not None:
+            os.close(watch)
         if first:
             os.waitpid(first, 0)
     _oom_score_adj(ctx, pid, cfg["process"].get("oomScoreAdj"))
@@ -161,6 +179,15 @@ def _create(ctx: Context, cid: str, flags: Json, bundle: str, cfg: Spec, rootfs:
     ctx.step("state saved")
     if flags.get("pid_file"):
         state.write_pid_file(flags["pid_file"], pid)
+    # Init waits for this before it waits for `start`: had we died before
+    # here, it would sit on the exec fifo holding our caller's stdio (conmon
+    # reads our error from that stderr, and would wait for ever). A failure
+    # above kills init before this pipe closes.
+    try:
+        ch.to_child({"created": True})
+    except BrokenPipeError:
+        raise CridError("container init exited before the create finished") from None
+    ch.close_parent()
     return st
 
 
@@ -229,12 +256,28 @@ def _rfc3339_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ns // 10**9)) + f".{ns % 10**9:09d}Z"
 
 
-def _first_child(ch: Channel, cfg: Spec, opts: Json) -> None:
+def _pidfd(pid: int) -> int | None:
+    try:
+        return os.pidfd_open(pid)
+    except OSError:  # a kernel before 5.3: not watched
+        return None
+
+
+def _die_with(sc: L.Syscalls, parent: int) -> None:
+    """SIGKILL us if the runtime dies (it may have already)."""
+    sc.prctl(L.PR_SET_PDEATHSIG, signals.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def _first_child(ch: Channel, cfg: Spec, opts: Json, parent: int) -> None:
     try:
         ch.child_side()
         if opts.get("release_signals"):
             signals.release()
         sc = L.syscalls()
+        # Killed with the runtime: what would we be setting up for?
+        _die_with(sc, parent)
         # Out of the container's reach until execve makes the user's program
         # dumpable again: without this a process exec'd into a created
         # container reads our fds through /proc/1/fd (the exec fifo in the
@@ -264,6 +307,7 @@ def _first_child(ch: Channel, cfg: Spec, opts: Json) -> None:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
             sc.prctl(L.PR_SET_DUMPABLE, 0)  # a change of ids resets it to fs.suid_dumpable
+            _die_with(sc, parent)  # and clears the parent death signal
         flags = ns.new_flags(nss, exclude=("user",))
         if flags:
             sc.unshare(flags)
