@@ -4,7 +4,8 @@ crid keeps what ADD returned per pod in ``<root>/cni/results/<id>.json``;
 one without a pod row is an attachment no one will DEL, so its veth,
 iptables rules (bridge masquerade, portmap) and address stay. The repair is
 the daemon's own DEL (``NetworkManager.delete`` with the cached config),
-which releases all of them. An address reservation under
+which releases all of them; a ``<id>.tmp`` (a write cut off by a crash) of
+a pod with no row is only removed. An address reservation under
 ``<root>/cni/networks`` (host-local's files, ``<ip>`` holding the pod id)
 whose pod is gone is released by removing the file, as host-local's DEL does.
 
@@ -40,6 +41,12 @@ def find(view: View, settings: Settings) -> list[Finding]:
                 "cni-result-without-pod", str(path),
                 "a network attachment of a pod with no row (veth, iptables rules, address)",
                 deleter(view, settings, pod_id), "ran CNI DEL with the cached config"))
+    for path in sorted(results.glob("*.tmp")) if results.is_dir() else []:
+        if path.stem not in view.pods:
+            found.append(Finding(
+                "cni-result-temp-without-pod", str(path),
+                "a CNI result a crash cut off, of a pod with no row",
+                functools.partial(path.unlink, missing_ok=True), "removed it"))
     found += _reservations(view)
     found += _cross_root(view, settings.conf_dir)
     return found

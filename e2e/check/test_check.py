@@ -127,6 +127,9 @@ def test_every_leak_is_named_and_repaired(env: Env, tmp_path: Path) -> None:
         db.execute("DELETE FROM containers WHERE pod_id = ?", (lost_pod,))
         db.execute("DELETE FROM sandboxes WHERE id IN (?, ?)", (lost_pod, unnamed_pod))
     (daemon.root / "cni" / "results" / f"{unnamed_pod}.json").unlink()
+    # What a crash between writing a pod's CNI result and renaming it leaves.
+    cut_off = daemon.root / "cni" / "results" / f"{unnamed_pod}.tmp"
+    cut_off.write_text('{"network": "crid-')
     monitor_pid = int((daemon.runroot / "containers" / orphaned_monitor / "conmon.pid")
                       .read_text())
     os.kill(monitor_pid, signal.SIGKILL)
@@ -159,6 +162,7 @@ def test_every_leak_is_named_and_repaired(env: Env, tmp_path: Path) -> None:
             ("container-files-missing", bundle_gone),
             ("pod-without-namespace", pinless_pod),
             ("iptables-without-pod", unnamed_pod),
+            ("cni-result-temp-without-pod", str(cut_off)),
             ("pod-dir-without-pod", str(daemon.runroot / "pods" / unnamed_pod)),
             ("cgroup-without-pod", f"{env.net.cgroup_parent}/crid-{unnamed_pod}"),
             *planted,

@@ -3,7 +3,8 @@
 DEL must run with the configuration ADD used (the conf dir may have changed
 since) and, from CNI 0.4.0 on, with ADD's result as ``prevResult``. A pod
 has one attachment, kept as ``<pod id>.json`` under the cache dir, written
-atomically.
+atomically: through ``<pod id>.tmp``, which a crash mid-write leaves behind
+and ``delete`` removes with the entry.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ class ResultCache:
     def _path(self, pod_id: str) -> Path:
         return self.directory / f"{pod_id}.json"
 
+    def temp_path(self, pod_id: str) -> Path:
+        return self.directory / f"{pod_id}.tmp"
+
     def put(self, pod_id: str, entry: Entry) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         path = self._path(pod_id)
-        temp = path.with_suffix(".tmp")
+        temp = self.temp_path(pod_id)
         temp.write_text(json.dumps(dataclasses.asdict(entry)))
         os.replace(temp, path)
 
@@ -49,6 +53,7 @@ class ResultCache:
             return None
 
     def delete(self, pod_id: str) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self._path(pod_id).unlink()
+        for path in (self._path(pod_id), self.temp_path(pod_id)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
 
