@@ -160,7 +160,14 @@ def test_ps_lists_the_init_pid(runtime: Runtime, bundle: Bundle) -> None:
 
 def test_ps_table(runtime: Runtime, bundle: Bundle) -> None:
     cid = _started(runtime, bundle)
-    lines = runtime("ps", cid, check=True).stdout.splitlines()
+    # runc says "running" once its init opened the exec fifo; it execs the
+    # process a moment later, and a loaded machine may show "runc init" first.
+    deadline = time.monotonic() + 5
+    while True:
+        lines = runtime("ps", cid, check=True).stdout.splitlines()
+        if len(lines) != 2 or "sleep 1000" in lines[1] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert "PID" in lines[0].split()
     assert len(lines) == 2 and "sleep 1000" in lines[1]
 
