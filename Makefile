@@ -139,18 +139,27 @@ e2e: test-setup
 
 # The suite again with the gRPC fast path off: every daemon serves on grpc.aio,
 # the transport crid falls back to on a grpcio its fast path was not tested with.
-# Run once, above: what only tests packaging (the wheel, the node image); the
-# chaos test and the soak, which kill processes and count resources, which no
-# transport changes, and are the suite's longest; and what never starts a
-# daemon (the runtime's CLI, the streaming server in-process, the spec, the
-# test registry and images, the critest runner's summary).
+# It runs what goes through the API; run once, above, is:
+# - what only tests packaging (the wheel, the node image);
+# - the chaos test and the soak: they kill processes and count resources, and
+#   are the suite's longest;
+# - what never starts a daemon (NO_DAEMON: the runtime's CLI, the streaming
+#   server in-process, the spec, the test registry and images, the critest
+#   runner's summary, five security files);
+# - what tests the node under the daemon, not its answers (NODE_SIDE: crash
+#   recovery, the reaper, crid check, a killed runtime, a damaged store, mount
+#   races, unpacking hostile layers).
 NO_DAEMON := e2e/runtime e2e/streaming e2e/spec e2e/test_testbed.py e2e/critest/test_run.py \
              $(addprefix e2e/security/test_,devices.py exec_namespaces.py fd_leaks.py \
                                           runtime_binary.py seccomp_default.py)
+NODE_SIDE := e2e/check e2e/containers/test_restart.py e2e/containers/test_restart_shared_pid.py \
+             e2e/daemon/test_zombies.py e2e/faults/test_runtime_killed.py \
+             e2e/faults/test_store_damage.py e2e/security/test_mount_races.py \
+             e2e/security/test_image_files.py
 e2e-aio: test-setup
 	CRID_E2E_GRPC_FAST_PATH=off $(BIN)/pytest e2e --ignore=e2e/packaging \
 	  --ignore=e2e/deploy --ignore=e2e/chaos --ignore=e2e/soak \
-	  $(addprefix --ignore=,$(NO_DAEMON)) $(PYTEST_ARGS)
+	  $(addprefix --ignore=,$(NO_DAEMON) $(NODE_SIDE)) $(PYTEST_ARGS)
 
 # The chaos test's long setting: 500 kills (of the daemon, conmons, and the
 # runtime mid-create) under concurrent workers; its short one (20) runs in
