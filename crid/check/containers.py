@@ -20,11 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import itertools
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 from crid.check.findings import Finding
@@ -46,7 +45,7 @@ def find(view: View) -> list[Finding]:
     exits = view.runroot / "exits"
     known = view.containers
     found: list[Finding] = []
-    for pid, container_id in _conmons(exits):
+    for pid, container_id in monitors.conmons_writing_to(exits):
         if container_id not in known:
             found.append(Finding("conmon-without-container", f"pid {pid}",
                                  f"conmon of {container_id}, which has no row",
@@ -154,26 +153,6 @@ def _killer(pid: int, container_id: str) -> Callable[[], None]:
             if os.stat(f"/proc/{pid}").st_uid == 0 and monitors.monitor_alive(pid, container_id):
                 os.kill(pid, signal.SIGKILL)
     return repair
-
-
-def _conmons(exits: Path) -> Iterator[tuple[int, str]]:
-    """(pid, container id) of every conmon writing its exit into ``exits``."""
-    want = str(exits).encode()
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
-            owner = entry.stat().st_uid
-        except OSError:
-            continue
-        if owner != 0:  # crid runs conmon as root; anyone can name a process "conmon"
-            continue
-        if not argv or os.path.basename(argv[0]) != b"conmon":
-            continue
-        args = dict(itertools.pairwise(argv))
-        if args.get(b"--exit-dir") == want and b"-c" in args:
-            yield int(entry.name), args[b"-c"].decode(errors="replace")
 
 
 def _mounts_below(*dirs: Path) -> list[str]:

@@ -107,12 +107,12 @@ async def create(ctx: Containers, sandboxes: Sandboxes,
 
         # Before create: a runtime that fails part-way may leave its state and
         # the container's cgroup (even a process in it) behind.
+        undo.push_async_callback(leftovers.forget_exit, monitor, bundle, container_id)
         undo.push_async_callback(leftovers.discard_runtime, [monitor], container_id,
                                  built.spec["linux"]["cgroupsPath"])
         created = await monitor.create(
             container_id, _monitor_name(pod, config), bundle, log_path,
             tty=config.tty, stdin=config.stdin, stdin_once=config.stdin_once)
-        undo.callback(monitor.forget, container_id)
 
         resolved = built.user
         container = Container(

@@ -42,6 +42,14 @@ async def discard_runtime(monitors: Sequence[Monitor], container_id: str,
                     error=str(exc))
 
 
+async def forget_exit(monitor: Monitor, bundle: Path, container_id: str) -> None:
+    """The last undo of a failed create, after ``discard_runtime``: its conmon
+    records the exit of the container just killed; let it, then remove that
+    exit file (removed before, it would be written again for no row)."""
+    await asyncio.to_thread(_wait_gone, _conmon_pid(bundle), CONMON_EXIT_WAIT)
+    monitor.forget(container_id)
+
+
 async def remove_unrecorded(ctx: Containers) -> None:
     """Remove bundles, writable layers and exit files no container row names."""
     known = {c.id for c in ctx.records.all()}

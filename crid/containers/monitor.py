@@ -21,9 +21,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 
 from crid import errors, logs, private
@@ -142,7 +144,24 @@ class Monitor:
             detail = _runtime_error((message or conmon_stderr.decode(errors="replace")).encode())
             raise RuntimeFailed(f"{self.handler.name} runtime failed to create the container: "
                                 f"{detail or SILENT_DEATH}")
-        return Created(pid=pid, monitor_pid=_read_pid(bundle / "conmon.pid"))
+        return Created(pid=pid, monitor_pid=self._conmon_pid(bundle, container_id))
+
+    def _conmon_pid(self, bundle: Path, container_id: str) -> int:
+        """conmon's pid. Its launcher writes ``conmon.pid`` after forking the
+        real conmon, then exits: a launcher killed in between leaves conmon
+        running (it reported the container's pid) and the file unwritten. Then
+        conmon is found by its command line, and the file written for it."""
+        path = bundle / "conmon.pid"
+        try:
+            return _read_pid(path)
+        except (OSError, ValueError):
+            pass
+        found = [pid for pid, cid in conmons_writing_to(self.exits_dir) if cid == container_id]
+        if len(found) != 1:
+            raise RuntimeFailed(f"{self.handler.name}: the container's monitor (conmon) "
+                                f"left no {path.name} and {len(found)} conmons of it run")
+        path.write_text(str(found[0]))
+        return found[0]
 
     # --- the other verbs: the runtime directly -----------------------------------
 
@@ -288,6 +307,26 @@ def reopen_log(bundle: Path) -> None:
         os.write(fd, REOPEN_LOG_EVENT.encode())
     finally:
         os.close(fd)
+
+
+def conmons_writing_to(exits: Path) -> Iterator[tuple[int, str]]:
+    """(pid, container id) of every conmon writing its exit into ``exits``."""
+    want = str(exits).encode()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+            owner = entry.stat().st_uid
+        except OSError:
+            continue
+        if owner != 0:  # crid runs conmon as root; anyone can name a process "conmon"
+            continue
+        if not argv or os.path.basename(argv[0]) != b"conmon":
+            continue
+        args = dict(itertools.pairwise(argv))
+        if args.get(b"--exit-dir") == want and b"-c" in args:
+            yield int(entry.name), args[b"-c"].decode(errors="replace")
 
 
 def monitor_alive(pid: int, container_id: str) -> bool:

@@ -109,3 +109,32 @@ def test_a_runtime_error_is_reported_with_its_message(bundle: Path, monitor: Mon
     with pytest.raises(RuntimeFailed, match="no such file"):
         asyncio.run(monitor.create(cid, "ctr", bundle, tmp_path / "ctr.log"))
     asyncio.run(monitor.delete(cid, force=True))
+
+
+def test_a_conmon_whose_launcher_left_no_pid_file_is_found(bundle: Path, tmp_path: Path
+                                                            ) -> None:
+    """conmon's launcher writes conmon.pid after forking conmon, then exits; one
+    killed in between (as e2e/chaos's killer once did) leaves conmon running
+    and no file. The create still succeeds, with conmon found by its command
+    line and the file written for the next reader."""
+    elsewhere = tmp_path / "elsewhere.pid"
+    wrapper = tmp_path / "conmon"  # -P pointed away: the file never comes
+    wrapper.write_text("#!/bin/sh\n"
+                       'for a; do shift\n'
+                       '  if [ "$a" = -P ]; then set -- "$@" -P; skip=1; continue; fi\n'
+                       f'  if [ -n "$skip" ]; then set -- "$@" {elsewhere}; skip=; '
+                       'else set -- "$@" "$a"; fi; done\n'
+                       'exec /usr/bin/conmon "$@"\n')
+    wrapper.chmod(0o755)
+    monitor = Monitor(RUNC, tmp_path / "runc-root", tmp_path / "exits", conmon=str(wrapper))
+    cid = uuid.uuid4().hex
+    configure(bundle, ["/bin/sleep", "60"], f"/crid-test/{cid}")
+    created = asyncio.run(monitor.create(cid, "ctr", bundle, tmp_path / "ctr.log"))
+    try:
+        assert elsewhere.exists()  # the wrapper did move it
+        assert monitor_alive(created.monitor_pid, cid)
+        assert (bundle / "conmon.pid").read_text() == str(created.monitor_pid)
+    finally:
+        asyncio.run(monitor.kill(cid, signal.SIGKILL))
+        wait_for_exit(monitor, cid)
+        asyncio.run(monitor.delete(cid))
