@@ -10,7 +10,14 @@ from cri_api.v1 import api_pb2
 
 from crid.containers.context import Containers
 from crid.containers.monitor import RuntimeFailed
-from crid.containers.records import CREATED, EXITED, RUNNING, Container, ContainerRecords
+from crid.containers.records import (
+    CREATED,
+    EXITED,
+    RUNNING,
+    UNKNOWN,
+    Container,
+    ContainerRecords,
+)
 from crid.errors import FailedPrecondition
 
 
@@ -39,9 +46,11 @@ async def start(ctx: Containers, request: api_pb2.StartContainerRequest
 async def record_started(records: ContainerRecords, container_id: str, now_ns: int
                          ) -> Container | None:
     """RUNNING from now, unless a status call read the exit file while the runtime
-    was starting it: a recorded exit is never overwritten, only dated."""
+    was starting it, or conmon vanished meanwhile (UNKNOWN: nobody would record
+    the exit, and a stop must take the unmonitored path): that is never
+    overwritten, only dated."""
     current = records.get(container_id)
-    if current is not None and current.state == EXITED:
+    if current is not None and current.state in (EXITED, UNKNOWN):
         started_ns = min(now_ns, current.finished_ns or now_ns)
         return await records.update(container_id, started_ns=started_ns)
     return await records.update(container_id, state=RUNNING, started_ns=now_ns)

@@ -1,4 +1,5 @@
-"""StartContainer's record: an exit read while the runtime was starting stays."""
+"""StartContainer's record: an exit read, or a monitor lost, while the runtime
+was starting stays."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 from pathlib import Path
 
 from crid.containers import schema
-from crid.containers.records import CREATED, EXITED, RUNNING, ContainerRecords
+from crid.containers.records import CREATED, EXITED, RUNNING, UNKNOWN, ContainerRecords
 from crid.containers.start import record_started
 from crid.store import Store
 from tests.crid.test_container_listing import container
@@ -33,3 +34,13 @@ def test_an_exit_recorded_during_start_is_not_overwritten(tmp_path: Path) -> Non
     assert started is not None
     assert (started.state, started.exit_code) == (EXITED, 3)
     assert started.started_ns <= started.finished_ns == 40
+
+
+def test_a_monitor_lost_during_start_stays_unknown(tmp_path: Path) -> None:
+    table = records(tmp_path)
+    asyncio.run(table.insert(container("a", state=CREATED)))
+    # conmon killed while the runtime started the process (e2e/chaos, kill 332):
+    # RUNNING would hide it from the stop that must kill and record it.
+    asyncio.run(table.update("a", state=UNKNOWN, exit_code=255, finished_ns=40))
+    started = asyncio.run(record_started(table, "a", 50))
+    assert started is not None and started.state == UNKNOWN
