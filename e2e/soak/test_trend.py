@@ -26,8 +26,12 @@ def test_steady_with_noise_passes() -> None:
     assert trend.too_much(_run(5)) == []
 
 
-def test_two_fds_a_minute_fail() -> None:
-    assert [g.figure for g in trend.too_much(_run(5, fds=2))] == ["fds"]
+def test_three_fds_a_minute_fail() -> None:
+    assert [g.figure for g in trend.too_much(_run(5, fds=3))] == ["fds"]
+
+
+def test_three_threads_in_two_minutes_fail() -> None:
+    assert [g.figure for g in trend.too_much(_run(5, threads=1.5))] == ["threads"]
 
 
 def test_leaked_mounts_and_netns_fail() -> None:
