@@ -30,8 +30,8 @@ def test_three_fds_a_minute_fail() -> None:
     assert [g.figure for g in trend.too_much(_run(5, fds=3))] == ["fds"]
 
 
-def test_three_threads_in_two_minutes_fail() -> None:
-    assert [g.figure for g in trend.too_much(_run(5, threads=1.5))] == ["threads"]
+def test_two_threads_a_minute_fail() -> None:
+    assert [g.figure for g in trend.too_much(_run(5, threads=2))] == ["threads"]
 
 
 def test_leaked_mounts_and_netns_fail() -> None:
