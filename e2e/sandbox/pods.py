@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import shutil
 import subprocess
@@ -50,13 +51,11 @@ class PodNet:
         )
 
     def cgroup_dirs(self) -> list[Path]:
-        """Every dir below the cgroup parent, in every v1 controller (or v2)."""
-        found: list[Path] = []
-        for top in CGROUP_ROOT.iterdir():
-            base = top / self.cgroup_parent.lstrip("/")
-            if base.is_dir():
-                found.extend(p for p in base.rglob("*") if p.is_dir())
-        return found
+        """Every dir below the cgroup parent, in every v1 controller (or v2).
+        os.walk shrugs at a dir removed while it looks (a pod going meanwhile)."""
+        return [Path(parent, name) for top in CGROUP_ROOT.iterdir()
+                for parent, dirs, _ in os.walk(top / self.cgroup_parent.lstrip("/"))
+                for name in dirs]
 
     def cleanup(self) -> None:
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True, check=False)

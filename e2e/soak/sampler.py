@@ -18,7 +18,7 @@ from pathlib import Path
 
 from e2e.chaos import killer
 from e2e.fixtures.daemon import CridDaemon
-from e2e.sandbox.pods import CGROUP_ROOT, PodNet
+from e2e.sandbox.pods import PodNet
 
 TABLES = ("sandboxes", "containers", "images")
 
@@ -56,7 +56,7 @@ def take(daemon: CridDaemon, net: PodNet, *, seconds: float, operations: int,
         mounts=len(points),
         netns=sum(1 for point, fstype in points
                   if fstype == "nsfs" and point.startswith(f"{daemon.runroot}/")),
-        cgroups=_cgroups(net),
+        cgroups=len(net.cgroup_dirs()),
         conmons=len(killer.conmons(daemon.runroot)),
         rows=_rows(daemon.root / "crid.db"),
     )
@@ -103,13 +103,6 @@ def _mounts_under(workdir: Path) -> list[tuple[str, str]]:
         if point == prefix or point.startswith(prefix + "/"):
             found.append((point, fstype))
     return found
-
-
-def _cgroups(net: PodNet) -> int:
-    """Dirs below the cgroup parent in every hierarchy; os.walk, unlike
-    PodNet.cgroup_dirs, shrugs at a dir removed while it looks."""
-    return sum(len(dirs) for top in CGROUP_ROOT.iterdir()
-               for _, dirs, _ in os.walk(top / net.cgroup_parent.lstrip("/")))
 
 
 def _rows(database: Path) -> int:
