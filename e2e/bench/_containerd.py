@@ -79,11 +79,46 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
 """
 
 
+class ContainerdProcess:
+    """containerd's own process on ``workdir``'s config, its output appended to
+    ``containerd.log`` there; started again on the same config after a kill,
+    it finds the shims (and their containers) the killed one left running."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.workdir / "containerd.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [CONTAINERD, "--config", str(self.workdir / "config.toml")], stdout=log,
+                stderr=log, start_new_session=True)
+
+    def exited(self) -> bool:
+        return self.process is None or self.process.poll() is not None
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would: the shims live on."""
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+
 @dataclasses.dataclass(frozen=True)
 class Containerd:
     runtime: api_pb2_grpc.RuntimeServiceStub
     images: api_pb2_grpc.ImageServiceStub
     workdir: Path  # its root, state, socket and config: in the command lines of it and its shims
+    process: ContainerdProcess
 
 
 @contextlib.contextmanager
@@ -110,9 +145,8 @@ def containerd_daemon(registry: Registry, conflist: dict[str, object],
         '  capabilities = ["pull", "resolve"]\n')
     config = workdir / "config.toml"
     config.write_text(_config(workdir, pushed.reference, registry.host))
-    log = open(workdir / "containerd.log", "wb")  # noqa: SIM115 - closed below
-    process = subprocess.Popen([CONTAINERD, "--config", str(config)], stdout=log, stderr=log,
-                               start_new_session=True)
+    process = ContainerdProcess(workdir)
+    process.start()
     channel = grpc.insecure_channel(f"unix://{workdir}/containerd.sock")
     runtime = api_pb2_grpc.RuntimeServiceStub(channel)
     try:
@@ -120,19 +154,13 @@ def containerd_daemon(registry: Registry, conflist: dict[str, object],
         _wait_ready(runtime, process, workdir)
         for reference in (pushed.reference, *pull):
             images.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=reference)))
-        yield Containerd(runtime, images, workdir)
+        yield Containerd(runtime, images, workdir, process)
     finally:
         # Left running, a pod's shims and containers would outlive containerd.
         with contextlib.suppress(grpc.RpcError):
             remove_all_pods(runtime)
         channel.close()
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+        process.stop()
         if os.environ.get("CRID_KEEP_WORKDIR") != "1":
             remove_workdir(workdir)
 
@@ -144,11 +172,11 @@ def remove_all_pods(runtime: api_pb2_grpc.RuntimeServiceStub) -> None:
                                  timeout=30)
 
 
-def _wait_ready(runtime: api_pb2_grpc.RuntimeServiceStub, process: subprocess.Popen[bytes],
+def _wait_ready(runtime: api_pb2_grpc.RuntimeServiceStub, process: ContainerdProcess,
                 workdir: Path) -> None:
     deadline = time.monotonic() + 30
     while True:
-        if process.poll() is not None:
+        if process.exited():
             raise RuntimeError("containerd exited:\n"
                                + (workdir / "containerd.log").read_text(errors="replace"))
         try:

@@ -41,20 +41,7 @@ WARMUP = 3
 def populate(runtime: api_pb2_grpc.RuntimeServiceStub, image: str, cgroup_root: str,
              pods: int, per_pod: int, handler: str = "") -> list[str]:
     """``pods`` pods of ``per_pod`` running containers; the pod ids."""
-    made = []
-    for _ in range(pods):
-        config = pod_config(cgroup_root)
-        pod_id = runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(
-            config=config, runtime_handler=handler)).pod_sandbox_id
-        made.append(pod_id)
-        for index in range(per_pod):
-            container = api_pb2.ContainerConfig(
-                metadata=api_pb2.ContainerMetadata(name=f"c{index}-{uuid.uuid4().hex[:6]}"),
-                image=api_pb2.ImageSpec(image=image),
-                command=["/bin/sh", "-c", "exec sleep 3600"], labels={"app": "bench"})
-            cid = runtime.CreateContainer(api_pb2.CreateContainerRequest(
-                pod_sandbox_id=pod_id, config=container, sandbox_config=config)).container_id
-            runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+    made = [populate_pod(runtime, image, cgroup_root, per_pod, handler) for _ in range(pods)]
     running = runtime.ListContainers(api_pb2.ListContainersRequest(
         filter=api_pb2.ContainerFilter(state=api_pb2.ContainerStateValue(
             state=api_pb2.CONTAINER_RUNNING)))).containers
@@ -62,11 +49,28 @@ def populate(runtime: api_pb2_grpc.RuntimeServiceStub, image: str, cgroup_root: 
     return made
 
 
-def measure(runtimes: list[api_pb2_grpc.RuntimeServiceStub], calls: int
-            ) -> list[dict[str, float]]:
-    """Median ms per call for each runtime, their calls interleaved so both see the
-    same load on the machine."""
-    medians: list[dict[str, float]] = [{} for _ in runtimes]
+def populate_pod(runtime: api_pb2_grpc.RuntimeServiceStub, image: str, cgroup_root: str,
+                 per_pod: int, handler: str = "") -> str:
+    """One pod of ``per_pod`` started ``sleep`` containers; its id."""
+    config = pod_config(cgroup_root)
+    pod_id: str = runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(
+        config=config, runtime_handler=handler)).pod_sandbox_id
+    for index in range(per_pod):
+        container = api_pb2.ContainerConfig(
+            metadata=api_pb2.ContainerMetadata(name=f"c{index}-{uuid.uuid4().hex[:6]}"),
+            image=api_pb2.ImageSpec(image=image),
+            command=["/bin/sh", "-c", "exec sleep 3600"], labels={"app": "bench"})
+        cid = runtime.CreateContainer(api_pb2.CreateContainerRequest(
+            pod_sandbox_id=pod_id, config=container, sandbox_config=config)).container_id
+        runtime.StartContainer(api_pb2.StartContainerRequest(container_id=cid))
+    return pod_id
+
+
+def samples(runtimes: list[api_pb2_grpc.RuntimeServiceStub], calls: int
+            ) -> list[dict[str, list[float]]]:
+    """``calls`` times (ms) of each call for each runtime, after a warm-up, their
+    calls interleaved so all see the same load on the machine."""
+    found: list[dict[str, list[float]]] = [{} for _ in runtimes]
     for name, call in CALLS.items():
         times: list[list[float]] = [[] for _ in runtimes]
         for index in range(WARMUP + calls):
@@ -75,9 +79,16 @@ def measure(runtimes: list[api_pb2_grpc.RuntimeServiceStub], calls: int
                 call(runtime)
                 if index >= WARMUP:
                     taken.append((time.perf_counter() - started) * 1000)
-        for found, taken in zip(medians, times, strict=True):
-            found[name] = statistics.median(taken)
-    return medians
+        for per_runtime, taken in zip(found, times, strict=True):
+            per_runtime[name] = taken
+    return found
+
+
+def measure(runtimes: list[api_pb2_grpc.RuntimeServiceStub], calls: int
+            ) -> list[dict[str, float]]:
+    """Median ms per call for each runtime (see ``samples``)."""
+    return [{name: statistics.median(taken) for name, taken in per_runtime.items()}
+            for per_runtime in samples(runtimes, calls)]
 
 
 def teardown(runtime: api_pb2_grpc.RuntimeServiceStub, pod_ids: list[str]) -> None:

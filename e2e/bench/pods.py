@@ -134,15 +134,22 @@ def kernel_kib() -> float:
     return meminfo_kib(*KERNEL_FIELDS)
 
 
-def runtime_pss_kib(rt: Runtime) -> int:
-    """Summed PSS of the runtime's processes and of everything in its pods' cgroups."""
+def runtime_pids(workdir: Path) -> set[int]:
+    """The runtime's own processes: the daemon and its monitors (conmons) or
+    shims, every process whose command line names its work dir."""
     pids = set()
-    marker = str(rt.workdir).encode()
+    marker = str(workdir).encode()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             with contextlib.suppress(OSError):
                 if marker in (entry / "cmdline").read_bytes():
                     pids.add(int(entry.name))
+    return pids
+
+
+def runtime_pss_kib(rt: Runtime) -> int:
+    """Summed PSS of the runtime's processes and of everything in its pods' cgroups."""
+    pids = runtime_pids(rt.workdir)
     pods = CGROUP_MEMORY / rt.cgroup_root.lstrip("/")
     for procs in pods.rglob("cgroup.procs"):
         with contextlib.suppress(OSError):
@@ -185,13 +192,13 @@ def measure(rt: Runtime, count: int, memory_pods: int) -> Figures:
 
 
 @contextlib.contextmanager
-def _log_root() -> Iterator[Path]:
+def log_root() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="crid-bench-logs-") as directory:
         yield Path(directory)
 
 
 def run(count: int, memory_pods: int, handler: str) -> dict[str, float]:
-    with Registry() as registry, _log_root() as logs:
+    with Registry() as registry, log_root() as logs:
         image = push(registry, "bench/busybox", "1", busybox_image()).reference
         with pod_daemon(extra_args=("--log-level", "warning")) as (crid, crid_net):
             crid.image.PullImage(api_pb2.PullImageRequest(image=api_pb2.ImageSpec(image=image)))
