@@ -19,7 +19,7 @@ TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
 BENCH_APT_PACKAGES := containerd
 PYTEST_ARGS ?=
 
-.PHONY: run test lint unit e2e e2e-aio bench setup test-setup apt-install clean lock dist \
+.PHONY: run test lint unit e2e e2e-aio bench bench-all setup test-setup apt-install clean lock dist \
         fuzz fuzz-ci chaos soak
 
 run: setup
@@ -193,9 +193,16 @@ fuzz: $(VENV)/.installed
 fuzz-ci: $(VENV)/.installed
 	$(BIN)/python -P -m tests.fuzz.run --seconds 5 --jobs 2
 
+# The node suite of issue 19 (under 15 minutes on 2 cores): the runtime vs
+# runc, node scale, pull, critest -benchmark; every module, the comparisons
+# against older revisions among them, with bench-all.
 bench: test-setup
 	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"
 	$(BIN)/python -P -m e2e.bench
+
+bench-all: test-setup
+	@$(MAKE) --no-print-directory apt-install PACKAGES="$(BENCH_APT_PACKAGES)"
+	$(BIN)/python -P -m e2e.bench --all
 
 clean:
 	rm -rf $(VENV) build *.egg-info .mypy_cache .ruff_cache .pytest_cache
