@@ -61,8 +61,10 @@ def run(count: int, handler: str) -> dict[str, float]:
                                   'plugin_path = ""\n'),
                 ("1 no-op plugin", f'[crid.nri]\nsocket_path = "{socket}"\n'
                                    'plugin_path = ""\n')):
+            # info: the fixture finds the metrics port (to see the plugin
+            # connect) in the "metrics listening" line, an info one.
             daemon, net = stack.enter_context(pod_daemon(
-                extra_toml=toml, extra_args=("--log-level", "warning")))
+                extra_toml=toml, extra_args=("--log-level", "info")))
             daemon.image.PullImage(api_pb2.PullImageRequest(
                 image=api_pb2.ImageSpec(image=image)))
             metrics_urls.append(daemon.metrics_url)
