@@ -55,6 +55,7 @@ STDIO = 3
 LENGTH = 4
 READY = b"ready\n"
 BACKLOG = 128
+FD_MAX = 0x7FFFFFFF  # closerange's end: close_range(2) takes any
 
 
 def frame(msg: Json) -> bytes:
@@ -127,7 +128,7 @@ def session(sc: L.Syscalls, conn: socket.socket, root: str, server: int) -> int:
             raise InvalidArgument("an exec through the fork server has no terminal")
         # Only the connection and the process's stdio stay open from here on.
         os.closerange(3, conn.fileno())
-        os.closerange(conn.fileno() + 1, 1 << 20)
+        os.closerange(conn.fileno() + 1, FD_MAX)
         pid = exec_verb.launch(st, st.get("config") or {}, proc, in_child=conn.close)
     except Exception as e:
         conn.sendall(frame({"error": describe(e)}))

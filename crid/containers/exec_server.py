@@ -41,6 +41,7 @@ from crid.reaper import reap_pidfd
 
 log = logs.get("crid.exec_server")
 START_SECONDS = 10.0
+RETRY_SECONDS = 30.0  # after a server that would not start, the subprocess path meanwhile
 SOCKET = "exec.sock"
 DIED = "the exec fork server ended during the exec (killed?)"
 
@@ -55,6 +56,7 @@ class ExecServer:
         self.python = python
         self.process: asyncio.subprocess.Process | None = None
         self._starting: asyncio.Task[bool] | None = None
+        self._failed_at: float | None = None
 
     async def start(self) -> None:
         """Start the server; the first exec waits until it listens."""
@@ -105,18 +107,23 @@ class ExecServer:
 
     async def _connect(self) -> socket.socket | None:
         """A connection to a live server, started anew when it is gone; None
-        when no server can start."""
+        when no server can start (then none is tried for ``RETRY_SECONDS``)."""
+        loop = asyncio.get_running_loop()
+        if self._failed_at is not None and loop.time() - self._failed_at < RETRY_SECONDS:
+            return None
         for attempt in range(2):
             if attempt or self._starting is None or (self._starting.done() and (
                     self.process is None or self.process.returncode is not None)):
                 self._starting = asyncio.ensure_future(self._spawn())
             if not await asyncio.shield(self._starting):
-                self._starting = None  # try again on the next exec
+                self._starting = None
+                self._failed_at = loop.time()
                 return None
+            self._failed_at = None
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.setblocking(False)
             try:
-                await asyncio.get_running_loop().sock_connect(sock, str(self.socket_path))
+                await loop.sock_connect(sock, str(self.socket_path))
                 return sock
             except OSError as exc:  # it died: start another, once
                 sock.close()
@@ -176,10 +183,12 @@ class ExecServer:
         readers = []
         try:
             for fd in (out_r, err_r):
-                reader = asyncio.StreamReader(limit=exec_output.CHUNK, loop=loop)
+                pipe = os.fdopen(fd, "rb", buffering=0)  # closed with its transport
+                closing.callback(pipe.close)
+                reader = asyncio.StreamReader(loop=loop)
                 transport, _ = await loop.connect_read_pipe(
                     lambda r=reader: asyncio.StreamReaderProtocol(r, loop=loop),  # type: ignore[misc]
-                    os.fdopen(fd, "rb", buffering=0))
+                    pipe)
                 closing.callback(transport.close)
                 readers.append(reader)
             try:
