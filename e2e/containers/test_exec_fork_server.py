@@ -79,3 +79,17 @@ def test_an_exec_whose_container_exits_under_it_ends(env: Env) -> None:
         assert raised.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     finally:
         stop_remove(env.daemon, pod_id)
+
+
+def test_the_fork_server_dies_with_the_daemon(env: Env, pod: Pod) -> None:
+    """A daemon killed outright takes its fork server along (PR_SET_PDEATHSIG):
+    the next daemon starts its own, on the same socket path."""
+    cid = run(env.daemon, pod.id, pod.config, env.image)
+    assert exec_sync(env.daemon, cid, "/bin/true").exit_code == 0
+    old = server(env.daemon)
+    env.daemon.kill()
+    assert gone_or_zombie(old, within=5), "the fork server outlived its daemon"
+    env.daemon.start()
+    out = exec_sync(env.daemon, cid, "/bin/echo", "after")
+    assert (out.exit_code, out.stdout) == (0, b"after\n")
+    assert server(env.daemon) != old
