@@ -31,6 +31,7 @@ end without an exit code, kills the process by its pidfd and fails the call.
 from __future__ import annotations
 
 import _signal  # type: ignore[import-not-found]  # no stub: the C half of `signal`
+import ctypes
 import json
 import os
 import socket
@@ -87,6 +88,10 @@ def serve(root: str, path: str, parent: int) -> int:
     if os.getppid() != parent:  # the daemon died before the line above
         return 1
     listener = listen(path)
+    try:  # dlopen'd once here: a session's child finds it loaded (seccomp.Filter.build)
+        ctypes.CDLL("libseccomp.so.2", use_errno=True)
+    except OSError:
+        pass  # a spec that asks for seccomp then fails as crid-runtime exec does
     # Sessions are reaped by the kernel; the server waits for nothing.
     _signal.signal(_signal.SIGCHLD, _signal.SIG_IGN)
     os.write(1, READY)

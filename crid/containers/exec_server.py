@@ -111,13 +111,15 @@ class ExecServer:
         loop = asyncio.get_running_loop()
         if self._failed_at is not None and loop.time() - self._failed_at < RETRY_SECONDS:
             return None
-        for attempt in range(2):
-            if attempt or self._starting is None or (self._starting.done() and (
+        for _ in range(2):
+            if self._starting is None or (self._starting.done() and (
                     self.process is None or self.process.returncode is not None)):
                 self._starting = asyncio.ensure_future(self._spawn())
-            if not await asyncio.shield(self._starting):
-                self._starting = None
-                self._failed_at = loop.time()
+            starting = self._starting
+            if not await asyncio.shield(starting):
+                if self._starting is starting:
+                    self._starting = None
+                    self._failed_at = loop.time()
                 return None
             self._failed_at = None
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -125,9 +127,11 @@ class ExecServer:
             try:
                 await loop.sock_connect(sock, str(self.socket_path))
                 return sock
-            except OSError as exc:  # it died: start another, once
+            except OSError as exc:  # it died: start another (one for all who saw it), once
                 sock.close()
-                log.warning("the exec fork server is gone; starting another", error=str(exc))
+                if self._starting is starting:
+                    log.warning("the exec fork server is gone; starting another", error=str(exc))
+                    self._starting = None
         raise RuntimeFailed("cannot reach the exec fork server, even a new one")
 
     async def exec_sync(self, container_id: str, process: Process, timeout: float | None,

@@ -1,6 +1,7 @@
 """ExecSync through the exec fork server (crid handler): it survives being
-killed, a call in flight when it dies fails at once and leaves nothing
-running, and an exec whose container ends under it ends too.
+killed and with the daemon, a call in flight when it dies fails at once and
+leaves nothing running, an exec whose container ends under it ends too, and
+without a server ExecSync falls back to the runtime's exec command.
 
 The results themselves (exit codes, output, user, env, cwd, the output cap,
 the timeout) are checked by the ExecSync tests of both handlers
@@ -18,9 +19,10 @@ import grpc
 import pytest
 from cri_api.v1 import api_pb2
 
-from e2e.containers.conftest import Env, Pod
+from e2e.containers.conftest import Env, Pod, started_env
 from e2e.containers.fork_server import Background, process_of, reaped, server, servers
 from e2e.containers.helpers import exec_sync, gone_or_zombie, run
+from e2e.fixtures.registry import Registry
 from e2e.sandbox.pods import namespace_options, pod_config, stop_remove
 
 
@@ -93,3 +95,26 @@ def test_the_fork_server_dies_with_the_daemon(env: Env, pod: Pod) -> None:
     out = exec_sync(env.daemon, cid, "/bin/echo", "after")
     assert (out.exit_code, out.stdout) == (0, b"after\n")
     assert server(env.daemon) != old
+
+
+def test_without_a_fork_server_exec_sync_runs_the_runtime_exec(registry: Registry) -> None:
+    """A server that cannot start (here: a dir where its socket goes) is
+    logged, and ExecSync runs ``crid-runtime exec`` as before. A daemon of its
+    own: it tries no other server for the next 30 s."""
+    with started_env(registry) as own:
+        config = pod_config()
+        pod_id = str(own.daemon.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(
+            config=config, runtime_handler="crid")).pod_sandbox_id)
+        cid = run(own.daemon, pod_id, config, own.image)
+        assert exec_sync(own.daemon, cid, "/bin/true").exit_code == 0
+        sock = own.daemon.runroot / "exec-server" / "exec.sock"
+        os.kill(server(own.daemon), signal.SIGKILL)
+        sock.unlink()
+        sock.mkdir()
+        try:
+            out = exec_sync(own.daemon, cid, "/bin/sh", "-c", "echo fallback; exit 5")
+            assert (out.exit_code, out.stdout) == (5, b"fallback\n")
+            assert servers(own.daemon) == []
+            assert "the exec fork server did not start" in own.daemon.stderr_text()
+        finally:
+            sock.rmdir()
