@@ -87,6 +87,9 @@ def serve(root: str, path: str, parent: int) -> int:
     sc.prctl(L.PR_SET_PDEATHSIG, signals.SIGKILL)
     if os.getppid() != parent:  # the daemon died before the line above
         return 1
+    # Neither the server nor its sessions (who inherit it) are open to
+    # ptrace or /proc/<pid>/fd of a process that is not root with every cap.
+    sc.prctl(L.PR_SET_DUMPABLE, 0)
     listener = listen(path)
     try:  # dlopen'd once here: a session's child finds it loaded (seccomp.Filter.build)
         ctypes.CDLL("libseccomp.so.2", use_errno=True)

@@ -155,9 +155,13 @@ class ExecServer:
 
             async def ended() -> int:
                 pidfd.fd = await answers.pid()
-                return await answers.exit_code(pidfd)
+                code = await answers.exit_code(pidfd)
+                pidfd.reaped = True
+                return code
 
             async def stop() -> None:
+                if pidfd.reaped:  # what holds the pipes open is its own children
+                    return
                 with contextlib.suppress(TimeoutError, errors.CridError, _Refused):
                     async with asyncio.timeout(EXEC_REAP_SECONDS):
                         if pidfd.fd is None:
@@ -214,9 +218,10 @@ class _Refused(Exception):
 class _Pidfd:
     def __init__(self) -> None:
         self.fd: int | None = None
+        self.reaped = False  # the server said it exited and reaped it: nothing to kill
 
     def kill(self) -> None:
-        if self.fd is not None:
+        if self.fd is not None and not self.reaped:
             with contextlib.suppress(ProcessLookupError):
                 signal.pidfd_send_signal(self.fd, signal.SIGKILL)
 

@@ -59,6 +59,17 @@ def test_an_exec_in_flight_when_the_server_dies_fails_and_leaves_nothing(
     assert len(servers(env.daemon)) == 1
 
 
+def test_a_timed_out_exec_is_killed_and_reaped(env: Env, pod: Pod) -> None:
+    """DeadlineExceeded only once the process is gone: no zombie is left in the
+    container's cgroup (which could then not be removed)."""
+    cid = run(env.daemon, pod.id, pod.config, env.image)
+    call = Background(env.daemon, cid, "/bin/sleep", "34", timeout=1)
+    sleeper = process_of(["/bin/sleep", "34"])
+    call.join(within=10)
+    assert call.error is not None and call.error.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert reaped(sleeper, within=0.5), "the timed-out process is still there, or a zombie"
+
+
 def test_an_exec_whose_container_exits_under_it_ends(env: Env) -> None:
     config = pod_config(linux=namespace_options())  # the container's own PID namespace
     pod_id = str(env.daemon.runtime.RunPodSandbox(api_pb2.RunPodSandboxRequest(

@@ -63,7 +63,7 @@ def test_server_and_session_stay_on_the_host_and_hold_no_listener(
         env: Env, container: str) -> None:
     assert env.daemon.process is not None
     daemon = env.daemon.process.pid
-    call = Background(env.daemon, container, "/bin/sleep", "33", timeout=2)
+    call = Background(env.daemon, container, "/bin/sleep", "33", timeout=1)
     process = process_of(["/bin/sleep", "33"])
     session = parent(process)
     forks = server(env.daemon)
@@ -83,7 +83,7 @@ def test_server_and_session_stay_on_the_host_and_hold_no_listener(
     held = fds(process)
     assert sorted(held) == [0, 1, 2], held
     assert held[0] == "/dev/null" and all(held[fd].startswith("pipe:") for fd in (1, 2)), held
-    call.join(within=10)  # timed out and killed after 2 s
+    call.join(within=10)  # timed out and killed after 1 s
 
 
 def test_exec_sync_sees_only_its_stdio(env: Env, container: str) -> None:
