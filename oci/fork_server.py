@@ -36,6 +36,7 @@ import json
 import os
 import socket
 import sys
+import time
 
 # What the exec's children use, imported (and libseccomp loaded) once, here.
 from crid.oci import cgroups, config, namespaces, process, seccomp, signals, trampoline  # noqa: F401
@@ -56,6 +57,7 @@ STDIO = 3
 LENGTH = 4
 READY = b"ready\n"
 BACKLOG = 128
+ERROR_PAUSE = 0.1  # after a failed accept or fork: no busy loop while the node is short
 FD_MAX = 0x7FFFFFFF  # closerange's end: close_range(2) takes any
 
 
@@ -104,11 +106,17 @@ def serve(root: str, path: str, parent: int) -> int:
     os.close(null)
     server = os.getpid()
     while True:
-        conn, _ = listener.accept()
+        # Out of fds or memory: that exec fails; the server and its sessions stay.
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            time.sleep(ERROR_PAUSE)
+            continue
         try:
             pid = os.fork()
         except OSError:
             conn.close()
+            time.sleep(ERROR_PAUSE)
             continue
         if pid == 0:
             code = 1
