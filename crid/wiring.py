@@ -10,7 +10,7 @@ does the work, in this order:
 3. ask every runtime handler what it can do (``features``),
 4. read the CNI config (writing the default network when there is none),
 5. serve NRI plugins, when enabled, and plug their hooks into pods and containers,
-6. start the streaming server,
+6. start the streaming server, and ExecSync's exec fork server (``crid`` handler),
 7. remove what pod runs cut off by a crash made (network, pins, cgroup),
    recover pods, then containers (exits that happened while crid was down),
 8. start the stats collector, remove what unfinished creates left behind,
@@ -44,6 +44,8 @@ from crid.container_events import ContainerEvents
 from crid.containers import leftovers, remove, status, stop
 from crid.containers import schema as container_schema
 from crid.containers.context import Containers, oom_kill_counter
+from crid.containers.exec_server import ExecServer
+from crid.containers.exec_sync import FORK_SERVER_HANDLER
 from crid.containers.records import ContainerRecords
 from crid.containers.service import ContainerCalls
 from crid.containers.streams import ContainerStreams
@@ -99,6 +101,10 @@ class Parts:
             config, SandboxRecords(store), self.network, clock, self.features, pod_containers)
         self.containers = containers = Containers(
             config, container_records, clock, self.images, self.features)
+        if config.handler(FORK_SERVER_HANDLER) is not None:
+            containers.exec_server = ExecServer(
+                containers.monitor(FORK_SERVER_HANDLER).runtime_root,
+                Path(config.runroot) / "exec-server")
         pod_containers.on_stop(functools.partial(stop.stop_pod_containers, containers))
         pod_containers.on_remove(functools.partial(remove.remove_pod_containers, containers))
         pod_containers.on_statuses(functools.partial(status.statuses_of_pod, containers))
@@ -160,6 +166,9 @@ class Parts:
                 self.sandboxes.hooks = self.containers.hooks = self.nri
             await self.streaming.start()
             started.push_async_callback(self.streaming.close)
+            if self.containers.exec_server is not None:
+                await self.containers.exec_server.start()
+                started.push_async_callback(self.containers.exec_server.stop)
             await self.sandboxes.remove_unrecorded()
             self.sandboxes.recover()
             self.containers.recover()

@@ -31,6 +31,7 @@ from crid.cdi.registry import Registry as CdiRegistry
 from crid.clock import Clock
 from crid.config import Config
 from crid.containers import monitor as monitors
+from crid.containers.exec_server import ExecServer
 from crid.containers.monitor import Monitor
 from crid.containers.records import (
     CREATED,
@@ -74,6 +75,8 @@ class Containers:
         self.features = features
         # Extensions (NRI) the composition root plugs in; none until then.
         self.hooks: LifecycleHooks = NO_HOOKS
+        # ExecSync's fork server for the `crid` handler, when the root made one.
+        self.exec_server: ExecServer | None = None
         self.cdi = CdiRegistry(config.cdi_spec_dirs)  # reads nothing until asked
         self.layers_dir = Path(config.root) / "containers"
         self.bundles_dir = Path(config.runroot) / "containers"

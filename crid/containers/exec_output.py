@@ -15,11 +15,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
+
+from crid import errors
 
 KUBELET_MAX_MESSAGE = 16 * 1024 * 1024  # kubelet's CRI client refuses larger answers
 FRAMING = 4096  # the response's fields, tags, lengths and the truncation notices
 DEFAULT_LIMIT = KUBELET_MAX_MESSAGE - FRAMING
 CHUNK = 256 * 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
 
 
 class Budget:
@@ -59,3 +69,27 @@ def truncation_notice(name: str, captured: Captured, budget: Budget) -> bytes:
         return b""
     return (f"\ncrid: ExecSync {name} truncated: output is capped at {budget.limit} bytes, "
             f"kept {len(captured.kept)}, dropped {captured.dropped}\n").encode()
+
+
+async def collect(stdout: asyncio.StreamReader, stderr: asyncio.StreamReader,
+                  ended: Awaitable[int], *, limit: int, timeout: float | None,
+                  stop: Callable[[], Awaitable[None]], command: object) -> ExecResult:
+    """Both streams read to their end under one budget of ``limit`` bytes, and
+    the exit code ``ended`` gives. After ``timeout`` seconds ``stop`` (which
+    kills the process) is awaited and ``DeadlineExceeded`` raised, as the CRI
+    asks. Whatever ends the wait, no reader is left running."""
+    budget = Budget(limit)
+    tasks = (asyncio.ensure_future(read_capped(stdout, budget)),
+             asyncio.ensure_future(read_capped(stderr, budget)),
+             asyncio.ensure_future(ended))
+    try:
+        out, err, code = await asyncio.wait_for(asyncio.gather(*tasks), timeout or None)
+    except TimeoutError:
+        await stop()
+        raise errors.DeadlineExceeded(
+            f"command {command} timed out after {timeout} seconds") from None
+    finally:
+        for task in tasks:
+            task.cancel()
+    notices = truncation_notice("stdout", out, budget) + truncation_notice("stderr", err, budget)
+    return ExecResult(exit_code=code, stdout=out.kept, stderr=err.kept + notices)

@@ -31,6 +31,7 @@ from pathlib import Path
 from crid import errors, logs, private
 from crid.config import Handler
 from crid.containers import exec_output
+from crid.containers.exec_output import ExecResult
 from crid.oci import attach_prime
 from crid.oci.runtime_spec import Process, Resources, State
 from crid.oci.signals import from_returncode
@@ -52,13 +53,6 @@ log = logs.get("crid.monitor")
 class Created:
     pid: int  # the container's init process, on the host
     monitor_pid: int  # conmon
-
-
-@dataclasses.dataclass(frozen=True)
-class ExecResult:
-    exit_code: int
-    stdout: bytes
-    stderr: bytes
 
 
 class RuntimeFailed(errors.CridError):
@@ -212,24 +206,13 @@ class Monitor:
                 stderr=asyncio.subprocess.PIPE,
             )
             assert proc.stdout is not None and proc.stderr is not None
-            budget = exec_output.Budget(output_limit)
-            reading = asyncio.gather(exec_output.read_capped(proc.stdout, budget),
-                                     exec_output.read_capped(proc.stderr, budget),
-                                     proc.wait())
-            try:
-                stdout, stderr, _ = await asyncio.wait_for(reading, timeout or None)
-            except TimeoutError:
-                await stop_exec(pid_file, proc)
-                raise errors.DeadlineExceeded(
-                    f"command {process.get('args')} timed out after {timeout} seconds"
-                ) from None
+            return await exec_output.collect(
+                proc.stdout, proc.stderr, _exit_code(proc), limit=output_limit,
+                timeout=timeout, stop=lambda: stop_exec(pid_file, proc),
+                command=process.get("args"))
         finally:
             spec_file.unlink(missing_ok=True)
             pid_file.unlink(missing_ok=True)
-        notices = (exec_output.truncation_notice("stdout", stdout, budget)
-                   + exec_output.truncation_notice("stderr", stderr, budget))
-        return ExecResult(exit_code=from_returncode(proc.returncode or 0), stdout=stdout.kept,
-                          stderr=stderr.kept + notices)
 
     async def runtime(self, *args: str) -> bytes:
         proc = await asyncio.create_subprocess_exec(
@@ -270,6 +253,10 @@ class Monitor:
 
     def forget(self, container_id: str) -> None:
         (self.exits_dir / container_id).unlink(missing_ok=True)
+
+
+async def _exit_code(proc: asyncio.subprocess.Process) -> int:
+    return from_returncode(await proc.wait())
 
 
 async def stop_exec(pid_file: Path, proc: asyncio.subprocess.Process) -> None:

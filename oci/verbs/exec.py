@@ -21,6 +21,7 @@ from crid.oci.sync import Channel
 
 TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees it
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
     from crid.oci.runtime_spec import ContainerState, Process, Spec
@@ -76,15 +77,20 @@ def build_process(cfg: Spec, f: Json, args: list[str]) -> Process:
     return base
 
 
-def main(ctx: Context, argv: list[str]) -> int:
-    a = parse(argv, FLAGS, stop_after=1)
-    cid = a.one_id("exec")
-    st = state.load(ctx.root, cid)
-    s = state.status(ctx.root, st)
+def running(root: str, cid: str, ignore_paused: bool = False) -> ContainerState:
+    """The state of container ``cid``, refused unless a process may be exec'd in it."""
+    st = state.load(root, cid)
+    s = state.status(root, st)
     if s == "stopped":
         raise FailedPrecondition("cannot exec in a stopped container: container not running")
-    if s == "paused" and not a.flags.get("ignore_paused"):
+    if s == "paused" and not ignore_paused:
         raise FailedPrecondition("cannot exec in a paused container (use --ignore-paused)")
+    return st
+
+
+def main(ctx: Context, argv: list[str]) -> int:
+    a = parse(argv, FLAGS, stop_after=1)
+    st = running(ctx.root, a.one_id("exec"), bool(a.flags.get("ignore_paused")))
     cfg: Spec = st.get("config") or {}
     proc = build_process(cfg, a.flags, a.pos[1:])
     process.check_unsupported(proc)
@@ -105,6 +111,30 @@ def main(ctx: Context, argv: list[str]) -> int:
     if not detach:
         L.syscalls().prctl(L.PR_SET_CHILD_SUBREAPER, 1)
         signals.hold()
+    pid = launch(st, cfg, proc, sock=sock, preserve=int(a.flags.get("preserve_fds") or 0),
+                 sock_fd=theirs.detach() if relay else None,
+                 in_child=None if detach else signals.release)
+    if a.flags.get("pid_file"):
+        state.write_pid_file(a.flags["pid_file"], pid)
+    if detach:
+        return 0
+    if relay:
+        from crid.oci import console
+
+        master = console.receive_master(relay)
+        signals.forward(pid, resize_from=(0, master))
+        return console.relay(master, pid, signals.wait_for)
+    signals.forward(pid)
+    return signals.wait_for(pid)
+
+
+def launch(st: ContainerState, cfg: Spec, proc: Process, *, sock: str | None = None,
+           preserve: int = 0, sock_fd: int | None = None,
+           in_child: Callable[[], None] | None = None) -> int:
+    """Start ``proc`` in the container of ``st`` (through a first child that
+    joins it); its host pid once its execve worked. ``in_child`` runs first in
+    that child, before anything is joined. Raises what the children reported.
+    The caller reaps the process (as its subreaper: the first child is gone)."""
     ch = Channel.open()
     # The trampoline reports a failed execve on a pipe of its own, never on
     # the channel: for the microseconds it runs, the container can reach its
@@ -112,14 +142,16 @@ def main(ctx: Context, argv: list[str]) -> int:
     rep_r, rep_w = os.pipe()
     first = os.fork()
     if first == 0:
-        if not detach:
-            signals.release()
-        os.close(rep_r)
-        _first_child(ch, st, cfg, proc, sock, int(a.flags.get("preserve_fds") or 0),
-                     theirs.detach() if relay else None, rep_w)
+        try:
+            if in_child is not None:
+                in_child()
+            os.close(rep_r)
+            _first_child(ch, st, cfg, proc, sock, preserve, sock_fd, rep_w)
+        finally:
+            os._exit(1)  # never back into the caller's code, whatever was raised
     os.close(rep_w)
-    if relay:
-        theirs.close()
+    if sock_fd is not None:
+        os.close(sock_fd)
     ch.parent_side()
     pid = 0
     try:
@@ -140,18 +172,7 @@ def main(ctx: Context, argv: list[str]) -> int:
         raise CridError("exec failed before the process started")
     if failed is not None:
         raise CridError(f"exec failed: {failed}: {proc['args'][0]}")
-    if a.flags.get("pid_file"):
-        state.write_pid_file(a.flags["pid_file"], pid)
-    if detach:
-        return 0
-    if relay:
-        from crid.oci import console
-
-        master = console.receive_master(relay)
-        signals.forward(pid, resize_from=(0, master))
-        return console.relay(master, pid, signals.wait_for)
-    signals.forward(pid)
-    return signals.wait_for(pid)
+    return pid
 
 
 def _exec_report(fd: int) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from crid import errors
 from crid.containers import exec_output
 
 
@@ -63,3 +64,69 @@ def test_both_streams_share_one_budget() -> None:
 
 def test_the_default_answer_fits_the_message_kubelet_accepts() -> None:
     assert exec_output.DEFAULT_LIMIT + exec_output.FRAMING == 16 * 1024 * 1024
+
+
+async def _no_task_left() -> None:
+    await asyncio.sleep(0)
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    assert all(t.done() for t in others), others
+
+
+def test_collect_returns_the_code_and_both_streams_with_the_notice() -> None:
+    async def run() -> exec_output.ExecResult:
+        async def ended() -> int:
+            return 3
+
+        async def stop() -> None:
+            raise AssertionError("no timeout: nothing to stop")
+
+        return await exec_output.collect(
+            _feed(b"o" * 10, 3), _feed(b"e" * 4, 2), ended(), limit=12, timeout=5,
+            stop=stop, command=["x"])
+
+    result = asyncio.run(run())
+    assert result.exit_code == 3 and result.stdout + result.stderr[:2] == b"o" * 10 + b"ee"
+    assert b"ExecSync stderr truncated" in result.stderr
+
+
+def test_collect_on_timeout_stops_the_process_and_leaves_no_reader() -> None:
+    stopped: list[bool] = []
+
+    async def run() -> None:
+        silent = asyncio.StreamReader()  # never ends: only the timeout does
+
+        async def stop() -> None:
+            stopped.append(True)
+
+        try:
+            await exec_output.collect(silent, asyncio.StreamReader(),
+                                      asyncio.sleep(60, result=0), limit=10, timeout=0.05,
+                                      stop=stop, command=["sleep", "60"])
+        except errors.DeadlineExceeded as exc:
+            assert "['sleep', '60'] timed out after 0.05 seconds" in exc.message
+        else:
+            raise AssertionError("no DeadlineExceeded")
+        await _no_task_left()
+
+    asyncio.run(run())
+    assert stopped == [True]
+
+
+def test_collect_passes_on_what_ended_raised_and_cancels_the_readers() -> None:
+    async def run() -> None:
+        async def ended() -> int:
+            raise errors.Unavailable("the server died")
+
+        async def stop() -> None:
+            raise AssertionError("not a timeout")
+
+        try:
+            await exec_output.collect(asyncio.StreamReader(), asyncio.StreamReader(), ended(),
+                                      limit=10, timeout=5, stop=stop, command=["x"])
+        except errors.Unavailable:
+            pass
+        else:
+            raise AssertionError("the error was swallowed")
+        await _no_task_left()
+
+    asyncio.run(run())
