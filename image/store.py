@@ -27,7 +27,7 @@ from crid.image.content import ContentStore
 from crid.image.pull import Platform, Puller, Settings
 from crid.image.records import ImageRecord, ImageRecords
 from crid.image.reference import Reference, parse
-from crid.image.registries import load as load_registries
+from crid.image.registries import Loaded
 from crid.image.registry_client import Transport
 from crid.image.snapshots import Snapshots
 
@@ -95,6 +95,7 @@ class ImageStore:
         )
         self._pulls: dict[tuple[str, bool, Credentials | None],
                           asyncio.Future[ImageRecord]] = {}
+        self._registries = Loaded(Path(config.registries_conf))
 
     def open(self) -> None:
         """Make the content and snapshot dirs, then reconcile them with the records
@@ -118,7 +119,7 @@ class ImageStore:
         self.transport.close()
 
     def candidates(self, text: str) -> list[Reference]:
-        return load_registries(Path(self.config.registries_conf)).candidates(parse(text))
+        return self._registries.get().candidates(parse(text))
 
     async def pull(self, text: str, credentials: Credentials | None) -> ImageRecord:
         ref = parse(text)
