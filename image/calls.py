@@ -43,6 +43,9 @@ class ImageCalls:
         self, request: api_pb2.ImageStatusRequest
     ) -> api_pb2.ImageStatusResponse:
         require(request, "image.image")
+        return self._status(request)
+
+    def _status(self, request: api_pb2.ImageStatusRequest) -> api_pb2.ImageStatusResponse:
         record = self._images.status(request.image.image)
         if record is None:
             return api_pb2.ImageStatusResponse()
@@ -58,9 +61,14 @@ class ImageCalls:
 
     def inline_calls(self) -> dict[str, Callable[[Any], Any]]:
         """Calls the gRPC layer may answer outside the loop (``crid.grpc_server``):
-        the unfiltered listing, which reads only the records' locked copy."""
+        the unfiltered listing and an image's status, which read only the
+        records' locked copy (and registries.conf's stat, for a name); under
+        parallel load the trip to the busy loop cost more than the call. A
+        request that is refused (no image named) goes to the loop, which says why."""
         return {"ListImages": lambda request: (
-            None if request.filter.image.image else self._all_images())}
+            None if request.filter.image.image else self._all_images()),
+                "ImageStatus": lambda request: (
+            self._status(request) if request.image.image else None)}
 
     async def ListImages(self, request: api_pb2.ListImagesRequest) -> api_pb2.ListImagesResponse:
         wanted = request.filter.image.image if request.HasField("filter") else ""
