@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -179,7 +180,9 @@ class ImageStore:
         self._collect()
 
     def _collect(self) -> None:
-        """Delete blobs and layers that no image references (and no pull is using)."""
+        """Delete blobs and layers that no image references (and no pull is using).
+        The layers' files are unlinked once pulls (and other removals) may go on:
+        taken out of the store under the guard, they are nobody's any more."""
         with self.puller.guard:
             images = self.records.all()
             blobs = {b for image in images for b in image.blobs}
@@ -188,9 +191,11 @@ class ImageStore:
             for digest in self.content.digests() - blobs:
                 self.content.delete(digest)
             unused = self.snapshots.committed() - chains - busy
-            for chain in unused:
-                self.snapshots.remove(chain)
+            doomed = [self.snapshots.retire(chain) for chain in unused]
             self.records.remove_layers(unused)
+        for path in doomed:
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
 
     def lower_dirs(self, image_id: str) -> list[Path]:
         """The overlay lower dirs of an image, top layer first (for ``lowerdir=``)."""
