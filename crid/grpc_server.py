@@ -9,8 +9,10 @@ containerd took 0.41 (``python -m e2e.bench.grpc_floor``). Here one thread
 polls the queue and does all the core's bookkeeping itself (accept the call,
 receive its message, watch for its cancellation); a call crosses to the loop
 once, with its request, and the loop starts the send itself. A few read-only
-calls (Version, ListPodSandbox, an unchanged ListContainers) are answered in
-the polling thread itself from thread-safe state, crossing no thread at all.
+calls (Version, ListPodSandbox, an unchanged ListContainers, ListImages,
+ImageStatus, the ContainerStatus of a container with no exit to record) are
+answered in the polling thread itself from thread-safe state, crossing no
+thread at all: under load the loop is busy with creates and starts.
 That is the same core, the same HTTP/2, the same status codes and messages.
 
 grpcio has no public API for this: ``grpc._cython.cygrpc`` is what its own

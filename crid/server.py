@@ -57,7 +57,9 @@ def _method(rpc: services.Rpc, families: list[object], interceptor: CallIntercep
                       behavior=interceptor.streaming(rpc.path, _streaming(rpc, implementation)))
     # Only the calls that answer from a cache return the same response object
     # again; for the others a remembered response would only hold memory (an
-    # ExecSync answer is up to 16 MiB, twice over with its bytes).
+    # ExecSync answer is up to 16 MiB, twice over with its bytes). The inline
+    # calls are those, and two statuses (ContainerStatus, ImageStatus) whose
+    # one remembered answer is small.
     serialize = (rpc.response.SerializeToString if inline is None
                  else _serialize_again_only_when_new())
     return Method(streaming=False, deserialize=rpc.request.FromString, serialize=serialize,

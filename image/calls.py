@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from cri_api.v1 import api_pb2
 from crid.api.validation import require
 from crid.image import auth
 from crid.image.records import ImageRecord
 from crid.image.store import FsUsage, ImageStore
+
+from crid.listing_cache import ListingCache
 
 CONTAINERS_DIR = "containers"
 
@@ -25,6 +29,7 @@ class ImageCalls:
     def __init__(self, images: ImageStore, root_dir: str) -> None:
         self._images = images
         self._containers_dir = Path(root_dir) / CONTAINERS_DIR
+        self._listings: ListingCache[api_pb2.ListImagesResponse] = ListingCache()
 
     async def PullImage(self, request: api_pb2.PullImageRequest) -> api_pb2.PullImageResponse:
         require(request, "image.image")
@@ -38,6 +43,9 @@ class ImageCalls:
         self, request: api_pb2.ImageStatusRequest
     ) -> api_pb2.ImageStatusResponse:
         require(request, "image.image")
+        return self._status(request)
+
+    def _status(self, request: api_pb2.ImageStatusRequest) -> api_pb2.ImageStatusResponse:
         record = self._images.status(request.image.image)
         if record is None:
             return api_pb2.ImageStatusResponse()
@@ -51,14 +59,33 @@ class ImageCalls:
             })
         return api_pb2.ImageStatusResponse(image=_image(record), info=info)
 
+    def inline_calls(self) -> dict[str, Callable[[Any], Any]]:
+        """Calls the gRPC layer may answer outside the loop (``crid.grpc_server``):
+        the unfiltered listing and an image's status, which read only the
+        records' locked copy (and registries.conf's stat, for a name); under
+        parallel load the trip to the busy loop cost more than the call. A
+        request that is refused (no image named) goes to the loop, which says why."""
+        return {"ListImages": lambda request: (
+            None if request.filter.image.image else self._all_images()),
+                "ImageStatus": lambda request: (
+            self._status(request) if request.image.image else None)}
+
     async def ListImages(self, request: api_pb2.ListImagesRequest) -> api_pb2.ListImagesResponse:
         wanted = request.filter.image.image if request.HasField("filter") else ""
-        if wanted:
-            record = self._images.status(wanted)
-            records = [record] if record else []
-        else:
-            records = self._images.all()
-        return api_pb2.ListImagesResponse(images=[_image(r) for r in records])
+        if not wanted:
+            return self._all_images()
+        record = self._images.status(wanted)
+        return api_pb2.ListImagesResponse(images=[_image(record)] if record else [])
+
+    def _all_images(self) -> api_pb2.ListImagesResponse:
+        """Every image; the same response object while no image changed (the gRPC
+        layer serializes it once)."""
+        stamp = self._images.records.generation()
+        cached = self._listings.get(b"", stamp)
+        if cached is None:
+            cached = api_pb2.ListImagesResponse(images=[_image(r) for r in self._images.all()])
+            self._listings.put(b"", stamp, cached)
+        return cached
 
     async def RemoveImage(self, request: api_pb2.RemoveImageRequest) -> api_pb2.RemoveImageResponse:
         require(request, "image.image")

@@ -74,11 +74,17 @@ class ImageRecords:
         self._images: dict[str, ImageRecord] | None = None  # id -> record, oldest first
         self._names: dict[str, str] = {}  # name -> image id
         self._layers: dict[str, tuple[int, int]] | None = None  # chain ID -> (bytes, inodes)
+        self._generation = 0  # counts reloads of the images copy
 
     # --- reads (the copy) -----------------------------------------------------------
 
     def get(self, id_: str) -> ImageRecord | None:
         return self._copy()[0].get(id_)
+
+    def generation(self) -> int:
+        """Changes whenever the images copy does: read before the records, a
+        write racing the reader only makes its next look miss."""
+        return self._generation
 
     def all(self) -> list[ImageRecord]:
         return list(self._copy()[0].values())
@@ -167,6 +173,7 @@ class ImageRecords:
                     loaded = self._load_images()
                     with self._lock:
                         self._images, self._names = loaded
+                        self._generation += 1
                 else:
                     layers = self._load_layers()
                     with self._lock:

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import os
+import time
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -139,6 +141,40 @@ def load(path: Path) -> RegistriesConfig:
     except RecursionError:
         raise InvalidArgument(f"{path}: not valid TOML: nested too deeply") from None
     return parse(tree, str(path))
+
+
+# A file changed this recently may change again within the same mtime tick
+# (the "racy git" problem): such a file is read again on the next call.
+RACY_SECONDS = 2.0
+
+
+class Loaded:
+    """``load(path)`` again only when the file changed (its inode, size, mtime or
+    ctime), so edits still apply to the next call: ImageStatus, RemoveImage and
+    a filtered ListImages resolve names through it on every call, and reading
+    and parsing the TOML each time cost more than the rest of such a call."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._seen: tuple[tuple[int, ...] | None, RegistriesConfig] | None = None
+
+    def get(self) -> RegistriesConfig:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            key: tuple[int, ...] | None = None
+        except OSError:
+            return load(self.path)  # says why, as a typed error
+        else:
+            if time.time() - st.st_mtime < RACY_SECONDS:
+                return load(self.path)
+            key = (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+        seen = self._seen  # one read: another thread may replace it meanwhile
+        if seen is not None and seen[0] == key:
+            return seen[1]
+        conf = load(self.path)
+        self._seen = (key, conf)
+        return conf
 
 
 def parse(tree: Mapping[str, Any], source: str = "registries.conf") -> RegistriesConfig:

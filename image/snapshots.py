@@ -100,13 +100,24 @@ class Snapshots:
                     shutil.rmtree(staging, ignore_errors=True)
 
     def remove(self, chain_id: str) -> None:
+        doomed = self.retire(chain_id)
+        if doomed is not None:
+            shutil.rmtree(doomed, ignore_errors=True)
+
+    def retire(self, chain_id: str) -> Path | None:
+        """Take the layer out of the store (a rename); the caller deletes the dir
+        returned, maybe after letting others at the store again: its files take
+        long to unlink (tens of ms for a few hundred under load). None when the
+        layer is not there."""
         target = self.dir(chain_id).parent
         if not target.exists():
-            return
+            return None
         # Rename first: a crash mid-delete leaves a tmp- dir, never half a layer.
-        doomed = self.root / f"{TMP_PREFIX}rm-{target.name}"
+        # A name of its own: the same layer may be pulled and retired again
+        # while an earlier copy of it is still being deleted.
+        doomed = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}rm-", dir=self.root)) / target.name
         os.rename(target, doomed)
-        shutil.rmtree(doomed, ignore_errors=True)
+        return doomed.parent
 
     def committed(self) -> set[str]:
         return {f"sha256:{p.name}" for p in self.root.iterdir()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import os
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +28,7 @@ from crid.image.content import ContentStore
 from crid.image.pull import Platform, Puller, Settings
 from crid.image.records import ImageRecord, ImageRecords
 from crid.image.reference import Reference, parse
-from crid.image.registries import load as load_registries
+from crid.image.registries import Loaded
 from crid.image.registry_client import Transport
 from crid.image.snapshots import Snapshots
 
@@ -95,6 +96,7 @@ class ImageStore:
         )
         self._pulls: dict[tuple[str, bool, Credentials | None],
                           asyncio.Future[ImageRecord]] = {}
+        self._registries = Loaded(Path(config.registries_conf))
 
     def open(self) -> None:
         """Make the content and snapshot dirs, then reconcile them with the records
@@ -118,7 +120,7 @@ class ImageStore:
         self.transport.close()
 
     def candidates(self, text: str) -> list[Reference]:
-        return load_registries(Path(self.config.registries_conf)).candidates(parse(text))
+        return self._registries.get().candidates(parse(text))
 
     async def pull(self, text: str, credentials: Credentials | None) -> ImageRecord:
         ref = parse(text)
@@ -178,7 +180,9 @@ class ImageStore:
         self._collect()
 
     def _collect(self) -> None:
-        """Delete blobs and layers that no image references (and no pull is using)."""
+        """Delete blobs and layers that no image references (and no pull is using).
+        The layers' files are unlinked once pulls (and other removals) may go on:
+        taken out of the store under the guard, they are nobody's any more."""
         with self.puller.guard:
             images = self.records.all()
             blobs = {b for image in images for b in image.blobs}
@@ -187,9 +191,11 @@ class ImageStore:
             for digest in self.content.digests() - blobs:
                 self.content.delete(digest)
             unused = self.snapshots.committed() - chains - busy
-            for chain in unused:
-                self.snapshots.remove(chain)
+            doomed = [self.snapshots.retire(chain) for chain in unused]
             self.records.remove_layers(unused)
+        for path in doomed:
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
 
     def lower_dirs(self, image_id: str) -> list[Path]:
         """The overlay lower dirs of an image, top layer first (for ``lowerdir=``)."""

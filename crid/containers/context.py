@@ -163,6 +163,11 @@ class Containers:
         self.changed(updated)
         return updated
 
+    def exit_written(self, container_id: str) -> bool:
+        """Whether conmon wrote the container's exit file (which ``refresh`` would
+        record); one stat, no state touched, so any thread may ask."""
+        return (self.exits_dir / container_id).exists()
+
     def settled(self, container: Container) -> bool:
         """Whether ``current`` is ``container`` itself until the table changes: its
         exit is either recorded already or will be by the watch on its conmon."""

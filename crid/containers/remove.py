@@ -34,8 +34,9 @@ async def remove_container(ctx: Containers, container: Container) -> None:
     async with ctx.lock(container.id):
         monitor = ctx.monitor(container.handler)
         await monitor.delete(container.id, force=True)
-        await asyncio.to_thread(rootfs.remove_bundle, Path(container.bundle))
-        await asyncio.to_thread(rootfs.remove_layer, Path(container.layer_dir))
+        # One trip to a worker thread for both: under load each trip back
+        # waits for the loop behind other calls.
+        await asyncio.to_thread(_remove_files, container)
         # The row goes before the exit file: a crash between them leaves no
         # row, rather than a row whose exit is lost.
         await ctx.records.delete(container.id)
@@ -43,6 +44,11 @@ async def remove_container(ctx: Containers, container: Container) -> None:
     ctx.unwatch(container.id)
     ctx.changed(container)  # listeners see the last state of a container now gone
     log.info("container removed", container_id=container.id)
+
+
+def _remove_files(container: Container) -> None:
+    rootfs.remove_bundle(Path(container.bundle))
+    rootfs.remove_layer(Path(container.layer_dir))
 
 
 async def remove_pod_containers(ctx: Containers, pod_id: str) -> None:

@@ -55,8 +55,10 @@ class ContainerCalls:
 
     def inline_calls(self) -> dict[str, Callable[[Any], Any]]:
         """Calls the gRPC layer may answer outside the loop (``crid.grpc_server``):
-        only an unchanged listing, which reads nothing but the cache."""
-        return {"ListContainers": lambda request: status.cached_listing(self.containers, request)}
+        an unchanged listing, which reads nothing but the cache, and the status
+        of a container with no exit to record."""
+        return {"ListContainers": lambda request: status.cached_listing(self.containers, request),
+                "ContainerStatus": lambda request: status.inline_status(self.containers, request)}
 
     async def ListContainers(self, request: api_pb2.ListContainersRequest
                              ) -> api_pb2.ListContainersResponse:

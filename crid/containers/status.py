@@ -8,14 +8,32 @@ from pathlib import Path
 from cri_api.v1 import api_pb2
 
 from crid.containers.context import Containers
-from crid.containers.records import CRI_STATE, RUNNING, Container
+from crid.containers.records import CREATED, CRI_STATE, RUNNING, Container
 
 
 async def status(ctx: Containers, request: api_pb2.ContainerStatusRequest
                  ) -> api_pb2.ContainerStatusResponse:
-    container = ctx.require(request.container_id)
+    return _response(ctx.require(request.container_id), request.verbose)
+
+
+def inline_status(ctx: Containers, request: api_pb2.ContainerStatusRequest
+                  ) -> api_pb2.ContainerStatusResponse | None:
+    """The answer when nothing is to be recorded first, so the gRPC layer's
+    polling thread may give it (reading the records' locked copy, and files):
+    under load a light call waiting for the loop cost more than itself.
+    None (an id prefix, an unknown id, an exit to record) leaves the call to
+    ``status`` on the loop, which does the same and more."""
+    container = ctx.records.get(request.container_id)
+    if container is None:
+        return None
+    if container.state in (CREATED, RUNNING) and ctx.exit_written(container.id):
+        return None  # find() records that exit: on the loop
+    return _response(container, request.verbose)
+
+
+def _response(container: Container, verbose: bool) -> api_pb2.ContainerStatusResponse:
     info = {}
-    if request.verbose:
+    if verbose:
         info["info"] = json.dumps(_verbose(container))
     return api_pb2.ContainerStatusResponse(status=to_status(container), info=info)
 

@@ -131,18 +131,21 @@ def private_containerd(registry: Registry, conflist: dict[str, object],
 
 
 @contextlib.contextmanager
-def containerd_daemon(registry: Registry, conflist: dict[str, object],
-                      pull: Sequence[str] = ()) -> Iterator[Containerd]:
-    """A running containerd with the pause image (and ``pull``) pulled."""
+def containerd_daemon(registry: Registry, conflist: dict[str, object], pull: Sequence[str] = (),
+                      mirrors: Sequence[str] = ()) -> Iterator[Containerd]:
+    """A running containerd with the pause image (and ``pull``) pulled; it
+    pulls the registries named in ``mirrors`` (``registry.k8s.io``...) from
+    ``registry`` too, under the same repository paths."""
     pushed = push(registry, "pause", "bench", pause_image())
     workdir = Path(tempfile.mkdtemp(prefix="crid-ctrd-", dir="/tmp"))
     (workdir / "cni").mkdir()
     (workdir / "cni" / "10-bench.conflist").write_text(json.dumps(conflist))
-    hosts = workdir / "certs.d" / registry.host
-    hosts.mkdir(parents=True)
-    hosts.joinpath("hosts.toml").write_text(
-        f'server = "{registry.url}"\n[host."{registry.url}"]\n'
-        '  capabilities = ["pull", "resolve"]\n')
+    for name in (registry.host, *mirrors):
+        hosts = workdir / "certs.d" / name
+        hosts.mkdir(parents=True)
+        hosts.joinpath("hosts.toml").write_text(
+            f'server = "{registry.url}"\n[host."{registry.url}"]\n'
+            '  capabilities = ["pull", "resolve"]\n')
     config = workdir / "config.toml"
     config.write_text(_config(workdir, pushed.reference, registry.host))
     process = ContainerdProcess(workdir)

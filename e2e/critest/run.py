@@ -137,25 +137,41 @@ def nri_toml(socket: Path) -> str:
 
 
 @contextlib.contextmanager
-def crid_with_lookalikes(workdir: Path, extra_args: Sequence[str],
-                         nri_socket: Path | None = None) -> Iterator[CridDaemon]:
-    """A registry with the look-alikes and a crid that pulls from it; all removed after."""
-    net = PodNet()
+def lookalike_registry() -> Iterator[Registry]:
+    """A local registry holding every look-alike; stopped after."""
     with Registry() as registry:
         print(f"pushing look-alikes to {registry.url} ...", flush=True)
         push_all(registry)
-        toml = net.config_toml() + (nri_toml(nri_socket) if nri_socket else "")
-        daemon = CridDaemon(workdir, extra_args=extra_args, config_toml=toml)
-        daemon.registries_conf.write_text(registries_conf(registry))
-        try:
-            daemon.start()
-            yield daemon
-        finally:
-            if daemon.process is not None:
-                with contextlib.suppress(Exception):
-                    remove_all_pods(daemon)
-                daemon.stop()
-            net.cleanup()
+        yield registry
+
+
+@contextlib.contextmanager
+def crid_on(registry: Registry, workdir: Path, extra_args: Sequence[str],
+            nri_socket: Path | None = None) -> Iterator[CridDaemon]:
+    """A crid on a pod network of its own that pulls critest's registries from
+    ``registry``; its pods, the daemon and the network removed after."""
+    net = PodNet()
+    toml = net.config_toml() + (nri_toml(nri_socket) if nri_socket else "")
+    daemon = CridDaemon(workdir, extra_args=extra_args, config_toml=toml)
+    daemon.registries_conf.write_text(registries_conf(registry))
+    try:
+        daemon.start()
+        yield daemon
+    finally:
+        if daemon.process is not None:
+            with contextlib.suppress(Exception):
+                remove_all_pods(daemon)
+            daemon.stop()
+        net.cleanup()
+
+
+@contextlib.contextmanager
+def crid_with_lookalikes(workdir: Path, extra_args: Sequence[str],
+                         nri_socket: Path | None = None) -> Iterator[CridDaemon]:
+    """A registry with the look-alikes and a crid that pulls from it; all removed after."""
+    with lookalike_registry() as registry, \
+            crid_on(registry, workdir, extra_args, nri_socket) as daemon:
+        yield daemon
 
 
 def main(argv: Sequence[str] | None = None) -> int:

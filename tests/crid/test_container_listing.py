@@ -91,3 +91,39 @@ def test_an_unwatched_live_container_is_looked_at_on_every_call(tmp_path: Path) 
     cached = list_all(ctx)
     assert list_all(ctx) is cached
     assert ctx.exit_reads == 2
+
+
+class StatusContainers(FakeContainers):
+    """What ContainerStatus reads off the loop: the records and the exit files."""
+
+    def __init__(self, records: ContainerRecords) -> None:
+        super().__init__(records)
+        self.exits: set[str] = set()
+
+    def exit_written(self, container_id: str) -> bool:
+        return container_id in self.exits
+
+
+def test_inline_status_leaves_an_exit_to_record_and_prefixes_to_the_loop(tmp_path: Path
+                                                                        ) -> None:
+    records = ContainerRecords(Store(tmp_path / "db",
+                                     migrations={"containers": schema.MIGRATIONS}).open())
+    asyncio.run(records.insert(container("abc")))
+    asyncio.run(records.insert(container("done", state=EXITED)))
+    ctx = StatusContainers(records)
+
+    def inline(container_id: str, verbose: bool = False
+               ) -> api_pb2.ContainerStatusResponse | None:
+        return status.inline_status(ctx, api_pb2.ContainerStatusRequest(  # type: ignore[arg-type]
+            container_id=container_id, verbose=verbose))
+
+    found = inline("abc", verbose=True)
+    assert found is not None and found.status.state == CRI_STATE[RUNNING]
+    assert '"runtimeSpec": {}' in found.info["info"]  # no bundle here: an empty spec
+    assert inline("ab") is None  # a prefix: the loop resolves it
+    assert inline("nope") is None  # unknown: the loop says NOT_FOUND
+    ctx.exits.add("abc")
+    assert inline("abc") is None  # conmon wrote its exit: the loop records it first
+    ctx.exits.add("done")
+    done = inline("done")
+    assert done is not None and done.status.state == CRI_STATE[EXITED]

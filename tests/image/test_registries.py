@@ -1,4 +1,5 @@
 import json
+import os
 import tomllib
 from pathlib import Path
 
@@ -148,3 +149,31 @@ def test_platform_selection() -> None:
 def test_descriptors_with_unsafe_digests_are_refused(digest: str) -> None:
     with pytest.raises(InvalidArgument, match="bad digest"):
         Descriptor.parse({"mediaType": "m", "digest": digest, "size": 1}, "manifest")
+
+
+def test_loaded_reads_the_file_again_only_when_it_changed(tmp_path: Path) -> None:
+    path = tmp_path / "registries.conf"
+    path.write_text(CONF)
+    old = 1_000_000_000
+    os.utime(path, (old, old))  # not racy: cached
+    loaded = registries.Loaded(path)
+    first = loaded.get()
+    assert loaded.get() is first
+    path.write_text(CONF.replace("mirror.example:5000", "other.example:5000"))
+    os.utime(path, (old + 1, old + 1))
+    changed = loaded.get()
+    assert changed is not first
+    assert "other.example:5000" in repr(changed)
+    path.unlink()
+    assert loaded.get() == registries.RegistriesConfig()
+
+
+def test_loaded_reads_a_file_changed_just_now_every_time(tmp_path: Path) -> None:
+    # Written within one mtime tick, a same-size edit would keep the same stat.
+    path = tmp_path / "registries.conf"
+    path.write_text(CONF)
+    loaded = registries.Loaded(path)
+    assert loaded.get() is not loaded.get()
+    path.write_text("[[registry]]\nprefix = 1\n")
+    with pytest.raises(InvalidArgument):
+        loaded.get()

@@ -53,3 +53,19 @@ def test_the_real_syncfs_runs(tmp_path: Path) -> None:
     with snapshots.prepare(CHAIN) as staging:
         (staging / "file").write_text("data")
     assert snapshots.committed() == {CHAIN}
+
+
+def test_a_layer_retired_again_while_an_earlier_copy_is_deleted(tmp_path: Path) -> None:
+    snapshots = Snapshots(tmp_path, sync_fs=False).open()
+    doomed = []
+    for _ in range(2):  # pulled and removed twice; the first copy not deleted yet
+        with snapshots.prepare(CHAIN) as staging:
+            (staging / "file").write_text("data")
+        doomed.append(snapshots.retire(CHAIN))
+        assert snapshots.committed() == set() and not snapshots.exists(CHAIN)
+    assert doomed[0] is not None and doomed[1] is not None and doomed[0] != doomed[1]
+    assert all(d.is_dir() and d.name.startswith("tmp-rm-") for d in doomed if d)
+    assert snapshots.retire(CHAIN) is None
+    # What a crash left before the deletes is removed at start-up.
+    Snapshots(tmp_path, sync_fs=False).open()
+    assert list(tmp_path.iterdir()) == []
