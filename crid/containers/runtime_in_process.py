@@ -137,7 +137,9 @@ def choose(handler: Handler, runtime_root: Path) -> RuntimeVerbs:
     crid-runtime (the same code as the daemon's); the command line for any
     other. Asked when a handler's monitor is first made, not while wiring."""
     if _same_file(handler.path, str(own_runtime_path())):
+        log.info("runtime verbs in-process", handler=handler.name, path=handler.path)
         return InProcessVerbs(handler, runtime_root)
+    log.info("runtime verbs as commands", handler=handler.name, path=handler.path)
     return RuntimeCommand(handler, runtime_root)
 
 
