@@ -2,8 +2,9 @@
 
 A ``crid-runtime`` process costs a Python start-up (~8 ms) before it does
 anything; ``start``, ``kill``, ``state``, ``delete``, ``update``, ``pause``,
-``resume`` and ``ps`` need no process of their own, so for the handler
-whose runtime *is* this install's ``crid-runtime`` (``choose``) the daemon
+``resume`` and ``ps`` need no process of their own, so for a handler
+whose runtime runs the daemon's own code (``choose``: this install's
+``crid-runtime``, or a launcher of the daemon's own crid tree) the daemon
 calls the verbs' library functions (``crid.oci.verbs.*``, what the CLI's
 ``main`` calls) on a worker thread instead. ``create`` and ``exec`` still
 run as commands: conmon must be their parent. Any other handler (runc, a
@@ -37,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import crid
 from crid import logs
 from crid.config import Handler, own_runtime_path
 from crid.containers.monitor import (
@@ -46,6 +48,7 @@ from crid.containers.monitor import (
     runtime_failed,
     runtime_timed_out,
 )
+from crid.oci import launcher
 from crid.oci.context import Context
 from crid.oci.errors import describe
 from crid.oci.runtime_spec import Resources, State
@@ -57,6 +60,7 @@ T = TypeVar("T")
 # The thread's own deadline comes this long after the caller's, so that a
 # caller gives up first, with the words a runtime command's timeout gives.
 THREAD_GRACE = 0.5
+LAUNCHER_LIMIT = 4096  # a launcher is a few lines; anything longer is something else
 
 
 class _DaemonContext(Context):
@@ -133,18 +137,29 @@ def _run(call: Callable[[Context], T], ctx: Context) -> T:
 
 
 def choose(handler: Handler, runtime_root: Path) -> RuntimeVerbs:
-    """In-process verbs for the handler whose runtime is this install's
-    crid-runtime (the same code as the daemon's); the command line for any
-    other. Asked when a handler's monitor is first made, not while wiring."""
-    if _same_file(handler.path, str(own_runtime_path())):
+    """In-process verbs for the handler whose runtime runs the daemon's own
+    code; the command line for any other. Asked when a handler's monitor is
+    first made, not while wiring."""
+    if runs_own_code(handler.path):
         log.info("runtime verbs in-process", handler=handler.name, path=handler.path)
         return InProcessVerbs(handler, runtime_root)
     log.info("runtime verbs as commands", handler=handler.name, path=handler.path)
     return RuntimeCommand(handler, runtime_root)
 
 
-def _same_file(a: str, b: str) -> bool:
+def runs_own_code(path: str) -> bool:
+    """Whether the runtime at ``path`` is crid-runtime from the daemon's own
+    crid tree: this install's (beside the interpreter), or a launcher
+    (``crid.oci.launcher``, any interpreter) of the tree the daemon was
+    imported from, as a wheel's layout or a benchmark's copy has it."""
     try:
-        return os.path.samefile(a, b)
+        if os.path.samefile(path, own_runtime_path()):
+            return True
+        with open(path, "rb") as f:
+            head = f.read(LAUNCHER_LIMIT)
     except OSError:
         return False
+    tree = os.path.dirname(os.path.dirname(os.path.abspath(crid.__file__)))
+    own = launcher.script("python", tree).encode()
+    # The first line names the interpreter: any will run the same code.
+    return head.startswith(b"#!") and head.partition(b"\n")[2] == own.partition(b"\n")[2]

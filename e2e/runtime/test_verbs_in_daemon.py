@@ -17,14 +17,17 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from crid.oci import launcher
 from crid.oci.runtime_spec import Resources
 
+import crid
 from crid.config import Handler
 from crid.containers import runtime_in_process
 from crid.containers.monitor import RuntimeCommand, RuntimeFailed, RuntimeVerbs
@@ -261,13 +264,22 @@ def test_in_process_start_gives_up_at_its_deadline(
 
 
 def test_the_crid_handler_runs_in_process_and_others_as_commands(tmp_path: Path) -> None:
-    assert isinstance(runtime_in_process.choose(CRID, tmp_path), InProcessVerbs)
-    runc = Handler("runc", RUNTIMES["runc"])
-    assert isinstance(runtime_in_process.choose(runc, tmp_path), RuntimeCommand)
-    elsewhere = tmp_path / "crid-runtime"  # a crid-runtime of another install
-    elsewhere.write_text(Path(RUNTIMES["crid-runtime"]).read_text())
-    assert isinstance(runtime_in_process.choose(Handler("crid", str(elsewhere)), tmp_path),
-                      RuntimeCommand)
+    """In-process only where the runtime runs the daemon's own code: this
+    install's crid-runtime, or a launcher of the same crid tree."""
+    def chosen(path: str | Path) -> type:
+        return type(runtime_in_process.choose(Handler("h", str(path)), tmp_path))
+
+    assert chosen(RUNTIMES["crid-runtime"]) is InProcessVerbs
+    assert chosen(RUNTIMES["runc"]) is RuntimeCommand
+    tree = os.path.dirname(os.path.dirname(crid.__file__))
+    for name, text, how in (
+            ("same-tree", launcher.script("/usr/bin/python3", tree), InProcessVerbs),
+            ("other-tree", launcher.script(sys.executable, str(tmp_path)), RuntimeCommand),
+            ("wrapper", launcher.script(sys.executable, tree) + "# changed\n", RuntimeCommand)):
+        (tmp_path / name).write_text(text)
+        (tmp_path / name).chmod(0o755)
+        assert chosen(tmp_path / name) is how, name
+    assert chosen(tmp_path / "missing") is RuntimeCommand
 
 
 def cgroup_file_of(cgroup: str, controller: str, name: str) -> str:
