@@ -50,7 +50,7 @@ from crid.containers.monitor import (
 )
 from crid.oci import launcher
 from crid.oci.context import Context
-from crid.oci.errors import describe
+from crid.oci.errors import CridError, describe
 from crid.oci.runtime_spec import Resources, State
 from crid.oci.verbs import delete, kill, pause, ps, resume, start, update
 from crid.oci.verbs import state as state_verb
@@ -133,6 +133,8 @@ def _run(call: Callable[[Context], T], ctx: Context) -> T:
     try:
         return call(ctx)
     except Exception as e:  # the CLI's own rule: any failure is the verb's
+        if not isinstance(e, CridError | OSError):  # a bug, not the runtime saying no
+            log.error("runtime verb raised", exc_info=True)
         raise _VerbFailed(f"crid-runtime: {describe(e)}\n".encode()) from None
 
 
