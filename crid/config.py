@@ -397,8 +397,8 @@ def _resolve_handlers(
 
 
 def own_runtime_path() -> Path:
-    """crid-runtime of the daemon's own install: beside its interpreter. Only
-    that one runs the daemon's own code (``crid.containers.runtime_in_process``)."""
+    """crid-runtime of the daemon's own install: beside its interpreter. It runs
+    the daemon's own code (``crid.containers.runtime_in_process.runs_own_code``)."""
     return Path(sys.executable).parent / "crid-runtime"
 
 
