@@ -396,9 +396,15 @@ def _resolve_handlers(
     return tuple(found[name] for name in sorted(found))
 
 
+def own_runtime_path() -> Path:
+    """crid-runtime of the daemon's own install: beside its interpreter. It runs
+    the daemon's own code (``crid.containers.runtime_in_process.runs_own_code``)."""
+    return Path(sys.executable).parent / "crid-runtime"
+
+
 def _crid_runtime_path() -> str:
     """crid-runtime from the same install as the daemon, else from PATH."""
-    beside = Path(sys.executable).parent / "crid-runtime"
+    beside = own_runtime_path()
     if beside.exists():
         return str(beside)
     return shutil.which("crid-runtime") or str(beside)

@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING
 from crid.clock import Clock
 from crid.config import Config
 from crid.container_events import ContainerEvents
-from crid.containers import leftovers, remove, status, stop
+from crid.containers import leftovers, remove, runtime_in_process, status, stop
 from crid.containers import schema as container_schema
 from crid.containers.context import Containers, oom_kill_counter
 from crid.containers.exec_server import ExecServer
@@ -99,11 +99,14 @@ class Parts:
         pod_containers = PodContainers()
         self.sandboxes = sandboxes = Sandboxes(
             config, SandboxRecords(store), self.network, clock, self.features, pod_containers)
+        # crid's own runtime's verbs run in-process; any other handler's as commands.
         self.containers = containers = Containers(
-            config, container_records, clock, self.images, self.features)
-        if config.handler(FORK_SERVER_HANDLER) is not None:
+            config, container_records, clock, self.images, self.features,
+            verbs_for=runtime_in_process.choose)
+        fork_server_handler = config.handler(FORK_SERVER_HANDLER)
+        if fork_server_handler is not None:
             containers.exec_server = ExecServer(
-                containers.monitor(FORK_SERVER_HANDLER).runtime_root,
+                containers.runtime_root(fork_server_handler),
                 Path(config.runroot) / "exec-server")
         pod_containers.on_stop(functools.partial(stop.stop_pod_containers, containers))
         pod_containers.on_remove(functools.partial(remove.remove_pod_containers, containers))

@@ -18,11 +18,17 @@ if TYPE_CHECKING:
 
 
 class Context:
+    """One verb's options. The CLI makes one per process; the daemon, which runs
+    some verbs in-process (``crid.containers.runtime_in_process``), one per
+    call, with a ``deadline`` (``time.monotonic``) for what may wait and
+    ``warn`` going to its log."""
+
     def __init__(self) -> None:
         self.root = "/run/crid-runtime"
         self.log: str | None = None
         self.log_format = "text"
         self.debug = False
+        self.deadline: float | None = None  # None: the CLI waits as long as it must
         self.t0 = time.perf_counter()
 
     def log_line(self, level: str, msg: str) -> None:

@@ -29,10 +29,10 @@ from cri_api.v1 import api_pb2
 from crid import logs, private
 from crid.cdi.registry import Registry as CdiRegistry
 from crid.clock import Clock
-from crid.config import Config
+from crid.config import Config, Handler
 from crid.containers import monitor as monitors
 from crid.containers.exec_server import ExecServer
-from crid.containers.monitor import Monitor
+from crid.containers.monitor import Monitor, RuntimeVerbs
 from crid.containers.records import (
     CREATED,
     EXITED,
@@ -53,6 +53,8 @@ log = logs.get("crid.containers")
 COMPLETED, ERROR, OOM_KILLED = "Completed", "Error", "OOMKilled"
 
 StateListener = Callable[[Container], None]
+#: How a handler's runtime verbs are run, given the handler and its --root.
+VerbsFor = Callable[[Handler, Path], RuntimeVerbs]
 
 
 def oom_kill_counter(records: ContainerRecords, count: Callable[[], object]) -> StateListener:
@@ -67,8 +69,11 @@ def oom_kill_counter(records: ContainerRecords, count: Callable[[], object]) -> 
 
 class Containers:
     def __init__(self, config: Config, records: ContainerRecords, clock: Clock,
-                 images: ImageStore, features: Features) -> None:
+                 images: ImageStore, features: Features,
+                 verbs_for: VerbsFor | None = None) -> None:
         self.config = config
+        # None: every handler's verbs as its runtime's command line.
+        self.verbs_for = verbs_for
         self.clock = clock
         self.records = records
         self.images = images
@@ -100,11 +105,16 @@ class Containers:
         if handler is None:
             raise NotFound(f"runtime handler {handler_name!r} is not configured")
         if handler.name not in self._monitors:
-            root = Path(handler.root) if handler.root else (
-                Path(self.config.runroot) / "runtimes" / handler.name)
+            root = self.runtime_root(handler)
             self._monitors[handler.name] = Monitor(
-                handler, root, self.exits_dir, log_level=self.config.log_level)
+                handler, root, self.exits_dir, log_level=self.config.log_level,
+                verbs=self.verbs_for(handler, root) if self.verbs_for else None)
         return self._monitors[handler.name]
+
+    def runtime_root(self, handler: Handler) -> Path:
+        """The handler's runtime state dir (its ``--root``)."""
+        return Path(handler.root) if handler.root else (
+            Path(self.config.runroot) / "runtimes" / handler.name)
 
     def find(self, container_id: str) -> Container | None:
         """The container with this id or unique id prefix, its exit read if it ended."""

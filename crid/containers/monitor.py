@@ -7,9 +7,14 @@ crid never holds a container's stdio or waits on its process: conmon does
 JSON). conmon then daemonises; when the container exits it writes the exit
 code to ``<exits>/<id>`` and exits itself.
 
-Everything else (start, kill, delete, state, exec, update) is a direct call
-of the handler's runtime with runc's command line, so runc and crid-runtime
-are interchangeable.
+exec is a direct call of the handler's runtime with runc's command line.
+The other verbs (start, kill, delete, state, update, pause, resume, ps) go
+through a ``RuntimeVerbs`` seam: ``RuntimeCommand`` runs the handler's
+runtime with runc's command line, so runc and crid-runtime are
+interchangeable; for crid's own runtime the composition root gives the
+monitor ``crid.containers.runtime_in_process.InProcessVerbs`` instead, the
+same library code without a process. Both fail with the same
+``RuntimeFailed`` words (``runtime_failed``), which callers read.
 
 The bundle dir holds what conmon makes for a container: ``attach`` (the
 attach socket), ``ctl`` and ``winsz`` (control fifos), and ``exit``/``oom``
@@ -27,6 +32,7 @@ import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 from crid import errors, logs, private
 from crid.config import Handler
@@ -61,16 +67,104 @@ class RuntimeFailed(errors.CridError):
     code = "UNKNOWN"
 
 
+def runtime_failed(handler_name: str, verb: str, stderr: bytes, returncode: int
+                   ) -> RuntimeFailed:
+    """What a runtime's failed verb becomes, whichever way it ran."""
+    return RuntimeFailed(f"{handler_name} runtime {verb} failed: "
+                         f"{_runtime_error(stderr) or f'exit code {returncode}'}")
+
+
+def runtime_timed_out(handler_name: str, verb: str) -> RuntimeFailed:
+    return RuntimeFailed(f"{handler_name} runtime {verb} timed out")
+
+
+class RuntimeVerbs(Protocol):
+    """The runtime's verbs on containers it created, as runc names them; each
+    raises ``RuntimeFailed`` with the runtime's words when it says no, and
+    gives up after ``RUNTIME_TIMEOUT``."""
+
+    async def start(self, container_id: str) -> None: ...
+
+    async def kill(self, container_id: str, signum: int, *,
+                   all_processes: bool = False) -> None: ...
+
+    async def delete(self, container_id: str, *, force: bool = False) -> None: ...
+
+    async def state(self, container_id: str) -> State: ...
+
+    async def update(self, container_id: str, resources: Resources, bundle: Path) -> None: ...
+
+    async def pause(self, container_id: str) -> None: ...
+
+    async def resume(self, container_id: str) -> None: ...
+
+    async def ps(self, container_id: str) -> list[int]: ...
+
+
+class RuntimeCommand:
+    """``RuntimeVerbs`` as the handler's runtime command line (any handler)."""
+
+    def __init__(self, handler: Handler, runtime_root: Path) -> None:
+        self.handler = handler
+        self.runtime_root = runtime_root
+
+    async def start(self, container_id: str) -> None:
+        await self.run("start", container_id)
+
+    async def kill(self, container_id: str, signum: int, *, all_processes: bool = False) -> None:
+        await self.run("kill", *(["--all"] if all_processes else []), container_id, str(signum))
+
+    async def delete(self, container_id: str, *, force: bool = False) -> None:
+        await self.run("delete", *(["--force"] if force else []), container_id)
+
+    async def state(self, container_id: str) -> State:
+        state: State = json.loads(await self.run("state", container_id))
+        return state
+
+    async def update(self, container_id: str, resources: Resources, bundle: Path) -> None:
+        path = bundle / "resources.json"
+        private.write_text(path, json.dumps(resources))
+        await self.run("update", "--resources", str(path), container_id)
+
+    async def pause(self, container_id: str) -> None:
+        await self.run("pause", container_id)
+
+    async def resume(self, container_id: str) -> None:
+        await self.run("resume", container_id)
+
+    async def ps(self, container_id: str) -> list[int]:
+        pids: list[int] = json.loads(await self.run("ps", "--format", "json", container_id))
+        return pids
+
+    async def run(self, *args: str) -> bytes:
+        proc = await asyncio.create_subprocess_exec(
+            self.handler.path, "--root", str(self.runtime_root), *args,
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            out, err = await asyncio.wait_for(proc.communicate(), RUNTIME_TIMEOUT)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+            raise runtime_timed_out(self.handler.name, args[0]) from None
+        if proc.returncode != 0:
+            raise runtime_failed(self.handler.name, args[0], err, proc.returncode or 0)
+        return out
+
+
 class Monitor:
     """Runs containers of one runtime handler under conmon."""
 
     def __init__(self, handler: Handler, runtime_root: Path, exits_dir: Path,
-                 conmon: str = CONMON, log_level: str = "info") -> None:
+                 conmon: str = CONMON, log_level: str = "info",
+                 verbs: RuntimeVerbs | None = None) -> None:
         self.handler = handler
         self.runtime_root = runtime_root
         self.exits_dir = exits_dir
         self.conmon = conmon
         self.log_level = "debug" if log_level == "debug" else "info"
+        self.verbs: RuntimeVerbs = verbs or RuntimeCommand(handler, runtime_root)
 
     @staticmethod
     def prime_cgroup_move() -> None:
@@ -157,32 +251,27 @@ class Monitor:
         path.write_text(str(found[0]))
         return found[0]
 
-    # --- the other verbs: the runtime directly -----------------------------------
+    # --- the other verbs: through the handler's RuntimeVerbs ---------------------
 
     async def start(self, container_id: str) -> None:
-        await self.runtime("start", container_id)
+        await self.verbs.start(container_id)
 
     async def kill(self, container_id: str, signum: int, *, all_processes: bool = False) -> None:
-        await self.runtime("kill", *(["--all"] if all_processes else []),
-                           container_id, str(signum))
+        await self.verbs.kill(container_id, signum, all_processes=all_processes)
 
     async def delete(self, container_id: str, *, force: bool = False) -> None:
         """Delete the runtime's state; a container it no longer knows is fine."""
         try:
-            await self.runtime("delete", *(["--force"] if force else []), container_id)
+            await self.verbs.delete(container_id, force=force)
         except RuntimeFailed as exc:
             if "does not exist" not in exc.message and "not found" not in exc.message:
                 raise
 
     async def state(self, container_id: str) -> State:
-        out = await self.runtime("state", container_id)
-        state: State = json.loads(out)
-        return state
+        return await self.verbs.state(container_id)
 
     async def update(self, container_id: str, resources: Resources, bundle: Path) -> None:
-        path = bundle / "resources.json"
-        private.write_text(path, json.dumps(resources))
-        await self.runtime("update", "--resources", str(path), container_id)
+        await self.verbs.update(container_id, resources, bundle)
 
     async def exec_sync(self, container_id: str, process: Process, bundle: Path,
                         timeout: float | None,
@@ -213,24 +302,6 @@ class Monitor:
         finally:
             spec_file.unlink(missing_ok=True)
             pid_file.unlink(missing_ok=True)
-
-    async def runtime(self, *args: str) -> bytes:
-        proc = await asyncio.create_subprocess_exec(
-            *self._runtime_args(*args), stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            out, err = await asyncio.wait_for(proc.communicate(), RUNTIME_TIMEOUT)
-        except TimeoutError:
-            proc.kill()
-            await proc.wait()
-            raise RuntimeFailed(f"{self.handler.name} runtime {args[0]} timed out") from None
-        if proc.returncode != 0:
-            raise RuntimeFailed(
-                f"{self.handler.name} runtime {args[0]} failed: "
-                f"{_runtime_error(err) or f'exit code {proc.returncode}'}"
-            )
-        return out
 
     def _runtime_args(self, *args: str) -> list[str]:
         return [self.handler.path, "--root", str(self.runtime_root), *args]

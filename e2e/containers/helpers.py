@@ -131,7 +131,7 @@ def gone_or_zombie(pid: int, within: float = 0.0) -> bool:
     while True:
         try:
             state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except FileNotFoundError:
+        except (FileNotFoundError, ProcessLookupError):  # reaped before, or between open and read
             return True
         if state == "Z":
             return True

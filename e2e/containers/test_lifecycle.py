@@ -50,6 +50,9 @@ def test_a_container_runs_through_its_whole_life(env: Env, pod: Pod) -> None:
         filter=api_pb2.ContainerFilter(id=cid))).containers
     assert not [m for m in mounts_under(d.runroot) if cid in m]
     assert not (d.root / "containers" / cid).exists()
+    # The default (crid) handler's start, kill, state and delete ran in the
+    # daemon (crid.containers.runtime_in_process), not as commands.
+    assert '"runtime verbs in-process"' in d.stderr_text()
 
 
 def test_exit_codes_and_reasons(env: Env, pod: Pod) -> None:

@@ -1,4 +1,7 @@
-"""``ps ID [--format table|json] [-- ps args]``: the container's processes."""
+"""``ps ID [--format table|json] [-- ps args]``: the container's processes.
+
+:func:`pids` is the verb as a library call (``--format json`` prints it; the
+daemon calls it in-process); the table is the CLI's alone (it runs ``ps``)."""
 
 from __future__ import annotations
 
@@ -13,11 +16,10 @@ from crid.oci.errors import InvalidArgument
 
 def main(ctx: Context, argv: list[str]) -> int:
     a = parse(argv, {"--format": "format:str", "-f": "format:str"}, stop_after=1)
-    st = state.load(ctx.root, a.one_id("ps"))
-    pids = cgroups.pids(st.get("cgroup") or {})
+    found = pids(ctx, a.one_id("ps"))
     fmt = a.flags.get("format") or "table"
     if fmt == "json":
-        sys.stdout.write(json.dumps(pids) + "\n")
+        sys.stdout.write(json.dumps(found) + "\n")
         return 0
     if fmt != "table":
         raise InvalidArgument(f"invalid format option: {fmt}")
@@ -28,6 +30,12 @@ def main(ctx: Context, argv: list[str]) -> int:
     sys.stdout.write(out[0] + "\n")
     for line in out[1:]:
         fields = line.split()
-        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in pids:
+        if len(fields) > col and fields[col].isdigit() and int(fields[col]) in found:
             sys.stdout.write(line + "\n")
     return 0
+
+
+def pids(ctx: Context, cid: str) -> list[int]:
+    """The pids in the container's cgroup."""
+    st = state.load(ctx.root, cid)
+    return cgroups.pids(st.get("cgroup") or {})

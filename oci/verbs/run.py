@@ -24,7 +24,7 @@ def main(ctx: Context, argv: list[str]) -> int:
     try:
         start.start(ctx, cid)
     except BaseException:
-        delete.delete(ctx, cid, True)
+        delete.delete(ctx, cid, True, reap=True)
         raise
     if a.flags.get("detach"):
         return 0
@@ -32,5 +32,5 @@ def main(ctx: Context, argv: list[str]) -> int:
     signals.forward(pid)
     code = signals.wait_for(pid)
     if not a.flags.get("keep"):
-        delete.delete(ctx, cid, True)
+        delete.delete(ctx, cid, True, reap=True)
     return code

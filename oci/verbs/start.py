@@ -1,10 +1,15 @@
 """``start``: open the exec fifo for reading, which lets the blocked init execve
-the user process; then run poststart hooks."""
+the user process; then run poststart hooks.
+
+:func:`start` is the verb as a library call: the CLI's ``main`` and the
+daemon (in-process, ``crid.containers.runtime_in_process``) both call it.
+"""
 
 from __future__ import annotations
 
 import os
 import select
+import time
 
 from crid.oci import hooks, state
 from crid.oci.context import Context, parse
@@ -21,6 +26,8 @@ def main(ctx: Context, argv: list[str]) -> int:
 
 
 def start(ctx: Context, cid: str) -> None:
+    """Start a created container; with ``ctx.deadline``, give up waiting for an
+    init that neither exits nor takes the start by then."""
     st = state.load(ctx.root, cid)
     s = state.status(ctx.root, st)
     if s == "stopped":
@@ -38,6 +45,8 @@ def start(ctx: Context, cid: str) -> None:
         while not p.poll(50):
             if not state.is_alive(st):
                 raise CridError("container init exited before start")
+            if ctx.deadline is not None and time.monotonic() > ctx.deadline:
+                raise CridError("container init did not take the start in time")
         data = os.read(fd, 16)
     finally:
         os.close(fd)
@@ -46,4 +55,5 @@ def start(ctx: Context, cid: str) -> None:
     os.unlink(fifo)
     cfg: Spec = st.get("config") or {}
     if (cfg.get("hooks") or {}).get("poststart"):
-        hooks.run(cfg, "poststart", {**state.oci_state(ctx.root, st), "status": "running"})
+        hooks.run(cfg, "poststart", {**state.oci_state(ctx.root, st), "status": "running"},
+                  deadline=ctx.deadline, warn=ctx.warn)

@@ -1,5 +1,8 @@
 """``update ID --resources FILE | flags``: change a container's cgroup limits,
-and its device rules when ``--resources`` holds a ``devices`` list."""
+and its device rules when ``--resources`` holds a ``devices`` list.
+
+:func:`update` is the verb as a library call (the CLI reads the resources
+from the file or flags; the daemon hands them over in-process)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ TYPE_CHECKING = False  # typing costs milliseconds at start-up; mypy still sees 
 if TYPE_CHECKING:
     from typing import Any, Literal
 
-    from crid.oci.runtime_spec import CPU, Memory, Resources
+    from crid.oci.runtime_spec import CPU, ContainerState, Memory, Resources
 
 FLAGS = {
     "--resources": "resources:str", "-r": "resources:str",
@@ -74,9 +77,7 @@ def from_flags(f: dict[str, Any]) -> Resources:
 
 def main(ctx: Context, argv: list[str]) -> int:
     a = parse(argv, FLAGS)
-    st = state.load(ctx.root, a.one_id("update"))
-    if state.status(ctx.root, st) == "stopped":
-        raise not_running()
+    st = _running(ctx, a.one_id("update"))  # refused before the file is read
     src = a.flags.get("resources")
     if src:
         try:
@@ -88,6 +89,23 @@ def main(ctx: Context, argv: list[str]) -> int:
             raise InvalidArgument("--resources must hold a JSON object (linux.resources)")
     else:
         res = from_flags(a.flags)
+    _apply(ctx, st, res)
+    return 0
+
+
+def update(ctx: Context, cid: str, res: Resources) -> None:
+    """Apply ``res`` (runtime-spec ``linux.resources``) and keep it in the state."""
+    _apply(ctx, _running(ctx, cid), res)
+
+
+def _running(ctx: Context, cid: str) -> ContainerState:
+    st = state.load(ctx.root, cid)
+    if state.status(ctx.root, st) == "stopped":
+        raise not_running()
+    return st
+
+
+def _apply(ctx: Context, st: ContainerState, res: Resources) -> None:
     cfg = st.setdefault("config", {})
     applied = res
     if res.get("devices") is not None:
@@ -104,7 +122,6 @@ def main(ctx: Context, argv: list[str]) -> int:
     cgroups.apply(st.get("cgroup") or {}, applied, on_create=False)
     _merge(cfg.setdefault("linux", {}).setdefault("resources", {}), res)
     state.save(ctx.root, st["id"], st)
-    return 0
 
 
 def _merge(merged: Any, res: Resources) -> None:
