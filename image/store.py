@@ -30,6 +30,7 @@ from crid.image.reference import Reference, parse
 from crid.image.registries import load as load_registries
 from crid.image.registry_client import Transport
 from crid.image.snapshots import Snapshots
+from crid.image.unpack_worker import Unpackers
 
 from crid import logs
 from crid.clock import Clock
@@ -40,6 +41,7 @@ from crid.store import Store
 
 log = logs.get("crid.image")
 PROGRESS_LOG_SECONDS = 5.0
+SPARE_UNPACKERS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -82,6 +84,8 @@ class ImageStore:
         self.snapshots = Snapshots(self.root / "snapshots", sync_fs=config.pull_with_sync_fs)
         self.records = ImageRecords(store)
         self.transport = Transport(float(config.pull_progress_timeout))
+        # Two spares: critest pulls two at a time, and kubelet's pulls come in bursts.
+        self.unpackers = Unpackers(spares=SPARE_UNPACKERS)
         self.puller = Puller(
             Settings(
                 registries_conf=Path(config.registries_conf),
@@ -92,6 +96,7 @@ class ImageStore:
                 max_image_bytes=config.max_image_bytes,
             ),
             self.content, self.snapshots, self.records, self.transport, clock.now_ns,
+            self.unpackers,
         )
         self._pulls: dict[tuple[str, bool, Credentials | None],
                           asyncio.Future[ImageRecord]] = {}
@@ -101,6 +106,7 @@ class ImageStore:
         (the store must be open): after a crash, drop layer dirs without rows and
         rows without dirs."""
         self.transport.open()
+        self.unpackers.open()
         self.content.open()
         self.snapshots.open()
         recorded = self.records.layers()
@@ -116,6 +122,7 @@ class ImageStore:
 
     def close(self) -> None:
         self.transport.close()
+        self.unpackers.close()
 
     def candidates(self, text: str) -> list[Reference]:
         return load_registries(Path(self.config.registries_conf)).candidates(parse(text))

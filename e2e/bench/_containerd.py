@@ -97,8 +97,10 @@ def private_containerd(registry: Registry, conflist: dict[str, object],
 
 @contextlib.contextmanager
 def containerd_daemon(registry: Registry, conflist: dict[str, object],
-                      pull: Sequence[str] = ()) -> Iterator[Containerd]:
-    """A running containerd with the pause image (and ``pull``) pulled."""
+                      pull: Sequence[str] = (), keep_workdir: bool = False
+                      ) -> Iterator[Containerd]:
+    """A running containerd with the pause image (and ``pull``) pulled;
+    ``keep_workdir``: its dir is the caller's to remove (``Containerd.workdir``)."""
     pushed = push(registry, "pause", "bench", pause_image())
     workdir = Path(tempfile.mkdtemp(prefix="crid-ctrd-", dir="/tmp"))
     (workdir / "cni").mkdir()
@@ -133,7 +135,7 @@ def containerd_daemon(registry: Registry, conflist: dict[str, object],
             process.kill()
             process.wait()
         log.close()
-        if os.environ.get("CRID_KEEP_WORKDIR") != "1":
+        if not keep_workdir and os.environ.get("CRID_KEEP_WORKDIR") != "1":
             remove_workdir(workdir)
 
 
