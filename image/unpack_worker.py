@@ -59,7 +59,9 @@ class Unpackers:
     child's ``PR_SET_PDEATHSIG`` fires when the *thread* that forked it ends,
     so a spare forked by a pull's short-lived layer thread would be killed
     with that thread. A child started on demand (no spare ready) is forked
-    by the thread that uses it, and lives no longer than that use.
+    by the thread that uses it, and lives no longer than that use. A used
+    spare's replacement starts once no unpack is in flight (or none is left
+    ready), so its interpreter's start-up does not take a core from the pull.
     """
 
     def __init__(self, spares: int = DEFAULT_SPARES) -> None:
@@ -68,6 +70,7 @@ class Unpackers:
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._busy = 0  # unpacks in flight
 
     def open(self) -> None:
         """Start the thread that keeps the spares ready."""
@@ -94,7 +97,10 @@ class Unpackers:
     def _keep_spares(self) -> None:
         while True:
             with self._changed:
-                while not self._closed and len(self._ready) >= self._spares:
+                # A replacement's start-up (~0.1 s of CPU) waits for the unpacks in
+                # flight, unless none is left ready: on 2 cores it would slow them.
+                while not self._closed and (len(self._ready) >= self._spares
+                                            or (self._busy and self._ready)):
                     self._changed.wait()
                 if self._closed:
                     return
@@ -122,6 +128,16 @@ class Unpackers:
 
     def unpack(self, source: Readable, dest: Path, limit: int) -> Unpacked:
         """Like ``unpack.unpack``, in a child process; ``source`` is read to its end."""
+        with self._changed:
+            self._busy += 1
+        try:
+            return self._unpack(source, dest, limit)
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
+
+    def _unpack(self, source: Readable, dest: Path, limit: int) -> Unpacked:
         child = self._take()
         assert child.stdin is not None and child.stdout is not None
         try:
