@@ -3,7 +3,8 @@
 Owns the image side of the root dir (``<root>/image/{content,snapshots}``)
 and the pull bookkeeping: concurrent pulls of the same reference (and
 credentials) share one download; pulls run in worker threads (and layers
-unpack in child processes), never on the event loop; bytes, failures and
+unpack in child processes, two of them kept started ahead of pulls), never
+on the event loop; bytes, failures and
 pulls in flight go to the metrics and progress to the log. Removal deletes the record, then every
 blob and layer no image references any more.
 
