@@ -69,7 +69,7 @@ def _trees(patterns: Sequence[str]) -> list[str]:
             if top.is_symlink() or not top.is_dir():
                 found.append(str(top.relative_to("/")))
                 continue
-            # os.walk-free: find lists dirs, files and symlinks alike, not sockets.
+            # Dirs, files and symlinks; a host socket or fifo is no image content.
             listed = subprocess.run(
                 ["find", str(top.relative_to("/")), "(", "-type", "d", "-o", "-type", "f",
                  "-o", "-type", "l", ")", "-print0"],
