@@ -16,7 +16,7 @@ APT_PACKAGES := conmon containernetworking-plugins iptables catatonit runc
 TEST_APT_PACKAGES := docker-registry busybox-static skopeo umoci \
                      golang-go golang-github-docker-spdystream-dev containerd \
                      mmdebstrap podman gcc libc6-dev
-BENCH_APT_PACKAGES := containerd
+BENCH_APT_PACKAGES := containerd zstd
 PYTEST_ARGS ?=
 
 .PHONY: run test lint unit e2e e2e-aio bench bench-all setup test-setup apt-install clean lock dist \

@@ -36,7 +36,7 @@ from crid.image.registry_client import (
     json_object,
 )
 from crid.image.snapshots import Snapshots, chain_ids
-from crid.image.unpack_worker import unpack_isolated
+from crid.image.unpack_worker import Unpackers
 
 from crid.disk_full import is_disk_full
 from crid.errors import (
@@ -169,8 +169,10 @@ def _list(document: Json, key: str, where: str) -> list[Any]:
 
 class Puller:
     def __init__(self, settings: Settings, content: ContentStore, snapshots: Snapshots,
-                 records: ImageRecords, transport: Transport, now_ns: Callable[[], int]) -> None:
+                 records: ImageRecords, transport: Transport, now_ns: Callable[[], int],
+                 unpackers: Unpackers) -> None:
         self.settings = settings
+        self.unpackers = unpackers
         self.content = content
         self.snapshots = snapshots
         self.records = records
@@ -274,8 +276,8 @@ class Puller:
             try:
                 with self.snapshots.prepare(chain) as target:
                     try:
-                        result = unpack_isolated(stream, target,
-                                                 self.settings.max_image_bytes)
+                        result = self.unpackers.unpack(stream, target,
+                                                       self.settings.max_image_bytes)
                         stream.finish()
                     except DigestMismatch:
                         raise

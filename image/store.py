@@ -3,7 +3,8 @@
 Owns the image side of the root dir (``<root>/image/{content,snapshots}``)
 and the pull bookkeeping: concurrent pulls of the same reference (and
 credentials) share one download; pulls run in worker threads (and layers
-unpack in child processes), never on the event loop; bytes, failures and
+unpack in child processes, two of them kept started ahead of pulls), never
+on the event loop; bytes, failures and
 pulls in flight go to the metrics and progress to the log. Removal deletes the record, then every
 blob and layer no image references any more.
 
@@ -31,6 +32,7 @@ from crid.image.reference import Reference, parse
 from crid.image.registries import Loaded
 from crid.image.registry_client import Transport
 from crid.image.snapshots import Snapshots
+from crid.image.unpack_worker import Unpackers
 
 from crid import logs
 from crid.clock import Clock
@@ -41,6 +43,7 @@ from crid.store import Store
 
 log = logs.get("crid.image")
 PROGRESS_LOG_SECONDS = 5.0
+SPARE_UNPACKERS = 2
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +86,8 @@ class ImageStore:
         self.snapshots = Snapshots(self.root / "snapshots", sync_fs=config.pull_with_sync_fs)
         self.records = ImageRecords(store)
         self.transport = Transport(float(config.pull_progress_timeout))
+        # Two spares: critest pulls two at a time, and kubelet's pulls come in bursts.
+        self.unpackers = Unpackers(spares=SPARE_UNPACKERS)
         self.puller = Puller(
             Settings(
                 registries_conf=Path(config.registries_conf),
@@ -93,6 +98,7 @@ class ImageStore:
                 max_image_bytes=config.max_image_bytes,
             ),
             self.content, self.snapshots, self.records, self.transport, clock.now_ns,
+            self.unpackers,
         )
         self._pulls: dict[tuple[str, bool, Credentials | None],
                           asyncio.Future[ImageRecord]] = {}
@@ -103,6 +109,7 @@ class ImageStore:
         (the store must be open): after a crash, drop layer dirs without rows and
         rows without dirs."""
         self.transport.open()
+        self.unpackers.open()
         self.content.open()
         self.snapshots.open()
         recorded = self.records.layers()
@@ -118,6 +125,7 @@ class ImageStore:
 
     def close(self) -> None:
         self.transport.close()
+        self.unpackers.close()
 
     def candidates(self, text: str) -> list[Reference]:
         return self._registries.get().candidates(parse(text))

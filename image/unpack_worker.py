@@ -1,10 +1,11 @@
-"""Unpacking in a child process: ``python -m crid.image.unpack_worker DEST``.
+"""Unpacking in a child process: ``python -m crid.image.unpack_worker PARENT_PID``.
 
 Untarring is mostly Python work per entry; done in the daemon it would hold
 the GIL against the event loop and against the other layers of the same pull.
 A child per layer unpacks on its own core, and keeps the daemon responsive.
-The parent pipes the (compressed) layer bytes to the child's stdin as they
-arrive from the registry; the child answers one JSON line on stdout:
+The parent writes one JSON line ``{"dest", "limit"}`` to the child's stdin,
+then pipes the (compressed) layer bytes as they arrive from the registry;
+the child answers one JSON line on stdout:
 ``{"diff_id", "size", "inodes"}`` or ``{"error", "unsafe"|"exhausted"|"errno"}``
 (``errno`` of a failed write: a full disk is raised as that ``OSError`` in the
 parent, where the caller knows which dir it fills).
@@ -13,10 +14,17 @@ The child's address space is capped (``MEMORY_LIMIT``): tarfile holds a
 member's whole sparse map in memory, and a hostile layer could make that
 map, or any other structure, as large as it likes. Past the cap the child
 fails alone; the daemon only reads its one answer line.
+
+A child's start-up (an interpreter, its imports: 50-100 ms, more on a busy
+node) was most of a small image's pull, so ``Unpackers`` keeps spare
+children started ahead of need, each waiting for its first line; a layer
+takes one and a new spare starts beside the pull. Each child still unpacks
+exactly one layer and exits, with its limits set before it reads a byte.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import ctypes
 import fcntl
@@ -26,6 +34,7 @@ import resource
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from crid.image.unpack import CHUNK, LayerTooBig, Readable, Unpacked, UnsafeLayer, unpack
@@ -38,38 +47,152 @@ PR_SET_PDEATHSIG = 1
 # Address space of one unpacker: an interpreter, a 128 MiB zstd window and
 # buffers fit many times over; a hostile sparse map does not.
 MEMORY_LIMIT = 1 << 30
+MAX_HEADER_BYTES = 64 * 1024  # the first line: a dest path and a limit
+# Children kept started: a layer takes one without waiting for an interpreter.
+DEFAULT_SPARES = 1
+
+
+class Unpackers:
+    """Unpacker children, ``spares`` of them started ahead of need.
+
+    Spares are started by one long-lived thread of this object's own: a
+    child's ``PR_SET_PDEATHSIG`` fires when the *thread* that forked it ends,
+    so a spare forked by a pull's short-lived layer thread would be killed
+    with that thread. A child started on demand (no spare ready) is forked
+    by the thread that uses it, and lives no longer than that use. A used
+    spare's replacement starts once no unpack is in flight (or none is left
+    ready), so its interpreter's start-up does not take a core from the pull.
+    """
+
+    def __init__(self, spares: int = DEFAULT_SPARES) -> None:
+        self._spares = spares
+        self._ready: collections.deque[subprocess.Popen[bytes]] = collections.deque()
+        self._changed = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._busy = 0  # unpacks in flight
+
+    def open(self) -> None:
+        """Start the thread that keeps the spares ready."""
+        if self._spares and self._thread is None:
+            self._thread = threading.Thread(target=self._keep_spares,
+                                            name="crid-unpack-spares", daemon=True)
+            self._thread.start()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            spares, self._ready = list(self._ready), collections.deque()
+            self._changed.notify_all()
+        for child in spares:
+            _end(child)
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    def ready(self) -> list[int]:
+        """The pids of the spares waiting for a layer."""
+        with self._changed:
+            return [child.pid for child in self._ready]
+
+    def _keep_spares(self) -> None:
+        while True:
+            with self._changed:
+                # A replacement's start-up (~0.1 s of CPU) waits for the unpacks in
+                # flight, unless none is left ready: on 2 cores it would slow them.
+                while not self._closed and (len(self._ready) >= self._spares
+                                            or (self._busy and self._ready)):
+                    self._changed.wait()
+                if self._closed:
+                    return
+            try:
+                child = _start()
+            except OSError:  # no memory or pids for a spare now: layers start their own
+                with self._changed:
+                    self._changed.wait(timeout=1.0)
+                continue
+            with self._changed:
+                if self._closed:
+                    _end(child)
+                    return
+                self._ready.append(child)
+
+    def _take(self) -> subprocess.Popen[bytes]:
+        with self._changed:
+            while self._ready:
+                child = self._ready.popleft()
+                self._changed.notify_all()
+                if child.poll() is None:
+                    return child
+                _end(child)  # a spare that died idle (killed, out of memory)
+        return _start()
+
+    def unpack(self, source: Readable, dest: Path, limit: int) -> Unpacked:
+        """Like ``unpack.unpack``, in a child process; ``source`` is read to its end."""
+        with self._changed:
+            self._busy += 1
+        try:
+            return self._unpack(source, dest, limit)
+        finally:
+            with self._changed:
+                self._busy -= 1
+                self._changed.notify_all()
+
+    def _unpack(self, source: Readable, dest: Path, limit: int) -> Unpacked:
+        child = self._take()
+        assert child.stdin is not None and child.stdout is not None
+        try:
+            header = json.dumps({"dest": str(dest), "limit": limit}).encode() + b"\n"
+            try:
+                _write_all(child.stdin.fileno(), header)
+                while chunk := source.read(CHUNK):
+                    _write_all(child.stdin.fileno(), chunk)
+            except BrokenPipeError:
+                pass  # the child stopped reading: its answer says why
+            child.stdin.close()
+            out = child.stdout.read()  # ends when the child exits
+            child.stdout.close()
+            child.wait()
+        except BaseException:
+            _end(child)
+            raise
+        return _answer(out, child.returncode)
 
 
 def unpack_isolated(source: Readable, dest: Path, limit: int) -> Unpacked:
-    """Like ``unpack.unpack``, in a child process; ``source`` is read to its end."""
+    """Like ``unpack.unpack``, in a child process started for it."""
+    return Unpackers(spares=0).unpack(source, dest, limit)
+
+
+def _start() -> subprocess.Popen[bytes]:
     child = subprocess.Popen(  # stdout: one JSON line, after any traceback
-        [sys.executable, "-I", "-m", "crid.image.unpack_worker", str(dest), str(os.getpid()),
-         str(limit)],
+        [sys.executable, "-I", "-m", "crid.image.unpack_worker", str(os.getpid())],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, bufsize=0,
     )
-    assert child.stdin is not None and child.stdout is not None
-    try:
-        with contextlib.suppress(OSError):  # a smaller pipe only means more wake-ups
-            fcntl.fcntl(child.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
-        try:
-            while chunk := source.read(CHUNK):
-                view = memoryview(chunk)
-                while view:
-                    view = view[os.write(child.stdin.fileno(), view):]
-        except BrokenPipeError:
-            pass  # the child stopped reading: its answer says why
-        child.stdin.close()
-        out = child.stdout.read()  # ends when the child exits
-        child.stdout.close()
-        child.wait()
-    except BaseException:
-        child.kill()
-        child.wait()
-        raise
+    assert child.stdin is not None
+    with contextlib.suppress(OSError):  # a smaller pipe only means more wake-ups
+        fcntl.fcntl(child.stdin.fileno(), fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+    return child
+
+
+def _end(child: subprocess.Popen[bytes]) -> None:
+    child.kill()
+    child.wait()
+    for pipe in (child.stdin, child.stdout):
+        if pipe is not None:
+            pipe.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _answer(out: bytes, returncode: int) -> Unpacked:
     try:
         answer = json.loads(out.decode().strip().splitlines()[-1])
     except (ValueError, IndexError):
-        raise CridError(f"layer unpacker exited with {child.returncode}: "
+        raise CridError(f"layer unpacker exited with {returncode}: "
                         f"{out.decode(errors='replace')[-500:]}") from None
     if "error" in answer:
         if answer.get("unsafe"):
@@ -89,15 +212,25 @@ def _die_with_parent() -> None:
 
 
 def main() -> int:
-    dest = Path(sys.argv[1])
-    parent = int(sys.argv[2]) if len(sys.argv) > 2 else 0
-    limit = int(sys.argv[3]) if len(sys.argv) > 3 else None
+    parent = int(sys.argv[1]) if len(sys.argv) > 1 else 0
     _die_with_parent()
     if parent and os.getppid() != parent:
         return 1  # the parent died before we could ask to follow it
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
-    stdin = sys.stdin.buffer
     os.umask(0)  # modes come from the layer, exactly
+    stdin = sys.stdin.buffer
+    # A spare waits here, its limits already set, until a layer is its to unpack.
+    line = stdin.readline(MAX_HEADER_BYTES)
+    if not line:
+        return 0  # closed unused (the daemon stopped)
+    try:
+        header = json.loads(line)
+        dest, limit = Path(str(header["dest"])), header["limit"]
+        if not (limit is None or isinstance(limit, int)):
+            raise TypeError("limit")
+    except (ValueError, KeyError, TypeError) as exc:
+        print(json.dumps({"error": f"bad request line: {exc}"}), flush=True)
+        return 1
     try:
         result = unpack(stdin, dest, umask_zero=True, limit=limit)
     except UnsafeLayer as exc:

@@ -132,10 +132,12 @@ def private_containerd(registry: Registry, conflist: dict[str, object],
 
 @contextlib.contextmanager
 def containerd_daemon(registry: Registry, conflist: dict[str, object], pull: Sequence[str] = (),
-                      mirrors: Sequence[str] = ()) -> Iterator[Containerd]:
+                      mirrors: Sequence[str] = (), keep_workdir: bool = False
+                      ) -> Iterator[Containerd]:
     """A running containerd with the pause image (and ``pull``) pulled; it
     pulls the registries named in ``mirrors`` (``registry.k8s.io``...) from
-    ``registry`` too, under the same repository paths."""
+    ``registry`` too, under the same repository paths. ``keep_workdir``: its
+    dir is the caller's to remove (``Containerd.workdir``)."""
     pushed = push(registry, "pause", "bench", pause_image())
     workdir = Path(tempfile.mkdtemp(prefix="crid-ctrd-", dir="/tmp"))
     (workdir / "cni").mkdir()
@@ -164,7 +166,7 @@ def containerd_daemon(registry: Registry, conflist: dict[str, object], pull: Seq
             remove_all_pods(runtime)
         channel.close()
         process.stop()
-        if os.environ.get("CRID_KEEP_WORKDIR") != "1":
+        if not keep_workdir and os.environ.get("CRID_KEEP_WORKDIR") != "1":
             remove_workdir(workdir)
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import grpc
@@ -233,3 +235,49 @@ def test_pull_without_sync_fs(crid_factory: DaemonFactory, registry: Registry) -
     assert pull(daemon, pushed.reference) == pushed.image_id
     [chain] = chain_ids(daemon, pushed.reference)
     assert os.access(layer_dir(daemon, chain) / "bin" / "busybox", os.X_OK)
+
+
+def _unpackers_of(pid: int) -> list[int]:
+    found = []
+    for children in Path(f"/proc/{pid}/task").glob("*/children"):
+        for child in children.read_text().split():
+            with contextlib.suppress(FileNotFoundError):
+                if b"crid.image.unpack_worker" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _spares(daemon: CridDaemon, count: int) -> list[int]:
+    assert daemon.process is not None
+    deadline = time.monotonic() + 30
+    while len(spares := [p for p in _unpackers_of(daemon.process.pid) if _running(p)]) < count:
+        assert time.monotonic() < deadline, f"the daemon has not {count} spare unpackers"
+        time.sleep(0.05)
+    return spares
+
+
+def test_spare_unpackers_outlive_a_pull_and_die_with_a_killed_daemon(
+        crid_factory: DaemonFactory, registry: Registry) -> None:
+    """The daemon keeps two unpackers started ahead of pulls. A pull takes one
+    and a replacement starts; they are not killed when the pull's threads end
+    (a child's parent-death signal follows the thread that forked it), and a
+    crash (SIGKILL, no cleanup) does not leave them behind."""
+    daemon = crid_factory()
+    before = _spares(daemon, 2)
+    pushed = push_recipe(registry, "busybox", tag="spares")
+    pull(daemon, pushed.reference)
+    time.sleep(0.5)  # the pull's layer threads have ended
+    after = _spares(daemon, 2)
+    assert set(after) != set(before)  # one was used, one started for it
+    daemon.kill()
+    deadline = time.monotonic() + 10
+    while alive := [pid for pid in after if _running(pid)]:
+        assert time.monotonic() < deadline, f"spare unpackers outlived the daemon: {alive}"
+        time.sleep(0.05)

@@ -5,9 +5,12 @@ import gzip
 import hashlib
 import io
 import os
+import re
+import signal
 import stat
 import subprocess
 import tarfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import pytest
 import zstandard
 from crid.image import unpack
 from crid.image.unpack import UnsafeLayer
-from crid.image.unpack_worker import unpack_isolated
+from crid.image.unpack_worker import MEMORY_LIMIT, Unpackers, unpack_isolated
 
 from crid.errors import ResourceExhausted
 
@@ -241,3 +244,58 @@ def test_a_layer_over_the_limit_stops_there(tmp_path: Path, isolated: bool) -> N
     with pytest.raises(ResourceExhausted, match="max_image_bytes"):
         run(bomb, tmp_path / "out", isolated, limit=1 << 20)
     assert run(bomb, tmp_path / "ok", isolated, limit=8 << 20).size == 4 << 20
+
+
+def _wait_for_spares(unpackers: Unpackers, count: int) -> list[int]:
+    deadline = time.monotonic() + 30
+    while len(ready := unpackers.ready()) < count:
+        assert time.monotonic() < deadline, "no spare unpacker started"
+        time.sleep(0.02)
+    return ready
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_a_spare_unpacker_waits_with_its_limits_set_and_unpacks_one_layer(
+        tmp_path: Path) -> None:
+    raw = tar(entry("a", data=b"hello"))
+    unpackers = Unpackers(spares=1)
+    unpackers.open()
+    try:
+        [spare] = _wait_for_spares(unpackers, 1)
+        # Set first thing as it starts, before it reads a byte of its stdin.
+        capped = rf"Max address space\s+{MEMORY_LIMIT}\s+{MEMORY_LIMIT}"
+        deadline = time.monotonic() + 30
+        while not re.search(capped, Path(f"/proc/{spare}/limits").read_text()):
+            assert time.monotonic() < deadline, "the spare's address space is not capped"
+            time.sleep(0.02)
+        (tmp_path / "d").mkdir()
+        result = unpackers.unpack(io.BytesIO(gzip.compress(raw)), tmp_path / "d", 1 << 20)
+        assert result.diff_id == "sha256:" + hashlib.sha256(raw).hexdigest()
+        assert (tmp_path / "d" / "a").read_bytes() == b"hello"
+        assert not _alive(spare)  # one layer each: the spare was used and is gone
+        [replacement] = _wait_for_spares(unpackers, 1)
+        assert replacement != spare
+    finally:
+        unpackers.close()
+    assert not _alive(replacement)
+
+
+def test_a_spare_that_died_idle_is_passed_over(tmp_path: Path) -> None:
+    unpackers = Unpackers(spares=1)
+    unpackers.open()
+    try:
+        [spare] = _wait_for_spares(unpackers, 1)
+        os.kill(spare, signal.SIGKILL)
+        while _alive(spare):
+            time.sleep(0.01)
+        (tmp_path / "d").mkdir()
+        result = unpackers.unpack(io.BytesIO(tar(entry("a"))), tmp_path / "d", 1 << 20)
+        assert result.inodes == 1
+    finally:
+        unpackers.close()
