@@ -3,7 +3,7 @@
 Owns the image side of the root dir (``<root>/image/{content,snapshots}``)
 and the pull bookkeeping: concurrent pulls of the same reference (and
 credentials) share one download; pulls run in worker threads (and layers
-unpack in child processes, two of them kept started ahead of pulls), never
+unpack in child processes, two of them kept started while pulls come), never
 on the event loop; bytes, failures and
 pulls in flight go to the metrics and progress to the log. Removal deletes the record, then every
 blob and layer no image references any more.
@@ -147,6 +147,7 @@ class ImageStore:
         started = self.clock.monotonic()
         self.metrics.image_pulls_in_progress.inc()
         log.info("pull started", image=reference)
+        self.unpackers.expect_pulls()  # a spare starts while the manifest is fetched
         try:
             record = await asyncio.to_thread(self.puller.pull, reference, credentials, observer)
         except BaseException as exc:

@@ -17,9 +17,12 @@ fails alone; the daemon only reads its one answer line.
 
 A child's start-up (an interpreter, its imports: 50-100 ms, more on a busy
 node) was most of a small image's pull, so ``Unpackers`` keeps spare
-children started ahead of need, each waiting for its first line; a layer
-takes one and a new spare starts beside the pull. Each child still unpacks
-exactly one layer and exits, with its limits set before it reads a byte.
+children started ahead of need while pulls come (from a pull's start, while
+it fetches its manifest, until ``WARM_SECONDS`` after the last), each waiting
+for its first line; a layer takes one and a new spare starts beside the
+pull. An idle node keeps none: two interpreters would cost ~20 MB for
+nothing. Each child still unpacks exactly one layer and exits, with its
+limits set before it reads a byte.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ import signal
 import subprocess
 import sys
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from crid.image.unpack import CHUNK, LayerTooBig, Readable, Unpacked, UnsafeLayer, unpack
@@ -50,6 +55,9 @@ MEMORY_LIMIT = 1 << 30
 MAX_HEADER_BYTES = 64 * 1024  # the first line: a dest path and a limit
 # Children kept started: a layer takes one without waiting for an interpreter.
 DEFAULT_SPARES = 1
+# Pulls come in bursts (a node drained, a deployment rolled): spares are kept
+# this long after the last pull began, then ended.
+WARM_SECONDS = 60.0
 
 
 class Unpackers:
@@ -64,8 +72,12 @@ class Unpackers:
     ready), so its interpreter's start-up does not take a core from the pull.
     """
 
-    def __init__(self, spares: int = DEFAULT_SPARES) -> None:
+    def __init__(self, spares: int = DEFAULT_SPARES, warm_seconds: float = WARM_SECONDS,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self._spares = spares
+        self._warm_seconds = warm_seconds
+        self._clock = clock
+        self._warm_until = 0.0
         self._ready: collections.deque[subprocess.Popen[bytes]] = collections.deque()
         self._changed = threading.Condition()
         self._thread: threading.Thread | None = None
@@ -89,6 +101,13 @@ class Unpackers:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
+    def expect_pulls(self) -> None:
+        """A pull began: have spares ready for its layers, and for pulls
+        that follow within the warm window."""
+        with self._changed:
+            self._warm_until = self._clock() + self._warm_seconds
+            self._changed.notify_all()
+
     def ready(self) -> list[int]:
         """The pids of the spares waiting for a layer."""
         with self._changed:
@@ -97,13 +116,20 @@ class Unpackers:
     def _keep_spares(self) -> None:
         while True:
             with self._changed:
-                # A replacement's start-up (~0.1 s of CPU) waits for the unpacks in
-                # flight, unless none is left ready: on 2 cores it would slow them.
-                while not self._closed and (len(self._ready) >= self._spares
-                                            or (self._busy and self._ready)):
-                    self._changed.wait()
+                while not self._closed and not self._wanted():
+                    left = self._warm_until - self._clock()
+                    if self._ready and left <= 0:
+                        break
+                    self._changed.wait(timeout=left if self._ready else None)
                 if self._closed:
                     return
+                cooled = [] if self._wanted() else list(self._ready)
+                if cooled:
+                    self._ready.clear()
+            if cooled:  # no pull for the warm window: the spares are ended
+                for child in cooled:
+                    _end(child)
+                continue
             try:
                 child = _start()
             except OSError:  # no memory or pids for a spare now: layers start their own
@@ -115,6 +141,13 @@ class Unpackers:
                     _end(child)
                     return
                 self._ready.append(child)
+
+    def _wanted(self) -> bool:
+        """Whether to start a spare now (the lock held). A replacement's
+        start-up (~0.1 s of CPU) waits for the unpacks in flight, unless none
+        is left ready: on 2 cores it would slow them."""
+        return (self._clock() < self._warm_until and len(self._ready) < self._spares
+                and not (self._busy and self._ready))
 
     def _take(self) -> subprocess.Popen[bytes]:
         with self._changed:
@@ -128,6 +161,7 @@ class Unpackers:
 
     def unpack(self, source: Readable, dest: Path, limit: int) -> Unpacked:
         """Like ``unpack.unpack``, in a child process; ``source`` is read to its end."""
+        self.expect_pulls()
         with self._changed:
             self._busy += 1
         try:

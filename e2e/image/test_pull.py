@@ -265,15 +265,20 @@ def _spares(daemon: CridDaemon, count: int) -> list[int]:
 
 def test_spare_unpackers_outlive_a_pull_and_die_with_a_killed_daemon(
         crid_factory: DaemonFactory, registry: Registry) -> None:
-    """The daemon keeps two unpackers started ahead of pulls. A pull takes one
-    and a replacement starts; they are not killed when the pull's threads end
-    (a child's parent-death signal follows the thread that forked it), and a
-    crash (SIGKILL, no cleanup) does not leave them behind."""
+    """An idle daemon keeps no spare unpacker; a pull starts two, takes one
+    for its layer and a replacement starts. They are not killed when the
+    pull's threads end (a child's parent-death signal follows the thread that
+    forked it), they serve the next pull, and a crash (SIGKILL, no cleanup)
+    does not leave them behind."""
     daemon = crid_factory()
-    before = _spares(daemon, 2)
-    pushed = push_recipe(registry, "busybox", tag="spares")
-    pull(daemon, pushed.reference)
+    assert daemon.process is not None
+    assert _unpackers_of(daemon.process.pid) == []
+    first = push_recipe(registry, "busybox", tag="spares")
+    pull(daemon, first.reference)
     time.sleep(0.5)  # the pull's layer threads have ended
+    before = _spares(daemon, 2)
+    second = push_recipe(registry, "links", tag="spares")  # layers not unpacked yet
+    pull(daemon, second.reference)
     after = _spares(daemon, 2)
     assert set(after) != set(before)  # one was used, one started for it
     daemon.kill()

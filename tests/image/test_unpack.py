@@ -267,6 +267,7 @@ def test_a_spare_unpacker_waits_with_its_limits_set_and_unpacks_one_layer(
     unpackers = Unpackers(spares=1)
     unpackers.open()
     try:
+        unpackers.expect_pulls()
         [spare] = _wait_for_spares(unpackers, 1)
         # Set first thing as it starts, before it reads a byte of its stdin.
         capped = rf"Max address space\s+{MEMORY_LIMIT}\s+{MEMORY_LIMIT}"
@@ -290,6 +291,7 @@ def test_a_spare_that_died_idle_is_passed_over(tmp_path: Path) -> None:
     unpackers = Unpackers(spares=1)
     unpackers.open()
     try:
+        unpackers.expect_pulls()
         [spare] = _wait_for_spares(unpackers, 1)
         os.kill(spare, signal.SIGKILL)
         while _alive(spare):
@@ -297,5 +299,24 @@ def test_a_spare_that_died_idle_is_passed_over(tmp_path: Path) -> None:
         (tmp_path / "d").mkdir()
         result = unpackers.unpack(io.BytesIO(tar(entry("a"))), tmp_path / "d", 1 << 20)
         assert result.inodes == 1
+    finally:
+        unpackers.close()
+
+
+def test_spares_are_kept_only_while_pulls_come() -> None:
+    """An idle node keeps no spare interpreter: none before a pull, and the
+    ones started for pulls are ended once the warm window has passed."""
+    unpackers = Unpackers(spares=1, warm_seconds=1.0)
+    unpackers.open()
+    try:
+        time.sleep(0.5)
+        assert unpackers.ready() == []
+        unpackers.expect_pulls()
+        [spare] = _wait_for_spares(unpackers, 1)
+        deadline = time.monotonic() + 10
+        while _alive(spare):
+            assert time.monotonic() < deadline, "the spare outlived the warm window"
+            time.sleep(0.05)
+        assert unpackers.ready() == []
     finally:
         unpackers.close()
