@@ -35,6 +35,7 @@ import contextlib
 import os
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,10 +44,21 @@ from cri_api.v1 import api_pb2
 
 from e2e.bench import _command as command
 from e2e.bench import _node_load as load
+from e2e.bench._cni_floor import burst_floor
 from e2e.bench._containerd import containerd_daemon
+from e2e.bench._cpu_by_command import cpu_by_command
+from e2e.bench._cpu_by_command import report as cpu_report
 from e2e.bench._node_restart import ContainerdRestart, CridRestart, Restartable, time_to_full_answer
 from e2e.bench.list_calls import CALLS, samples
-from e2e.bench.pods import SETTLE_SECONDS, Runtime, kernel_kib, log_root, runtime_pss_kib, start_pod
+from e2e.bench.pods import (
+    SETTLE_SECONDS,
+    Runtime,
+    kernel_kib,
+    log_root,
+    runtime_pss_by_command,
+    runtime_pss_kib,
+    start_pod,
+)
 from e2e.bench.sandbox import bridge_conflist
 from e2e.fixtures.images import busybox_image, push
 from e2e.fixtures.registry import Registry
@@ -61,6 +73,8 @@ class Figures:
     """One runtime's figures: times in ms unless named otherwise."""
 
     values: dict[str, float] = field(default_factory=dict)
+    burst_cpu: dict[str, float] = field(default_factory=dict)  # CPU s by command
+    full_pss: Counter[str] = field(default_factory=Counter)  # KiB by command at full size
 
     def add(self, name: str, samples_ms: list[float]) -> None:
         self.values[f"{name}_p50"], self.values[f"{name}_p99"] = load.p50_p99(samples_ms)
@@ -71,7 +85,8 @@ def one_pass(rt: Runtime, restartable: Restartable, burst: int, pods: int, calls
     found = Figures()
     # One pod to warm the image's snapshot and the daemon's paths.
     load.stop_pods(rt, [start_pod(rt)])
-    wall, per_pod, made = load.burst(rt, burst)
+    with cpu_by_command() as found.burst_cpu:
+        wall, per_pod, made = load.burst(rt, burst)
     found.values["burst_s"] = wall
     found.add("burst_pod", per_pod)
     load.stop_pods(rt, made)
@@ -80,7 +95,8 @@ def one_pass(rt: Runtime, restartable: Restartable, burst: int, pods: int, calls
     pss_before, kernel_before = runtime_pss_kib(rt), kernel_kib()
     found.values["fill_s"] = load.timed(lambda: load.fill(rt, pods, PER_POD))
     time.sleep(SETTLE_SECONDS)
-    pss_after, kernel_after = runtime_pss_kib(rt), kernel_kib()
+    found.full_pss = runtime_pss_by_command(rt)
+    pss_after, kernel_after = sum(found.full_pss.values()), kernel_kib()
     found.values["pss_total_mib"] = pss_after / 1024
     found.values["pss_mib_per_pod"] = (pss_after - pss_before) / pods / 1024
     found.values["pss_kernel_mib_per_pod"] = (pss_after - pss_before + kernel_after
@@ -140,7 +156,7 @@ ROWS = (
 
 
 def report(crid: Figures, ctrd: Figures, handler: str, burst: int, pods: int, calls: int,
-           probe_seconds: float) -> dict[str, float]:
+           probe_seconds: float, cni_floor: float) -> dict[str, float]:
     cores = os.cpu_count() or 1
     print(f"Node scale on {cores} cores, crid (handler {handler!r}) vs containerd (runc): "
           f"burst of {burst} pods; {pods} pods x {PER_POD} containers for memory, "
@@ -156,11 +172,27 @@ def report(crid: Figures, ctrd: Figures, handler: str, burst: int, pods: int, ca
     print(f"probes' CPU as a share of the node ({cores} cores): "
           f"crid {crid.values['probe_cpu_node_pct']:.2f} %, "
           f"containerd {ctrd.values['probe_cpu_node_pct']:.2f} %")
+    # What the burst's wall time is bound by on this many cores.
+    figures["cni_floor_s"] = cni_floor
+    above = {name: found.values["burst_s"] - cni_floor
+             for name, found in (("crid", crid), ("containerd", ctrd))}
+    print(f"burst's floor: the CNI plugins alone for {burst} pods at once: {cni_floor:.2f} s "
+          f"= {cni_floor / ctrd.values['burst_s']:.2f} of containerd's burst; above it, "
+          f"crid {above['crid']:.2f} s, containerd {above['containerd']:.2f} s "
+          f"(ratio {above['crid'] / above['containerd']:.2f})")
+    for name, found in (("crid", crid), ("containerd", ctrd)):
+        cpu_report(f"burst's CPU on the node, {name}", found.burst_cpu, found.values["burst_s"])
+    # What a pod's memory is made of: each command's PSS over the pods.
+    for name, found in (("crid", crid), ("containerd", ctrd)):
+        print(f"PSS at {pods} pods by command, {name} (KiB per pod, processes' PSS only):")
+        for comm, kib in found.full_pss.most_common(8):
+            print(f"  {comm:20}{kib / pods:8.0f}")
     return figures
 
 
 def run(handler: str, burst: int, pods: int, calls: int, probe_seconds: float
         ) -> dict[str, float]:
+    cni_floor = burst_floor(burst)
     with Registry() as registry, log_root() as logs:
         image = push(registry, "bench/busybox", "1", busybox_image()).reference
         # One runtime at a time: the other's pods would share the two cores.
@@ -168,7 +200,7 @@ def run(handler: str, burst: int, pods: int, calls: int, probe_seconds: float
             crid = one_pass(rt, restartable, burst, pods, calls, probe_seconds)
         with containerd_side(registry, image, logs) as (rt, restartable):
             ctrd = one_pass(rt, restartable, burst, pods, calls, probe_seconds)
-    return report(crid, ctrd, handler, burst, pods, calls, probe_seconds)
+    return report(crid, ctrd, handler, burst, pods, calls, probe_seconds, cni_floor)
 
 
 def main(argv: list[str] | None = None) -> int:

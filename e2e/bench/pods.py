@@ -31,6 +31,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,18 +150,24 @@ def runtime_pids(workdir: Path) -> set[int]:
 
 def runtime_pss_kib(rt: Runtime) -> int:
     """Summed PSS of the runtime's processes and of everything in its pods' cgroups."""
+    return sum(runtime_pss_by_command(rt).values())
+
+
+def runtime_pss_by_command(rt: Runtime) -> Counter[str]:
+    """``runtime_pss_kib``'s KiB by command name (``/proc/PID/comm``)."""
     pids = runtime_pids(rt.workdir)
     pods = CGROUP_MEMORY / rt.cgroup_root.lstrip("/")
     for procs in pods.rglob("cgroup.procs"):
         with contextlib.suppress(OSError):
             pids.update(int(pid) for pid in procs.read_text().split())
-    total = 0
+    found: Counter[str] = Counter()
     for pid in pids:
         with contextlib.suppress(OSError):
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
             for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
                 if line.startswith("Pss:"):
-                    total += int(line.split()[1])
-    return total
+                    found[comm] += int(line.split()[1])
+    return found
 
 
 def measure(rt: Runtime, count: int, memory_pods: int) -> Figures:

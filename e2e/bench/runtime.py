@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     for what, ms in interpreter_costs(rounds).items():
         print(f"  {ms:6.1f}  {what}")
     ratio = med["crid-runtime"] / med["runc"]
-    print(f"ratio crid-runtime/runc: {ratio:.2f} (target <= 1.00)")
+    # Issue 19: a separate Python process cannot start faster than the interpreter.
+    print(f"ratio crid-runtime/runc: {ratio:.2f} (target <= 1.25)")
     return 0
 
 
