@@ -21,8 +21,16 @@ import sys
 
 import e2e.bench
 
-# What issue 19 asks `make bench` to run in under 15 minutes on 2 cores.
-SUITE = ("runtime", "node_scale", "pull_many", "critest_bench")
+# What issue 19 asks `make bench` to run in under 15 minutes on 2 cores, and
+# the options each runs with: pods one at a time on crid's own handler (its
+# memory figure is node_scale's, at 110 pods).
+SUITE: tuple[tuple[str, list[str]], ...] = (
+    ("runtime", []),
+    ("pods", ["--handler", "crid", "--memory-pods", "10"]),
+    ("node_scale", []),
+    ("pull_many", []),
+    ("critest_bench", []),
+)
 
 
 def modules() -> list[str]:
@@ -32,15 +40,15 @@ def modules() -> list[str]:
     return sorted(names, key=lambda n: (n != "runtime", n))
 
 
-def run(names: list[str]) -> int:
+def run(suite: list[tuple[str, list[str]]]) -> int:
     failed = 0
     present = set(modules())
-    for module in names:
+    for module, options in suite:
         if module not in present:
             print(f"== e2e.bench.{module}: not there, skipped", flush=True)
             continue
-        print(f"== e2e.bench.{module}", flush=True)
-        failed |= importlib.import_module(f"e2e.bench.{module}").main([])
+        print(f"== e2e.bench.{module} {' '.join(options)}".rstrip(), flush=True)
+        failed |= importlib.import_module(f"e2e.bench.{module}").main(options)
     return failed
 
 
@@ -48,7 +56,7 @@ def main(argv: list[str]) -> int:
     if not argv:
         return run(list(SUITE))
     if argv == ["--all"]:
-        return run(modules())
+        return run([(name, []) for name in modules()])
     name, *options = argv
     if name.startswith("-") or name not in modules():
         print(f"usage: python -P -m e2e.bench [--all | NAME [OPTIONS...]]; "

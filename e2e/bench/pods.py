@@ -72,6 +72,7 @@ class Figures:
     start_ms: list[float]
     phases_ms: list[tuple[float, float, float]]  # run sandbox, create, start until RUNNING
     stop_ms: list[float]
+    container_life_ms: list[float]  # CreateContainer + StartContainer + StopContainer + Remove
     memory_kib_per_pod: float
     pss_kib_per_pod: float
     kernel_kib_per_pod: float
@@ -109,10 +110,16 @@ def start_pod(rt: Runtime, phases: list[float] | None = None,
     return pod_id, container_id
 
 
-def stop_pod(rt: Runtime, pod_id: str, container_id: str) -> None:
+def stop_pod(rt: Runtime, pod_id: str, container_id: str,
+             phases: list[float] | None = None) -> None:
+    """Stop and remove a pod and its container; ``phases`` gets the time of each call's end."""
+    phases = [] if phases is None else phases
     rt.stub.StopContainer(api_pb2.StopContainerRequest(container_id=container_id, timeout=0))
+    phases.append(time.perf_counter())
     rt.stub.StopPodSandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=pod_id))
+    phases.append(time.perf_counter())
     rt.stub.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=container_id))
+    phases.append(time.perf_counter())
     rt.stub.RemovePodSandbox(api_pb2.RemovePodSandboxRequest(pod_sandbox_id=pod_id))
 
 
@@ -174,18 +181,22 @@ def measure(rt: Runtime, count: int, memory_pods: int) -> Figures:
     starts: list[float] = []
     phases: list[tuple[float, float, float]] = []
     stops: list[float] = []
+    lives: list[float] = []
     for index in range(WARMUP + count):
         began = time.perf_counter()
         ends: list[float] = []
         pod_id, container_id = start_pod(rt, ends)
         running = time.perf_counter()
-        stop_pod(rt, pod_id, container_id)
+        gone: list[float] = []
+        stop_pod(rt, pod_id, container_id, gone)
         done = time.perf_counter()
         if index >= WARMUP:
             starts.append((running - began) * 1000)
             phases.append(((ends[0] - began) * 1000, (ends[1] - ends[0]) * 1000,
                            (ends[2] - ends[1]) * 1000))
             stops.append((done - running) * 1000)
+            # The container's own calls, the pod's left out.
+            lives.append((ends[2] - ends[0] + gone[0] - running + gone[2] - gone[1]) * 1000)
     time.sleep(SETTLE_SECONDS)
     before, pss_before, kernel_before = mem_available_kib(), runtime_pss_kib(rt), kernel_kib()
     pods = [start_pod(rt) for _ in range(memory_pods)]
@@ -194,7 +205,7 @@ def measure(rt: Runtime, count: int, memory_pods: int) -> Figures:
     for pod_id, container_id in pods:
         stop_pod(rt, pod_id, container_id)
     pss = (pss_after - pss_before) / memory_pods
-    return Figures(starts, phases, stops, (before - after) / memory_pods, pss,
+    return Figures(starts, phases, stops, lives, (before - after) / memory_pods, pss,
                    pss + (kernel_after - kernel_before) / memory_pods)
 
 
@@ -236,6 +247,8 @@ def report(crid: Figures, ctrd: Figures, count: int, memory_pods: int,
            for i, phase in enumerate(PHASES)},
         "crid_stop_remove_ms": statistics.median(crid.stop_ms),
         "containerd_stop_remove_ms": statistics.median(ctrd.stop_ms),
+        "crid_container_life_ms": statistics.median(crid.container_life_ms),
+        "containerd_container_life_ms": statistics.median(ctrd.container_life_ms),
         "crid_mib_per_pod": crid.memory_kib_per_pod / 1024,
         "containerd_mib_per_pod": ctrd.memory_kib_per_pod / 1024,
         "crid_pss_mib_per_pod": crid.pss_kib_per_pod / 1024,
@@ -246,6 +259,8 @@ def report(crid: Figures, ctrd: Figures, count: int, memory_pods: int,
     figures["start_ratio"] = figures["crid_start_ms"] / figures["containerd_start_ms"]
     figures["stop_remove_ratio"] = (figures["crid_stop_remove_ms"]
                                     / figures["containerd_stop_remove_ms"])
+    figures["container_life_ratio"] = (figures["crid_container_life_ms"]
+                                       / figures["containerd_container_life_ms"])
     figures["mib_per_pod_ratio"] = (figures["crid_mib_per_pod"]
                                     / figures["containerd_mib_per_pod"])
     figures["pss_mib_per_pod_ratio"] = (figures["crid_pss_mib_per_pod"]
@@ -262,6 +277,7 @@ def report(crid: Figures, ctrd: Figures, count: int, memory_pods: int,
                        ("  CreateContainer", "create_ms"),
                        ("  StartContainer, RUNNING", "start_container_ms"),
                        ("stop+remove", "stop_remove_ms"),
+                       ("container create..remove", "container_life_ms"),
                        ("MemAvailable drop/pod, MiB", "mib_per_pod"),
                        ("runtime+pod PSS/pod, MiB", "pss_mib_per_pod"),
                        ("  + kernel unreclaim., MiB", "pss_kernel_mib_per_pod")):
