@@ -145,14 +145,18 @@ class NetworkManager:
                 ran.append(plugin)
                 result = await invoke(self.runner, self.settings.plugin_dirs, "ADD", conf,
                                       self._env(pod, entry), self.settings.timeout) or result
+            final = dataclasses.replace(entry, result=result or {})
+            # Inside the undo: an attachment whose result can't be kept (a full
+            # disk) could never be DEL'd with it, so it is released now.
+            self.cache.put(pod.id, final)
         except BaseException:
             # Give what did run a chance to release it (IPs, veths, iptables rules).
             partial = dataclasses.replace(entry, result=result or {})
             with contextlib.suppress(CridError, OSError):
                 await self._delete(pod, network, partial, only=ran)
+            with contextlib.suppress(OSError):
+                self.cache.delete(pod.id)
             raise
-        final = dataclasses.replace(entry, result=result or {})
-        self.cache.put(pod.id, final)
         return Attachment(ips=pod_ips(final.result), result=final.result)
 
     async def check(self, pod: PodNetwork) -> None:

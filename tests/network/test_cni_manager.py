@@ -182,3 +182,25 @@ def test_watch_picks_up_a_config_without_being_asked(tmp_path: Path) -> None:
         return mgr.current.name if mgr.current else None
 
     assert asyncio.run(scenario()) == "testnet"
+
+
+def test_an_attachment_whose_result_cannot_be_kept_is_released(tmp_path: Path) -> None:
+    """A full disk (or any failed write) of the result cache after a good ADD:
+    without the result no later DEL could release the IP, veth and rules, so
+    the ADD is undone at once and no half-written entry is left."""
+    runner = FakeRunner()
+    mgr = manager(tmp_path, runner=runner)
+
+    def full_disk(pod_id: str, entry: object) -> None:
+        mgr.cache.temp_path(pod_id).parent.mkdir(parents=True, exist_ok=True)
+        mgr.cache.temp_path(pod_id).write_text("{")
+        raise OSError(28, "No space left on device")
+
+    mgr.cache.put = full_disk  # type: ignore[method-assign]
+    with pytest.raises(OSError, match="No space"):
+        asyncio.run(mgr.add(POD))
+    assert [(c[0], c[1]) for c in runner.calls] == [
+        ("bridge", "ADD"), ("portmap", "ADD"), ("bandwidth", "ADD"),
+        ("bandwidth", "DEL"), ("portmap", "DEL"), ("bridge", "DEL")]
+    assert runner.calls[-1][2]["prevResult"]["ips"] == RESULT["ips"]
+    assert not mgr.cache.temp_path("pod1").exists() and mgr.cache.get("pod1") is None
