@@ -2,7 +2,10 @@
 
 Stop follows the CRI's idempotence: an unknown or already stopped
 container is fine. Stop sends the container's stop signal, waits the
-timeout, then SIGKILLs every process in it.
+timeout, then SIGKILLs every process in it. A container it stopped gives
+its rootfs overlay back at once, as cri-o and containerd do: kubelet keeps
+exited containers (for their logs) until it collects them, and they need
+no mount meanwhile; the writable layer stays, and RemoveContainer removes it.
 """
 
 from __future__ import annotations
@@ -10,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+from pathlib import Path
 
 from cri_api.v1 import api_pb2
 
 from crid import logs
+from crid.containers import rootfs
 from crid.containers.context import Containers
 from crid.containers.monitor import Monitor, RuntimeFailed
 from crid.containers.records import CREATED, EXITED, RUNNING, UNKNOWN, Container
@@ -35,27 +40,33 @@ async def stop(ctx: Containers, request: api_pb2.StopContainerRequest
 async def stop_container(ctx: Containers, container: Container, timeout: float) -> None:
     async with ctx.lock(container.id):
         current = ctx.find(container.id)
-        if current is not None and current.state == UNKNOWN:
-            await _stop_unmonitored(ctx, current)
+        if current is None or current.state not in (CREATED, RUNNING, UNKNOWN):
             return
-        if current is None or current.state not in (CREATED, RUNNING):
+        await _stop(ctx, current, timeout)
+        # Unmounting an overlay syncs its upper dir: a worker thread's wait.
+        await asyncio.to_thread(rootfs.unmount, Path(current.bundle) / "rootfs")
+
+
+async def _stop(ctx: Containers, current: Container, timeout: float) -> None:
+    if current.state == UNKNOWN:
+        await _stop_unmonitored(ctx, current)
+        return
+    monitor = ctx.monitor(current.handler)
+    if timeout > 0 and current.state == RUNNING:
+        signum = signal.Signals[current.stop_signal]
+        with contextlib.suppress(RuntimeFailed):  # it may exit under our feet
+            await monitor.kill(current.id, signum)
+        if await ctx.wait_exited(current.id, timeout):
+            await _stop_if_unmonitored(ctx, current.id)
             return
-        monitor = ctx.monitor(current.handler)
-        if timeout > 0 and current.state == RUNNING:
-            signum = signal.Signals[current.stop_signal]
-            with contextlib.suppress(RuntimeFailed):  # it may exit under our feet
-                await monitor.kill(current.id, signum)
-            if await ctx.wait_exited(current.id, timeout):
-                await _stop_if_unmonitored(ctx, current.id)
-                return
-            log.info("container ignored its stop signal; killing it",
-                     container_id=current.id, signal=current.stop_signal, timeout=timeout)
-        with contextlib.suppress(RuntimeFailed):
-            await monitor.kill(current.id, signal.SIGKILL, all_processes=True)
-        if not await ctx.wait_exited(current.id, KILL_WAIT):
-            raise FailedPrecondition(
-                f"container {current.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
-        await _stop_if_unmonitored(ctx, current.id)
+        log.info("container ignored its stop signal; killing it",
+                 container_id=current.id, signal=current.stop_signal, timeout=timeout)
+    with contextlib.suppress(RuntimeFailed):
+        await monitor.kill(current.id, signal.SIGKILL, all_processes=True)
+    if not await ctx.wait_exited(current.id, KILL_WAIT):
+        raise FailedPrecondition(
+            f"container {current.id} did not exit {KILL_WAIT:.0f}s after SIGKILL")
+    await _stop_if_unmonitored(ctx, current.id)
 
 
 async def _stop_if_unmonitored(ctx: Containers, container_id: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,7 @@ def test_a_container_runs_through_its_whole_life(env: Env, pod: Pod) -> None:
     running = wait_state(d, cid, api_pb2.CONTAINER_RUNNING)
     assert running.started_at >= running.created_at > 0
 
-    out = exec_sync(d, cid, "/bin/sh", "-c", "echo $FROM; id -u; exit 4")
+    out = exec_sync(d, cid, "/bin/sh", "-c", "echo $FROM; id -u; echo kept > /kept; exit 4")
     assert (out.stdout, out.exit_code) == (b"image\n0\n", 4)
 
     listed = d.runtime.ListContainers(api_pb2.ListContainersRequest(
@@ -44,6 +45,10 @@ def test_a_container_runs_through_its_whole_life(env: Env, pod: Pod) -> None:
     assert stopped.reason == "Error" and stopped.finished_at >= stopped.started_at
     log = Path(stopped.log_path).read_text().splitlines()
     assert log and log[0].split(" ", 3)[1:] == ["stdout", "F", "started"]
+    # Stopped, it holds no overlay mount (as with cri-o and containerd) while
+    # its writable layer waits for RemoveContainer.
+    assert not os.path.ismount(d.runroot / "containers" / cid / "rootfs")
+    assert (d.root / "containers" / cid / "upper" / "kept").read_text() == "kept\n"
 
     d.runtime.RemoveContainer(api_pb2.RemoveContainerRequest(container_id=cid))
     assert not d.runtime.ListContainers(api_pb2.ListContainersRequest(
