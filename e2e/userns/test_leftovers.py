@@ -23,7 +23,11 @@ def test_removing_a_layer_dir_spares_the_layers_a_crash_left_mounted(tmp_path: P
     holder = subprocess.Popen(["unshare", "--user", "--map-root-user", "sleep", "30"])
     try:
         user = f"/proc/{holder.pid}/ns/user"
-        while os.stat(user).st_ino == os.stat("/proc/self/ns/user").st_ino:
+        # unshare(1) makes the namespace, then writes its maps: an idmapped
+        # mount of a namespace without them is EINVAL.
+        while os.stat(user).st_ino == os.stat("/proc/self/ns/user").st_ino or not all(
+                Path(f"/proc/{holder.pid}/{m}").read_text().strip()
+                for m in ("uid_map", "gid_map")):
             time.sleep(0.001)
         scratch = layer_dir / rootfs.IDMAPPED
         scratch.mkdir()
